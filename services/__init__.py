@@ -1,0 +1,1 @@
+"""The five Jiandu services; each folder has the same shape."""

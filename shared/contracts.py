@@ -1,0 +1,277 @@
+"""The event contract: data schemas of external and internal event types.
+
+The gateway validates ingest against these models; services parse with the same models,
+so a field means one thing everywhere. Internal payloads (notification requests, leads)
+live here because more than one service produces them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from enum import StrEnum
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.envelope import Envelope, EventRejected, describe_validation_error
+
+C = TypeVar("C", bound="Contract")
+
+
+class Contract(BaseModel):
+    """Event data: unknown fields are kept (producers evolve), types are strict enough."""
+
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
+
+# ---------------------------------------------------------------- 12345 hotline
+
+
+class Complainant(Contract):
+    name: str = Field(max_length=100)
+    phone: str = Field(max_length=40)
+
+
+class WorkOrderCreated(Contract):
+    """``gov.12345.workorder.created``: a citizen complaint (工单) about enforcement."""
+
+    order_id: str = Field(min_length=1, max_length=64)
+    channel: str = Field(default="phone", max_length=32)
+    received_at: dt.datetime
+    district: str = Field(pattern=r"^\d{6}$")
+    street: str | None = Field(default=None, max_length=100)
+    address: str = Field(min_length=1, max_length=300)
+    category: str | None = Field(default=None, max_length=64, description="matter code")
+    kind: Literal["complaint", "consultation", "emergency", "suggestion"] = "complaint"
+    description: str = Field(min_length=1, max_length=8000)
+    target: str | None = Field(default=None, max_length=200, description="business / USCC")
+    complainant: Complainant
+
+
+WorkOrderAction = Literal["acknowledged", "returned", "extended", "resolved", "rated"]
+
+
+class WorkOrderUpdated(Contract):
+    """``gov.12345.workorder.updated``: a unit's action reported by the 12345 platform."""
+
+    order_id: str = Field(min_length=1, max_length=64)
+    action: WorkOrderAction
+    by_unit: str = Field(min_length=1, max_length=100)
+    at: dt.datetime
+    reason: str | None = Field(default=None, max_length=2000)
+    outcome: str | None = Field(default=None, max_length=2000)
+    satisfaction: int | None = Field(default=None, ge=1, le=5)
+    extension_days: int | None = Field(default=None, ge=1, le=60)
+
+
+# ---------------------------------------------------------------- enforcement cases
+
+
+class Party(Contract):
+    type: Literal["individual", "business", "other"]
+    name: str = Field(max_length=200)
+    id: str | None = Field(default=None, max_length=64)
+
+
+class CaseDates(Contract):
+    discovered: dt.date | None = None
+    filed: dt.date | None = None
+    notified: dt.date | None = None
+    decided: dt.date | None = None
+    served: dt.date | None = None
+    closed: dt.date | None = None
+
+
+class Officer(Contract):
+    id: str = Field(max_length=64)
+    cert_no: str | None = Field(default=None, max_length=64)
+    cert_valid_until: dt.date | None = None
+
+
+class CaseDocument(Contract):
+    kind: str = Field(max_length=64)
+    date: dt.date | None = None
+
+
+class Decision(Contract):
+    kind: str = Field(max_length=64, description="fine / warning / no_penalty / ...")
+    fine: float = Field(default=0, ge=0)
+    confiscation: float = Field(default=0, ge=0)
+
+
+class CaseClosed(Contract):
+    """``gov.enforcement.case.closed``: a closed case file (案卷) from the case system."""
+
+    case_id: str = Field(min_length=1, max_length=64)
+    unit: str = Field(min_length=1, max_length=100)
+    district: str = Field(pattern=r"^\d{6}$")
+    procedure: Literal["general", "simple"]
+    matter: str = Field(max_length=200)
+    legal_provisions: list[str] = Field(default_factory=list, max_length=50)
+    party: Party
+    dates: CaseDates
+    officers: list[Officer] = Field(default_factory=list, max_length=20)
+    documents: list[CaseDocument] = Field(default_factory=list, max_length=200)
+    decision: Decision
+    circumstances: list[str] = Field(default_factory=list, max_length=50)
+    discretion_baseline: str | None = Field(default=None, max_length=200)
+    legal_review: bool | None = None
+    hearing: bool | None = None
+    publicity: bool | None = None
+    recording: bool | None = None
+    source_order_id: str | None = Field(default=None, max_length=64)
+
+
+class PenaltyDecided(Contract):
+    """``gov.enforcement.penalty.decided``: a penalty decision (处罚决定)."""
+
+    case_id: str = Field(min_length=1, max_length=64)
+    unit: str = Field(min_length=1, max_length=100)
+    district: str = Field(pattern=r"^\d{6}$")
+    provision: str = Field(min_length=1, max_length=200)
+    party_type: Literal["individual", "business", "other"]
+    fine: float = Field(ge=0)
+    decided_at: dt.datetime
+    circumstances: list[str] = Field(default_factory=list, max_length=50)
+    party_name: str | None = Field(default=None, max_length=200)
+
+
+class PenaltyFiled(Contract):
+    """``gov.enforcement.penalty.filed``: a unit files a top-tier penalty (顶格处罚备案)."""
+
+    case_id: str = Field(min_length=1, max_length=64)
+    unit: str = Field(min_length=1, max_length=100)
+    filed_at: dt.datetime
+    documents: list[CaseDocument] = Field(default_factory=list, max_length=100)
+
+
+EXTERNAL_SCHEMAS: dict[str, type[Contract]] = {
+    "gov.12345.workorder.created": WorkOrderCreated,
+    "gov.12345.workorder.updated": WorkOrderUpdated,
+    "gov.enforcement.case.closed": CaseClosed,
+    "gov.enforcement.penalty.decided": PenaltyDecided,
+    "gov.enforcement.penalty.filed": PenaltyFiled,
+}
+
+
+def parse_data(event: Envelope, model: type[C]) -> C:
+    """Validate an event's data against its contract; bad data raises EventRejected."""
+    try:
+        return model.model_validate(event.data)
+    except Exception as exc:
+        raise EventRejected(f"{event.type}: {describe_validation_error(exc)}") from exc
+
+
+def validate_external(event: Envelope) -> Contract:
+    """The gateway's (and any direct-from-Kafka consumer's) schema check."""
+    schema = EXTERNAL_SCHEMAS.get(event.type)
+    if schema is None:
+        raise EventRejected(f"unknown event type {event.type!r}", code="unknown_type")
+    return parse_data(event, schema)
+
+
+# ---------------------------------------------------------------- internal contracts
+
+
+class NoticeKind(StrEnum):
+    """Kinds of notice to a unit; the value is the template name."""
+
+    REMINDER = "reminder"  # 催办通知
+    SUPERVISION_LETTER = "supervision_letter"  # 督办函
+    SUPERVISION_NOTICE = "supervision_notice"  # 监督通知书
+    RECTIFICATION = "rectification"  # 整改通知书
+    RECOMMENDATION = "recommendation"  # 监督建议书
+    DECISION = "decision"  # 监督决定书
+    FILING_REMINDER = "filing_reminder"  # 备案提醒
+    ESCALATION = "escalation"  # 通报
+
+
+NOTICE_TITLES: dict[NoticeKind, str] = {
+    NoticeKind.REMINDER: "催办通知",
+    NoticeKind.SUPERVISION_LETTER: "督办函",
+    NoticeKind.SUPERVISION_NOTICE: "监督通知书",
+    NoticeKind.RECTIFICATION: "整改通知书",
+    NoticeKind.RECOMMENDATION: "监督建议书",
+    NoticeKind.DECISION: "监督决定书",
+    NoticeKind.FILING_REMINDER: "备案提醒",
+    NoticeKind.ESCALATION: "通报",
+}
+
+NOTIFY_REQUEST_TYPE = "jiandu.notify.requested"
+
+
+class NotificationRequest(Contract):
+    """A request to notify a unit (on ``notify.requests``); one notice per idempotency key."""
+
+    idempotency_key: str = Field(min_length=1, max_length=300)
+    kind: NoticeKind
+    recipient_unit: str = Field(min_length=1, max_length=100)
+    district: str = Field(pattern=r"^\d{6}$")
+    subject_type: Literal["complaint", "case", "filing", "review", "rectification", "lead"]
+    subject_id: str = Field(min_length=1, max_length=200)
+    summary: str = Field(max_length=2000)
+    deadline: dt.datetime | None = None
+    context: dict[str, Any] = Field(default_factory=dict)
+    requested_by: str = Field(description="the service that asked")
+
+    def to_event(self, source: str) -> Envelope:
+        return Envelope(
+            type=NOTIFY_REQUEST_TYPE,
+            source=source,
+            subject=f"{self.subject_type}/{self.subject_id}",
+            district=self.district,
+            partitionkey=self.idempotency_key,
+            data=self.model_dump(mode="json"),
+        )
+
+
+class LeadKind(StrEnum):
+    """监督线索 kinds."""
+
+    BOUNCE = "bounce"  # 推诿
+    RESPONSIBILITY_SHIFT = "responsibility_shift"  # 以属地为由推责
+    HOTSPOT = "hotspot"  # 高频投诉
+    CASE_NOT_OPENED = "case_not_opened"  # 应立未立
+    OVERDUE = "overdue"  # 超期未办
+    MISSING_FILING = "missing_filing"  # 顶格处罚未备案
+    LATE_FILING = "late_filing"  # 逾期备案
+    DISPROPORTION = "disproportion"  # 过罚不当
+    FINE_ANOMALY = "fine_anomaly"  # 罚没款异常增长
+    REVIEW_FAILED = "review_failed"  # 案卷评查不合格
+
+
+LEAD_TYPE = "jiandu.supervision.lead.raised"
+
+
+class SupervisionLead(Contract):
+    """A lead for the supervising bureau (on ``supervision.leads``)."""
+
+    lead_id: str
+    kind: LeadKind
+    district: str = Field(pattern=r"^\d{6}$")
+    unit: str | None = None
+    subject_type: str
+    subject_id: str
+    summary: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    raised_at: dt.datetime
+    raised_by: str
+
+    @staticmethod
+    def make_id(kind: LeadKind, *parts: str) -> str:
+        """Deterministic id: the same finding raised twice is the same lead."""
+        digest = hashlib.sha256("|".join((kind.value, *parts)).encode()).hexdigest()[:24]
+        return f"lead-{kind.value}-{digest}"
+
+    def to_event(self, source: str) -> Envelope:
+        return Envelope(
+            id=self.lead_id,
+            type=LEAD_TYPE,
+            source=source,
+            subject=f"{self.subject_type}/{self.subject_id}",
+            district=self.district,
+            partitionkey=self.lead_id,
+            time=self.raised_at,
+            data=self.model_dump(mode="json"),
+        )

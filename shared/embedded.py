@@ -1,0 +1,166 @@
+"""The embedded default: noida-db (Kafka protocol) and SecantusDB (MongoDB protocol).
+
+Both run as separate processes with their data under one folder. Used by ``jiandu run``
+(``make run``), by the test suite (on free ports) and by the benchmark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from shared.topics import topic_plan
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(
+    port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before port {port} opened")
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+
+
+def _noida() -> str:
+    found = shutil.which(
+        "noida-db", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    )
+    if not found:
+        raise RuntimeError("noida-db is not installed (pip install noida-db)")
+    return found
+
+
+@dataclass
+class EmbeddedServers:
+    """noida-db + SecantusDB under ``data_dir`` (``kafka/`` and ``mongo/``)."""
+
+    data_dir: Path
+    kafka_port: int = 9092
+    mongo_port: int = 27017
+    log_dir: Path | None = None
+    _mongo: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def mongo_uri(self) -> str:
+        # SecantusDB is slow with retryable writes; they must be off for it.
+        return f"mongodb://127.0.0.1:{self.mongo_port}/?retryWrites=false&directConnection=true"
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.start_kafka()
+        self.start_mongo()
+
+    def start_kafka(self) -> None:
+        kafka_dir = self.data_dir / "kafka"
+        kafka_dir.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                _noida(),
+                "up",
+                "--data-dir",
+                str(kafka_dir),
+                "--only",
+                "kafka",
+                "--kafka-port",
+                str(self.kafka_port),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.kafka_port)
+
+    def stop_kafka(self) -> None:
+        subprocess.run(
+            [_noida(), "down", "--data-dir", str(self.data_dir / "kafka")],
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def start_mongo(self) -> None:
+        mongo_dir = self.data_dir / "mongo"
+        mongo_dir.mkdir(parents=True, exist_ok=True)
+        log_path = (self.log_dir or self.data_dir) / "secantus.log"
+        log = open(log_path, "ab")
+        self._mongo = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "secantus",
+                "--port",
+                str(self.mongo_port),
+                "--storage-path",
+                str(mongo_dir),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for_port(self.mongo_port, proc=self._mongo)
+
+    def stop_mongo(self) -> None:
+        proc = self._mongo
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._mongo = None
+
+    def stop(self) -> None:
+        self.stop_mongo()
+        self.stop_kafka()
+
+
+async def create_topics(bootstrap: str, prefix: str = "", replication: int = 1) -> list[str]:
+    """Create every platform topic (and its DLT) with its partitions; existing ones are kept."""
+    plan = topic_plan(prefix)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(n, p, replication) for n, p in plan.items() if n not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+        for _ in range(100):
+            if set(plan) <= set(await admin.list_topics()):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await admin.close()
+    return sorted(plan)

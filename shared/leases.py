@@ -1,0 +1,43 @@
+"""Leases in MongoDB: which replica may run a singleton job (outbox relay) right now."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from shared.mongo import Document
+
+LEASES = "leases"
+
+
+class Lease:
+    """Wall-clock lease: held by ``owner`` until it expires or is renewed."""
+
+    def __init__(self, db: AsyncDatabase[Document], name: str, owner: str, seconds: float) -> None:
+        self._coll = db[LEASES]
+        self.name = name
+        self.owner = owner
+        self.seconds = seconds
+
+    async def acquire(self) -> bool:
+        """Take or renew the lease; False while another live owner holds it."""
+        now = datetime.now(UTC)
+        try:
+            doc = await self._coll.find_one_and_update(
+                {"_id": self.name, "$or": [{"until": {"$lte": now}}, {"owner": self.owner}]},
+                {"$set": {"owner": self.owner, "until": now + timedelta(seconds=self.seconds)}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            return False
+        return doc is not None and doc.get("owner") == self.owner
+
+    async def release(self) -> None:
+        await self._coll.update_one(
+            {"_id": self.name, "owner": self.owner},
+            {"$set": {"until": datetime.fromtimestamp(0, UTC)}},
+        )

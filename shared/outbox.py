@@ -1,0 +1,158 @@
+"""Transactional outbox (发件箱): outgoing events are written with the state change.
+
+A handler adds events to the ``outbox`` collection inside its MongoDB transaction; the
+:class:`OutboxRelay` (one active replica at a time, by lease) publishes them in order and
+marks them sent. A crash between commit and publish only delays the event: the relay
+finds it unsent on the next pass. A crash between publish and mark-sent republishes it,
+which consumers absorb through their inbox (idempotent by event id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
+from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.envelope import Envelope
+from shared.leases import Lease
+from shared.mongo import Document
+from shared.topics import Topic
+
+OUTBOX = "outbox"
+OUTBOX_INDEXES = [IndexModel([("sent_at", ASCENDING), ("seq", ASCENDING)], name="unsent_in_order")]
+
+Publisher = Callable[[str, bytes, bytes, dict[str, str]], Awaitable[None]]
+"""(topic, key, value, headers) → published; raises when Kafka did not take it."""
+
+log = structlog.get_logger(__name__)
+
+
+_last = 0
+
+
+def _sequence() -> int:
+    """Strictly increasing within a process (nanoseconds), roughly ordered across processes."""
+    global _last
+    _last = max(time.time_ns(), _last + 1)
+    return _last
+
+
+async def add_to_outbox(
+    db: AsyncDatabase[Document],
+    session: AsyncClientSession | None,
+    event: Envelope,
+    topic: Topic | str,
+    prefix: str = "",
+) -> None:
+    """Queue ``event`` for ``topic``; the trace context of the caller travels with it."""
+    name = topic.qualified(prefix) if isinstance(topic, Topic) else topic
+    key, value, headers = event.to_kafka()
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    await db[OUTBOX].insert_one(
+        {
+            "_id": f"{name}|{event.id}",
+            "topic": name,
+            "key": key,
+            "value": value,
+            "headers": headers,
+            "trace": carrier,
+            "type": event.type,
+            "seq": _sequence(),
+            "created_at": datetime.now(UTC),
+            "sent_at": None,
+        },
+        session=session,
+    )
+
+
+class OutboxRelay:
+    """Publishes unsent outbox entries; only the replica holding the lease runs."""
+
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        publish: Publisher,
+        *,
+        owner: str,
+        lease_s: float,
+        poll_s: float,
+        batch: int,
+    ) -> None:
+        self._db = db
+        self._publish = publish
+        self._lease = Lease(db, "outbox-relay", owner, lease_s)
+        self._poll_s = poll_s
+        self._batch = batch
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.published = 0
+
+    def wake(self) -> None:
+        """Called after a commit that added events, so they leave without waiting a poll."""
+        self._wake.set()
+
+    async def pending(self) -> int:
+        return await self._db[OUTBOX].count_documents({"sent_at": None})
+
+    async def drain_once(self) -> int:
+        """Publish one batch if this replica holds the lease; returns how many were sent."""
+        if not await self._lease.acquire():
+            return 0
+        cursor = self._db[OUTBOX].find({"sent_at": None}).sort("seq", ASCENDING).limit(self._batch)
+        entries = await cursor.to_list()
+        if not entries:
+            return 0
+        await asyncio.gather(*(self._send(entry) for entry in entries))
+        await self._db[OUTBOX].update_many(
+            {"_id": {"$in": [e["_id"] for e in entries]}},
+            {"$set": {"sent_at": datetime.now(UTC)}},
+        )
+        self.published += len(entries)
+        return len(entries)
+
+    async def _send(self, entry: dict[str, Any]) -> None:
+        token = otel_context.attach(propagate.extract(entry.get("trace") or {}))
+        try:
+            await self._publish(entry["topic"], entry["key"], entry["value"], entry["headers"])
+        finally:
+            otel_context.detach(token)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                sent = await self.drain_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Kafka or MongoDB away: keep the entries, try again
+                log.warning("outbox relay pass failed", error=repr(exc))
+                sent = 0
+            if sent:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._poll_s)
+            except TimeoutError:
+                pass
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+        await self._lease.release()

@@ -1,0 +1,193 @@
+"""``jiandu run``: the whole platform on the embedded default, stopped cleanly by Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from shared.embedded import EmbeddedServers, create_topics
+
+SERVICES: dict[str, int] = {
+    "gateway": 8000,
+    "hotline": 8001,
+    "casereview": 8002,
+    "penalty": 8003,
+    "notify": 8004,
+}
+"""Service → HTTP port of its first replica; replica r listens on port + 100·r."""
+
+console = Console(stderr=True)
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    replica: int
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def peers_env(replicas: int) -> str:
+    """``name=url,…`` of every service's first replica (the gateway reads through them)."""
+    return ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in SERVICES.items())
+
+
+class Platform:
+    """Embedded servers plus every service as its own process."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        replicas: int = 1,
+        kafka_port: int = 9092,
+        mongo_port: int = 27017,
+        port_offset: int = 0,
+        extra_env: dict[str, str] | None = None,
+        services: list[str] | None = None,
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.replicas = replicas
+        self.servers = EmbeddedServers(self.data_dir, kafka_port=kafka_port, mongo_port=mongo_port)
+        self.port_offset = port_offset
+        self.extra_env = extra_env or {}
+        self.services = services or list(SERVICES)
+        self.processes: list[ServiceProcess] = []
+        self.log_dir = self.data_dir / "logs"
+
+    def env_for(self, name: str, replica: int, port: int) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "JIANDU_KAFKA_BOOTSTRAP": self.servers.kafka_bootstrap,
+                "JIANDU_MONGO_URI": self.servers.mongo_uri,
+                "JIANDU_HTTP_PORT": str(port),
+                "JIANDU_INSTANCE_ID": f"{name}-{replica}",
+                "JIANDU_PEERS": ",".join(
+                    f"{n}=http://127.0.0.1:{p + self.port_offset}" for n, p in SERVICES.items()
+                ),
+                "JIANDU_DATA_DIR": str(self.data_dir),
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start_service(self, name: str, replica: int) -> ServiceProcess:
+        port = SERVICES[name] + self.port_offset + 100 * replica
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{name}-{replica}.log", "ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}"],
+            env=self.env_for(name, replica, port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        sp = ServiceProcess(name, replica, port, proc)
+        self.processes.append(sp)
+        return sp
+
+    def start(self, timeout: float = 120.0) -> None:
+        console.print(f"[bold]Jiandu[/] data folder: {self.data_dir}")
+        self.servers.start()
+        console.print(
+            f"  Kafka (noida-db)   {self.servers.kafka_bootstrap}\n"
+            f"  MongoDB (Secantus) {self.servers.mongo_uri}"
+        )
+        topics = asyncio.run(create_topics(self.servers.kafka_bootstrap))
+        console.print(f"  topics: {len(topics)} ready")
+        for replica in range(self.replicas):
+            for name in self.services:
+                self.start_service(name, replica)
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(self.processes)
+        with httpx.Client(timeout=2.0) as http:
+            while pending:
+                for sp in list(pending):
+                    if sp.proc.poll() is not None:
+                        raise RuntimeError(
+                            f"{sp.name}-{sp.replica} exited ({sp.proc.returncode}); "
+                            f"see {self.log_dir / f'{sp.name}-{sp.replica}.log'}"
+                        )
+                    try:
+                        if http.get(f"{sp.url}/readyz").status_code == 200:
+                            pending.remove(sp)
+                    except httpx.HTTPError:
+                        pass
+                if pending and time.monotonic() > deadline:
+                    names = ", ".join(f"{p.name}-{p.replica}" for p in pending)
+                    raise TimeoutError(f"not ready after {timeout}s: {names}")
+                if pending:
+                    time.sleep(0.2)
+
+    def print_urls(self) -> None:
+        table = Table(title="Jiandu is ready (Ctrl-C stops everything)")
+        table.add_column("service")
+        table.add_column("replica")
+        table.add_column("URL")
+        for sp in self.processes:
+            table.add_row(sp.name, str(sp.replica), sp.url)
+        console.print(table)
+        gateway = next((p for p in self.processes if p.name == "gateway"), None)
+        if gateway:
+            console.print(f"Console: {gateway.url}/console   API docs: {gateway.url}/docs")
+        console.print("all ready", style="bold green")
+
+    def stop(self) -> None:
+        """Services first (SIGTERM, then SIGKILL after 15 s), then MongoDB and Kafka."""
+        for sp in self.processes:
+            if sp.proc.poll() is None:
+                sp.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for sp in self.processes:
+            try:
+                sp.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                sp.proc.kill()
+                sp.proc.wait()
+        self.processes.clear()
+        self.servers.stop()
+        console.print("stopped", style="bold")
+
+
+def run_platform(data_dir: Path, replicas: int, kafka_port: int, mongo_port: int) -> None:
+    platform = Platform(data_dir, replicas=replicas, kafka_port=kafka_port, mongo_port=mongo_port)
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        platform.start()
+        platform.print_urls()
+        from shared.demo_feed import run_feed_forever
+
+        run_feed_forever(platform)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        platform.stop()

@@ -1,0 +1,323 @@
+"""The runtime every service is built on: Kafka (FastStream), MongoDB, outbox, timers, HTTP.
+
+A service module creates a :class:`Service`, registers its event handlers
+(:meth:`Service.consume`), timer handlers (:meth:`Service.on_timer`), indexes and HTTP
+routes, then exposes ``service.http_app()`` (FastAPI: ``/healthz``, ``/readyz``, ``/metrics``
+and its own API) and ``service.stream_app`` (the FastStream app, for AsyncAPI docs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import structlog
+from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import JSONResponse
+from faststream import AckPolicy, FastStream
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.specification import AsyncAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.clock import Clock, SystemClock
+from shared.consumer import INBOX, QUARANTINE, EventConsumer, EventHandler
+from shared.leases import LEASES
+from shared.mongo import Document, ensure_indexes, make_client
+from shared.outbox import OUTBOX, OUTBOX_INDEXES, OutboxRelay
+from shared.settings import ServiceSettings
+from shared.telemetry import configure_logging, setup_telemetry
+from shared.timers import TIMER_INDEXES, TIMERS, TimerHandler, TimerWheel
+from shared.topics import Topic
+from shared.unit_of_work import UnitOfWork
+
+T = TypeVar("T")
+log = structlog.get_logger(__name__)
+
+RouterFactory = Callable[["Service"], APIRouter]
+Hook = Callable[["Service"], Awaitable[None]]
+
+PLATFORM_INDEXES: dict[str, list[IndexModel]] = {
+    OUTBOX: OUTBOX_INDEXES,
+    TIMERS: TIMER_INDEXES,
+    QUARANTINE: [IndexModel([("at", -1)], name="recent")],
+    INBOX: [],
+    LEASES: [],
+}
+
+
+class Service:
+    """One Jiandu service process (or one replica of it)."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        clock: Clock | None = None,
+        tracer_provider: TracerProvider | None = None,
+        title: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.name = settings.service_name
+        self.source = f"/jiandu/{self.name}"
+        self.instance = settings.instance_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.title = title or f"Jiandu {self.name}"
+        configure_logging(self.name, settings.log_level, settings.log_json)
+        self.tracer_provider = tracer_provider or setup_telemetry(
+            self.name, otlp_endpoint=settings.otlp_endpoint, instance_id=self.instance
+        )
+        self.registry = CollectorRegistry()
+        self.broker = KafkaBroker(
+            settings.kafka_bootstrap,
+            client_id=f"jiandu-{self.name}",
+            middlewares=(
+                KafkaTelemetryMiddleware(tracer_provider=self.tracer_provider),
+                KafkaPrometheusMiddleware(registry=self.registry, app_name=self.name),
+            ),
+            logger=None,
+        )
+        self.stream_app = FastStream(
+            self.broker,
+            specification=AsyncAPI(self.broker, title=self.title, version="0.1.0"),
+        )
+        self._indexes: dict[str, list[IndexModel]] = {
+            k: list(v) for k, v in PLATFORM_INDEXES.items()
+        }
+        self._routers: list[RouterFactory] = []
+        self._on_start: list[Hook] = []
+        self._on_stop: list[Hook] = []
+        self.consumers: dict[str, EventConsumer] = {}
+        self._timer_handlers: dict[str, TimerHandler] = {}
+        self._client: AsyncMongoClient[Document] | None = None
+        self.relay: OutboxRelay | None = None
+        self.timers: TimerWheel | None = None
+        self.started = False
+        self._outbox_gauge = Gauge(
+            "jiandu_outbox_pending", "Outbox events not yet published", registry=self.registry
+        )
+        self._timers_gauge = Gauge(
+            "jiandu_timers_due", "Timers due and not yet fired", registry=self.registry
+        )
+
+    # -- registration (before start) -------------------------------------------------
+
+    def topic(self, topic: Topic) -> str:
+        return topic.qualified(self.settings.topic_prefix)
+
+    def consume(
+        self, topic: Topic, handlers: Mapping[str, EventHandler], *, name: str | None = None
+    ) -> EventConsumer:
+        """Subscribe to ``topic``; each CloudEvent type goes to its handler, others are skipped."""
+        consumer_name = name or f"{self.name}.{topic.name}"
+        consumer = EventConsumer(self, consumer_name, self.topic(topic), handlers)
+        self.consumers[consumer_name] = consumer
+
+        async def on_record(msg: KafkaMessage) -> None:
+            await consumer.handle(msg.raw_message)  # type: ignore[arg-type]
+
+        on_record.__name__ = f"on_{topic.name.replace('.', '_')}"
+        self.broker.subscriber(
+            self.topic(topic),
+            group_id=self.settings.group_id,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self.settings.session_timeout_ms,
+            heartbeat_interval_ms=max(1000, self.settings.session_timeout_ms // 5),
+            title=f"{self.name}:{topic.name}",
+            description=topic.description,
+        )(on_record)
+        return consumer
+
+    def on_timer(self, kind: str, handler: TimerHandler) -> None:
+        self._timer_handlers[kind] = handler
+
+    def indexes(self, plan: Mapping[str, Sequence[IndexModel]]) -> None:
+        for collection, models in plan.items():
+            self._indexes.setdefault(collection, []).extend(models)
+
+    def routes(self, factory: RouterFactory) -> None:
+        self._routers.append(factory)
+
+    def on_start(self, hook: Hook) -> None:
+        self._on_start.append(hook)
+
+    def on_stop(self, hook: Hook) -> None:
+        self._on_stop.append(hook)
+
+    # -- resources --------------------------------------------------------------------
+
+    @property
+    def client(self) -> AsyncMongoClient[Document]:
+        if self._client is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return self._client
+
+    @property
+    def db(self) -> AsyncDatabase[Document]:
+        return self.client[self.settings.database]
+
+    async def run_in_uow(self, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        """Run ``work`` in one transaction; its events leave through the outbox after commit."""
+        uow: UnitOfWork
+        async with self.client.start_session() as session:
+            async with await session.start_transaction():
+                uow = UnitOfWork(
+                    self.db, session, self.clock, self.source, self.settings.topic_prefix
+                )
+                result = await work(uow)
+        if uow.emitted and self.relay is not None:
+            self.relay.wake()
+        return result
+
+    async def publish_raw(
+        self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
+    ) -> None:
+        await self.broker.publish(value, topic=topic, key=key, headers=headers)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        s = self.settings
+        self._client = make_client(s.mongo_uri, f"jiandu-{self.name}")
+        await ensure_indexes(self.db, self._indexes)
+        self.relay = OutboxRelay(
+            self.db,
+            self.publish_raw,
+            owner=self.instance,
+            lease_s=s.lease_s,
+            poll_s=s.outbox_poll_s,
+            batch=s.outbox_batch,
+        )
+        self.timers = TimerWheel(
+            self.db,
+            self.clock,
+            self.run_in_uow,
+            owner=self.instance,
+            lease_s=s.lease_s,
+            poll_s=s.timer_poll_s,
+        )
+        for kind, handler in self._timer_handlers.items():
+            self.timers.register(kind, handler)
+        for hook in self._on_start:
+            await hook(self)
+        await self.broker.start()
+        self.relay.start()
+        self.timers.start()
+        self.started = True
+        log.info("service started", instance=self.instance, consumers=list(self.consumers))
+
+    async def stop(self) -> None:
+        """Stop consuming first, then timers; flush the outbox; close MongoDB last."""
+        if not self.started:
+            return
+        self.started = False
+        try:
+            await self.broker.stop()
+        except Exception as exc:  # already disconnected: nothing to hand back
+            log.warning("broker stop failed", error=repr(exc))
+        if self.timers is not None:
+            await self.timers.stop()
+        if self.relay is not None:
+            await self.relay.stop()
+            try:
+                await asyncio.wait_for(self._flush_outbox(), 5)
+            except Exception as exc:
+                log.warning("outbox not flushed at stop", error=repr(exc))
+        for hook in self._on_stop:
+            await hook(self)
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+        log.info("service stopped", instance=self.instance)
+
+    async def _flush_outbox(self) -> None:
+        if self.relay is None:
+            return
+        while await self.relay.drain_once():
+            pass
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Service]:
+        await self.start()
+        try:
+            yield self
+        finally:
+            await self.stop()
+
+    # -- health ---------------------------------------------------------------------------
+
+    async def readiness(self) -> dict[str, Any]:
+        checks: dict[str, Any] = {}
+        t0 = time.perf_counter()
+        try:
+            await asyncio.wait_for(self.client.admin.command("ping"), 3)
+            checks["mongodb"] = {"ok": True, "ms": round((time.perf_counter() - t0) * 1000, 1)}
+        except Exception as exc:
+            checks["mongodb"] = {"ok": False, "error": repr(exc)}
+        t0 = time.perf_counter()
+        try:
+            ok = await self.broker.ping(timeout=3)
+            checks["kafka"] = {"ok": bool(ok), "ms": round((time.perf_counter() - t0) * 1000, 1)}
+        except Exception as exc:
+            checks["kafka"] = {"ok": False, "error": repr(exc)}
+        checks["ready"] = self.started and all(
+            c["ok"] for c in checks.values() if isinstance(c, dict)
+        )
+        return checks
+
+    async def metrics_text(self) -> bytes:
+        if self.started:
+            try:
+                self._outbox_gauge.set(await self.db[OUTBOX].count_documents({"sent_at": None}))
+                if self.timers is not None:
+                    self._timers_gauge.set(await self.timers.due_count())
+            except Exception as exc:
+                log.warning("metrics refresh failed", error=repr(exc))
+        return generate_latest(self.registry)
+
+    def http_app(self, *, manage_lifecycle: bool = True) -> FastAPI:
+        """The FastAPI app; with ``manage_lifecycle`` its lifespan starts and stops the service."""
+
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            if manage_lifecycle:
+                await self.start()
+            try:
+                yield
+            finally:
+                if manage_lifecycle:
+                    await self.stop()
+
+        app = FastAPI(title=self.title, version="0.1.0", lifespan=lifespan)
+        app.state.service = self
+
+        @app.get("/healthz", tags=["operations"])
+        async def healthz() -> dict[str, Any]:
+            """Liveness: the process answers."""
+            return {"status": "ok", "service": self.name, "instance": self.instance}
+
+        @app.get("/readyz", tags=["operations"])
+        async def readyz() -> JSONResponse:
+            """Readiness: MongoDB and Kafka answer and the consumers are running."""
+            checks = await self.readiness()
+            return JSONResponse(checks, status_code=200 if checks["ready"] else 503)
+
+        @app.get("/metrics", tags=["operations"])
+        async def metrics() -> Response:
+            return Response(await self.metrics_text(), media_type=CONTENT_TYPE_LATEST)
+
+        for factory in self._routers:
+            app.include_router(factory(self))
+        FastAPIInstrumentor.instrument_app(app, tracer_provider=self.tracer_provider)
+        return app

@@ -1,0 +1,53 @@
+"""Settings read only from the environment (12-factor); one subclass per service."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PlatformSettings(BaseSettings):
+    """What every service needs to reach Kafka, MongoDB and the tracing backend.
+
+    Environment variables carry the ``JIANDU_`` prefix, e.g. ``JIANDU_KAFKA_BOOTSTRAP``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="JIANDU_", extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    mongo_uri: str = "mongodb://127.0.0.1:27017/?retryWrites=false"
+    topic_prefix: str = Field(
+        default="", description="Namespace for every topic name (isolates test runs)."
+    )
+    otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP endpoint, e.g. http://otel-collector:4318"
+    )
+    log_level: str = "INFO"
+    log_json: bool = True
+    instance_id: str = Field(default="", description="Replica name; defaults to host:pid.")
+
+
+class ServiceSettings(PlatformSettings):
+    """Settings shared by the five services; each service subclasses this."""
+
+    service_name: str = "jiandu"
+    mongo_db: str = ""
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    consumer_group: str = ""
+
+    handler_attempts: int = Field(default=3, ge=1, description="Tries before the DLT.")
+    retry_backoff_s: float = Field(default=0.2, ge=0, description="First backoff, doubled.")
+    session_timeout_ms: int = Field(default=10000, ge=6000)
+    outbox_poll_s: float = Field(default=0.5, gt=0)
+    outbox_batch: int = Field(default=200, ge=1)
+    timer_poll_s: float = Field(default=1.0, gt=0)
+    lease_s: float = Field(default=15.0, gt=0, description="Timer and relay lease length.")
+
+    @property
+    def database(self) -> str:
+        return self.mongo_db or f"jiandu_{self.service_name}"
+
+    @property
+    def group_id(self) -> str:
+        return self.consumer_group or f"{self.topic_prefix}{self.service_name}"

@@ -1,0 +1,96 @@
+"""OpenTelemetry and logging set-up: one call per process.
+
+Traces: a TracerProvider whose resource names the service, exporting over OTLP/HTTP when an
+endpoint is configured (the Collector in production, nothing in ``make run`` unless set).
+Kafka spans come from FastStream's telemetry middleware (not the aiokafka instrumentation, which
+would duplicate them); HTTP and MongoDB spans from their instrumentations. Logs are JSON lines
+carrying ``trace_id`` and ``span_id`` so a log line leads to its trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanProcessor
+
+_pymongo_instrumented = False
+_logging_configured = False
+
+
+def _add_trace_ids(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    span = trace.get_current_span()
+    ctx = span.get_span_context()
+    if ctx.is_valid:
+        event_dict["trace_id"] = format(ctx.trace_id, "032x")
+        event_dict["span_id"] = format(ctx.span_id, "016x")
+    return event_dict
+
+
+def configure_logging(service: str, level: str = "INFO", json_lines: bool = True) -> None:
+    global _logging_configured
+    if _logging_configured:
+        return
+    _logging_configured = True
+    renderer: Any = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if json_lines
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _add_trace_ids,
+            structlog.processors.EventRenamer("message"),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    structlog.contextvars.bind_contextvars(service=service)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+
+
+def setup_telemetry(
+    service: str,
+    *,
+    otlp_endpoint: str | None = None,
+    instance_id: str = "",
+    extra_processors: list[SpanProcessor] | None = None,
+    exporter: SpanExporter | None = None,
+) -> TracerProvider:
+    """A TracerProvider for ``service``; the first one in a process also becomes global."""
+    global _pymongo_instrumented
+    resource = Resource.create(
+        {"service.name": service, "service.namespace": "jiandu", "service.instance.id": instance_id}
+    )
+    provider = TracerProvider(resource=resource)
+    if otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        endpoint = otlp_endpoint.rstrip("/") + "/v1/traces"
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    for processor in extra_processors or []:
+        provider.add_span_processor(processor)
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        trace.set_tracer_provider(provider)
+    if not _pymongo_instrumented:
+        from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
+
+        PymongoInstrumentor().instrument(tracer_provider=provider)
+        _pymongo_instrumented = True
+    return provider

@@ -1,0 +1,85 @@
+"""Session fixtures: the suite runs its own noida-db and SecantusDB on free ports.
+
+Each test gets its own topic prefix and database names, so tests never see each other's
+data and never collide with a running ``make run``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from shared.embedded import EmbeddedServers, create_topics, free_port
+from shared.settings import ServiceSettings
+from tests.helpers import KafkaTap, Publisher
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServers]:
+    data = Path(tmp_path_factory.mktemp("embedded"))
+    embedded = EmbeddedServers(data, kafka_port=free_port(), mongo_port=free_port())
+    embedded.start()
+    try:
+        yield embedded
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+async def topics(servers: EmbeddedServers, prefix: str) -> list[str]:
+    return await create_topics(servers.kafka_bootstrap, prefix)
+
+
+@pytest.fixture
+def settings_for(servers: EmbeddedServers, prefix: str, topics: list[str]) -> Callable[..., Any]:
+    """``settings_for(HotlineSettings, instance_id="a", **overrides)`` on the test's prefix."""
+
+    def make(cls: type[S], **overrides: Any) -> S:
+        base: dict[str, Any] = {
+            "kafka_bootstrap": servers.kafka_bootstrap,
+            "mongo_uri": servers.mongo_uri,
+            "topic_prefix": prefix,
+            "log_json": False,
+            "retry_backoff_s": 0.01,
+            "outbox_poll_s": 0.1,
+            "timer_poll_s": 3600.0,  # tests fire timers with tick(), not by waiting
+        }
+        probe = cls(**{**base, **overrides})
+        base["mongo_db"] = f"{prefix.rstrip('.')}_{probe.service_name}"
+        base.update(overrides)
+        return cls(**base)
+
+    return make
+
+
+@pytest.fixture
+async def tap(servers: EmbeddedServers) -> AsyncIterator[Callable[[str], Any]]:
+    """``await tap(topic)`` → a started KafkaTap, stopped after the test."""
+    taps: list[KafkaTap] = []
+
+    async def open_tap(topic: str) -> KafkaTap:
+        t = await KafkaTap(servers.kafka_bootstrap, topic).start()
+        taps.append(t)
+        return t
+
+    yield open_tap
+    for t in taps:
+        await t.stop()
+
+
+@pytest.fixture
+async def publisher(servers: EmbeddedServers) -> AsyncIterator[Publisher]:
+    pub = await Publisher(servers.kafka_bootstrap).start()
+    yield pub
+    await pub.stop()

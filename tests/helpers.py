@@ -1,0 +1,132 @@
+"""Test helpers shared by every service's tests: Kafka taps, publishing, waiting on state."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from shared.envelope import Envelope
+
+T = TypeVar("T")
+
+
+class KafkaTap:
+    """Reads a topic from the beginning (no consumer group) and keeps every record."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        self.records: list[ConsumerRecord[bytes, bytes]] = []
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+
+    async def start(self) -> KafkaTap:
+        await self._consumer.start()
+        partitions = self._consumer.partitions_for_topic(self.topic)
+        for _ in range(50):
+            if partitions:
+                break
+            await self._consumer._client.force_metadata_update()
+            partitions = self._consumer.partitions_for_topic(self.topic)
+        assert partitions, f"topic {self.topic} does not exist"
+        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_beginning(*tps)
+        self._task = asyncio.create_task(self._pump())
+        return self
+
+    async def _pump(self) -> None:
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                self.records.extend(records)
+            if batch:
+                self._changed.set()
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+        await self._consumer.stop()
+
+    def events(self) -> list[Envelope]:
+        out = []
+        for r in self.records:
+            try:
+                out.append(Envelope.from_kafka(r.value or b"", list(r.headers or ()), r.key))
+            except Exception:
+                continue
+        return out
+
+    async def wait_for(
+        self,
+        predicate: Callable[[list[ConsumerRecord[bytes, bytes]]], bool],
+        timeout: float = 20.0,
+    ) -> list[ConsumerRecord[bytes, bytes]]:
+        """Wait until ``predicate(records)`` holds; each new batch re-checks it."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self.records):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out on {self.topic}: {len(self.records)} records")
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                pass
+        return self.records
+
+    async def wait_for_events(
+        self, predicate: Callable[[list[Envelope]], bool], timeout: float = 20.0
+    ) -> list[Envelope]:
+        await self.wait_for(lambda _: predicate(self.events()), timeout)
+        return self.events()
+
+
+class Publisher:
+    """Publishes envelopes (binary mode) or raw records, like an external system would."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+
+    async def start(self) -> Publisher:
+        await self._producer.start()
+        return self
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def event(self, topic: str, event: Envelope) -> None:
+        key, value, headers = event.to_kafka()
+        await self._producer.send_and_wait(
+            topic, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()]
+        )
+
+    async def raw(
+        self, topic: str, value: bytes, key: bytes | None = None, headers: list[Any] | None = None
+    ) -> None:
+        await self._producer.send_and_wait(topic, value, key=key, headers=headers or [])
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T]], timeout: float = 20.0, interval: float = 0.05
+) -> T:
+    """Poll ``check`` until it returns a truthy value (for state that emits no event)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
+        await asyncio.sleep(interval)
