@@ -15,11 +15,22 @@ def run(
     replicas: int = typer.Option(1, min=1, max=4, help="Replicas of every service."),
     kafka_port: int = typer.Option(9092, envvar="JIANDU_EMBEDDED_KAFKA_PORT"),
     mongo_port: int = typer.Option(27017, envvar="JIANDU_EMBEDDED_MONGO_PORT"),
+    port_offset: int = typer.Option(
+        0, envvar="JIANDU_PORT_OFFSET", help="Added to every service's HTTP port."
+    ),
+    demo: bool = typer.Option(True, help="Feed realistic demo events while running."),
 ) -> None:
     """Start noida-db, SecantusDB and every service; Ctrl-C stops everything."""
     from shared.runner import run_platform
 
-    run_platform(data_dir, replicas, kafka_port, mongo_port)
+    run_platform(
+        data_dir,
+        replicas=replicas,
+        kafka_port=kafka_port,
+        mongo_port=mongo_port,
+        port_offset=port_offset,
+        demo=demo,
+    )
 
 
 @app.command()

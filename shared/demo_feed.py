@@ -12,7 +12,8 @@ if TYPE_CHECKING:
     from shared.runner import Platform
 
 
-def run_feed_forever(platform: Platform) -> None:
+def run_feed_forever(platform: Platform, *, demo: bool = True) -> None:
+    """Watch the service processes (and, with ``demo``, feed events) until interrupted."""
     while True:
         for sp in platform.processes:
             if sp.proc.poll() is not None:

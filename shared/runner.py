@@ -41,11 +41,6 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
 
-def peers_env(replicas: int) -> str:
-    """``name=url,…`` of every service's first replica (the gateway reads through them)."""
-    return ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in SERVICES.items())
-
-
 class Platform:
     """Embedded servers plus every service as its own process."""
 
@@ -167,8 +162,22 @@ class Platform:
         console.print("stopped", style="bold")
 
 
-def run_platform(data_dir: Path, replicas: int, kafka_port: int, mongo_port: int) -> None:
-    platform = Platform(data_dir, replicas=replicas, kafka_port=kafka_port, mongo_port=mongo_port)
+def run_platform(
+    data_dir: Path,
+    *,
+    replicas: int = 1,
+    kafka_port: int = 9092,
+    mongo_port: int = 27017,
+    port_offset: int = 0,
+    demo: bool = True,
+) -> None:
+    platform = Platform(
+        data_dir,
+        replicas=replicas,
+        kafka_port=kafka_port,
+        mongo_port=mongo_port,
+        port_offset=port_offset,
+    )
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -184,7 +193,7 @@ def run_platform(data_dir: Path, replicas: int, kafka_port: int, mongo_port: int
         platform.print_urls()
         from shared.demo_feed import run_feed_forever
 
-        run_feed_forever(platform)
+        run_feed_forever(platform, demo=demo)
     except KeyboardInterrupt:
         pass
     finally:

@@ -1,0 +1,69 @@
+"""``jiandu run`` (what ``make run`` calls) reaches all-ready and Ctrl-C leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from shared.embedded import free_port
+from shared.runner import SERVICES
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_run_reaches_all_ready_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    kafka, mongo = free_port(), free_port()
+    offset = random.randint(200, 400) * 100
+    data = tmp_path / "data"
+    env = dict(os.environ, JIANDU_LOG_JSON="true")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shared.cli", "run", "--data-dir", str(data),
+         "--kafka-port", str(kafka), "--mongo-port", str(mongo),
+         "--port-offset", str(offset), "--no-demo"],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 180
+        for line in proc.stderr:
+            lines.append(line)
+            if "all ready" in line:
+                break
+            assert time.monotonic() < deadline, "".join(lines)
+        else:
+            pytest.fail("jiandu run exited before all-ready:\n" + "".join(lines))
+        ports = [p + offset for p in SERVICES.values()]
+        assert all(_listening(p) for p in ports)
+        assert _listening(kafka) and _listening(mongo)
+        assert (data / "kafka").is_dir() and (data / "mongo").is_dir()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=90)[1]
+    assert proc.returncode == 0, rest
+    for port in [*[p + offset for p in SERVICES.values()], kafka, mongo]:
+        assert not _listening(port), f"port {port} still open after Ctrl-C"
+    leftovers = subprocess.run(
+        ["pgrep", "-f", str(data)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    assert leftovers == [], f"processes left behind: {leftovers}"
