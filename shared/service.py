@@ -206,6 +206,7 @@ class Service:
             owner=self.instance,
             lease_s=s.lease_s,
             poll_s=s.timer_poll_s,
+            max_failures=s.handler_attempts,
         )
         for kind, handler in self._timer_handlers.items():
             self.timers.register(kind, handler)
@@ -222,20 +223,25 @@ class Service:
         if not self.started:
             return
         self.started = False
-        try:
-            await self.broker.stop()
-        except Exception as exc:  # already disconnected: nothing to hand back
-            log.warning("broker stop failed", error=repr(exc))
+        for subscriber in self.broker.subscribers:
+            try:
+                await subscriber.stop()
+            except Exception as exc:  # already disconnected: nothing to hand back
+                log.warning("subscriber stop failed", error=repr(exc))
         if self.timers is not None:
             await self.timers.stop()
+        for hook in self._on_stop:
+            await hook(self)
         if self.relay is not None:
             await self.relay.stop()
             try:
                 await asyncio.wait_for(self._flush_outbox(), 5)
             except Exception as exc:
                 log.warning("outbox not flushed at stop", error=repr(exc))
-        for hook in self._on_stop:
-            await hook(self)
+        try:
+            await self.broker.stop()
+        except Exception as exc:
+            log.warning("broker stop failed", error=repr(exc))
         if self._client is not None:
             await self._client.close()
             self._client = None

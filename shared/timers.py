@@ -92,7 +92,9 @@ class TimerWheel:
         owner: str,
         lease_s: float,
         poll_s: float,
+        max_failures: int = 5,
     ) -> None:
+        self._max_failures = max_failures
         self._db = db
         self._clock = clock
         self._run_in_uow = run_in_uow
@@ -122,7 +124,7 @@ class TimerWheel:
             },
             {"$set": {"claimed_by": self._owner, "claim_until": now + self._lease}},
             sort=[("due", ASCENDING)],
-            return_document=ReturnDocument.AFTER,
+            return_document=ReturnDocument.BEFORE,
         )
 
     async def _fire(self, timer: Document) -> bool:
@@ -152,20 +154,32 @@ class TimerWheel:
                 if await self._fire(timer):
                     fired += 1
             except Exception as exc:
-                # Leave it claimed: after the lease another pass (or replica) retries.
+                # Leave it claimed: after the lease another pass (or replica) retries it,
+                # until it has failed max_failures times; then it is parked as failed.
                 log.error("timer failed", timer=timer["_id"], error=repr(exc))
+                failures = int(timer.get("failures", 0)) + 1
+                await self._db[TIMERS].update_one(
+                    {"_id": timer["_id"], "status": "pending"},
+                    {
+                        "$set": {
+                            "failures": failures,
+                            "last_error": repr(exc)[:1000],
+                            **({"status": "failed"} if failures >= self._max_failures else {}),
+                        }
+                    },
+                )
         self.fired += fired
         return fired
 
     async def run(self) -> None:
         while True:
+            await asyncio.sleep(self._poll_s)
             try:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("timer pass failed", error=repr(exc))
-            await asyncio.sleep(self._poll_s)
 
     def start(self) -> None:
         if self._handlers:

@@ -23,7 +23,9 @@ async def main(bootstrap: str, topic: str) -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    broker = KafkaBroker(bootstrap, middlewares=(KafkaTelemetryMiddleware(tracer_provider=provider),))
+    broker = KafkaBroker(
+        bootstrap, middlewares=(KafkaTelemetryMiddleware(tracer_provider=provider),)
+    )
     event = Envelope(
         type="test.thing.created",
         source="/tests/producer",

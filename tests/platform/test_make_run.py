@@ -33,9 +33,21 @@ def test_run_reaches_all_ready_and_ctrl_c_stops_everything(tmp_path: Path) -> No
     data = tmp_path / "data"
     env = dict(os.environ, JIANDU_LOG_JSON="true")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "run", "--data-dir", str(data),
-         "--kafka-port", str(kafka), "--mongo-port", str(mongo),
-         "--port-offset", str(offset), "--no-demo"],
+        [
+            sys.executable,
+            "-m",
+            "shared.cli",
+            "run",
+            "--data-dir",
+            str(data),
+            "--kafka-port",
+            str(kafka),
+            "--mongo-port",
+            str(mongo),
+            "--port-offset",
+            str(offset),
+            "--no-demo",
+        ],
         cwd=ROOT,
         env=env,
         stderr=subprocess.PIPE,
