@@ -54,6 +54,7 @@ def settings_for(servers: EmbeddedServers, prefix: str, topics: list[str]) -> Ca
             "retry_backoff_s": 0.01,
             "outbox_poll_s": 0.1,
             "timer_poll_s": 3600.0,  # tests fire timers with tick(), not by waiting
+            "session_timeout_ms": 6000,  # noida-db minimum: faster rebalances
         }
         probe = cls(**{**base, **overrides})
         base["mongo_db"] = f"{prefix.rstrip('.')}_{probe.service_name}"
