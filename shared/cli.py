@@ -47,5 +47,67 @@ def topics(
         typer.echo(name)
 
 
+
+SERVICE_NAMES = ("gateway", "hotline", "casereview", "penalty", "notify")
+
+
+@app.command()
+def asyncapi(
+    out: Path = typer.Option(Path("docs/asyncapi"), help="Folder for the AsyncAPI documents."),
+) -> None:
+    """Write each service's AsyncAPI document, generated from its FastStream app."""
+    import importlib
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name in SERVICE_NAMES:
+        build = importlib.import_module(f"services.{name}.main").build
+        schema = build().stream_app.schema.to_specification()  # what `faststream docs gen` does
+        target = out / f"{name}.yaml"
+        target.write_text(schema.to_yaml(), encoding="utf-8")
+        typer.echo(f"{target}")
+
+
+@app.command()
+def status(
+    peers: str = typer.Option(
+        ",".join(
+            f"{n}=http://127.0.0.1:{p}"
+            for n, p in {
+                "gateway": 8000,
+                "hotline": 8001,
+                "casereview": 8002,
+                "penalty": 8003,
+                "notify": 8004,
+            }.items()
+        ),
+        envvar="JIANDU_PEERS",
+        help="name=url,… of the services to ask.",
+    ),
+) -> None:
+    """Readiness of every service (Kafka and MongoDB as each of them sees them)."""
+    import httpx
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Jiandu status")
+    for column in ("service", "ready", "kafka", "mongodb", "url"):
+        table.add_column(column)
+    failed = False
+    with httpx.Client(timeout=5) as http:
+        for item in peers.split(","):
+            name, _, url = item.partition("=")
+            try:
+                body = http.get(f"{url}/readyz").json()
+                ready = bool(body.get("ready"))
+                kafka = "ok" if body.get("kafka", {}).get("ok") else "down"
+                mongo = "ok" if body.get("mongodb", {}).get("ok") else "down"
+            except httpx.HTTPError as exc:
+                ready, kafka, mongo = False, "?", f"unreachable: {type(exc).__name__}"
+            failed |= not ready
+            table.add_row(name, "yes" if ready else "NO", kafka, mongo, url)
+    Console().print(table)
+    raise typer.Exit(1 if failed else 0)
+
+
 if __name__ == "__main__":
     app()

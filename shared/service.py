@@ -139,6 +139,16 @@ class Service:
         )(on_record)
         return consumer
 
+    def publishes(self, *topics: Topic) -> None:
+        """Declare the topics this service writes to (they appear in its AsyncAPI document).
+
+        Events still leave through the outbox relay; this only documents the channel.
+        """
+        for topic in topics:
+            self.broker.publisher(
+                self.topic(topic), title=f"{self.name}->{topic.name}", description=topic.description
+            )
+
     def on_timer(self, kind: str, handler: TimerHandler) -> None:
         self._timer_handlers[kind] = handler
 
