@@ -1,12 +1,13 @@
 # Jiandu: two commands on a fresh machine — `make run` and `make test`.
-PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
-DATA   ?= .data
+PYTHON   ?= python3
+VENV     := .venv
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.installed
+DATA     ?= .data
 REPLICAS ?= 1
+PYTEST   := $(BIN)/pytest -q -p no:cacheprovider
 
-.PHONY: run test lint typecheck clean-data clean bench chaos asyncapi
+.PHONY: run test lint typecheck browser clean-data clean bench chaos chaos-long fuzz asyncapi
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,17 +15,40 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+## run: the whole platform on the embedded default (noida-db + SecantusDB); Ctrl-C stops it
 run: $(STAMP)
 	$(BIN)/jiandu run --data-dir $(DATA) --replicas $(REPLICAS)
 
-test: $(STAMP) lint typecheck
-	$(BIN)/pytest -q -p no:cacheprovider
+## test: lint, type-check and the whole suite against real embedded Kafka and MongoDB
+test: $(STAMP) lint typecheck browser
+	$(PYTEST)
 
 lint: $(STAMP)
 	$(BIN)/ruff check shared services tests
 
 typecheck: $(STAMP)
 	$(BIN)/mypy shared services
+
+# Debian's chromium for the console browser test (never a downloaded browser).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y -q chromium >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) || \
+	    echo "chromium could not be installed: the browser test will be skipped"; \
+	  else echo "chromium missing and not root: the browser test will be skipped"; fi; }
+
+## bench: end-to-end benchmark + raw baselines on the embedded servers (JSON + PNG in bench/)
+bench: $(STAMP)
+	$(BIN)/jiandu bench --out bench/report.json --replicas 1,2
+
+## chaos: the long fault-injection run (CI runs the short form inside `make test`)
+chaos: $(STAMP)
+	JIANDU_CHAOS_EVENTS=5000 $(PYTEST) -m chaos tests/system
+
+## fuzz: the long bad-input run (CI runs the short form inside `make test`)
+fuzz: $(STAMP)
+	JIANDU_FUZZ_EXAMPLES=2000 $(PYTEST) tests/fuzz
 
 asyncapi: $(STAMP)
 	$(BIN)/jiandu asyncapi --out docs/asyncapi

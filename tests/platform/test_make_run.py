@@ -28,9 +28,17 @@ def _listening(port: int) -> bool:
 
 
 def test_run_reaches_all_ready_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _run_until_ready_then_interrupt(data)
+    marker = data / "mongo" / "reused"
+    marker.touch()
+    _run_until_ready_then_interrupt(data)  # a second run reuses the data folder
+    assert marker.exists()
+
+
+def _run_until_ready_then_interrupt(data: Path) -> None:
     kafka, mongo = free_port(), free_port()
     offset = random.randint(200, 400) * 100
-    data = tmp_path / "data"
     env = dict(os.environ, JIANDU_LOG_JSON="true")
     proc = subprocess.Popen(
         [
