@@ -110,9 +110,23 @@ class Platform:
                 self.start_service(name, replica)
         self.wait_ready(timeout)
 
-    def wait_ready(self, timeout: float) -> None:
+    def kill(self, sp: ServiceProcess) -> None:
+        """SIGKILL one replica (fault injection): no shutdown hooks run."""
+        if sp.proc.poll() is None:
+            sp.proc.kill()
+        sp.proc.wait()
+        self.processes.remove(sp)
+
+    def restart(self, sp: ServiceProcess, timeout: float = 120.0) -> ServiceProcess:
+        if sp in self.processes:
+            self.kill(sp)
+        fresh = self.start_service(sp.name, sp.replica)
+        self.wait_ready(timeout, [fresh])
+        return fresh
+
+    def wait_ready(self, timeout: float, only: list[ServiceProcess] | None = None) -> None:
         deadline = time.monotonic() + timeout
-        pending = list(self.processes)
+        pending = list(only if only is not None else self.processes)
         with httpx.Client(timeout=2.0) as http:
             while pending:
                 for sp in list(pending):
