@@ -81,7 +81,8 @@ def sample_process(pid: int) -> ProcessSample | None:
     except OSError:
         return None
     cpu = (int(stat[11]) + int(stat[12])) / CLK_TCK
-    rss_kb = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")), 0)
+    rss_lines = (line for line in status.splitlines() if line.startswith("VmRSS"))
+    rss_kb = next((int(line.split()[1]) for line in rss_lines), 0)
     return ProcessSample(cpu, rss_kb / 1024)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -134,10 +135,22 @@ class Service:
             auto_offset_reset="earliest",
             session_timeout_ms=self.settings.session_timeout_ms,
             heartbeat_interval_ms=max(1000, self.settings.session_timeout_ms // 5),
+            group_instance_id=self._group_instance_id(consumer_name),
             title=f"{self.name}:{topic.name}",
             description=topic.description,
         )(on_record)
         return consumer
+
+    def _group_instance_id(self, consumer_name: str) -> str | None:
+        """Static group membership, one id per consumer of this replica.
+
+        Besides sparing a rebalance on every restart, it is what lets a SIGKILLed replica
+        come back on noida-db, which never expires a dead dynamic member (the group would
+        wait for it forever); on Apache Kafka the id expires after the session timeout.
+        """
+        if not self.settings.kafka_static_membership:
+            return None
+        return re.sub(r"[^a-zA-Z0-9._-]", "-", f"{self.instance}.{consumer_name}")[:249]
 
     def publishes(self, *topics: Topic) -> None:
         """Declare the topics this service writes to (they appear in its AsyncAPI document).

@@ -39,6 +39,14 @@ class ServiceSettings(PlatformSettings):
     handler_attempts: int = Field(default=3, ge=1, description="Tries before the DLT.")
     retry_backoff_s: float = Field(default=0.2, ge=0, description="First backoff, doubled.")
     session_timeout_ms: int = Field(default=10000, ge=6000)
+    kafka_static_membership: bool = Field(
+        default=True,
+        description=(
+            "Join consumer groups with group.instance.id = instance id + consumer (KIP-345): "
+            "a restarted replica takes its partitions back without a rebalance. Needs a "
+            "stable JIANDU_INSTANCE_ID (StatefulSet pod name, or the runner's name-replica)."
+        ),
+    )
     outbox_poll_s: float = Field(default=0.5, gt=0)
     outbox_batch: int = Field(default=200, ge=1)
     timer_poll_s: float = Field(default=1.0, gt=0)

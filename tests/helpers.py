@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -11,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from shared.envelope import Envelope
+from shared.runner import SERVICES
 
 T = TypeVar("T")
 
@@ -130,3 +133,25 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
         await asyncio.sleep(interval)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port_offset() -> int:
+    """An offset whose service ports lie below the kernel's ephemeral range and are free.
+
+    Ports inside the ephemeral range can be taken by any outgoing connection between
+    the check and the service binding them.
+    """
+    for _ in range(100):
+        offset = random.randint(20, 230) * 100  # 10 000 … 31 004 < 32 768
+        if all(_bindable(p + offset + 100 * r) for p in SERVICES.values() for r in (0, 1)):
+            return offset
+    raise RuntimeError("no free port block below the ephemeral range")

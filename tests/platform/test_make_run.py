@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -15,6 +14,7 @@ import pytest
 
 from shared.embedded import free_port
 from shared.runner import SERVICES
+from tests.helpers import free_port_offset
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ def test_run_reaches_all_ready_and_ctrl_c_stops_everything(tmp_path: Path) -> No
 
 def _run_until_ready_then_interrupt(data: Path) -> None:
     kafka, mongo = free_port(), free_port()
-    offset = random.randint(200, 400) * 100
+    offset = free_port_offset()
     env = dict(os.environ, JIANDU_LOG_JSON="true")
     proc = subprocess.Popen(
         [
