@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+from services.hotline import storage
+from services.hotline.api import build_router
+from services.hotline.handlers import ACK_DUE, CASE_CHECK, ESCALATE, RESOLVE_DUE, HotlineWorkflow
 from services.hotline.settings import HotlineSettings
 from shared.clock import Clock
 from shared.service import Service
+from shared.topics import (
+    HOTLINE_EVENTS,
+    INGEST_ENFORCEMENT,
+    INGEST_HOTLINE,
+    NOTIFY_REQUESTS,
+    SUPERVISION_LEADS,
+)
 
 
 def build(settings: HotlineSettings | None = None, clock: Clock | None = None) -> Service:
     settings = settings or HotlineSettings()
     service = Service(settings, clock=clock)
+    workflow = HotlineWorkflow(settings, service.source)
+    service.indexes(storage.INDEXES)
+    service.on_start(workflow.seed)
+    service.consume(
+        INGEST_HOTLINE,
+        {
+            "gov.12345.workorder.created": workflow.on_created,
+            "gov.12345.workorder.updated": workflow.on_updated,
+        },
+    )
+    service.consume(INGEST_ENFORCEMENT, {"gov.enforcement.case.closed": workflow.on_case_closed})
+    service.on_timer(ACK_DUE, workflow.on_ack_due)
+    service.on_timer(RESOLVE_DUE, workflow.on_resolve_due)
+    service.on_timer(ESCALATE, workflow.on_escalate)
+    service.on_timer(CASE_CHECK, workflow.on_case_check)
+    service.publishes(HOTLINE_EVENTS, SUPERVISION_LEADS, NOTIFY_REQUESTS)
+    service.routes(lambda svc: build_router(svc, workflow))
     return service

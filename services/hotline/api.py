@@ -1,0 +1,366 @@
+"""HTTP API of the hotline service: complaints (``/v1/complaints``: list, one with its
+timeline, unit actions) and the routing catalogue (``/v1/routing``: read, preview, update).
+
+Unit actions name the acting ``unit`` and the officer (``by``) in the body; an action that
+does not fit the complaint's state answers 409 with the reason. Lists are paginated
+(``limit``, ``offset``) and filterable; bad input answers 4xx, never 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from services.hotline import storage
+from services.hotline.domain.lifecycle import (
+    Complainant,
+    Complaint,
+    Extension,
+    Status,
+    TimelineEntry,
+    Verdict,
+)
+from services.hotline.domain.matters import Matter
+from services.hotline.domain.routing import Level, Route, RoutingEntry, route, validate_entry
+from services.hotline.handlers import Conflict, HotlineWorkflow, NotFound
+from shared.service import Service
+from shared.unit_of_work import UnitOfWork
+
+T = TypeVar("T")
+
+Unit = Field(min_length=1, max_length=100, description="the acting unit, e.g. 310106-cgzf")
+By = Field(min_length=1, max_length=100, description="the officer (or office) acting")
+
+
+class Page(BaseModel, Generic[T]):
+    total: int
+    limit: int
+    offset: int
+    items: list[T]
+
+
+class ComplaintSummary(BaseModel):
+    """One row of the complaint list."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(description="12345 order_id")
+    district: str
+    street: str | None
+    address: str
+    kind: str
+    matter: str | None
+    matter_name: str | None
+    status: Status
+    unit: str | None
+    unit_level: str | None
+    received_at: dt.datetime
+    ack_due: dt.datetime | None
+    due: dt.datetime | None
+    overdue: bool
+    escalated: bool
+    returns: int
+    handovers: int
+    updated_at: dt.datetime | None
+
+
+class ComplaintDetail(ComplaintSummary):
+    """One complaint with its timeline (personal data of the complainant included)."""
+
+    street_text: str | None
+    target: str | None
+    channel: str
+    category: str | None
+    classified_by: str
+    description: str
+    complainant: Complainant
+    matter_level: str | None
+    dispatched_at: dt.datetime | None
+    acknowledged_at: dt.datetime | None
+    resolved_at: dt.datetime | None
+    closed_at: dt.datetime | None
+    limit_days: int | None
+    ack_late: bool
+    units_seen: list[str]
+    extension: Extension | None
+    extensions: list[Extension]
+    outcome: str | None
+    verdict: Verdict | None
+    satisfaction: int | None
+    case_ids: list[str]
+    leads: list[str]
+    timeline: list[TimelineEntry]
+
+
+def detail(c: Complaint) -> ComplaintDetail:
+    return ComplaintDetail.model_validate(c.model_dump())
+
+
+class UnitAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    unit: str = Unit
+    by: str = By
+
+
+class ReturnIn(UnitAction):
+    reason: str = Field(min_length=1, max_length=2000, description="退单理由")
+
+
+class RerouteIn(UnitAction):
+    to_unit: str = Field(min_length=1, max_length=100)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ExtensionIn(UnitAction):
+    days: int = Field(ge=1, le=60, description="working days asked for")
+    reason: str = Field(min_length=1, max_length=2000, description="延期理由")
+
+
+class ExtensionDecisionIn(UnitAction):
+    approved: bool
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class ResolveIn(UnitAction):
+    outcome: str = Field(min_length=1, max_length=4000, description="办理结果")
+    violation_confirmed: bool | None = Field(
+        default=None, description="违法行为成立 (starts the 应立尽立 watch)"
+    )
+    verdict: Verdict | None = None
+
+
+class RoutingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    level: Level
+    unit: str = Field(min_length=1, max_length=100)
+    streets: dict[str, str] = Field(default_factory=dict)
+    by: str = By
+
+
+class RoutingOut(RoutingEntry):
+    model_config = ConfigDict(extra="ignore")
+    version: int = 1
+    source: str | None = None
+    updated_by: str | None = None
+    updated_at: dt.datetime | None = None
+
+
+class MattersOut(BaseModel):
+    version: str
+    matters: list[Matter]
+
+
+def _filters(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def build_router(svc: Service, workflow: HotlineWorkflow) -> APIRouter:
+    router = APIRouter(tags=["hotline"])
+    Limit = Query(50, ge=1, le=500)
+    Offset = Query(0, ge=0, le=1_000_000)
+
+    async def in_uow(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        """One transaction; a write conflict with a concurrent writer is retried."""
+        for attempt in range(5):
+            try:
+                return await svc.run_in_uow(work)
+            except NotFound as exc:
+                raise HTTPException(404, detail=str(exc)) from exc
+            except Conflict as exc:
+                raise HTTPException(409, detail=str(exc)) from exc
+            except (DuplicateKeyError, PyMongoError) as exc:
+                transient = isinstance(exc, DuplicateKeyError) or exc.has_error_label(
+                    "TransientTransactionError"
+                )
+                if not transient or attempt == 4:
+                    raise HTTPException(503, detail="storage busy, retry") from exc
+            await asyncio.sleep(0.02 * (attempt + 1))
+        raise RuntimeError("unreachable")
+
+    async def act(
+        order_id: str, action: Callable[[UnitOfWork, Complaint], Awaitable[None]]
+    ) -> ComplaintDetail:
+        async def work(uow: UnitOfWork) -> Complaint:
+            return await workflow.command(uow, order_id, lambda c: action(uow, c))
+
+        return detail(await in_uow(work))
+
+    # ------------------------------------------------------------------ complaints
+
+    @router.get("/v1/complaints", response_model=Page[ComplaintSummary])
+    async def list_complaints(
+        district: str | None = Query(None, pattern=r"^\d{6}$"),
+        unit: str | None = Query(None, max_length=100),
+        status: Status | None = None,
+        overdue: bool | None = None,
+        matter: str | None = Query(None, max_length=64),
+        received_from: dt.datetime | None = None,
+        received_to: dt.datetime | None = None,
+        limit: int = Limit,
+        offset: int = Offset,
+    ) -> Page[ComplaintSummary]:
+        """Complaints, newest first, filtered by district, unit, status, overdue, matter and
+        the received date range."""
+        query = _filters(
+            district=district, unit=unit, status=status, overdue=overdue, matter=matter
+        )
+        if received_from or received_to:
+            query["received_at"] = _filters(**{"$gte": received_from, "$lt": received_to})
+        total, docs = await storage.page(
+            svc.db,
+            query,
+            limit=limit,
+            offset=offset,
+            projection={"timeline": 0, "applied_updates": 0},
+        )
+        items = [ComplaintSummary.model_validate({"id": d["_id"], **d}) for d in docs]
+        return Page(total=total, limit=limit, offset=offset, items=items)
+
+    @router.get("/v1/complaints/{order_id}", response_model=ComplaintDetail)
+    async def get_complaint(order_id: str) -> ComplaintDetail:
+        c = await storage.get_complaint(svc.db, None, order_id)
+        if c is None:
+            raise HTTPException(404, detail=f"no complaint {order_id}")
+        return detail(c)
+
+    @router.post("/v1/complaints/{order_id}/acknowledge", response_model=ComplaintDetail)
+    async def acknowledge(order_id: str, body: UnitAction) -> ComplaintDetail:
+        """签收 by the unit holding the complaint."""
+        return await act(
+            order_id, lambda uow, c: workflow.acknowledge(uow, c, body.unit, body.by, uow.now())
+        )
+
+    @router.post("/v1/complaints/{order_id}/return", response_model=ComplaintDetail)
+    async def return_order(order_id: str, body: ReturnIn) -> ComplaintDetail:
+        """退单 with a reason; the complaint is re-dispatched at once (catalogue or triage)."""
+        return await act(
+            order_id,
+            lambda uow, c: workflow.return_order(
+                uow, c, body.unit, body.by, uow.now(), body.reason
+            ),
+        )
+
+    @router.post("/v1/complaints/{order_id}/reroute", response_model=ComplaintDetail)
+    async def reroute(order_id: str, body: RerouteIn) -> ComplaintDetail:
+        """重新派单 from the triage queue, by the district bureau (or the city bureau)."""
+        return await act(
+            order_id,
+            lambda uow, c: workflow.reroute(
+                uow, c, body.unit, body.by, uow.now(), body.to_unit, body.reason
+            ),
+        )
+
+    @router.post("/v1/complaints/{order_id}/extension", response_model=ComplaintDetail)
+    async def request_extension(order_id: str, body: ExtensionIn) -> ComplaintDetail:
+        """延期申请, before the deadline, by the unit holding the complaint."""
+        return await act(
+            order_id,
+            lambda uow, c: workflow.request_extension(
+                uow, c, body.unit, body.by, uow.now(), body.days, body.reason
+            ),
+        )
+
+    @router.post("/v1/complaints/{order_id}/extension/decision", response_model=ComplaintDetail)
+    async def decide_extension(order_id: str, body: ExtensionDecisionIn) -> ComplaintDetail:
+        """延期审批 by the supervising bureau; an approval moves the deadline."""
+        return await act(
+            order_id,
+            lambda uow, c: workflow.decide_extension(
+                uow, c, body.unit, body.by, uow.now(), body.approved, body.note
+            ),
+        )
+
+    @router.post("/v1/complaints/{order_id}/resolve", response_model=ComplaintDetail)
+    async def resolve(order_id: str, body: ResolveIn) -> ComplaintDetail:
+        """办结 with the outcome (and whether a violation was confirmed)."""
+        verdict = body.verdict
+        if verdict is None and body.violation_confirmed is not None:
+            verdict = "violation_confirmed" if body.violation_confirmed else "no_violation"
+        elif (
+            verdict is not None
+            and body.violation_confirmed is not None
+            and ((verdict == "violation_confirmed") != body.violation_confirmed)
+        ):
+            raise HTTPException(422, detail="verdict and violation_confirmed disagree")
+        return await act(
+            order_id,
+            lambda uow, c: workflow.resolve(
+                uow, c, body.unit, body.by, uow.now(), body.outcome, verdict
+            ),
+        )
+
+    # ------------------------------------------------------------------ routing catalogue
+
+    @router.get("/v1/routing", response_model=Page[RoutingOut])
+    async def list_routing(
+        district: str | None = Query(None, pattern=r"^\d{6}$"),
+        matter: str | None = Query(None, max_length=64),
+        level: Level | None = None,
+        limit: int = Limit,
+        offset: int = Offset,
+    ) -> Page[RoutingOut]:
+        query = _filters(district=district, matter=matter, level=level)
+        total, docs = await storage.list_entries(svc.db, query, limit=limit, offset=offset)
+        return Page(
+            total=total,
+            limit=limit,
+            offset=offset,
+            items=[RoutingOut.model_validate(d) for d in docs],
+        )
+
+    @router.get("/v1/routing/matters", response_model=MattersOut)
+    async def matters() -> MattersOut:
+        """The matter keyword table used to classify work orders without a category."""
+        table = workflow.matters
+        return MattersOut(version=table.version, matters=table.matters)
+
+    @router.get("/v1/routing/preview", response_model=Route)
+    async def preview(
+        district: str = Query(pattern=r"^\d{6}$"),
+        matter: str | None = Query(None, max_length=64),
+        street: str | None = Query(None, max_length=100),
+    ) -> Route:
+        """Where a work order with this district, street and matter would go now."""
+        known = workflow.matters.get(matter)
+        code = known.code if known else None
+        entry = await storage.get_entry(svc.db, None, district, code) if code else None
+        return route(workflow.city, district, street, code, entry)
+
+    @router.get("/v1/routing/{district}/{matter}", response_model=RoutingOut)
+    async def get_routing(district: str, matter: str) -> RoutingOut:
+        doc = await svc.db[storage.ROUTING].find_one({"_id": f"{district}:{matter}"})
+        if doc is None:
+            raise HTTPException(404, detail=f"no routing entry for {matter} in {district}")
+        return RoutingOut.model_validate(doc)
+
+    @router.put("/v1/routing/{district}/{matter}", response_model=RoutingOut)
+    async def put_routing(district: str, matter: str, body: RoutingIn) -> RoutingOut:
+        """Change who handles a matter in a district (new work orders follow at once)."""
+        if workflow.matters.get(matter) is None:
+            raise HTTPException(404, detail=f"unknown matter {matter}")
+        try:
+            entry = RoutingEntry(
+                district=district,
+                matter=matter,
+                level=body.level,
+                unit=body.unit,
+                streets=body.streets,
+            )
+        except ValueError as exc:
+            raise HTTPException(422, detail=str(exc)) from exc
+        problems = validate_entry(workflow.city, entry)
+        if problems:
+            raise HTTPException(422, detail="; ".join(problems))
+
+        async def work(uow: UnitOfWork) -> dict[str, Any]:
+            return await storage.put_entry(uow.db, uow.session, entry, by=body.by, at=uow.now())
+
+        return RoutingOut.model_validate(await in_uow(work))
+
+    return router

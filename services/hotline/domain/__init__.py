@@ -1,0 +1,1 @@
+"""Pure rules of the hotline service: classification, routing, SLA, lifecycle, leads."""

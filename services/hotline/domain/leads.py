@@ -1,0 +1,108 @@
+"""Supervision-lead detectors (监督线索) over complaints: pure decisions, no I/O.
+
+- 推诿 (bounce): returned ``returns`` times, or handed between units ``handovers`` times.
+- 以属地为由推责 (responsibility shift): a district department returns a matter the
+  catalogue keeps at district level, citing territorial management (属地).
+- 高频投诉 (hotspot): N complaints of one matter at one address or target within a window.
+- 应立未立 (case not opened): a confirmed violation with no enforcement case for the
+  target within N days of the resolution.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Sequence
+
+from pydantic import BaseModel
+
+_PUNCT = re.compile(r"[\s,，。.;；:：、()（）\[\]【】\"'“”‘’-]+")
+_USCC = re.compile(r"[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}")
+_PAREN = re.compile(r"[（(].*?[）)]")
+
+
+class BounceThresholds(BaseModel):
+    returns: int = 2
+    handovers: int = 3
+
+
+def is_bounce(returns: int, handovers: int, t: BounceThresholds) -> bool:
+    """推诿: returned at least ``t.returns`` times or passed on at least ``t.handovers``."""
+    return returns >= t.returns or handovers >= t.handovers
+
+
+def is_responsibility_shift(
+    *,
+    matter_level: str | None,
+    actor_level: str | None,
+    actor_kind: str | None,
+    reason: str | None,
+    keywords: Sequence[str],
+) -> bool:
+    """A district department pushes its own (district-level) matter away citing 属地."""
+    if matter_level != "district" or actor_level != "district" or actor_kind == "justice":
+        return False
+    text = reason or ""
+    return any(k and k in text for k in keywords)
+
+
+def normalise_place(text: str) -> str:
+    """Addresses as typed differ in spaces, punctuation and the city prefix."""
+    cleaned = _PUNCT.sub("", text.strip())
+    return cleaned.removeprefix("上海市")
+
+
+def target_keys(target: str | None) -> list[str]:
+    """Ways to recognise one business: its 统一社会信用代码 if present, and its name."""
+    if not target or not target.strip():
+        return []
+    keys: list[str] = [f"uscc:{code}" for code in _USCC.findall(target.upper())]
+    name = normalise_place(_PAREN.sub("", target))
+    if name and not _USCC.fullmatch(name.upper()):
+        keys.append(f"name:{name}")
+    return sorted(set(keys))
+
+
+def place_keys(address: str, target: str | None) -> list[str]:
+    """The keys a hotspot is counted on: the address, and the target when named."""
+    keys = [f"addr:{normalise_place(address)}"]
+    keys += [f"target:{k}" for k in target_keys(target)]
+    return keys
+
+
+def is_hotspot(count_in_window: int, threshold: int) -> bool:
+    """高频投诉: ``threshold`` complaints (this one included) within the window."""
+    return count_in_window >= threshold
+
+
+def window_start(received_at: dt.datetime, window_days: float) -> dt.datetime:
+    return received_at - dt.timedelta(days=window_days)
+
+
+def confirms_violation(verdict: str | None, outcome: str | None, keywords: Iterable[str]) -> bool:
+    """A verdict says so; without one, the outcome's wording (e.g. 属实) does."""
+    if verdict is not None:
+        return verdict == "violation_confirmed"
+    text = outcome or ""
+    return any(k and k in text for k in keywords)
+
+
+def case_check_due(resolved_at: dt.datetime, days: int) -> dt.datetime:
+    return resolved_at + dt.timedelta(days=days)
+
+
+def is_case_not_opened(
+    resolved_at: dt.datetime,
+    now: dt.datetime,
+    case_times: Sequence[dt.datetime],
+    days: int,
+) -> bool:
+    """应立未立: ``days`` have passed since resolution and no case arrived by then.
+
+    A case that arrived at any time up to the deadline counts (even one opened before the
+    complaint: the unit was already on it).
+    """
+    deadline = case_check_due(resolved_at, days)
+    if now < deadline:
+        return False
+    return not any(t <= deadline for t in case_times)

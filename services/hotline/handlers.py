@@ -1,0 +1,782 @@
+"""Event, timer and command handlers of the hotline service: glue between events, the domain
+rules and storage. Every change runs inside one unit of work (transaction); timer, lead and
+notice ids derive from business keys (order id, dispatch number, deadline), so a retry or a
+redelivery never doubles anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from pydantic_core import to_jsonable_python
+
+from services.hotline import storage
+from services.hotline.domain import lifecycle as lc
+from services.hotline.domain.leads import (
+    BounceThresholds,
+    case_check_due,
+    confirms_violation,
+    is_bounce,
+    is_case_not_opened,
+    is_hotspot,
+    is_responsibility_shift,
+    place_keys,
+    target_keys,
+    window_start,
+)
+from services.hotline.domain.lifecycle import Complaint, TimelineEntry, TransitionRefused, Verdict
+from services.hotline.domain.matters import MatterTable, cached_matters, classify
+from services.hotline.domain.routing import (
+    Route,
+    level_of,
+    load_routing,
+    redispatch_after_return,
+    route,
+    triage_unit,
+)
+from services.hotline.domain.sla import (
+    ack_deadline,
+    escalation_due,
+    extend_deadline,
+    local,
+    resolve_deadline,
+    resolve_limit_days,
+    working_days_overdue,
+)
+from services.hotline.settings import HotlineSettings
+from shared.city import CITY_BUREAU, City, load_city, supervising_unit
+from shared.contracts import (
+    CaseClosed,
+    LeadKind,
+    NoticeKind,
+    NotificationRequest,
+    SupervisionLead,
+    WorkOrderCreated,
+    WorkOrderUpdated,
+    parse_data,
+)
+from shared.envelope import Envelope, EventRejected
+from shared.service import Service
+from shared.topics import HOTLINE_EVENTS
+from shared.unit_of_work import UnitOfWork
+from shared.workcalendar import CST
+
+log = structlog.get_logger(__name__)
+
+EVENT_PREFIX = "jiandu.hotline.complaint."
+RAISED_BY = "hotline"
+SYSTEM = "hotline"
+ACK_DUE = "hotline.ack_due"
+RESOLVE_DUE = "hotline.resolve_due"
+ESCALATE = "hotline.escalate"
+CASE_CHECK = "hotline.case_check"
+SNAPSHOT_DESCRIPTION_CHARS = 1000
+
+
+class NotFound(LookupError):
+    """The addressed complaint does not exist (HTTP 404)."""
+
+
+class Conflict(ValueError):
+    """The action contradicts the complaint's state (HTTP 409); the message says why."""
+
+
+def timer_id(kind: str, order_id: str, *parts: object) -> str:
+    """One timer per deadline (dispatch number, due instant): re-arming never re-fires one."""
+    return ":".join(("hotline", kind, order_id, *(str(p) for p in parts)))
+
+
+def ack_timer(c: Complaint) -> str:
+    return timer_id("ack", c.id, c.dispatch_seq)
+
+
+def due_timer(c: Complaint, due: dt.datetime | None = None) -> str:
+    when = due or c.due
+    return timer_id("due", c.id, int(when.timestamp()) if when else "none")
+
+
+def escalate_timer(c: Complaint, due: dt.datetime | None = None) -> str:
+    when = due or c.due
+    return timer_id("escalate", c.id, int(when.timestamp()) if when else "none")
+
+
+def snapshot(c: Complaint) -> dict[str, Any]:
+    """The complaint as events carry it: no timeline (events are the timeline), a bounded
+    description; the complainant travels (readers mask it by role, docs/events.md)."""
+    body = c.model_dump(exclude={"timeline", "applied_updates"})
+    body["description"] = c.description[:SNAPSHOT_DESCRIPTION_CHARS]
+    return to_jsonable_python(body)  # type: ignore[no-any-return]
+
+
+def update_fingerprint(data: WorkOrderUpdated) -> str:
+    """The same platform action re-sent under a new event id is recognised by this."""
+    return f"{data.action}|{data.by_unit}|{local(data.at).isoformat()}"
+
+
+class HotlineWorkflow:
+    """The 12345 complaint process for one service instance (stateless between calls)."""
+
+    def __init__(self, settings: HotlineSettings, source: str) -> None:
+        self.settings = settings
+        self.source = source
+        self.city: City = load_city()
+        self.matters: MatterTable = cached_matters(settings.matters_path)
+        self.bounce = BounceThresholds(
+            returns=settings.bounce_returns, handovers=settings.bounce_handovers
+        )
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def seed(self, svc: Service) -> None:
+        """Seed the routing catalogue once (entries edited over the API are kept)."""
+        catalogue = load_routing(self.settings.routing_path)
+        added = await storage.seed_routing(svc.db, catalogue.entries, catalogue.version)
+        if added:
+            log.info("routing catalogue seeded", entries=added, version=catalogue.version)
+
+    async def _emit(self, uow: UnitOfWork, c: Complaint, entry: TimelineEntry) -> None:
+        change = {"by": entry.by, "at": entry.at, "unit": entry.unit, "reason": entry.reason}
+        change.update(entry.detail)
+        event = Envelope(
+            type=EVENT_PREFIX + entry.verb,
+            source=self.source,
+            subject=f"complaint/{c.id}",
+            district=c.district,
+            partitionkey=c.id,
+            time=uow.now(),
+            data={"complaint": snapshot(c), "change": to_jsonable_python(change)},
+        )
+        await uow.emit(event, HOTLINE_EVENTS)
+
+    async def _load(self, uow: UnitOfWork, order_id: str) -> Complaint:
+        c = await storage.get_complaint(uow.db, uow.session, order_id)
+        if c is None:
+            raise NotFound(f"no complaint {order_id}")
+        return c
+
+    async def _save(self, uow: UnitOfWork, c: Complaint) -> None:
+        c.updated_at = uow.now()
+        await storage.put_complaint(uow.db, uow.session, c)
+
+    async def _lead(
+        self,
+        uow: UnitOfWork,
+        c: Complaint,
+        kind: LeadKind,
+        parts: tuple[str, ...],
+        summary: str,
+        evidence: dict[str, Any],
+        unit: str | None = None,
+    ) -> bool:
+        """Raise a 监督线索 once: its id comes from the finding, and the complaint keeps it."""
+        lead_id = SupervisionLead.make_id(kind, *parts)
+        if lead_id in c.leads:
+            return False
+        c.leads.append(lead_id)
+        await uow.raise_lead(
+            SupervisionLead(
+                lead_id=lead_id,
+                kind=kind,
+                district=c.district,
+                unit=unit or c.unit,
+                subject_type="complaint",
+                subject_id=c.id,
+                summary=summary[:2000],
+                evidence=to_jsonable_python(evidence),
+                raised_at=uow.now(),
+                raised_by=RAISED_BY,
+            )
+        )
+        return True
+
+    async def _notice(
+        self,
+        uow: UnitOfWork,
+        c: Complaint,
+        kind: NoticeKind,
+        key: str,
+        summary: str,
+        deadline: dt.datetime | None,
+        context: dict[str, Any],
+    ) -> None:
+        await uow.request_notice(
+            NotificationRequest(
+                idempotency_key=key,
+                kind=kind,
+                recipient_unit=c.unit or triage_unit(self.city, c.district),
+                district=c.district,
+                subject_type="complaint",
+                subject_id=c.id,
+                summary=summary,
+                deadline=deadline,
+                context=to_jsonable_python(context),
+                requested_by=RAISED_BY,
+            )
+        )
+
+    @staticmethod
+    def _refuse(exc: TransitionRefused) -> Conflict:
+        return Conflict(str(exc))
+
+    # ------------------------------------------------------------------ intake
+
+    async def on_created(self, event: Envelope, uow: UnitOfWork) -> None:
+        """Register, classify, route and dispatch a new work order (once per order_id)."""
+        data = parse_data(event, WorkOrderCreated)
+        if await storage.get_complaint(uow.db, uow.session, data.order_id) is not None:
+            log.info("duplicate work order ignored", order_id=data.order_id, event_id=event.id)
+            return
+        received = local(data.received_at).astimezone(dt.UTC)
+        found = classify(self.matters, data.category, data.description)
+        matter = self.matters.get(found.matter)
+        entry = (
+            await storage.get_entry(uow.db, uow.session, data.district, found.matter)
+            if found.matter
+            else None
+        )
+        target = route(self.city, data.district, data.street, found.matter, entry)
+        days = resolve_limit_days(
+            data.kind, self.settings.resolve_days, matter.resolve_days if matter else {}
+        )
+        c = Complaint(
+            id=data.order_id,
+            district=data.district,
+            street=target.street,
+            street_text=data.street,
+            address=data.address,
+            target=data.target,
+            place_keys=place_keys(data.address, data.target),
+            target_keys=target_keys(data.target),
+            kind=data.kind,
+            channel=data.channel,
+            category=data.category,
+            matter=found.matter,
+            matter_name=matter.name if matter else None,
+            classified_by=found.by,
+            description=data.description,
+            complainant=lc.Complainant(name=data.complainant.name, phone=data.complainant.phone),
+            received_at=received,
+            due=resolve_deadline(received, days),
+            limit_days=days,
+            created_at=uow.now(),
+        )
+        registered = c.record(
+            TimelineEntry(
+                verb="registered",
+                at=received,
+                by=self.settings.platform_unit,
+                detail={
+                    "channel": data.channel,
+                    "classification": found.model_dump(),
+                    "due": c.due,
+                    "limit_days": days,
+                },
+            )
+        )
+        await self._emit(uow, c, registered)
+        await self._dispatch(uow, c, target, by=SYSTEM, at=received)
+        await self._arm_deadline(uow, c)
+        await self._save(uow, c)  # stored first: the hotspot count includes this complaint
+        await self._check_hotspot(uow, c)
+        await self._save(uow, c)
+
+    async def _arm_deadline(self, uow: UnitOfWork, c: Complaint) -> None:
+        """The 办结 timer for the current deadline (or, already overdue, the 通报 one)."""
+        if c.due is None:
+            return
+        if c.overdue:
+            await uow.schedule(
+                escalate_timer(c),
+                ESCALATE,
+                escalation_due(c.due, self.settings.escalate_after_days),
+                {"order_id": c.id},
+                subject=f"complaint/{c.id}",
+            )
+        else:
+            await uow.schedule(
+                due_timer(c), RESOLVE_DUE, c.due, {"order_id": c.id}, subject=f"complaint/{c.id}"
+            )
+
+    async def _disarm_deadline(
+        self, uow: UnitOfWork, c: Complaint, due: dt.datetime | None
+    ) -> None:
+        await uow.cancel(due_timer(c, due))
+        await uow.cancel(escalate_timer(c, due))
+
+    async def _dispatch(
+        self, uow: UnitOfWork, c: Complaint, target: Route, *, by: str, at: dt.datetime
+    ) -> None:
+        if c.dispatch_seq:
+            await uow.cancel(ack_timer(c))  # the previous holder's 签收 clock stops
+        try:
+            entry = lc.dispatch(
+                c, target, by=by, at=at, ack_due=ack_deadline(at, self.settings.ack_hours)
+            )
+        except TransitionRefused as exc:
+            raise self._refuse(exc) from exc
+        await self._emit(uow, c, entry)
+        await uow.schedule(
+            ack_timer(c),
+            ACK_DUE,
+            c.ack_due,  # type: ignore[arg-type]
+            {"order_id": c.id, "dispatch_seq": c.dispatch_seq},
+            subject=f"complaint/{c.id}",
+        )
+        if entry.verb == "rerouted":
+            await self._check_bounce(uow, c)
+
+    # ------------------------------------------------------------------ actions
+
+    async def acknowledge(
+        self, uow: UnitOfWork, c: Complaint, unit: str, by: str, at: dt.datetime
+    ) -> None:
+        entry = self._apply(lambda: lc.acknowledge(c, unit=unit, by=by, at=at))
+        await uow.cancel(ack_timer(c))
+        await self._emit(uow, c, entry)
+
+    async def return_order(
+        self, uow: UnitOfWork, c: Complaint, unit: str, by: str, at: dt.datetime, reason: str
+    ) -> None:
+        """退单, then re-dispatch by the catalogue (or to triage) in the same step."""
+        entry = self._apply(lambda: lc.return_order(c, unit=unit, by=by, at=at, reason=reason))
+        await self._emit(uow, c, entry)
+        actor = self.city.unit(unit)
+        if is_responsibility_shift(
+            matter_level=c.matter_level,
+            actor_level=actor.level if actor else None,
+            actor_kind=actor.kind if actor else None,
+            reason=reason,
+            keywords=self.settings.shift_keywords,
+        ):
+            await self._lead(
+                uow,
+                c,
+                LeadKind.RESPONSIBILITY_SHIFT,
+                (c.id, unit),
+                f"区级部门 {unit} 以属地管理为由退回其区级管辖事项「{c.matter_name}」"
+                f"（工单 {c.id}）：{reason}",
+                {"unit": unit, "matter": c.matter, "reason": reason, "returns": c.returns},
+                unit=unit,
+            )
+        planned = await self._planned_route(uow, c)
+        await self._dispatch(
+            uow, c, redispatch_after_return(self.city, planned, unit, c.district), by=SYSTEM, at=at
+        )
+        await self._check_bounce(uow, c)
+
+    async def reroute(
+        self,
+        uow: UnitOfWork,
+        c: Complaint,
+        unit: str,
+        by: str,
+        at: dt.datetime,
+        to_unit: str,
+        reason: str,
+    ) -> None:
+        """Re-dispatch by the supervising bureau (the triage queue's owner) or the city."""
+        allowed = {triage_unit(self.city, c.district), CITY_BUREAU}
+        if unit not in allowed:
+            raise Conflict(f"only {' or '.join(sorted(allowed))} can re-dispatch complaint {c.id}")
+        if not c.is_open:
+            raise Conflict(f"complaint {c.id} is {c.status}: it can no longer be re-dispatched")
+        if self.city.unit(to_unit) is None:
+            raise Conflict(f"unknown unit {to_unit}")
+        level = level_of(self.city, to_unit)
+        await self._dispatch(
+            uow,
+            c,
+            Route(unit=to_unit, level=level, reason=reason, street=c.street),
+            by=by,
+            at=at,
+        )
+
+    async def request_extension(
+        self,
+        uow: UnitOfWork,
+        c: Complaint,
+        unit: str,
+        by: str,
+        at: dt.datetime,
+        days: int,
+        reason: str,
+    ) -> None:
+        entry = self._apply(
+            lambda: lc.request_extension(
+                c,
+                unit=unit,
+                by=by,
+                at=at,
+                days=days,
+                reason=reason,
+                max_days=self.settings.max_extension_days,
+            )
+        )
+        await self._emit(uow, c, entry)
+
+    def extension_deciders(self, c: Complaint) -> tuple[str, ...]:
+        return (supervising_unit(c.unit or c.district), CITY_BUREAU)
+
+    async def decide_extension(
+        self,
+        uow: UnitOfWork,
+        c: Complaint,
+        unit: str,
+        by: str,
+        at: dt.datetime,
+        approved: bool,
+        note: str | None,
+        deciders: tuple[str, ...] | None = None,
+    ) -> None:
+        ext = c.extension
+        previous_due = c.due
+        new_due = (
+            extend_deadline(c.due, ext.days)
+            if approved and ext is not None and c.due is not None
+            else None
+        )
+        entry = self._apply(
+            lambda: lc.decide_extension(
+                c,
+                unit=unit,
+                by=by,
+                at=at,
+                approved=approved,
+                note=note,
+                new_due=new_due,
+                allowed_deciders=deciders or self.extension_deciders(c),
+            )
+        )
+        await self._emit(uow, c, entry)
+        if approved and c.due != previous_due:
+            await self._disarm_deadline(uow, c, previous_due)
+            await self._arm_deadline(uow, c)
+
+    async def resolve(
+        self,
+        uow: UnitOfWork,
+        c: Complaint,
+        unit: str,
+        by: str,
+        at: dt.datetime,
+        outcome: str,
+        verdict: Verdict | None,
+    ) -> None:
+        confirmed = confirms_violation(verdict, outcome, self.settings.violation_keywords)
+        if verdict is None and confirmed:
+            verdict = "violation_confirmed"
+        entry = self._apply(
+            lambda: lc.resolve(c, unit=unit, by=by, at=at, outcome=outcome, verdict=verdict)
+        )
+        await uow.cancel(ack_timer(c))
+        await self._disarm_deadline(uow, c, c.due)
+        await self._emit(uow, c, entry)
+        if confirmed:
+            await uow.schedule(
+                timer_id("case-check", c.id),
+                CASE_CHECK,
+                case_check_due(at, self.settings.case_deadline_days),
+                {"order_id": c.id},
+                subject=f"complaint/{c.id}",
+            )
+
+    async def rate(
+        self, uow: UnitOfWork, c: Complaint, by: str, at: dt.datetime, satisfaction: int
+    ) -> None:
+        entry = self._apply(lambda: lc.rate(c, by=by, at=at, satisfaction=satisfaction))
+        await self._emit(uow, c, entry)
+
+    def _apply(self, transition: Callable[[], TimelineEntry]) -> TimelineEntry:
+        try:
+            return transition()
+        except TransitionRefused as exc:
+            raise self._refuse(exc) from exc
+
+    async def _planned_route(self, uow: UnitOfWork, c: Complaint) -> Route:
+        entry = (
+            await storage.get_entry(uow.db, uow.session, c.district, c.matter) if c.matter else None
+        )
+        return route(self.city, c.district, c.street or c.street_text, c.matter, entry)
+
+    async def command(
+        self,
+        uow: UnitOfWork,
+        order_id: str,
+        action: Callable[[Complaint], Awaitable[None]],
+    ) -> Complaint:
+        """An HTTP action on one complaint: load, act, save (in the caller's transaction)."""
+        c = await self._load(uow, order_id)
+        await action(c)
+        await self._save(uow, c)
+        return c
+
+    # ------------------------------------------------------------------ platform updates
+
+    async def on_updated(self, event: Envelope, uow: UnitOfWork) -> None:
+        """A unit's action reported by 12345; the platform is authoritative about who acts."""
+        data = parse_data(event, WorkOrderUpdated)
+        c = await storage.get_complaint(uow.db, uow.session, data.order_id)
+        if c is None:
+            raise EventRejected(f"work order {data.order_id} is unknown (no created event)")
+        fingerprint = update_fingerprint(data)
+        if fingerprint in c.applied_updates:
+            return  # the same action re-sent: nothing changes
+        at = local(data.at).astimezone(dt.UTC)
+        try:
+            await self._apply_update(uow, c, data, at)
+        except Conflict as exc:
+            raise EventRejected(f"{data.order_id} {data.action} by {data.by_unit}: {exc}") from exc
+        c.applied_updates.append(fingerprint)
+        await self._save(uow, c)
+
+    async def _apply_update(
+        self, uow: UnitOfWork, c: Complaint, data: WorkOrderUpdated, at: dt.datetime
+    ) -> None:
+        unit, by, platform = data.by_unit, data.by_unit, self.settings.platform_unit
+        if data.action == "rated":
+            await self.rate(uow, c, platform, at, data.satisfaction or 0)
+            return
+        if c.is_open and c.unit != unit:
+            # 12345 re-dispatched it to the unit now acting: a hand-over.
+            if self.city.unit(unit) is None:
+                raise Conflict(f"unknown unit {unit}")
+            await self._dispatch(
+                uow,
+                c,
+                Route(
+                    unit=unit,
+                    level=level_of(self.city, unit),
+                    reason="12345平台改派",
+                    street=c.street,
+                ),
+                by=platform,
+                at=at,
+            )
+        if data.action in ("extended", "resolved") and c.status == "dispatched":
+            await self.acknowledge(uow, c, unit, platform, at)  # the platform skipped 签收
+        if data.action == "acknowledged":
+            await self.acknowledge(uow, c, unit, by, at)
+        elif data.action == "returned":
+            await self.return_order(uow, c, unit, by, at, data.reason or "")
+        elif data.action == "extended":
+            days = data.extension_days or self.settings.default_extension_days
+            await self.request_extension(uow, c, unit, by, at, days, data.reason or "延期")
+            await self.decide_extension(
+                uow, c, platform, platform, at, True, "12345平台同意延期", deciders=(platform,)
+            )
+        elif data.action == "resolved":
+            extra = data.model_extra or {}
+            raw = extra.get("verdict")
+            verdict: Verdict | None = raw if raw in _VERDICTS else None  # type: ignore[assignment]
+            await self.resolve(uow, c, unit, by, at, data.outcome or "", verdict)
+
+    # ------------------------------------------------------------------ leads
+
+    async def _check_bounce(self, uow: UnitOfWork, c: Complaint) -> None:
+        if is_bounce(c.returns, c.handovers, self.bounce):
+            await self._lead(
+                uow,
+                c,
+                LeadKind.BOUNCE,
+                (c.id,),
+                f"工单 {c.id}（{c.matter_name or '事项不明'}）被退单 {c.returns} 次、"
+                f"在单位间流转 {c.handovers} 次，疑似推诿",
+                {"returns": c.returns, "handovers": c.handovers, "units": c.units_seen},
+            )
+
+    async def _check_hotspot(self, uow: UnitOfWork, c: Complaint) -> None:
+        """高频投诉: at most one lead per complaint, and one per place within a window."""
+        if c.matter is None:
+            return
+        since = window_start(c.received_at, self.settings.hotspot_window_days)
+        keys = sorted(c.place_keys, key=lambda k: not k.startswith("target:"))
+        for key in keys:
+            state_id = f"{c.district}:{c.matter}:{key}"
+            state = await storage.get_hotspot(uow.db, uow.session, state_id)
+            last = state.get("last_at") if state else None
+            if last is not None and last >= since:
+                continue  # this cluster was already reported within the window
+            ids = await storage.count_same_place(
+                uow.db,
+                uow.session,
+                matter=c.matter,
+                place_key=key,
+                since=since,
+                until=c.received_at,
+            )
+            if not is_hotspot(len(ids), self.settings.hotspot_threshold):
+                continue
+            seq = int(state.get("leads", 0)) + 1 if state else 1
+            await self._lead(
+                uow,
+                c,
+                LeadKind.HOTSPOT,
+                (c.district, c.matter, key, str(seq)),
+                f"{self.settings.hotspot_window_days:g} 天内同一地点/对象「{key.split(':', 1)[1]}」"
+                f"收到 {len(ids)} 件「{c.matter_name}」投诉",
+                {
+                    "place": key,
+                    "matter": c.matter,
+                    "complaints": ids,
+                    "window_days": self.settings.hotspot_window_days,
+                },
+            )
+            await storage.put_hotspot(
+                uow.db,
+                uow.session,
+                {"_id": state_id, "leads": seq, "last_at": c.received_at, "complaints": ids},
+            )
+            return
+
+    # ------------------------------------------------------------------ timers
+
+    async def on_ack_due(self, timer: dict[str, Any], uow: UnitOfWork) -> None:
+        """签收超时: remind the unit holding it (once per dispatch)."""
+        c = await storage.get_complaint(uow.db, uow.session, timer["payload"]["order_id"])
+        if c is None or timer["_id"] != ack_timer(c):
+            return
+        if lc.mark_overdue(c, stage="acknowledge", by=SYSTEM, at=uow.now()) is None:
+            return
+        await self._notice(
+            uow,
+            c,
+            NoticeKind.REMINDER,
+            f"hotline:ack-reminder:{c.id}:{c.dispatch_seq}",
+            f"12345工单 {c.id}（{c.matter_name or '待分拨'}）派单后超过"
+            f" {self.settings.ack_hours:g} 个工作小时未签收，请立即签收办理",
+            c.due,
+            {"stage": "acknowledge", "ack_due": c.ack_due, "address": c.address},
+        )
+        await self._save(uow, c)
+
+    async def on_resolve_due(self, timer: dict[str, Any], uow: UnitOfWork) -> None:
+        """办结超期: mark overdue, 催办, and arm the 通报 timer."""
+        c = await storage.get_complaint(uow.db, uow.session, timer["payload"]["order_id"])
+        if c is None:
+            return
+        if timer["_id"] != due_timer(c):
+            return  # armed for a deadline that has since moved
+        entry = lc.mark_overdue(c, stage="resolve", by=SYSTEM, at=uow.now())
+        if entry is None or c.due is None:
+            return
+        await self._emit(uow, c, entry)
+        due_cn = local(c.due).strftime("%Y-%m-%d %H:%M")
+        await self._notice(
+            uow,
+            c,
+            NoticeKind.REMINDER,
+            f"hotline:reminder:{c.id}:{c.due.isoformat()}",
+            f"12345工单 {c.id}（{c.matter_name or '待分拨'}，{c.address}）应于 {due_cn} 前办结，"
+            "现已超期",
+            None,
+            {"stage": "resolve", "due": c.due, "limit_days": c.limit_days},
+        )
+        await self._arm_deadline(uow, c)  # now overdue: the 通报 timer
+        await self._save(uow, c)
+
+    async def on_escalate(self, timer: dict[str, Any], uow: UnitOfWork) -> None:
+        """超期 N 个工作日仍未办结: 通报 and an OVERDUE lead."""
+        c = await storage.get_complaint(uow.db, uow.session, timer["payload"]["order_id"])
+        if c is None or c.due is None:
+            return
+        now = uow.now()
+        days = working_days_overdue(c.due, now)
+        if timer["_id"] != escalate_timer(c) or days < self.settings.escalate_after_days:
+            return  # armed for a deadline that has since moved
+        entry = lc.escalate(c, by=SYSTEM, at=now, days_overdue=days)
+        if entry is None:
+            return
+        await self._emit(uow, c, entry)
+        summary = (
+            f"12345工单 {c.id}（{c.matter_name or '待分拨'}，{c.address}）"
+            f"办结期限 {local(c.due).strftime('%Y-%m-%d')}，已超期 {days} 个工作日仍未办结"
+        )
+        await self._notice(
+            uow,
+            c,
+            NoticeKind.ESCALATION,
+            f"hotline:escalation:{c.id}",
+            summary,
+            None,
+            {
+                "days_overdue": days,
+                "due": c.due,
+                "supervisor": supervising_unit(c.unit or c.district),
+            },
+        )
+        await self._lead(
+            uow,
+            c,
+            LeadKind.OVERDUE,
+            (c.id,),
+            summary,
+            {"due": c.due, "days_overdue": days, "status": c.status},
+        )
+        await self._save(uow, c)
+
+    async def on_case_check(self, timer: dict[str, Any], uow: UnitOfWork) -> None:
+        """应立尽立: a confirmed violation N days ago and still no case for the target."""
+        c = await storage.get_complaint(uow.db, uow.session, timer["payload"]["order_id"])
+        if c is None or c.verdict != "violation_confirmed" or c.resolved_at is None:
+            return
+        times = await storage.case_times_for(uow.db, uow.session, order_id=c.id, keys=c.target_keys)
+        now = uow.now()
+        days = self.settings.case_deadline_days
+        if not is_case_not_opened(c.resolved_at, now, times, days):
+            return
+        await self._lead(
+            uow,
+            c,
+            LeadKind.CASE_NOT_OPENED,
+            (c.id,),
+            f"工单 {c.id}（{c.matter_name or '事项不明'}）于 "
+            f"{local(c.resolved_at).strftime('%Y-%m-%d')} 办结，确认违法行为成立，"
+            f"但 {days} 日内未见对{c.target or c.address}立案",
+            {"resolved_at": c.resolved_at, "outcome": c.outcome, "target": c.target, "days": days},
+        )
+        await self._save(uow, c)
+
+    # ------------------------------------------------------------------ cases
+
+    async def on_case_closed(self, event: Envelope, uow: UnitOfWork) -> None:
+        """Remember the case's party, so 应立尽立 checks find it; link waiting complaints."""
+        data = parse_data(event, CaseClosed)
+        keys = sorted(
+            set(target_keys(data.party.name))
+            | ({f"uscc:{data.party.id.upper()}"} if data.party.id else set())
+        )
+        filed = data.dates.filed
+        opened = (
+            dt.datetime.combine(filed, dt.time(0), CST).astimezone(dt.UTC)
+            if filed is not None
+            else uow.now()
+        )
+        new = await storage.record_case(
+            uow.db,
+            uow.session,
+            {
+                "_id": data.case_id,
+                "unit": data.unit,
+                "district": data.district,
+                "source_order_id": data.source_order_id,
+                "target_keys": keys,
+                "opened_at": min(opened, uow.now()),
+                "seen_at": uow.now(),
+            },
+        )
+        if not new:
+            return
+        for c in await storage.complaints_for_case(
+            uow.db, uow.session, source_order_id=data.source_order_id, keys=keys
+        ):
+            if data.case_id not in c.case_ids:
+                c.case_ids.append(data.case_id)
+                await self._save(uow, c)
+
+
+_VERDICTS: frozenset[str] = frozenset(
+    ("violation_confirmed", "rectified", "no_violation", "not_applicable")
+)
