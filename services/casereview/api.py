@@ -1,0 +1,509 @@
+"""HTTP API of the casereview service under ``/v1/casereview``: cases and their pre-check,
+campaigns (draw, population, verification), reviews (preview, score), rectifications
+(answer, close), reports (JSON and CSV), the rubric and the reviewer directory.
+
+Lists are paginated (``limit``, ``offset``) and filterable; bad input answers 4xx with the
+reason, never 500. Scores and grades are computed from the reviewer's decisions: no request
+carries a score.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, Literal, TypeVar
+
+from fastapi import APIRouter, HTTPException, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+from pymongo.errors import DuplicateKeyError
+
+from services.casereview import storage
+from services.casereview.domain.precheck import Finding
+from services.casereview.domain.reports import (
+    GroupBy,
+    Report,
+    ReviewRow,
+    build_report,
+    previous_period,
+    to_csv,
+)
+from services.casereview.domain.rubric import Proposal, ReviewError, Rubric, ScoreSheet
+from services.casereview.domain.sampling import Reviewer
+from services.casereview.handlers import (
+    CampaignSpec,
+    CaseReviewWorkflow,
+    Conflict,
+    Forbidden,
+    NotFound,
+    RectificationAnswer,
+    RectificationVerdict,
+    ScoreSubmission,
+)
+from shared.city import load_city
+from shared.mongo import Document
+from shared.service import Service
+from shared.unit_of_work import UnitOfWork
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+class Out(BaseModel):
+    """Read models: the stored document's ``_id`` becomes ``id``; unknown fields are dropped."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    @classmethod
+    def of(cls: type[M], doc: Document) -> M:
+        return cls.model_validate({"id": doc["_id"], **doc})
+
+
+class Page(BaseModel, Generic[T]):
+    total: int
+    limit: int
+    offset: int
+    items: list[T]
+
+
+class CaseSummary(Out):
+    id: str = Field(description="case_id")
+    district: str
+    unit: str
+    status: str
+    procedure: str
+    matter: str
+    closed_on: str
+    decision: dict[str, Any]
+    finding_codes: list[str]
+    campaign_id: str | None = None
+    review_id: str | None = None
+    reviewer_id: str | None = None
+    grade: str | None = None
+    score: float | None = None
+    rectification_id: str | None = None
+    rectification_status: str | None = None
+    rectification_deadline: dt.datetime | None = None
+    updated_at: dt.datetime
+
+
+class CaseDetail(CaseSummary):
+    file: dict[str, Any]
+    findings: list[Finding]
+    revision: int
+    received_at: dt.datetime
+    ignored_revisions: list[dict[str, Any]] = []
+
+
+class CampaignSummary(Out):
+    id: str
+    name: str
+    period_from: str
+    period_to: str
+    units: list[str]
+    districts: list[str]
+    k_per_unit: int | None
+    percent: str | None
+    seed: str
+    algorithm: str
+    population_size: int
+    population_hash: str
+    directory_version: str
+    rubric_version: str
+    created_at: dt.datetime
+    status: str
+
+
+class CampaignOut(CampaignSummary):
+    sample: list[str]
+    assignments: dict[str, str] = Field(description="case_id → reviewer_id")
+    reviewers: list[Reviewer]
+
+
+class CampaignPopulation(Out):
+    """Everything a third party needs to re-draw (see SAMPLING.md)."""
+
+    id: str
+    seed: str
+    algorithm: str
+    k_per_unit: int | None
+    percent: str | None
+    population: list[tuple[str, str]] = Field(description="[case_id, unit], by case_id")
+    population_hash: str
+    reviewers: list[Reviewer]
+
+
+class Verification(BaseModel):
+    campaign_id: str
+    algorithm: str
+    seed: str
+    population_hash: str
+    population_hash_matches: bool
+    sample_matches: bool
+    assignments_match: bool
+    sample: list[str]
+    assignments: dict[str, str]
+
+
+class ReviewOut(Out):
+    id: str
+    campaign_id: str
+    case_id: str
+    unit: str
+    district: str
+    closed_on: str
+    reviewer_id: str
+    reviewer_unit: str
+    status: str
+    rubric_version: str
+    proposals: list[Proposal]
+    assigned_at: dt.datetime
+    sheet: ScoreSheet | None = None
+    grade: str | None = None
+    score: float | None = None
+    failed: bool | None = None
+    comment: str | None = None
+    scored_at: dt.datetime | None = None
+
+
+class RectificationOut(Out):
+    id: str
+    case_id: str
+    review_id: str
+    campaign_id: str
+    unit: str
+    district: str
+    grade: str
+    score: float
+    vetoes: list[str]
+    issues: list[dict[str, Any]]
+    status: Literal["open", "overdue", "answered", "closed"]
+    round: int
+    required_at: dt.datetime
+    deadline: dt.datetime
+    overdue: bool
+    overdue_at: dt.datetime | None = None
+    answered_at: dt.datetime | None = None
+    closed_at: dt.datetime | None = None
+    answers: list[dict[str, Any]]
+    verdicts: list[dict[str, Any]]
+
+
+class RubricInfo(BaseModel):
+    current: str
+    versions: list[str]
+    rubric: Rubric
+
+
+def _limit() -> Any:
+    return Query(50, ge=1, le=500)
+
+
+def _offset() -> Any:
+    return Query(0, ge=0, le=1_000_000)
+
+
+def _set(query: dict[str, Any], key: str, value: Any) -> None:
+    if value is not None:
+        query[key] = value
+
+
+def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
+    router = APIRouter(prefix="/v1/casereview", tags=["casereview"])
+    city = load_city()
+
+    async def guarded(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        """One transaction; domain errors become 4xx with the reason."""
+        try:
+            return await svc.run_in_uow(work)
+        except NotFound as exc:
+            raise HTTPException(404, detail=str(exc)) from exc
+        except Forbidden as exc:
+            raise HTTPException(403, detail=str(exc)) from exc
+        except Conflict as exc:
+            raise HTTPException(409, detail=str(exc)) from exc
+        except ReviewError as exc:
+            raise HTTPException(422, detail=exc.problems) from exc
+        except DuplicateKeyError as exc:
+            raise HTTPException(409, detail="already exists (concurrent request)") from exc
+
+    async def one(collection: str, doc_id: str, what: str) -> Document:
+        doc = await storage.get(svc.db, None, collection, doc_id)
+        if doc is None:
+            raise HTTPException(404, detail=f"{what} {doc_id} not found")
+        return doc
+
+    # ------------------------------------------------------------------ cases
+
+    @router.get("/cases", response_model=Page[CaseSummary])
+    async def list_cases(
+        district: str | None = None,
+        unit: str | None = None,
+        status: str | None = None,
+        grade: str | None = None,
+        finding: str | None = Query(None, description="a pre-check code, e.g. DOC_MISSING"),
+        closed_from: dt.date | None = None,
+        closed_to: dt.date | None = None,
+        limit: int = _limit(),
+        offset: int = _offset(),
+    ) -> Page[CaseSummary]:
+        """Case files with their pre-check result and review state."""
+        query: dict[str, Any] = {}
+        _set(query, "district", district)
+        _set(query, "unit", unit)
+        _set(query, "status", status)
+        _set(query, "grade", grade)
+        _set(query, "finding_codes", finding)
+        closed: dict[str, str] = {}
+        if closed_from:
+            closed["$gte"] = closed_from.isoformat()
+        if closed_to:
+            closed["$lte"] = closed_to.isoformat()
+        if closed:
+            query["closed_on"] = closed
+        total, docs = await storage.page(
+            svc.db,
+            storage.CASES,
+            query,
+            sort=[("closed_on", -1), ("_id", 1)],
+            limit=limit,
+            offset=offset,
+            projection={"file": 0, "findings": 0},
+        )
+        return Page(
+            total=total, limit=limit, offset=offset, items=[CaseSummary.of(d) for d in docs]
+        )
+
+    @router.get("/cases/{case_id}", response_model=CaseDetail)
+    async def get_case(case_id: str) -> CaseDetail:
+        """One case file: the file as received, every finding with its rule and evidence."""
+        return CaseDetail.of(await one(storage.CASES, case_id, "case"))
+
+    # ------------------------------------------------------------------ reference data
+
+    @router.get("/rubric", response_model=RubricInfo)
+    async def get_rubric(version: str | None = None) -> RubricInfo:
+        """The scoring rubric (current version, or the one asked for)."""
+        rubric = workflow.rubrics.get(version) if version else workflow.rubric
+        if rubric is None:
+            raise HTTPException(404, detail=f"rubric version {version} not found")
+        return RubricInfo(
+            current=workflow.rubric.version, versions=sorted(workflow.rubrics), rubric=rubric
+        )
+
+    @router.get("/reviewers", response_model=Page[Reviewer])
+    async def list_reviewers(
+        district: str | None = None,
+        unit: str | None = None,
+        limit: int = _limit(),
+        offset: int = _offset(),
+    ) -> Page[Reviewer]:
+        """The reviewer directory (评查人员名录)."""
+        rows = [
+            r
+            for r in workflow.directory.reviewers
+            if (district is None or r.district == district) and (unit is None or r.unit == unit)
+        ]
+        return Page(
+            total=len(rows), limit=limit, offset=offset, items=rows[offset : offset + limit]
+        )
+
+    # ------------------------------------------------------------------ campaigns
+
+    @router.post("/campaigns", response_model=CampaignOut, status_code=201)
+    async def create_campaign(spec: CampaignSpec) -> CampaignOut:
+        """Draw a 双随机 sample and assign reviewers; the seed is published with the result."""
+        doc = await guarded(lambda uow: workflow.create_campaign(uow, spec))
+        return CampaignOut.of(doc)
+
+    @router.get("/campaigns", response_model=Page[CampaignSummary])
+    async def list_campaigns(
+        limit: int = _limit(), offset: int = _offset()
+    ) -> Page[CampaignSummary]:
+        total, docs = await storage.page(
+            svc.db,
+            storage.CAMPAIGNS,
+            {},
+            sort=[("created_at", -1), ("_id", 1)],
+            limit=limit,
+            offset=offset,
+            projection={"population": 0, "sample": 0, "assignments": 0},
+        )
+        return Page(
+            total=total, limit=limit, offset=offset, items=[CampaignSummary.of(d) for d in docs]
+        )
+
+    @router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
+    async def get_campaign(campaign_id: str) -> CampaignOut:
+        return CampaignOut.of(await one(storage.CAMPAIGNS, campaign_id, "campaign"))
+
+    @router.get("/campaigns/{campaign_id}/population", response_model=CampaignPopulation)
+    async def get_population(campaign_id: str) -> CampaignPopulation:
+        """The published draw input: population, seed, quota, reviewers."""
+        return CampaignPopulation.of(await one(storage.CAMPAIGNS, campaign_id, "campaign"))
+
+    @router.get("/campaigns/{campaign_id}/verify", response_model=Verification)
+    async def verify_campaign(campaign_id: str) -> Verification:
+        """Re-draw from the recorded input and compare with the recorded result."""
+        doc = await one(storage.CAMPAIGNS, campaign_id, "campaign")
+        return Verification.model_validate(workflow.verify_campaign(doc))
+
+    # ------------------------------------------------------------------ reviews
+
+    @router.get("/reviews", response_model=Page[ReviewOut])
+    async def list_reviews(
+        campaign_id: str | None = None,
+        reviewer_id: str | None = None,
+        status: Literal["assigned", "scored"] | None = None,
+        unit: str | None = None,
+        district: str | None = None,
+        grade: str | None = None,
+        limit: int = _limit(),
+        offset: int = _offset(),
+    ) -> Page[ReviewOut]:
+        query: dict[str, Any] = {}
+        _set(query, "campaign_id", campaign_id)
+        _set(query, "reviewer_id", reviewer_id)
+        _set(query, "status", status)
+        _set(query, "unit", unit)
+        _set(query, "district", district)
+        _set(query, "grade", grade)
+        total, docs = await storage.page(
+            svc.db, storage.REVIEWS, query, sort=[("_id", 1)], limit=limit, offset=offset
+        )
+        return Page(total=total, limit=limit, offset=offset, items=[ReviewOut.of(d) for d in docs])
+
+    @router.get("/reviews/{review_id}", response_model=ReviewOut)
+    async def get_review(review_id: str) -> ReviewOut:
+        """A review with its proposed deductions (pre-filled from the pre-check)."""
+        return ReviewOut.of(await one(storage.REVIEWS, review_id, "review"))
+
+    @router.post("/reviews/{review_id}/preview", response_model=ScoreSheet)
+    async def preview_review(review_id: str, submission: ScoreSubmission) -> ScoreSheet:
+        """The sheet these decisions would give, without saving anything."""
+        review = await one(storage.REVIEWS, review_id, "review")
+        try:
+            return workflow.preview(review, submission)
+        except ReviewError as exc:
+            raise HTTPException(422, detail=exc.problems) from exc
+
+    @router.post("/reviews/{review_id}/score", response_model=ReviewOut)
+    async def score_review(review_id: str, submission: ScoreSubmission) -> ReviewOut:
+        """Record the decisions; score and grade are computed; 不合格 orders rectification."""
+        doc = await guarded(lambda uow: workflow.score_review(uow, review_id, submission))
+        return ReviewOut.of(doc)
+
+    # ------------------------------------------------------------------ rectifications
+
+    @router.get("/rectifications", response_model=Page[RectificationOut])
+    async def list_rectifications(
+        status: Literal["open", "overdue", "answered", "closed"] | None = None,
+        unit: str | None = None,
+        district: str | None = None,
+        overdue: bool | None = None,
+        limit: int = _limit(),
+        offset: int = _offset(),
+    ) -> Page[RectificationOut]:
+        query: dict[str, Any] = {}
+        _set(query, "status", status)
+        _set(query, "unit", unit)
+        _set(query, "district", district)
+        _set(query, "overdue", overdue)
+        total, docs = await storage.page(
+            svc.db,
+            storage.RECTIFICATIONS,
+            query,
+            sort=[("deadline", 1), ("_id", 1)],
+            limit=limit,
+            offset=offset,
+        )
+        return Page(
+            total=total, limit=limit, offset=offset, items=[RectificationOut.of(d) for d in docs]
+        )
+
+    @router.get("/rectifications/{rect_id}", response_model=RectificationOut)
+    async def get_rectification(rect_id: str) -> RectificationOut:
+        return RectificationOut.of(await one(storage.RECTIFICATIONS, rect_id, "rectification"))
+
+    @router.post("/rectifications/{rect_id}/answer", response_model=RectificationOut)
+    async def answer_rectification(rect_id: str, answer: RectificationAnswer) -> RectificationOut:
+        """The unit reports what it rectified (整改报告)."""
+        doc = await guarded(lambda uow: workflow.answer_rectification(uow, rect_id, answer))
+        return RectificationOut.of(doc)
+
+    @router.post("/rectifications/{rect_id}/close", response_model=RectificationOut)
+    async def close_rectification(rect_id: str, verdict: RectificationVerdict) -> RectificationOut:
+        """The supervisor accepts the answer (closed) or sends it back with a new deadline."""
+        doc = await guarded(lambda uow: workflow.close_rectification(uow, rect_id, verdict))
+        return RectificationOut.of(doc)
+
+    # ------------------------------------------------------------------ reports
+
+    async def report(
+        group_by: GroupBy,
+        period_from: dt.date,
+        period_to: dt.date,
+        compare_from: dt.date | None,
+        compare_to: dt.date | None,
+    ) -> Report:
+        if period_to < period_from:
+            raise HTTPException(422, detail="period_to is before period_from")
+        if (compare_from is None) != (compare_to is None):
+            raise HTTPException(422, detail="give both compare_from and compare_to, or neither")
+        if compare_from is not None and compare_to is not None:
+            if compare_to < compare_from:
+                raise HTTPException(422, detail="compare_to is before compare_from")
+            compare = (compare_from, compare_to)
+        else:
+            compare = previous_period(period_from, period_to)
+        low = min(period_from, compare[0]).isoformat()
+        high = max(period_to, compare[1]).isoformat()
+        rows = [
+            ReviewRow.model_validate(d) for d in await storage.scored_reviews(svc.db, low, high)
+        ]
+        names = {d.code: d.name for d in city.districts}
+        names.update({u.id: u.name for u in city.all_units()})
+        rubric = workflow.rubric
+        texts = {code: item.text for code, (_, item) in rubric.items.items()}
+        for version in workflow.rubrics.values():
+            for code, (_, item) in version.items.items():
+                texts.setdefault(code, item.text)
+        return build_report(
+            rows,
+            group_by=group_by,
+            period=(period_from, period_to),
+            compare=compare,
+            grades=[g.grade for g in rubric.grades],
+            item_texts=texts,
+            names=names,
+            top=workflow.settings.report_top_defects,
+        )
+
+    @router.get("/reports", response_model=Report)
+    async def get_report(
+        period_from: dt.date,
+        period_to: dt.date,
+        group_by: GroupBy = "district",
+        compare_from: dt.date | None = None,
+        compare_to: dt.date | None = None,
+    ) -> Report:
+        """Grade distribution, common defects and the comparison period, per unit or district."""
+        return await report(group_by, period_from, period_to, compare_from, compare_to)
+
+    @router.get("/reports.csv", response_class=Response)
+    async def get_report_csv(
+        period_from: dt.date,
+        period_to: dt.date,
+        group_by: GroupBy = "district",
+        compare_from: dt.date | None = None,
+        compare_to: dt.date | None = None,
+    ) -> Response:
+        """The same report as CSV (UTF-8 with BOM, so spreadsheet tools read the Chinese)."""
+        body = to_csv(await report(group_by, period_from, period_to, compare_from, compare_to))
+        filename = f"casereview-{group_by}-{period_from}-{period_to}.csv"
+        return Response(
+            content="\ufeff" + body,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+
+    return router

@@ -1,0 +1,636 @@
+"""Automatic pre-check (自动预检) of a closed case file: pure rules, no I/O.
+
+Each rule reads a :class:`~shared.contracts.CaseClosed` and returns findings. A finding says
+what is wrong (``code``, ``severity``), which norm says so (``rule`` text and ``source``; the
+seed policy in ``/work/shared/seeds`` that makes it a review point, where there is one) and
+the evidence (the field and the dates it looked at), so a reviewer can confirm it in seconds.
+
+The rules follow 《中华人民共和国行政处罚法》(2021) and the review priorities of the seed
+plans: "将行政执法三项制度、裁量权基准适用、轻微违法行为依法不予行政处罚等作为案卷评查的重点内容"
+(静安区司法局《2025年静安区行政执法监督工作计划》).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.contracts import CaseClosed
+
+
+class Severity(StrEnum):
+    """How bad a defect is: ``critical`` ones match a veto item of the rubric."""
+
+    CRITICAL = "critical"
+    MAJOR = "major"
+    MINOR = "minor"
+
+
+@dataclass(frozen=True)
+class Norm:
+    """Where a rule comes from: the legal text and the seed policy that makes it a review point."""
+
+    rule: str
+    source: str
+    seeds: tuple[str, ...] = ()
+
+
+# Seed files (under /work/shared/seeds), cited by file name, title and phrase.
+SEED_JINGAN_2025 = (
+    "000_ea473ff1d8cb02b8.txt 静安区2025年行政执法监督工作计划: "
+    "将行政执法三项制度、裁量权基准适用、轻微违法行为依法不予行政处罚等"
+    "作为案卷评查的重点内容"
+)
+SEED_PUDONG_2024 = (
+    "001_b348ea9af164927f.txt 浦东城管执法局贯彻落实意见: "
+    "未取得行政执法证件的人员不得独立从事行政执法工作"
+)
+SEED_PUDONG_2024_SERVICE = (
+    "001_b348ea9af164927f.txt 浦东城管执法局贯彻落实意见: "
+    "对设备审核、证据审核、文书送达、陈述申辩等环节不断赋能优化"
+)
+SEED_OUHAI_2022 = (
+    "002_8cc9de9d925df07c.txt 瓯海区2022年度行政执法监督工作计划: "
+    "从执法主体认定是否正确、证据是否充分、程序是否合法、"
+    "法律适用是否准确、文书制作是否规范等方面予以评定"
+)
+SEED_OUHAI_2022_BASELINE = (
+    "002_8cc9de9d925df07c.txt 瓯海区2022年度行政执法监督工作计划: "
+    "对执法人员持证亮证、行政执法“三项制度”落实、裁量基准运用、"
+    "执法文书制作……等情况开展监督"
+)
+SEED_XIALU_FIRST_OFFENCE = (
+    "003_790da149bfa28c1a.txt 下陆区分解落实通知: "
+    "推行轻微违法告知承诺制，实行“首违不罚+公益减罚+轻微速罚”模式"
+)
+SEED_XUHUI_PUBLICITY = (
+    "004_ac79eeb59e6acbf5.txt 徐汇区三项制度实施意见(一): 保證及時、準確、全面公示行政執法信息"
+)
+SEED_XUHUI_RECORDING = (
+    "004_ac79eeb59e6acbf5.txt 徐汇区三项制度实施意见(二): 開展行政處罰……應當實施行政執法全過程記錄"
+)
+SEED_XUHUI_LEGAL_REVIEW = (
+    "004_ac79eeb59e6acbf5.txt 徐汇区三项制度实施意见(三): "
+    "本區行政執法單位對重大行政執法決定應當進行法制審核"
+)
+
+NORMS: dict[str, Norm] = {
+    "DOC_MISSING": Norm(
+        "案卷应当包含该程序必备的执法文书：立案审批表、调查/检查笔录、证据材料、行政处罚事先告知书、"
+        "陈述申辩记录、行政处罚决定书、送达回证、结案报告（简易程序：现场笔录、当场处罚决定书、送达回证）",
+        "《行政处罚法》第五十一条至第六十一条",
+        (SEED_OUHAI_2022,),
+    ),
+    "DECISION_LATE": Norm(
+        "行政机关应当自行政处罚案件立案之日起九十日内作出行政处罚决定",
+        "《行政处罚法》第六十条",
+        (SEED_OUHAI_2022,),
+    ),
+    "DECISION_TIME_UNVERIFIABLE": Norm(
+        "立案日期与决定日期须载明，方能核实九十日办案期限",
+        "《行政处罚法》第六十条",
+        (SEED_OUHAI_2022,),
+    ),
+    "SERVICE_LATE": Norm(
+        "行政处罚决定书应当在宣告后当场交付当事人；当事人不在场的，行政机关应当在七日内依照"
+        "《中华人民共和国民事诉讼法》的有关规定送达当事人",
+        "《行政处罚法》第六十一条",
+        (SEED_PUDONG_2024_SERVICE,),
+    ),
+    "SERVICE_TIME_UNVERIFIABLE": Norm(
+        "决定日期与送达日期须载明，方能核实七日送达期限",
+        "《行政处罚法》第六十一条",
+        (SEED_PUDONG_2024_SERVICE,),
+    ),
+    "NOTICE_MISSING": Norm(
+        "行政机关在作出行政处罚决定之前，应当告知当事人拟作出的行政处罚内容及事实、理由、依据，"
+        "并告知当事人依法享有的陈述、申辩、要求听证等权利",
+        "《行政处罚法》第四十四条、第六十二条",
+        (SEED_OUHAI_2022,),
+    ),
+    "NOTICE_AFTER_DECISION": Norm(
+        "行政机关及其执法人员在作出行政处罚决定之前，未依照本法第四十四条、第四十五条的规定向当事人"
+        "告知拟作出的行政处罚内容及事实、理由、依据……不得作出行政处罚决定",
+        "《行政处罚法》第四十四条、第六十二条",
+        (SEED_OUHAI_2022,),
+    ),
+    "OFFICERS_TOO_FEW": Norm(
+        "行政处罚应当由具有行政执法资格的执法人员实施。执法人员不得少于两人，法律另有规定的除外",
+        "《行政处罚法》第四十二条",
+        (SEED_PUDONG_2024,),
+    ),
+    "OFFICER_CERT_INVALID": Norm(
+        "执法人员应当持有在办案期间有效的行政执法证件（持证上岗）",
+        "《行政处罚法》第四十二条；《上海市行政执法证管理办法》",
+        (SEED_PUDONG_2024,),
+    ),
+    "PUBLICITY_MISSING": Norm(
+        "行政处罚的实施机关、立案依据、实施程序和救济渠道等信息应当公示；"
+        "具有一定社会影响的行政处罚决定应当依法公开（行政执法公示制度）",
+        "《行政处罚法》第三十九条、第四十八条",
+        (SEED_XUHUI_PUBLICITY, SEED_JINGAN_2025),
+    ),
+    "RECORDING_MISSING": Norm(
+        "行政机关应当依法以文字、音像等形式，对行政处罚的启动、调查取证、审核、决定、送达、执行等"
+        "进行全过程记录，归档保存（执法全过程记录制度）",
+        "《行政处罚法》第四十七条",
+        (SEED_XUHUI_RECORDING, SEED_JINGAN_2025),
+    ),
+    "LEGAL_REVIEW_MISSING": Norm(
+        "有下列情形之一，在行政机关负责人作出行政处罚的决定之前，应当由从事行政处罚决定法制审核的人员"
+        "进行法制审核；未经法制审核或者审核未通过的，不得作出决定（重大执法决定法制审核制度）",
+        "《行政处罚法》第五十八条",
+        (SEED_XUHUI_LEGAL_REVIEW, SEED_JINGAN_2025),
+    ),
+    "HEARING_NOTICE_MISSING": Norm(
+        "行政机关拟作出较大数额罚款、没收较大数额违法所得、吊销许可证件、责令停产停业等行政处罚决定，"
+        "应当告知当事人有要求听证的权利",
+        "《行政处罚法》第六十三条、第六十四条",
+        (SEED_OUHAI_2022,),
+    ),
+    "BASELINE_NOT_CITED": Norm(
+        "行政机关可以依法制定行政处罚裁量基准，规范行使行政处罚裁量权；案卷应载明所适用的裁量基准",
+        "《行政处罚法》第三十四条",
+        (SEED_OUHAI_2022_BASELINE, SEED_JINGAN_2025),
+    ),
+    "MINOR_PENALISED": Norm(
+        "违法行为轻微并及时改正，没有造成危害后果的，不予行政处罚。"
+        "初次违法且危害后果轻微并及时改正的，可以不予行政处罚",
+        "《行政处罚法》第三十三条",
+        (SEED_JINGAN_2025, SEED_XIALU_FIRST_OFFENCE),
+    ),
+}
+
+
+class Finding(BaseModel):
+    """One defect found in a case file, with the norm it breaks and the evidence."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    severity: Severity
+    message: str
+    rule: str
+    source: str
+    seeds: list[str] = []
+    evidence: dict[str, Any]
+
+
+def finding(code: str, severity: Severity, message: str, **evidence: Any) -> Finding:
+    norm = NORMS[code]
+    return Finding(
+        code=code,
+        severity=severity,
+        message=message,
+        rule=norm.rule,
+        source=norm.source,
+        seeds=list(norm.seeds),
+        evidence=evidence,
+    )
+
+
+@dataclass(frozen=True)
+class PrecheckPolicy:
+    """The thresholds the rules use (from the service settings)."""
+
+    decision_limit_days: int = 90
+    service_limit_days: int = 7
+    min_officers: int = 2
+    large_fine_thresholds: Mapping[str, float] = field(
+        default_factory=lambda: {"individual": 5000.0, "business": 50000.0, "other": 50000.0}
+    )
+    hearing_decision_kinds: frozenset[str] = frozenset(
+        {"revoke_license", "lower_qualification", "suspend_business", "order_closure"}
+    )
+    no_penalty_kinds: frozenset[str] = frozenset({"no_penalty"})
+
+
+# ---------------------------------------------------------------- required documents
+
+DocGroup = tuple[str, tuple[str, ...]]
+"""(what the file must hold, the document kinds that satisfy it)."""
+
+RECORD = ("调查/检查笔录", ("现场检查笔录", "调查询问笔录", "勘验笔录", "检查笔录", "询问笔录"))
+EVIDENCE = ("证据材料", ("证据材料", "证据", "证据清单"))
+FILING = ("立案审批表", ("立案审批表", "立案登记表"))
+SERVICE = ("送达回证", ("送达回证",))
+CLOSING = ("结案报告", ("结案报告", "结案审批表"))
+
+GENERAL_PENALTY_DOCS: tuple[DocGroup, ...] = (
+    FILING,
+    RECORD,
+    EVIDENCE,
+    ("行政处罚事先告知书", ("行政处罚事先告知书", "事先告知书")),
+    ("陈述申辩记录", ("陈述申辩笔录", "陈述申辩记录", "陈述申辩书", "放弃陈述申辩声明")),
+    ("行政处罚决定书", ("行政处罚决定书",)),
+    SERVICE,
+    CLOSING,
+)
+GENERAL_NO_PENALTY_DOCS: tuple[DocGroup, ...] = (
+    FILING,
+    RECORD,
+    EVIDENCE,
+    ("不予行政处罚决定书", ("不予行政处罚决定书",)),
+    SERVICE,
+    CLOSING,
+)
+SIMPLE_DOCS: tuple[DocGroup, ...] = (
+    ("现场笔录", ("现场检查笔录", "现场笔录")),
+    ("当场行政处罚决定书", ("当场行政处罚决定书", "行政处罚决定书")),
+    SERVICE,
+)
+HEARING_NOTICE_KINDS = ("听证告知书", "行政处罚听证告知书")
+LEGAL_REVIEW_KINDS = ("法制审核意见书", "法制审核意见", "重大执法决定法制审核意见书")
+
+
+def is_penalty(case: CaseClosed, policy: PrecheckPolicy) -> bool:
+    return case.decision.kind not in policy.no_penalty_kinds
+
+
+def is_large(case: CaseClosed, policy: PrecheckPolicy) -> bool:
+    """较大数额罚款/没收 for this party type, or a decision that always carries a hearing."""
+    threshold = policy.large_fine_thresholds.get(case.party.type, float("inf"))
+    return (
+        case.decision.fine >= threshold
+        or case.decision.confiscation >= threshold
+        or case.decision.kind in policy.hearing_decision_kinds
+    )
+
+
+def required_documents(case: CaseClosed, policy: PrecheckPolicy) -> tuple[DocGroup, ...]:
+    if case.procedure == "simple":
+        return SIMPLE_DOCS
+    return GENERAL_PENALTY_DOCS if is_penalty(case, policy) else GENERAL_NO_PENALTY_DOCS
+
+
+def _kinds(case: CaseClosed) -> set[str]:
+    return {d.kind.strip() for d in case.documents}
+
+
+def _doc_date(case: CaseClosed, kinds: Iterable[str]) -> dt.date | None:
+    wanted = set(kinds)
+    dates = [d.date for d in case.documents if d.kind.strip() in wanted and d.date]
+    return min(dates) if dates else None
+
+
+def _iso(day: dt.date | None) -> str | None:
+    return day.isoformat() if day else None
+
+
+# ---------------------------------------------------------------- the rules
+
+
+def check_documents(case: CaseClosed, policy: PrecheckPolicy) -> list[Finding]:
+    """必备文书: one finding per missing document of the case's procedure."""
+    present = _kinds(case)
+    return [
+        finding(
+            "DOC_MISSING",
+            Severity.MAJOR,
+            f"案卷缺少{name}",
+            field="documents",
+            missing=name,
+            accepted_kinds=list(kinds),
+            procedure=case.procedure,
+            decision_kind=case.decision.kind,
+            present=sorted(present),
+        )
+        for name, kinds in required_documents(case, policy)
+        if not present.intersection(kinds)
+    ]
+
+
+def check_decision_time_limit(case: CaseClosed, policy: PrecheckPolicy) -> list[Finding]:
+    """九十日办案期限 (general procedure): filed → decided, unless an extension is recorded."""
+    if case.procedure != "general":
+        return []
+    filed, decided = case.dates.filed, case.dates.decided
+    if filed is None or decided is None:
+        return [
+            finding(
+                "DECISION_TIME_UNVERIFIABLE",
+                Severity.MAJOR,
+                "立案或决定日期缺失，无法核实办案期限",
+                field="dates",
+                filed=_iso(filed),
+                decided=_iso(decided),
+            )
+        ]
+    days = (decided - filed).days
+    if days <= policy.decision_limit_days or "extension_approved" in case.circumstances:
+        return []
+    return [
+        finding(
+            "DECISION_LATE",
+            Severity.MAJOR,
+            f"立案后{days}日才作出决定，超过{policy.decision_limit_days}日",
+            field="dates.decided",
+            filed=_iso(filed),
+            decided=_iso(decided),
+            days=days,
+            limit_days=policy.decision_limit_days,
+        )
+    ]
+
+
+def check_service_time_limit(case: CaseClosed, policy: PrecheckPolicy) -> list[Finding]:
+    """七日送达: decided → served."""
+    decided, served = case.dates.decided, case.dates.served
+    if decided is None or served is None:
+        return [
+            finding(
+                "SERVICE_TIME_UNVERIFIABLE",
+                Severity.MAJOR,
+                "决定或送达日期缺失，无法核实送达期限",
+                field="dates",
+                decided=_iso(decided),
+                served=_iso(served),
+            )
+        ]
+    days = (served - decided).days
+    if 0 <= days <= policy.service_limit_days:
+        return []
+    message = (
+        f"决定后{days}日才送达，超过{policy.service_limit_days}日"
+        if days > 0
+        else "送达日期早于决定日期"
+    )
+    return [
+        finding(
+            "SERVICE_LATE",
+            Severity.MAJOR,
+            message,
+            field="dates.served",
+            decided=_iso(decided),
+            served=_iso(served),
+            days=days,
+            limit_days=policy.service_limit_days,
+        )
+    ]
+
+
+def check_notification(case: CaseClosed, policy: PrecheckPolicy) -> list[Finding]:
+    """事先告知 before the decision (general procedure, a penalty decided)."""
+    if case.procedure != "general" or not is_penalty(case, policy):
+        return []
+    notified, decided = case.dates.notified, case.dates.decided
+    if notified is None:
+        return [
+            finding(
+                "NOTICE_MISSING",
+                Severity.CRITICAL,
+                "未记载事先告知日期，不能证明决定前已告知当事人",
+                field="dates.notified",
+                notified=None,
+                decided=_iso(decided),
+            )
+        ]
+    if decided is not None and notified >= decided:
+        return [
+            finding(
+                "NOTICE_AFTER_DECISION",
+                Severity.CRITICAL,
+                "事先告知晚于或同日于处罚决定，当事人未能在决定前陈述申辩",
+                field="dates.notified",
+                notified=_iso(notified),
+                decided=_iso(decided),
+            )
+        ]
+    return []
+
+
+def check_officers(case: CaseClosed, policy: PrecheckPolicy) -> list[Finding]:
+    """执法人员不得少于两人."""
+    ids = sorted({o.id for o in case.officers})
+    if len(ids) >= policy.min_officers:
+        return []
+    return [
+        finding(
+            "OFFICERS_TOO_FEW",
+            Severity.CRITICAL,
+            f"执法人员{len(ids)}人，少于{policy.min_officers}人",
+            field="officers",
+            officers=ids,
+            minimum=policy.min_officers,
+        )
+    ]
+
+
+def case_act_dates(case: CaseClosed) -> dict[str, dt.date]:
+    """The dates officers act on (discovery to service): a certificate must cover them all."""
+    d = case.dates
+    acts = {
+        "discovered": d.discovered,
+        "filed": d.filed,
+        "notified": d.notified,
+        "decided": d.decided,
+        "served": d.served,
+    }
+    return {k: v for k, v in acts.items() if v is not None}
+
+
+def check_certificates(case: CaseClosed, policy: PrecheckPolicy) -> list[Finding]:
+    """持证上岗: every officer's certificate exists and is valid on every act date."""
+    acts = case_act_dates(case)
+    last_name, last_day = max(acts.items(), key=lambda kv: kv[1]) if acts else ("", None)
+    out: list[Finding] = []
+    for officer in case.officers:
+        if not officer.cert_no or officer.cert_valid_until is None:
+            out.append(
+                finding(
+                    "OFFICER_CERT_INVALID",
+                    Severity.CRITICAL,
+                    f"执法人员{officer.id}未记载执法证号或有效期",
+                    field="officers",
+                    officer=officer.id,
+                    cert_no=officer.cert_no,
+                    cert_valid_until=_iso(officer.cert_valid_until),
+                )
+            )
+        elif last_day is not None and officer.cert_valid_until < last_day:
+            lapsed = sorted(k for k, v in acts.items() if v > officer.cert_valid_until)
+            out.append(
+                finding(
+                    "OFFICER_CERT_INVALID",
+                    Severity.CRITICAL,
+                    f"执法人员{officer.id}的执法证于{officer.cert_valid_until}到期，"
+                    f"晚于到期日仍参与办案（{last_name} {last_day}）",
+                    field="officers",
+                    officer=officer.id,
+                    cert_no=officer.cert_no,
+                    cert_valid_until=_iso(officer.cert_valid_until),
+                    dates_not_covered={k: acts[k].isoformat() for k in lapsed},
+                )
+            )
+    return out
+
+
+def check_publicity(case: CaseClosed, policy: PrecheckPolicy) -> list[Finding]:
+    """三项制度 (1): 行政执法公示."""
+    if case.publicity is True:
+        return []
+    return [
+        finding(
+            "PUBLICITY_MISSING",
+            Severity.MAJOR,
+            "未记录行政执法公示",
+            field="publicity",
+            value=case.publicity,
+            decided=_iso(case.dates.decided),
+        )
+    ]
+
+
+def check_recording(case: CaseClosed, policy: PrecheckPolicy) -> list[Finding]:
+    """三项制度 (2): 执法全过程记录."""
+    if case.recording is True:
+        return []
+    return [
+        finding(
+            "RECORDING_MISSING",
+            Severity.MAJOR,
+            "未记录执法全过程记录（音像记录）",
+            field="recording",
+            value=case.recording,
+            discovered=_iso(case.dates.discovered),
+        )
+    ]
+
+
+def check_legal_review(case: CaseClosed, policy: PrecheckPolicy) -> list[Finding]:
+    """三项制度 (3): 重大执法决定法制审核, before the decision, with its written opinion."""
+    if case.procedure != "general" or not is_penalty(case, policy) or not is_large(case, policy):
+        return []
+    opinion = _doc_date(case, LEGAL_REVIEW_KINDS)
+    has_opinion = bool(_kinds(case).intersection(LEGAL_REVIEW_KINDS))
+    decided = case.dates.decided
+    evidence: dict[str, Any] = {
+        "field": "legal_review",
+        "value": case.legal_review,
+        "opinion_document": has_opinion,
+        "opinion_date": _iso(opinion),
+        "decided": _iso(decided),
+        "fine": case.decision.fine,
+        "confiscation": case.decision.confiscation,
+        "decision_kind": case.decision.kind,
+        "party_type": case.party.type,
+    }
+    if case.legal_review is not True or not has_opinion:
+        return [
+            finding(
+                "LEGAL_REVIEW_MISSING",
+                Severity.MAJOR,
+                "重大执法决定未见法制审核（或缺法制审核意见书）",
+                **evidence,
+            )
+        ]
+    if opinion is not None and decided is not None and opinion > decided:
+        return [
+            finding(
+                "LEGAL_REVIEW_MISSING",
+                Severity.MAJOR,
+                "法制审核晚于处罚决定",
+                **evidence,
+            )
+        ]
+    return []
+
+
+def check_hearing_notice(case: CaseClosed, policy: PrecheckPolicy) -> list[Finding]:
+    """听证告知 for large fines (threshold per party type, from the settings)."""
+    if case.procedure != "general" or not is_penalty(case, policy) or not is_large(case, policy):
+        return []
+    if _kinds(case).intersection(HEARING_NOTICE_KINDS):
+        return []
+    return [
+        finding(
+            "HEARING_NOTICE_MISSING",
+            Severity.MAJOR,
+            "较大数额罚款或重大处罚未告知听证权利",
+            field="documents",
+            missing="听证告知书",
+            fine=case.decision.fine,
+            confiscation=case.decision.confiscation,
+            decision_kind=case.decision.kind,
+            party_type=case.party.type,
+            threshold=policy.large_fine_thresholds.get(case.party.type),
+            notified=_iso(case.dates.notified),
+        )
+    ]
+
+
+def check_discretion_baseline(case: CaseClosed, policy: PrecheckPolicy) -> list[Finding]:
+    """裁量基准: the file cites the baseline it applied."""
+    if case.discretion_baseline and case.discretion_baseline.strip():
+        return []
+    return [
+        finding(
+            "BASELINE_NOT_CITED",
+            Severity.MAJOR,
+            "未引用行政处罚裁量基准",
+            field="discretion_baseline",
+            value=case.discretion_baseline,
+            decision_kind=case.decision.kind,
+            fine=case.decision.fine,
+        )
+    ]
+
+
+MINOR_SETS: tuple[frozenset[str], ...] = (
+    frozenset({"minor", "corrected", "no_harm"}),  # 轻微 + 及时改正 + 无危害后果: 不予处罚
+    frozenset({"first_offence", "minor", "corrected"}),  # 首违 + 后果轻微 + 及时改正: 可以不罚
+)
+AGGRAVATING = frozenset({"repeat_offence", "obstructed", "serious_harm"})
+
+
+def check_minor_violation(case: CaseClosed, policy: PrecheckPolicy) -> list[Finding]:
+    """轻微违法不予处罚 / 首违不罚: a penalty although the circumstances call for none."""
+    if not is_penalty(case, policy):
+        return []
+    circumstances = set(case.circumstances)
+    if circumstances & AGGRAVATING:
+        return []
+    matched = next((s for s in MINOR_SETS if s <= circumstances), None)
+    if matched is None:
+        return []
+    return [
+        finding(
+            "MINOR_PENALISED",
+            Severity.MAJOR,
+            "轻微违法/首次违法且及时改正，仍予处罚，未说明理由",
+            field="decision",
+            circumstances=sorted(circumstances),
+            matched=sorted(matched),
+            decision_kind=case.decision.kind,
+            fine=case.decision.fine,
+            decided=_iso(case.dates.decided),
+        )
+    ]
+
+
+Rule = Callable[[CaseClosed, PrecheckPolicy], list[Finding]]
+
+RULES: dict[str, Rule] = {
+    "documents": check_documents,
+    "decision_time_limit": check_decision_time_limit,
+    "service_time_limit": check_service_time_limit,
+    "notification": check_notification,
+    "officers": check_officers,
+    "certificates": check_certificates,
+    "publicity": check_publicity,
+    "recording": check_recording,
+    "legal_review": check_legal_review,
+    "hearing_notice": check_hearing_notice,
+    "discretion_baseline": check_discretion_baseline,
+    "minor_violation": check_minor_violation,
+}
+"""Every pre-check rule, by name; :func:`run_prechecks` applies them all in this order."""
+
+
+def run_prechecks(case: CaseClosed, policy: PrecheckPolicy) -> list[Finding]:
+    return [f for rule in RULES.values() for f in rule(case, policy)]

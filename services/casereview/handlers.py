@@ -1,0 +1,749 @@
+"""Event, timer and command handlers of the casereview service: glue between events, the
+domain rules and storage. Every change runs inside one unit of work (transaction), and every
+timer, lead and notice id is derived from a business key, so a retry never doubles anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from pydantic import BaseModel, Field, model_validator
+from pydantic_core import to_jsonable_python
+
+from services.casereview import storage
+from services.casereview.domain.directory import Directory, load_directory
+from services.casereview.domain.precheck import Finding, PrecheckPolicy, run_prechecks
+from services.casereview.domain.rubric import (
+    Decision,
+    Extra,
+    Proposal,
+    Rubric,
+    ScoreSheet,
+    current_rubric,
+    load_rubrics,
+    propose,
+    review_sheet,
+)
+from services.casereview.domain.sampling import (
+    ALGORITHM,
+    Candidate,
+    NoEligibleReviewer,
+    Quota,
+    Reviewer,
+    assign_reviewers,
+    draw_sample,
+    population_hash,
+)
+from services.casereview.settings import CasereviewSettings
+from shared.city import supervising_unit
+from shared.clock import utc
+from shared.contracts import (
+    CaseClosed,
+    LeadKind,
+    NoticeKind,
+    NotificationRequest,
+    SupervisionLead,
+    parse_data,
+)
+from shared.envelope import Envelope
+from shared.mongo import Document
+from shared.topics import CASEREVIEW_EVENTS
+from shared.unit_of_work import UnitOfWork
+from shared.workcalendar import CST
+
+log = structlog.get_logger(__name__)
+
+EVENT_PREFIX = "jiandu.casereview.case."
+CASE_CLOSED = "gov.enforcement.case.closed"
+RECTIFICATION_DUE = "casereview.rectification_due"
+RAISED_BY = "casereview"
+
+
+class NotFound(LookupError):
+    """The addressed case, campaign, review or rectification does not exist (HTTP 404)."""
+
+
+class Conflict(ValueError):
+    """The request contradicts the current state (HTTP 409); the message says why."""
+
+
+class Forbidden(PermissionError):
+    """The caller is not the one who may do this (HTTP 403)."""
+
+
+def rectification_timer(rect_id: str) -> str:
+    return f"casereview:rect-due:{rect_id}"
+
+
+def end_of_day_after(when: dt.datetime, days: int) -> dt.datetime:
+    """Close of the CST day ``days`` calendar days after ``when`` (rectification deadline)."""
+    day = when.astimezone(CST).date() + dt.timedelta(days=days + 1)
+    return dt.datetime.combine(day, dt.time(0), CST).astimezone(dt.UTC)
+
+
+def file_hash(case: CaseClosed) -> str:
+    body = json.dumps(case.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+SNAPSHOT_FIELDS = (
+    "district",
+    "unit",
+    "status",
+    "updated_at",
+    "procedure",
+    "matter",
+    "closed_on",
+    "decision",
+    "finding_codes",
+    "campaign_id",
+    "review_id",
+    "reviewer_id",
+    "grade",
+    "score",
+    "rectification_id",
+    "rectification_status",
+    "rectification_deadline",
+)
+
+
+def snapshot(doc: Document) -> dict[str, Any]:
+    """The case as events carry it: the review state, not the file (no personal data)."""
+    body = {k: doc.get(k) for k in SNAPSHOT_FIELDS}
+    body["defects"] = len(doc.get("findings") or [])
+    return {"id": doc["_id"], **to_jsonable_python(body)}
+
+
+# ---------------------------------------------------------------- command models
+
+
+class CampaignSpec(BaseModel):
+    """A sampling campaign (双随机抽查): period, units, quota and the seed to publish."""
+
+    name: str = Field(min_length=1, max_length=200)
+    period_from: dt.date
+    period_to: dt.date
+    units: list[str] = Field(default_factory=list, max_length=500)
+    districts: list[str] = Field(default_factory=list, max_length=50)
+    k_per_unit: int | None = Field(default=None, ge=1, le=1000)
+    percent: Decimal | None = Field(default=None, gt=0, le=100)
+    seed: str | None = Field(
+        default=None, min_length=1, max_length=200, description="published; random if omitted"
+    )
+    reviewer_ids: list[str] = Field(default_factory=list, max_length=1000)
+    reviewer_districts: list[str] = Field(default_factory=list, max_length=50)
+    include_reviewed: bool = Field(
+        default=False, description="also draw cases already sampled by another campaign"
+    )
+
+    @model_validator(mode="after")
+    def _valid(self) -> CampaignSpec:
+        if (self.k_per_unit is None) == (self.percent is None):
+            raise ValueError("give exactly one of k_per_unit or percent")
+        if self.period_to < self.period_from:
+            raise ValueError("period_to is before period_from")
+        return self
+
+
+class ScoreSubmission(BaseModel):
+    """The reviewer's decisions; the score and the grade are computed from them."""
+
+    reviewer_id: str = Field(min_length=1, max_length=64)
+    decisions: list[Decision] = Field(default_factory=list, max_length=200)
+    extras: list[Extra] = Field(default_factory=list, max_length=100)
+    comment: str = Field(default="", max_length=4000)
+
+
+class RectificationAnswer(BaseModel):
+    """整改报告: what the unit did."""
+
+    unit: str = Field(min_length=1, max_length=100)
+    measures: str = Field(min_length=1, max_length=8000)
+    documents: list[str] = Field(default_factory=list, max_length=50)
+
+
+class RectificationVerdict(BaseModel):
+    """The supervisor accepts the rectification (closed) or sends it back (new deadline)."""
+
+    by: str = Field(min_length=1, max_length=100)
+    accepted: bool
+    comment: str = Field(default="", max_length=4000)
+
+    @model_validator(mode="after")
+    def _reason(self) -> RectificationVerdict:
+        if not self.accepted and not self.comment.strip():
+            raise ValueError("sending a rectification back needs a comment")
+        return self
+
+
+# ---------------------------------------------------------------- the workflow
+
+
+class CaseReviewWorkflow:
+    """案卷评查 for one service instance (stateless between calls)."""
+
+    def __init__(self, settings: CasereviewSettings, source: str) -> None:
+        self.settings = settings
+        self.source = source
+        self.policy = PrecheckPolicy(
+            decision_limit_days=settings.decision_limit_days,
+            service_limit_days=settings.service_limit_days,
+            min_officers=settings.min_officers,
+            large_fine_thresholds=dict(settings.large_fine_thresholds),
+            hearing_decision_kinds=frozenset(settings.hearing_decision_kinds),
+        )
+        self.rubrics: dict[str, Rubric] = load_rubrics(settings.rubric_dir)
+        self.rubric: Rubric = current_rubric(self.rubrics, settings.rubric_version)
+        self.directory: Directory = load_directory(settings.reviewers_path)
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def _emit(
+        self, uow: UnitOfWork, case: Document, verb: str, change: dict[str, Any]
+    ) -> None:
+        event = Envelope(
+            type=EVENT_PREFIX + verb,
+            source=self.source,
+            subject=f"case/{case['_id']}",
+            district=case["district"],
+            partitionkey=case["_id"],
+            time=uow.now(),
+            data={"case": snapshot(case), "change": to_jsonable_python(change)},
+        )
+        await uow.emit(event, CASEREVIEW_EVENTS)
+
+    async def _save_case(self, uow: UnitOfWork, case: Document) -> None:
+        case["updated_at"] = uow.now()
+        await storage.put(uow.db, uow.session, storage.CASES, case)
+
+    async def _case(self, uow: UnitOfWork, case_id: str) -> Document:
+        case = await storage.get(uow.db, uow.session, storage.CASES, case_id)
+        if case is None:
+            raise NotFound(f"case {case_id} not found")
+        return case
+
+    # ------------------------------------------------------------------ intake
+
+    async def on_case_closed(self, event: Envelope, uow: UnitOfWork) -> None:
+        """Store the file, pre-check it; a resent identical file changes nothing."""
+        case = parse_data(event, CaseClosed)
+        digest = file_hash(case)
+        findings = run_prechecks(case, self.policy)
+        existing = await storage.get(uow.db, uow.session, storage.CASES, case.case_id)
+        now = uow.now()
+        if existing is not None:
+            if existing["file_hash"] == digest:
+                log.info("case file resent unchanged", case_id=case.case_id, event_id=event.id)
+                return
+            if existing["status"] != "registered":
+                # Under review already: the reviewed version stays; the resend is noted.
+                existing.setdefault("ignored_revisions", []).append(
+                    {"event_id": event.id, "file_hash": digest, "at": now}
+                )
+                await self._save_case(uow, existing)
+                log.warning("revised case file after sampling ignored", case_id=case.case_id)
+                return
+        closed_on = case.dates.closed or event.time.astimezone(CST).date()
+        doc: Document = {
+            "_id": case.case_id,
+            "district": case.district,
+            "unit": case.unit,
+            "procedure": case.procedure,
+            "matter": case.matter,
+            "closed_on": closed_on.isoformat(),
+            "decision": case.decision.model_dump(mode="json"),
+            "file": case.model_dump(mode="json"),
+            "file_hash": digest,
+            "findings": [f.model_dump(mode="json") for f in findings],
+            "finding_codes": sorted({f.code for f in findings}),
+            "status": "registered",
+            "received_at": existing["received_at"] if existing else now,
+            "event_id": event.id,
+            "revision": (existing or {}).get("revision", 0) + 1,
+            "campaign_id": None,
+            "review_id": None,
+            "reviewer_id": None,
+            "grade": None,
+            "score": None,
+            "rectification_id": None,
+            "rectification_status": None,
+            "rectification_deadline": None,
+        }
+        await self._save_case(uow, doc)
+        await self._emit(
+            uow, doc, "registered", {"at": now, "event_id": event.id, "revision": doc["revision"]}
+        )
+        if findings:
+            await self._emit(
+                uow,
+                doc,
+                "defects_found",
+                {
+                    "at": now,
+                    "findings": [
+                        {"code": f.code, "severity": f.severity, "message": f.message}
+                        for f in findings
+                    ],
+                },
+            )
+
+    # ------------------------------------------------------------------ campaigns
+
+    def reviewers_for(self, spec: CampaignSpec) -> list[Reviewer]:
+        pool = self.directory.active()
+        if spec.reviewer_ids:
+            unknown = sorted(set(spec.reviewer_ids) - {r.id for r in pool})
+            if unknown:
+                raise Conflict(f"unknown or inactive reviewers: {', '.join(unknown)}")
+            pool = [r for r in pool if r.id in set(spec.reviewer_ids)]
+        if spec.reviewer_districts:
+            pool = [r for r in pool if r.district in set(spec.reviewer_districts)]
+        if not pool:
+            raise Conflict("no reviewers match the campaign")
+        return pool
+
+    async def create_campaign(self, uow: UnitOfWork, spec: CampaignSpec) -> Document:
+        """Draw the sample, assign reviewers, open one review per sampled case."""
+        seed = spec.seed or secrets.token_hex(8)
+        campaign_id = (
+            "camp-"
+            + hashlib.sha256(
+                f"{spec.name}|{spec.period_from}|{spec.period_to}|{seed}".encode()
+            ).hexdigest()[:12]
+        )
+        if await storage.get(uow.db, uow.session, storage.CAMPAIGNS, campaign_id):
+            raise Conflict(f"campaign {campaign_id} exists (same name, period and seed)")
+        reviewers = self.reviewers_for(spec)
+        rows = await storage.population(
+            uow.db,
+            uow.session,
+            period_from=spec.period_from.isoformat(),
+            period_to=spec.period_to.isoformat(),
+            units=spec.units,
+            districts=spec.districts,
+            include_reviewed=spec.include_reviewed,
+            limit=self.settings.max_population + 1,
+        )
+        if not rows:
+            raise Conflict("no case files to draw from in that period and scope")
+        if len(rows) > self.settings.max_population:
+            raise Conflict(f"population over {self.settings.max_population} cases: narrow it")
+        population = [Candidate(case_id=r["_id"], unit=r["unit"]) for r in rows]
+        quota = Quota(k_per_unit=spec.k_per_unit, percent=spec.percent)
+        sample = draw_sample(population, seed, quota)
+        try:
+            assignments = assign_reviewers(sample, reviewers, seed)
+        except NoEligibleReviewer as exc:
+            raise Conflict(str(exc)) from exc
+        now = uow.now()
+        by_id = {r.id: r for r in reviewers}
+        campaign: Document = {
+            "_id": campaign_id,
+            "name": spec.name,
+            "period_from": spec.period_from.isoformat(),
+            "period_to": spec.period_to.isoformat(),
+            "units": spec.units,
+            "districts": spec.districts,
+            "k_per_unit": spec.k_per_unit,
+            "percent": str(spec.percent) if spec.percent is not None else None,
+            "seed": seed,
+            "algorithm": ALGORITHM,
+            "population": [[c.case_id, c.unit] for c in population],
+            "population_size": len(population),
+            "population_hash": population_hash(population),
+            "reviewers": [r.model_dump() for r in reviewers],
+            "directory_version": self.directory.version,
+            "rubric_version": self.rubric.version,
+            "sample": [c.case_id for c in sample],
+            "assignments": assignments,
+            "created_at": now,
+            "status": "drawn",
+        }
+        await storage.insert(uow.db, uow.session, storage.CAMPAIGNS, campaign)
+        for c in sample:
+            case = await self._case(uow, c.case_id)
+            reviewer = by_id[assignments[c.case_id]]
+            findings = [Finding.model_validate(f) for f in case.get("findings") or []]
+            review_id = f"{campaign_id}:{c.case_id}"
+            review: Document = {
+                "_id": review_id,
+                "campaign_id": campaign_id,
+                "case_id": c.case_id,
+                "unit": case["unit"],
+                "district": case["district"],
+                "closed_on": case["closed_on"],
+                "reviewer_id": reviewer.id,
+                "reviewer_unit": reviewer.unit,
+                "status": "assigned",
+                "rubric_version": self.rubric.version,
+                "proposals": [p.model_dump(mode="json") for p in propose(self.rubric, findings)],
+                "assigned_at": now,
+                "sheet": None,
+                "grade": None,
+                "score": None,
+                "failed": None,
+                "defects": [],
+            }
+            await storage.insert(uow.db, uow.session, storage.REVIEWS, review)
+            case.update(
+                status="sampled",
+                campaign_id=campaign_id,
+                review_id=review_id,
+                reviewer_id=reviewer.id,
+            )
+            await self._save_case(uow, case)
+            await self._emit(
+                uow,
+                case,
+                "sampled",
+                {"at": now, "campaign_id": campaign_id, "seed": seed, "algorithm": ALGORITHM},
+            )
+            await self._emit(
+                uow,
+                case,
+                "review_assigned",
+                {
+                    "at": now,
+                    "campaign_id": campaign_id,
+                    "review_id": review_id,
+                    "reviewer_id": reviewer.id,
+                    "reviewer_unit": reviewer.unit,
+                },
+            )
+        log.info("campaign drawn", campaign=campaign_id, population=len(rows), sample=len(sample))
+        return campaign
+
+    @staticmethod
+    def verify_campaign(campaign: Document) -> dict[str, Any]:
+        """Re-draw from the stored population, reviewers and seed; compare with the record."""
+        population = [Candidate(case_id=c, unit=u) for c, u in campaign["population"]]
+        quota = Quota(
+            k_per_unit=campaign.get("k_per_unit"),
+            percent=Decimal(campaign["percent"]) if campaign.get("percent") else None,
+        )
+        sample = draw_sample(population, campaign["seed"], quota)
+        reviewers = [Reviewer.model_validate(r) for r in campaign["reviewers"]]
+        assignments = assign_reviewers(sample, reviewers, campaign["seed"])
+        sample_ids = [c.case_id for c in sample]
+        return {
+            "campaign_id": campaign["_id"],
+            "algorithm": campaign["algorithm"],
+            "seed": campaign["seed"],
+            "population_hash": population_hash(population),
+            "population_hash_matches": population_hash(population) == campaign["population_hash"],
+            "sample_matches": sample_ids == campaign["sample"],
+            "assignments_match": assignments == campaign["assignments"],
+            "sample": sample_ids,
+            "assignments": assignments,
+        }
+
+    # ------------------------------------------------------------------ scoring
+
+    def rubric_of(self, review: Document) -> Rubric:
+        return self.rubrics.get(review["rubric_version"], self.rubric)
+
+    def preview(self, review: Document, submission: ScoreSubmission) -> ScoreSheet:
+        proposals = [Proposal.model_validate(p) for p in review["proposals"]]
+        return review_sheet(
+            self.rubric_of(review), proposals, submission.decisions, submission.extras
+        )
+
+    async def score_review(
+        self, uow: UnitOfWork, review_id: str, submission: ScoreSubmission
+    ) -> Document:
+        """Compute the sheet; 不合格 opens the rectification (notice, lead, durable timer)."""
+        review = await storage.get(uow.db, uow.session, storage.REVIEWS, review_id)
+        if review is None:
+            raise NotFound(f"review {review_id} not found")
+        if review["status"] == "scored":
+            raise Conflict(f"review {review_id} is already scored ({review['grade']})")
+        if submission.reviewer_id != review["reviewer_id"]:
+            raise Forbidden(f"review {review_id} is assigned to {review['reviewer_id']}")
+        rubric = self.rubric_of(review)
+        sheet = self.preview(review, submission)  # ReviewError → 422
+        now = uow.now()
+        failed = rubric.needs_rectification(sheet.grade)
+        review.update(
+            status="scored",
+            sheet=sheet.model_dump(mode="json"),
+            grade=sheet.grade,
+            score=sheet.total,
+            failed=failed,
+            defects=sorted({line.item for line in sheet.lines}),
+            comment=submission.comment,
+            scored_at=now,
+            scored_by=submission.reviewer_id,
+        )
+        await storage.put(uow.db, uow.session, storage.REVIEWS, review)
+        case = await self._case(uow, review["case_id"])
+        case.update(status="scored", grade=sheet.grade, score=sheet.total)
+        await self._save_case(uow, case)
+        await self._emit(
+            uow,
+            case,
+            "scored",
+            {
+                "at": now,
+                "by": submission.reviewer_id,
+                "review_id": review_id,
+                "grade": sheet.grade,
+                "score": sheet.total,
+                "vetoes": sheet.vetoes,
+                "rubric_version": sheet.rubric_version,
+            },
+        )
+        if failed:
+            await self._require_rectification(uow, case, review, sheet)
+        return review
+
+    async def _require_rectification(
+        self, uow: UnitOfWork, case: Document, review: Document, sheet: ScoreSheet
+    ) -> None:
+        rect_id = f"rect:{review['_id']}"
+        if await storage.get(uow.db, uow.session, storage.RECTIFICATIONS, rect_id):
+            return  # one order per review, whatever happens
+        now = uow.now()
+        deadline = end_of_day_after(now, self.settings.rectification_days)
+        issues = [
+            {"item": line.item, "text": line.text, "points": line.points, "comment": line.comment}
+            for line in sheet.lines
+        ]
+        rect: Document = {
+            "_id": rect_id,
+            "case_id": case["_id"],
+            "review_id": review["_id"],
+            "campaign_id": review["campaign_id"],
+            "unit": case["unit"],
+            "district": case["district"],
+            "grade": sheet.grade,
+            "score": sheet.total,
+            "vetoes": sheet.vetoes,
+            "issues": issues,
+            "status": "open",
+            "round": 1,
+            "required_at": now,
+            "deadline": deadline,
+            "overdue": False,
+            "answers": [],
+            "verdicts": [],
+        }
+        await storage.insert(uow.db, uow.session, storage.RECTIFICATIONS, rect)
+        await self._order_notice(uow, rect)
+        lead_id = SupervisionLead.make_id(LeadKind.REVIEW_FAILED, case["_id"], review["_id"])
+        await uow.raise_lead(
+            SupervisionLead(
+                lead_id=lead_id,
+                kind=LeadKind.REVIEW_FAILED,
+                district=case["district"],
+                unit=case["unit"],
+                subject_type="case",
+                subject_id=case["_id"],
+                summary=f"案卷{case['_id']}评查{sheet.grade}（{sheet.total}分）",
+                evidence={
+                    "review_id": review["_id"],
+                    "vetoes": sheet.vetoes,
+                    "defects": [i["item"] for i in issues],
+                    "rubric_version": sheet.rubric_version,
+                },
+                raised_at=now,
+                raised_by=RAISED_BY,
+            )
+        )
+        await uow.schedule(
+            rectification_timer(rect_id),
+            RECTIFICATION_DUE,
+            deadline,
+            {"rectification_id": rect_id, "round": 1},
+            subject=f"rectification/{rect_id}",
+        )
+        case.update(
+            status="rectification_required",
+            rectification_id=rect_id,
+            rectification_status="open",
+            rectification_deadline=deadline,
+        )
+        await self._save_case(uow, case)
+        await self._emit(
+            uow,
+            case,
+            "rectification_required",
+            {"at": now, "rectification_id": rect_id, "deadline": deadline, "round": 1},
+        )
+
+    async def _order_notice(self, uow: UnitOfWork, rect: Document) -> None:
+        """整改通知书 to the unit; the key carries the round so a re-issue is a new notice."""
+        deadline = utc(rect["deadline"])
+        await uow.request_notice(
+            NotificationRequest(
+                idempotency_key=f"casereview:rectification:{rect['_id']}:{rect['round']}",
+                kind=NoticeKind.RECTIFICATION,
+                recipient_unit=rect["unit"],
+                district=rect["district"],
+                subject_type="rectification",
+                subject_id=rect["_id"],
+                summary=(
+                    f"案卷{rect['case_id']}经评查为{rect['grade']}（{rect['score']}分），"
+                    f"请于{deadline.astimezone(CST):%Y年%m月%d日}前完成整改并报送整改情况"
+                ),
+                deadline=deadline,
+                context={
+                    "case_id": rect["case_id"],
+                    "review_id": rect["review_id"],
+                    "round": rect["round"],
+                    "vetoes": rect["vetoes"],
+                    "issues": rect["issues"],
+                },
+                requested_by=RAISED_BY,
+            )
+        )
+
+    # ------------------------------------------------------------------ rectification
+
+    async def _rect(self, uow: UnitOfWork, rect_id: str) -> Document:
+        rect = await storage.get(uow.db, uow.session, storage.RECTIFICATIONS, rect_id)
+        if rect is None:
+            raise NotFound(f"rectification {rect_id} not found")
+        return rect
+
+    async def _sync_case(
+        self, uow: UnitOfWork, rect: Document, status: str, verb: str, change: dict[str, Any]
+    ) -> None:
+        case = await self._case(uow, rect["case_id"])
+        case.update(
+            status=status,
+            rectification_status=rect["status"],
+            rectification_deadline=rect["deadline"],
+        )
+        await self._save_case(uow, case)
+        await self._emit(uow, case, verb, {"rectification_id": rect["_id"], **change})
+
+    async def answer_rectification(
+        self, uow: UnitOfWork, rect_id: str, answer: RectificationAnswer
+    ) -> Document:
+        """The unit reports its rectification; the deadline timer is cancelled."""
+        rect = await self._rect(uow, rect_id)
+        if answer.unit != rect["unit"]:
+            raise Forbidden(f"rectification {rect_id} is addressed to {rect['unit']}")
+        if rect["status"] not in ("open", "overdue"):
+            raise Conflict(f"rectification {rect_id} is {rect['status']}, not awaiting an answer")
+        now = uow.now()
+        late = now > utc(rect["deadline"])
+        rect["answers"].append(
+            {**answer.model_dump(), "at": now, "round": rect["round"], "late": late}
+        )
+        rect.update(status="answered", answered_at=now)
+        await storage.put(uow.db, uow.session, storage.RECTIFICATIONS, rect)
+        await uow.cancel(rectification_timer(rect_id))
+        await self._sync_case(
+            uow,
+            rect,
+            "rectification_answered",
+            "rectification_answered",
+            {"at": now, "by": answer.unit, "late": late, "round": rect["round"]},
+        )
+        return rect
+
+    async def close_rectification(
+        self, uow: UnitOfWork, rect_id: str, verdict: RectificationVerdict
+    ) -> Document:
+        """Accept (closed) or send back with a new deadline and a new notice."""
+        rect = await self._rect(uow, rect_id)
+        if rect["status"] != "answered":
+            raise Conflict(f"rectification {rect_id} is {rect['status']}: nothing to judge")
+        now = uow.now()
+        rect["verdicts"].append({**verdict.model_dump(), "at": now, "round": rect["round"]})
+        if verdict.accepted:
+            rect.update(status="closed", closed_at=now)
+            await storage.put(uow.db, uow.session, storage.RECTIFICATIONS, rect)
+            await self._sync_case(
+                uow,
+                rect,
+                "rectification_closed",
+                "rectification_closed",
+                {"at": now, "by": verdict.by, "comment": verdict.comment},
+            )
+            return rect
+        deadline = end_of_day_after(now, self.settings.rectification_days)
+        rect.update(status="open", round=rect["round"] + 1, deadline=deadline)
+        await storage.put(uow.db, uow.session, storage.RECTIFICATIONS, rect)
+        await self._order_notice(uow, rect)
+        await uow.schedule(
+            rectification_timer(rect_id),
+            RECTIFICATION_DUE,
+            deadline,
+            {"rectification_id": rect_id, "round": rect["round"]},
+            subject=f"rectification/{rect_id}",
+        )
+        await self._sync_case(
+            uow,
+            rect,
+            "rectification_required",
+            "rectification_required",
+            {
+                "at": now,
+                "by": verdict.by,
+                "reason": verdict.comment,
+                "deadline": deadline,
+                "round": rect["round"],
+            },
+        )
+        return rect
+
+    async def on_rectification_due(self, timer: Document, uow: UnitOfWork) -> None:
+        """Deadline passed without an answer: 通报 to the supervising bureau, once per round."""
+        payload = timer.get("payload") or {}
+        rect = await storage.get(
+            uow.db, uow.session, storage.RECTIFICATIONS, str(payload.get("rectification_id"))
+        )
+        if rect is None or rect["status"] != "open" or payload.get("round") != rect["round"]:
+            return
+        now = uow.now()
+        rect.update(status="overdue", overdue=True, overdue_at=now)
+        await storage.put(uow.db, uow.session, storage.RECTIFICATIONS, rect)
+        supervisor = supervising_unit(rect["unit"])
+        await uow.request_notice(
+            NotificationRequest(
+                idempotency_key=f"casereview:escalation:{rect['_id']}:{rect['round']}",
+                kind=NoticeKind.ESCALATION,
+                recipient_unit=supervisor,
+                district=rect["district"],
+                subject_type="rectification",
+                subject_id=rect["_id"],
+                summary=f"{rect['unit']}未在期限内完成案卷{rect['case_id']}的整改，予以通报",
+                deadline=None,
+                context={
+                    "case_id": rect["case_id"],
+                    "unit": rect["unit"],
+                    "deadline": utc(rect["deadline"]).isoformat(),
+                    "round": rect["round"],
+                },
+                requested_by=RAISED_BY,
+            )
+        )
+        await uow.raise_lead(
+            SupervisionLead(
+                lead_id=SupervisionLead.make_id(LeadKind.OVERDUE, rect["_id"], str(rect["round"])),
+                kind=LeadKind.OVERDUE,
+                district=rect["district"],
+                unit=rect["unit"],
+                subject_type="rectification",
+                subject_id=rect["_id"],
+                summary=f"案卷{rect['case_id']}整改逾期",
+                evidence={"deadline": utc(rect["deadline"]).isoformat(), "round": rect["round"]},
+                raised_at=now,
+                raised_by=RAISED_BY,
+            )
+        )
+        await self._sync_case(
+            uow,
+            rect,
+            "rectification_overdue",
+            "rectification_overdue",
+            {"at": now, "deadline": rect["deadline"], "escalated_to": supervisor},
+        )

@@ -1,0 +1,127 @@
+"""The casereview service's collections, indexes and queries (its own database only).
+
+- ``cases``: one per case file (``_id`` = case_id): the validated file, its pre-check
+  findings and its review state (status, grade, score, rectification).
+- ``campaigns``: one per sampling campaign (双随机), with the population it drew from, the
+  seed, the sample and the assignments, so the draw can be re-run and verified.
+- ``reviews``: one per sampled case and campaign (``_id`` = ``<campaign>:<case>``): the
+  assigned reviewer, the proposed deductions and, once scored, the computed sheet.
+- ``rectifications``: one per failed review (``_id`` = ``rect:<review>``): the order, its
+  deadline, the unit's answer and the outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.mongo import Document
+
+CASES = "cases"
+CAMPAIGNS = "campaigns"
+REVIEWS = "reviews"
+RECTIFICATIONS = "rectifications"
+
+Db = AsyncDatabase[Document]
+Session = AsyncClientSession | None
+
+INDEXES: dict[str, list[IndexModel]] = {
+    CASES: [
+        IndexModel([("closed_on", ASCENDING), ("unit", ASCENDING)], name="by_period"),
+        IndexModel([("district", ASCENDING), ("closed_on", DESCENDING)], name="by_district"),
+        IndexModel([("unit", ASCENDING), ("closed_on", DESCENDING)], name="by_unit"),
+        IndexModel([("status", ASCENDING)], name="by_status"),
+        IndexModel([("finding_codes", ASCENDING)], name="by_finding"),
+    ],
+    CAMPAIGNS: [IndexModel([("created_at", DESCENDING)], name="recent")],
+    REVIEWS: [
+        IndexModel([("campaign_id", ASCENDING), ("case_id", ASCENDING)], name="by_campaign"),
+        IndexModel([("reviewer_id", ASCENDING), ("status", ASCENDING)], name="by_reviewer"),
+        IndexModel([("status", ASCENDING), ("closed_on", ASCENDING)], name="by_status"),
+        IndexModel([("case_id", ASCENDING)], name="by_case"),
+    ],
+    RECTIFICATIONS: [
+        IndexModel([("status", ASCENDING), ("deadline", ASCENDING)], name="by_status"),
+        IndexModel([("unit", ASCENDING), ("required_at", DESCENDING)], name="by_unit"),
+        IndexModel([("district", ASCENDING), ("required_at", DESCENDING)], name="by_district"),
+        IndexModel([("case_id", ASCENDING)], name="by_case"),
+    ],
+}
+
+
+async def get(db: Db, session: Session, collection: str, doc_id: str) -> Document | None:
+    return await db[collection].find_one({"_id": doc_id}, session=session)
+
+
+async def put(db: Db, session: Session, collection: str, doc: Document) -> None:
+    """Write the whole document (the handlers hold the latest version in the transaction)."""
+    await db[collection].replace_one({"_id": doc["_id"]}, doc, upsert=True, session=session)
+
+
+async def insert(db: Db, session: Session, collection: str, doc: Document) -> None:
+    await db[collection].insert_one(doc, session=session)
+
+
+async def population(
+    db: Db,
+    session: Session,
+    *,
+    period_from: str,
+    period_to: str,
+    units: list[str],
+    districts: list[str],
+    include_reviewed: bool,
+    limit: int,
+) -> list[Document]:
+    """The cases a campaign draws from, by case id (only id and unit are read)."""
+    query: dict[str, Any] = {"closed_on": {"$gte": period_from, "$lte": period_to}}
+    if units:
+        query["unit"] = {"$in": units}
+    if districts:
+        query["district"] = {"$in": districts}
+    if not include_reviewed:
+        query["review_id"] = None
+    cursor = (
+        db[CASES]
+        .find(query, {"_id": 1, "unit": 1}, session=session)
+        .sort("_id", ASCENDING)
+        .limit(limit)
+    )
+    return await cursor.to_list()
+
+
+async def page(
+    db: Db,
+    collection: str,
+    query: Mapping[str, Any],
+    *,
+    sort: list[tuple[str, int]],
+    limit: int,
+    offset: int,
+    projection: Mapping[str, Any] | None = None,
+) -> tuple[int, list[Document]]:
+    total = await db[collection].count_documents(dict(query))
+    cursor = db[collection].find(dict(query), projection).sort(sort).skip(offset).limit(limit)
+    return total, await cursor.to_list()
+
+
+async def scored_reviews(db: Db, closed_from: str, closed_to: str) -> list[Document]:
+    """Scored reviews of cases closed in the window (report input), minimal fields."""
+    cursor = db[REVIEWS].find(
+        {"status": "scored", "closed_on": {"$gte": closed_from, "$lte": closed_to}},
+        {
+            "case_id": 1,
+            "unit": 1,
+            "district": 1,
+            "closed_on": 1,
+            "grade": 1,
+            "score": 1,
+            "defects": 1,
+            "failed": 1,
+        },
+    )
+    return await cursor.to_list()
