@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+from services.penalty import storage
+from services.penalty.api import build_router
+from services.penalty.handlers import FILING_DUE, REPLY_DUE, PenaltyWorkflow
 from services.penalty.settings import PenaltySettings
 from shared.clock import Clock
 from shared.service import Service
+from shared.topics import INGEST_ENFORCEMENT, NOTIFY_REQUESTS, PENALTY_EVENTS, SUPERVISION_LEADS
 
 
 def build(settings: PenaltySettings | None = None, clock: Clock | None = None) -> Service:
     settings = settings or PenaltySettings()
     service = Service(settings, clock=clock)
+    workflow = PenaltyWorkflow(settings, service.source)
+    service.indexes(storage.INDEXES)
+    service.consume(
+        INGEST_ENFORCEMENT,
+        {
+            "gov.enforcement.penalty.decided": workflow.on_decided,
+            "gov.enforcement.penalty.filed": workflow.on_filed,
+        },
+    )
+    service.on_timer(FILING_DUE, workflow.on_filing_due)
+    service.on_timer(REPLY_DUE, workflow.on_reply_due)
+    service.publishes(PENALTY_EVENTS, SUPERVISION_LEADS, NOTIFY_REQUESTS)
+    service.routes(lambda svc: build_router(svc, workflow, workflow.catalogue))
     return service

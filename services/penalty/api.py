@@ -1,0 +1,408 @@
+"""HTTP API of the penalty service under ``/v1/penalty``: filings (and filing them),
+flags, fine anomalies, letters (and the unit's replies), the catalogue.
+
+Lists are paginated (``limit``, ``offset``) and filterable; bad input answers 4xx with the
+reason, never 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, Literal, TypeVar
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from services.penalty import storage
+from services.penalty.domain.catalogue import Catalogue, Provision
+from services.penalty.domain.filing import DisproportionFinding, ReviewOutcome
+from services.penalty.handlers import Conflict, NotFound, PenaltyWorkflow
+from shared.clock import utc
+from shared.contracts import CaseDocument
+from shared.mongo import Document
+from shared.service import Service
+from shared.unit_of_work import UnitOfWork
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+class Out(BaseModel):
+    """Read models: the stored document's ``_id`` becomes ``id``; unknown fields are dropped."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    @classmethod
+    def of(cls: type[M], doc: Document) -> M:
+        return cls.model_validate({"id": doc["_id"], **doc})
+
+
+class Page(BaseModel, Generic[T]):
+    total: int
+    limit: int
+    offset: int
+    items: list[T]
+
+
+class FilingOut(Out):
+    id: str = Field(description="case_id")
+    district: str
+    unit: str
+    status: str
+    updated_at: dt.datetime | None = None
+    decided: bool = False
+    provision: str | None = None
+    provision_id: str | None = None
+    domain: str | None = None
+    party_type: str | None = None
+    fine: float | None = None
+    decided_at: dt.datetime | None = None
+    month: str | None = None
+    circumstances: list[str] = []
+    catalogue_version: str | None = None
+    classification: str | None = None
+    classification_reason: str | None = None
+    top_tier: bool | None = None
+    range_min: float | None = None
+    range_max: float | None = None
+    band: str | None = None
+    band_label: str | None = None
+    above_range: bool = False
+    large: bool = False
+    priority_review: bool = False
+    deadline_last_day: str | None = Field(default=None, description="last on-time day (CST)")
+    deadline_due: dt.datetime | None = None
+    filed: bool = False
+    filed_at: dt.datetime | None = None
+    filed_via: str | None = None
+    documents: list[CaseDocument] = []
+    late: bool | None = None
+    days_late: int | None = None
+    missing: bool = False
+    disproportion: DisproportionFinding | None = None
+    review_status: str | None = None
+    letters: list[str] = []
+    flags: list[str] = []
+
+
+class FlagOut(Out):
+    id: str
+    kind: str
+    case_id: str
+    district: str
+    unit: str
+    reasons: list[str]
+    evidence: dict[str, Any]
+    lead_id: str | None
+    raised_at: dt.datetime
+
+
+class RuleOut(BaseModel):
+    rule: str
+    applicable: bool
+    triggered: bool
+    baseline: float | None
+    value: float | None
+    threshold: float
+    explanation: str
+
+
+class AnomalyOut(Out):
+    id: str = Field(description="<unit>:<month>")
+    unit: str
+    unit_kind: str
+    district: str
+    month: str
+    total: float
+    count: int
+    anomalous: bool
+    ever_anomalous: bool
+    rules: list[RuleOut]
+    explanation: str
+    lead_id: str | None
+    detected_at: dt.datetime | None
+    updated_at: dt.datetime
+
+
+class ReplyOut(BaseModel):
+    by: str
+    content: str
+    at: dt.datetime
+    late: bool
+
+
+class LetterOut(Out):
+    id: str
+    case_id: str
+    district: str
+    unit: str
+    kind: Literal["acceptance", "recommendation", "decision"]
+    title: str
+    issued_by: str
+    issued_at: dt.datetime
+    opinion: str
+    reply_due: dt.datetime | None
+    status: str
+    reply: ReplyOut | None
+    escalated_at: dt.datetime | None = None
+
+
+class ReviewResult(BaseModel):
+    filing: FilingOut
+    letter: LetterOut
+
+
+class CataloguePage(BaseModel):
+    version: str
+    effective_from: str
+    total: int
+    limit: int
+    offset: int
+    items: list[Provision]
+
+
+class FilingIn(BaseModel):
+    """A unit files its top-tier penalty (顶格处罚备案) with the filing documents."""
+
+    case_id: str = Field(min_length=1, max_length=64)
+    unit: str = Field(min_length=1, max_length=100)
+    documents: list[CaseDocument] = Field(min_length=1, max_length=100)
+    filed_at: dt.datetime | None = Field(default=None, description="default: now")
+    district: str | None = Field(default=None, pattern=r"^\d{6}$")
+
+
+class ClassificationIn(BaseModel):
+    top_tier: bool
+    by: str = Field(min_length=1, max_length=100)
+    note: str = Field(min_length=1, max_length=2000)
+
+
+class ReviewIn(BaseModel):
+    outcome: ReviewOutcome
+    by: str = Field(min_length=1, max_length=100, description="the reviewing bureau/officer")
+    opinion: str = Field(min_length=1, max_length=4000)
+
+
+class ReplyIn(BaseModel):
+    by: str = Field(min_length=1, max_length=100, description="the unit answering")
+    content: str = Field(min_length=1, max_length=8000)
+
+
+def _filters(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) -> APIRouter:
+    router = APIRouter(prefix="/v1/penalty", tags=["penalty"])
+    Limit = Query(50, ge=1, le=500)
+    Offset = Query(0, ge=0, le=1_000_000)
+
+    async def in_uow(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        """One transaction; again when it raced another writer; domain errors → 404/409."""
+        for attempt in range(5):
+            try:
+                return await svc.run_in_uow(work)
+            except NotFound as exc:
+                raise HTTPException(404, detail=str(exc)) from exc
+            except Conflict as exc:
+                raise HTTPException(409, detail=str(exc)) from exc
+            except (DuplicateKeyError, PyMongoError) as exc:
+                transient = isinstance(exc, DuplicateKeyError) or exc.has_error_label(
+                    "TransientTransactionError"
+                )
+                if not transient or attempt == 4:
+                    raise
+            await asyncio.sleep(0.02 * (attempt + 1))
+        raise RuntimeError("unreachable")
+
+    async def listing(
+        collection: str, query: dict[str, Any], sort: list[tuple[str, int]], limit: int, offset: int
+    ) -> tuple[int, list[Document]]:
+        return await storage.page(
+            svc.db, collection, query, sort=[*sort, ("_id", 1)], limit=limit, offset=offset
+        )
+
+    # ------------------------------------------------------------------ filings
+
+    @router.get("/filings", response_model=Page[FilingOut])
+    async def list_filings(
+        district: str | None = None,
+        unit: str | None = None,
+        status: str | None = None,
+        top_tier: bool | None = None,
+        large: bool | None = None,
+        late: bool | None = None,
+        missing: bool | None = None,
+        flag: str | None = Query(None, description="e.g. disproportion, late_filing"),
+        month: str | None = Query(None, pattern=r"^\d{4}-\d{2}$"),
+        limit: int = Limit,
+        offset: int = Offset,
+    ) -> Page[FilingOut]:
+        """Decided penalties and their filings, newest decision first."""
+        query = _filters(
+            district=district,
+            unit=unit,
+            status=status,
+            top_tier=top_tier,
+            large=large,
+            late=late,
+            missing=missing,
+            flags=flag,
+            month=month,
+        )
+        total, docs = await listing(storage.FILINGS, query, [("decided_at", -1)], limit, offset)
+        return Page(total=total, limit=limit, offset=offset, items=[FilingOut.of(d) for d in docs])
+
+    @router.get("/filings/{case_id}", response_model=FilingOut)
+    async def one_filing(case_id: str) -> FilingOut:
+        doc = await storage.get(svc.db, None, storage.FILINGS, case_id)
+        if doc is None:
+            raise HTTPException(404, detail=f"no penalty or filing for case {case_id}")
+        return FilingOut.of(doc)
+
+    @router.post("/filings", response_model=FilingOut, status_code=201)
+    async def file_penalty(body: FilingIn) -> FilingOut:
+        """备案: the unit files a top-tier penalty with its documents (late ones are flagged)."""
+        now = svc.clock.now()
+        filed_at = utc(body.filed_at) if body.filed_at else now
+        if filed_at > now + dt.timedelta(minutes=5):
+            raise HTTPException(422, detail="filed_at is in the future")
+
+        async def work(uow: UnitOfWork) -> Document:
+            return await workflow.record_filing(
+                uow,
+                case_id=body.case_id,
+                unit=body.unit,
+                district=body.district,
+                filed_at=filed_at,
+                documents=body.documents,
+                via="api",
+            )
+
+        return FilingOut.of(await in_uow(work))
+
+    @router.post("/filings/{case_id}/classification", response_model=FilingOut)
+    async def classify(case_id: str, body: ClassificationIn) -> FilingOut:
+        """Manual classification of a penalty whose provision is not in the catalogue."""
+        return FilingOut.of(
+            await in_uow(
+                lambda uow: workflow.classify(uow, case_id, body.top_tier, body.by, body.note)
+            )
+        )
+
+    @router.post("/filings/{case_id}/review", response_model=ReviewResult, status_code=201)
+    async def review(case_id: str, body: ReviewIn) -> ReviewResult:
+        """The bureau's answer: accept, 监督建议书 (reply due) or 监督决定书."""
+        filing, letter = await in_uow(
+            lambda uow: workflow.review(uow, case_id, body.outcome, body.by, body.opinion)
+        )
+        return ReviewResult(filing=FilingOut.of(filing), letter=LetterOut.of(letter))
+
+    # ------------------------------------------------------------------ flags, anomalies
+
+    @router.get("/flags", response_model=Page[FlagOut])
+    async def list_flags(
+        kind: Literal[
+            "classification_needed",
+            "large_top_tier",
+            "late_filing",
+            "missing_filing",
+            "disproportion",
+        ]
+        | None = None,
+        district: str | None = None,
+        unit: str | None = None,
+        case_id: str | None = None,
+        limit: int = Limit,
+        offset: int = Offset,
+    ) -> Page[FlagOut]:
+        query = _filters(kind=kind, district=district, unit=unit, case_id=case_id)
+        total, docs = await listing(storage.FLAGS, query, [("raised_at", -1)], limit, offset)
+        return Page(total=total, limit=limit, offset=offset, items=[FlagOut.of(d) for d in docs])
+
+    @router.get("/anomalies", response_model=Page[AnomalyOut])
+    async def list_anomalies(
+        district: str | None = None,
+        unit: str | None = None,
+        unit_kind: str | None = None,
+        month: str | None = Query(None, pattern=r"^\d{4}-\d{2}$"),
+        anomalous: bool | None = Query(None, description="current judgement of the month"),
+        limit: int = Limit,
+        offset: int = Offset,
+    ) -> Page[AnomalyOut]:
+        """Unit-months with their totals and the explained comparisons."""
+        query = _filters(
+            district=district, unit=unit, unit_kind=unit_kind, month=month, anomalous=anomalous
+        )
+        total, docs = await listing(storage.ANOMALIES, query, [("month", -1)], limit, offset)
+        return Page(total=total, limit=limit, offset=offset, items=[AnomalyOut.of(d) for d in docs])
+
+    # ------------------------------------------------------------------ letters
+
+    @router.get("/letters", response_model=Page[LetterOut])
+    async def list_letters(
+        district: str | None = None,
+        unit: str | None = None,
+        case_id: str | None = None,
+        kind: Literal["acceptance", "recommendation", "decision"] | None = None,
+        status: Literal["issued", "awaiting_reply", "replied", "escalated"] | None = None,
+        limit: int = Limit,
+        offset: int = Offset,
+    ) -> Page[LetterOut]:
+        query = _filters(district=district, unit=unit, case_id=case_id, kind=kind, status=status)
+        total, docs = await listing(storage.LETTERS, query, [("issued_at", -1)], limit, offset)
+        return Page(total=total, limit=limit, offset=offset, items=[LetterOut.of(d) for d in docs])
+
+    @router.get("/letters/{letter_id}", response_model=LetterOut)
+    async def one_letter(letter_id: str) -> LetterOut:
+        doc = await storage.get(svc.db, None, storage.LETTERS, letter_id)
+        if doc is None:
+            raise HTTPException(404, detail=f"no letter {letter_id}")
+        return LetterOut.of(doc)
+
+    @router.post("/letters/{letter_id}/reply", response_model=LetterOut)
+    async def reply(letter_id: str, body: ReplyIn) -> LetterOut:
+        """The unit's reply to a 监督建议书 / 监督决定书."""
+        _, letter = await in_uow(
+            lambda uow: workflow.record_reply(uow, letter_id, body.by, body.content)
+        )
+        return LetterOut.of(letter)
+
+    # ------------------------------------------------------------------ catalogue
+
+    @router.get("/catalogue", response_model=CataloguePage)
+    async def list_catalogue(
+        domain: str | None = None,
+        party_type: Literal["individual", "business", "other"] | None = None,
+        q: str | None = Query(None, max_length=100, description="text in provision or matter"),
+        limit: int = Limit,
+        offset: int = Offset,
+    ) -> CataloguePage:
+        """The versioned catalogue the top-tier judgement uses."""
+        items = [
+            p
+            for p in catalogue.provisions
+            if (domain is None or p.domain == domain)
+            and (party_type is None or party_type in p.party_types)
+            and (q is None or q in p.provision or q in p.matter)
+        ]
+        return CataloguePage(
+            version=catalogue.version,
+            effective_from=catalogue.effective_from,
+            total=len(items),
+            limit=limit,
+            offset=offset,
+            items=items[offset : offset + limit],
+        )
+
+    @router.get("/catalogue/{provision_id}", response_model=Provision)
+    async def one_provision(provision_id: str) -> Provision:
+        found = catalogue.lookup(provision_id)
+        if found is None:
+            raise HTTPException(404, detail=f"no provision {provision_id!r} in the catalogue")
+        return found
+
+    return router

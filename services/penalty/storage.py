@@ -1,0 +1,135 @@
+"""The penalty service's collections, indexes and queries (its own database only).
+
+- ``filings``: one document per case (``_id`` = case_id): the decided penalty, its top-tier
+  judgement, deadline, filing, flags and review state. Decided penalties are also the input
+  of the fine-anomaly aggregation (``unit``, ``unit_kind``, ``month``, ``fine``).
+- ``flags``: one per finding (``_id`` = ``<kind>:<case_id>``), for the supervisors' list.
+- ``anomalies``: one per unit-month (``_id`` = ``<unit>:<month>``), latest assessment.
+- ``letters``: 监督建议书 / 监督决定书 / 备案审查通过 notices, with the unit's reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.penalty.domain.anomaly import MonthTotal
+from shared.mongo import Document
+
+FILINGS = "filings"
+FLAGS = "flags"
+ANOMALIES = "anomalies"
+LETTERS = "letters"
+
+Db = AsyncDatabase[Document]
+Session = AsyncClientSession | None
+
+INDEXES: dict[str, list[IndexModel]] = {
+    FILINGS: [
+        IndexModel([("district", ASCENDING), ("decided_at", DESCENDING)], name="by_district"),
+        IndexModel([("unit", ASCENDING), ("month", ASCENDING)], name="unit_month"),
+        IndexModel([("unit_kind", ASCENDING), ("month", ASCENDING)], name="kind_month"),
+        IndexModel([("status", ASCENDING)], name="by_status"),
+    ],
+    FLAGS: [
+        IndexModel([("kind", ASCENDING), ("raised_at", DESCENDING)], name="by_kind"),
+        IndexModel([("district", ASCENDING), ("raised_at", DESCENDING)], name="by_district"),
+        IndexModel([("case_id", ASCENDING)], name="by_case"),
+    ],
+    ANOMALIES: [
+        IndexModel([("district", ASCENDING), ("month", DESCENDING)], name="by_district"),
+        IndexModel([("anomalous", ASCENDING), ("month", DESCENDING)], name="by_outcome"),
+    ],
+    LETTERS: [
+        IndexModel([("case_id", ASCENDING), ("issued_at", ASCENDING)], name="by_case"),
+        IndexModel([("district", ASCENDING), ("issued_at", DESCENDING)], name="by_district"),
+    ],
+}
+
+
+async def get(db: Db, session: Session, collection: str, doc_id: str) -> Document | None:
+    return await db[collection].find_one({"_id": doc_id}, session=session)
+
+
+async def put(db: Db, session: Session, collection: str, doc: Document) -> None:
+    """Write the whole document (the handlers hold the latest version in the transaction)."""
+    await db[collection].replace_one({"_id": doc["_id"]}, doc, upsert=True, session=session)
+
+
+async def insert(db: Db, session: Session, collection: str, doc: Document) -> None:
+    """Insert a new document; a duplicate id (a racing writer) raises and the caller retries."""
+    await db[collection].insert_one(doc, session=session)
+
+
+async def add_flag(db: Db, session: Session, flag: Document) -> bool:
+    """Insert a flag once; returns False when it was already there (nothing to announce)."""
+    result = await db[FLAGS].update_one(
+        {"_id": flag["_id"]}, {"$setOnInsert": flag}, upsert=True, session=session
+    )
+    return result.upserted_id is not None
+
+
+async def count_letters(db: Db, session: Session, case_id: str) -> int:
+    return await db[LETTERS].count_documents({"case_id": case_id}, session=session)
+
+
+# ------------------------------------------------------------------ anomaly aggregation
+
+
+async def unit_month_totals(
+    db: Db, session: Session, unit: str, months: Sequence[str]
+) -> dict[str, MonthTotal]:
+    """Sum of fines and number of penalties of ``unit`` in each of ``months``."""
+    cursor = await db[FILINGS].aggregate(
+        [
+            {"$match": {"decided": True, "unit": unit, "month": {"$in": list(months)}}},
+            {"$group": {"_id": "$month", "total": {"$sum": "$fine"}, "count": {"$sum": 1}}},
+        ],
+        session=session,
+    )
+    rows = await cursor.to_list()
+    return {r["_id"]: MonthTotal(total=float(r["total"]), count=int(r["count"])) for r in rows}
+
+
+async def peer_totals(
+    db: Db, session: Session, unit_kind: str, month: str, exclude_unit: str
+) -> list[MonthTotal]:
+    """Each other unit of the same kind with fines in ``month``: its total and count."""
+    cursor = await db[FILINGS].aggregate(
+        [
+            {
+                "$match": {
+                    "decided": True,
+                    "unit_kind": unit_kind,
+                    "month": month,
+                    "unit": {"$ne": exclude_unit},
+                }
+            },
+            {"$group": {"_id": "$unit", "total": {"$sum": "$fine"}, "count": {"$sum": 1}}},
+            {"$sort": {"_id": 1}},
+        ],
+        session=session,
+    )
+    rows = await cursor.to_list()
+    return [MonthTotal(total=float(r["total"]), count=int(r["count"])) for r in rows]
+
+
+# ------------------------------------------------------------------ read side
+
+
+async def page(
+    db: Db,
+    collection: str,
+    query: Mapping[str, Any],
+    *,
+    sort: list[tuple[str, int]],
+    limit: int,
+    offset: int,
+) -> tuple[int, list[Document]]:
+    total = await db[collection].count_documents(dict(query))
+    docs = await db[collection].find(dict(query)).sort(sort).skip(offset).limit(limit).to_list()
+    return total, docs
