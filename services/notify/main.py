@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+from services.notify import storage
+from services.notify.api import build_router
+from services.notify.channels import Transports
+from services.notify.delivery import DeliveryWorker
+from services.notify.domain.directory import load_directory
+from services.notify.handlers import ESCALATION_DUE, NotifyWorkflow
 from services.notify.settings import NotifySettings
 from shared.clock import Clock
+from shared.contracts import NOTIFY_REQUEST_TYPE
 from shared.service import Service
+from shared.topics import NOTIFY_EVENTS, NOTIFY_REQUESTS
 
 
 def build(settings: NotifySettings | None = None, clock: Clock | None = None) -> Service:
     settings = settings or NotifySettings()
     service = Service(settings, clock=clock)
+    workflow = NotifyWorkflow(settings, service.source, load_directory(settings.directory_path))
+    worker = DeliveryWorker(settings, workflow, Transports(settings))
+    service.indexes(storage.INDEXES)
+    service.consume(NOTIFY_REQUESTS, {NOTIFY_REQUEST_TYPE: workflow.on_requested})
+    service.on_timer(ESCALATION_DUE, workflow.on_escalation_due)
+    service.on_start(worker.start)
+    service.on_stop(worker.stop)
+    service.publishes(NOTIFY_EVENTS)
+    service.routes(lambda svc: build_router(svc, workflow, worker))
     return service

@@ -1,0 +1,307 @@
+"""HTTP API of the notify service: ``/v1/notices`` and ``/v1/units/{unit}/inbox``.
+
+A unit's inbox (站内信), one notice with its rendered text, 签收, delivery status per
+channel, resend. Lists are paginated (``limit``, ``offset``) and filterable; bad input answers
+4xx with the reason, never 500.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.notify import storage
+from services.notify.delivery import DeliveryWorker
+from services.notify.domain.directory import DirectoryEntry
+from services.notify.domain.notice import Channel, NoticeStatus
+from services.notify.handlers import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    NotifyWorkflow,
+    in_transaction,
+)
+from shared.contracts import NoticeKind
+from shared.mongo import Document
+from shared.service import Service
+from shared.unit_of_work import UnitOfWork
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+class Out(BaseModel):
+    """Read models: the stored ``_id`` becomes ``id``; internal fields are dropped."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    @classmethod
+    def of(cls: type[M], doc: Document) -> M:
+        return cls.model_validate({"id": doc["_id"], **doc})
+
+
+class Page(BaseModel, Generic[T]):
+    total: int
+    limit: int
+    offset: int
+    items: list[T]
+
+
+class ChannelState(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    status: str = Field(description="pending / sent / failed / skipped")
+    target: str | None = None
+    attempts: int | None = None
+    reason: str | None = Field(default=None, description="why the channel was skipped")
+    error: str | None = None
+    sent_at: dt.datetime | None = None
+    failed_at: dt.datetime | None = None
+
+
+class NoticeSummary(Out):
+    id: str
+    doc_number: str = Field(description="文号, e.g. 静司督〔2026〕17号")
+    kind: NoticeKind
+    title: str
+    heading: str
+    issuer: str
+    issuer_name: str
+    recipient_unit: str
+    recipient_name: str
+    district: str
+    subject_type: str
+    subject_id: str
+    summary: str
+    status: NoticeStatus
+    deadline: dt.datetime | None = None
+    ack_deadline: dt.datetime = Field(description="签收期限")
+    acknowledged_at: dt.datetime | None = None
+    escalated_at: dt.datetime | None = None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class NoticeOut(NoticeSummary):
+    text: str = Field(description="the rendered notice (公文正文)")
+    idempotency_key: str
+    requested_by: str
+    channels: dict[str, ChannelState]
+    acknowledged_by: str | None = None
+    acknowledged_late: bool | None = None
+    ack_note: str | None = None
+    escalated_to: str | None = None
+    escalation_notice_id: str | None = None
+    escalation_of: str | None = None
+    context: dict[str, Any] = {}
+
+
+class AttemptOut(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    attempt: int
+    at: dt.datetime
+    outcome: str
+    error: str | None = None
+
+
+class DeliveryOut(BaseModel):
+    """Delivery status of one channel of one notice."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    channel: Channel
+    status: str = Field(description="pending / sent / failed / skipped")
+    target: str | None = None
+    attempts: int = 0
+    resends: int = 0
+    reason: str | None = None
+    last_error: str | None = None
+    next_attempt_at: dt.datetime | None = None
+    sent_at: dt.datetime | None = None
+    failed_at: dt.datetime | None = None
+    history: list[AttemptOut] = []
+
+
+class AcknowledgeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    unit: str = Field(min_length=1, max_length=100, description="the acknowledging unit")
+    by: str = Field(min_length=1, max_length=100, description="officer (签收人)")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class ResendIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channels: list[Channel] | None = Field(
+        default=None, max_length=4, description="default: every external channel"
+    )
+
+
+class UnitOut(BaseModel):
+    unit: str
+    name: str
+    district: str
+    kind: str
+    channels: list[Channel]
+
+
+def delivery_rows(notice: Document, jobs: list[Document]) -> list[DeliveryOut]:
+    """Every channel of the notice: the inbox and skipped ones have no job document."""
+    by_channel = {d["channel"]: d for d in jobs}
+    rows = []
+    for channel, info in notice.get("channels", {}).items():
+        job = by_channel.get(channel)
+        if job is not None:
+            rows.append(DeliveryOut.model_validate(job))
+        else:
+            rows.append(
+                DeliveryOut.model_validate(
+                    {**info, "channel": channel, "attempts": info.get("attempts") or 0}
+                )
+            )
+    return rows
+
+
+def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["notices"])
+    directory = workflow.directory
+
+    def known_unit(unit: str) -> DirectoryEntry:
+        entry = directory.entry(unit)
+        if entry is None:
+            raise HTTPException(404, detail=f"unknown unit {unit!r}")
+        return entry
+
+    async def run(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        try:
+            return await in_transaction(svc, work)
+        except NotFound as exc:
+            raise HTTPException(404, detail=str(exc)) from exc
+        except Forbidden as exc:
+            raise HTTPException(403, detail=str(exc)) from exc
+        except Conflict as exc:
+            raise HTTPException(409, detail=str(exc)) from exc
+
+    async def notice_or_404(nid: str) -> Document:
+        doc = await storage.get_notice(svc.db, nid)
+        if doc is None:
+            raise HTTPException(404, detail=f"notice {nid} does not exist")
+        return doc
+
+    def filters(
+        kind: NoticeKind | None,
+        status: NoticeStatus | None,
+        acknowledged: bool | None,
+        since: dt.datetime | None,
+    ) -> dict[str, Any]:
+        query: dict[str, Any] = {}
+        if kind is not None:
+            query["kind"] = kind.value
+        if status is not None:
+            query["status"] = status
+        if acknowledged is not None:
+            query["acknowledged_at"] = {"$ne": None} if acknowledged else None
+        if since is not None:
+            query["created_at"] = {"$gte": since}
+        return query
+
+    @router.get("/units/{unit}/inbox", response_model=Page[NoticeSummary])
+    async def inbox(
+        unit: str,
+        kind: NoticeKind | None = None,
+        status: NoticeStatus | None = None,
+        acknowledged: bool | None = None,
+        since: dt.datetime | None = None,
+        limit: int = Query(50, ge=1, le=500),
+        offset: int = Query(0, ge=0),
+    ) -> Page[NoticeSummary]:
+        """A unit's inbox (站内信), newest first."""
+        known_unit(unit)
+        query = {"recipient_unit": unit, **filters(kind, status, acknowledged, since)}
+        total, docs = await storage.page(
+            svc.db, storage.NOTICES, query, limit=limit, offset=offset, sort=[("created_at", -1)]
+        )
+        return Page(
+            total=total, limit=limit, offset=offset, items=[NoticeSummary.of(d) for d in docs]
+        )
+
+    @router.get("/units/{unit}", response_model=UnitOut, tags=["directory"])
+    async def unit_channels(unit: str) -> UnitOut:
+        """What the unit directory says about a unit: its channels."""
+        entry = known_unit(unit)
+        return UnitOut(
+            unit=entry.unit,
+            name=entry.name,
+            district=entry.district,
+            kind=entry.kind,
+            channels=entry.channels,
+        )
+
+    @router.get("/notices", response_model=Page[NoticeSummary])
+    async def list_notices(
+        district: str | None = Query(None, pattern=r"^\d{6}$"),
+        unit: str | None = Query(None, max_length=100, description="recipient unit"),
+        issuer: str | None = Query(None, max_length=100),
+        subject_type: str | None = Query(None, max_length=40),
+        subject_id: str | None = Query(None, max_length=200),
+        kind: NoticeKind | None = None,
+        status: NoticeStatus | None = None,
+        acknowledged: bool | None = None,
+        since: dt.datetime | None = None,
+        limit: int = Query(50, ge=1, le=500),
+        offset: int = Query(0, ge=0),
+    ) -> Page[NoticeSummary]:
+        """Notices across units (supervisors), newest first."""
+        query = filters(kind, status, acknowledged, since)
+        for field, value in (
+            ("district", district),
+            ("recipient_unit", unit),
+            ("issuer", issuer),
+            ("subject_type", subject_type),
+            ("subject_id", subject_id),
+        ):
+            if value is not None:
+                query[field] = value
+        total, docs = await storage.page(
+            svc.db, storage.NOTICES, query, limit=limit, offset=offset, sort=[("created_at", -1)]
+        )
+        return Page(
+            total=total, limit=limit, offset=offset, items=[NoticeSummary.of(d) for d in docs]
+        )
+
+    @router.get("/notices/{notice_id}", response_model=NoticeOut)
+    async def get_notice(notice_id: str) -> NoticeOut:
+        """One notice with its rendered text and channel states."""
+        return NoticeOut.of(await notice_or_404(notice_id))
+
+    @router.post("/notices/{notice_id}/acknowledge", response_model=NoticeOut)
+    async def acknowledge(notice_id: str, body: AcknowledgeIn) -> NoticeOut:
+        """签收 by the recipient unit; repeating it changes nothing."""
+        doc = await run(
+            lambda uow: workflow.acknowledge(
+                uow, notice_id, unit=body.unit, by=body.by, note=body.note
+            )
+        )
+        return NoticeOut.of(doc)
+
+    @router.get("/notices/{notice_id}/deliveries", response_model=list[DeliveryOut])
+    async def deliveries(notice_id: str) -> list[DeliveryOut]:
+        """Delivery status per channel, with the attempt history."""
+        notice = await notice_or_404(notice_id)
+        return delivery_rows(notice, await storage.deliveries_of(svc.db, notice_id))
+
+    @router.post("/notices/{notice_id}/resend", response_model=list[DeliveryOut], status_code=202)
+    async def resend(notice_id: str, body: ResendIn | None = None) -> list[DeliveryOut]:
+        """Queue the notice again (failed, or the unit asks for it again)."""
+        channels = body.channels if body is not None else None
+        queued = await run(lambda uow: workflow.resend(uow, notice_id, channels))
+        worker.wake()
+        return [DeliveryOut.model_validate(d) for d in queued]
+
+    return router

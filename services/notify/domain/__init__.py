@@ -1,0 +1,1 @@
+"""Pure rules of the notify service: notices, numbering, the unit directory."""
