@@ -2,12 +2,47 @@
 
 from __future__ import annotations
 
+import structlog
+from pydantic import ValidationError
+
+from services.gateway import handlers, storage
+from services.gateway.api import build_router
+from services.gateway.auth import create_user
+from services.gateway.domain.access import Role
 from services.gateway.settings import GatewaySettings
 from shared.clock import Clock
 from shared.service import Service
+from shared.topics import EXTERNAL_TYPE_TOPICS, INGEST_QUARANTINE, SUPERVISION_LEADS
+
+log = structlog.get_logger(__name__)
+
+
+async def bootstrap_users(service: Service) -> None:
+    """Create the users of ``JIANDU_BOOTSTRAP_USERS`` that do not exist yet."""
+    settings = service.settings
+    assert isinstance(settings, GatewaySettings)
+    for item in filter(None, (s.strip() for s in settings.bootstrap_users.split(","))):
+        parts = item.split(":")
+        if len(parts) < 3:
+            log.warning("bootstrap user ignored: want name:password:role[:district[:unit]]")
+            continue
+        name, password, role = parts[:3]
+        district = parts[3] if len(parts) > 3 and parts[3] else None
+        unit = parts[4] if len(parts) > 4 and parts[4] else None
+        if await storage.find_user(service.db, name) is not None:
+            continue
+        try:
+            await create_user(service.db, name, password, Role(role), district, unit)
+        except (ValueError, ValidationError) as exc:
+            log.warning("bootstrap user ignored", user=name, error=str(exc))
 
 
 def build(settings: GatewaySettings | None = None, clock: Clock | None = None) -> Service:
     settings = settings or GatewaySettings()
-    service = Service(settings, clock=clock)
+    service = Service(settings, clock=clock, title="Jiandu gateway (接入网关与运行监控台)")
+    service.indexes(storage.INDEXES)
+    handlers.register(service)
+    service.publishes(*set(EXTERNAL_TYPE_TOPICS.values()), INGEST_QUARANTINE, SUPERVISION_LEADS)
+    service.on_start(bootstrap_users)
+    service.routes(build_router)
     return service

@@ -2,9 +2,60 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from shared.settings import ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):
     service_name: str = "gateway"
     http_port: int = 8000
+
+    # -- access -------------------------------------------------------------------------
+    jwt_secret: str = Field(
+        default="jiandu-dev-only-change-me-0123456789abcdef",
+        min_length=32,
+        description="HS256 secret for bearer tokens; set a real one in production.",
+    )
+    jwt_issuer: str = "jiandu-gateway"
+    jwt_ttl_s: int = Field(default=8 * 3600, ge=60, description="Lifetime of issued tokens.")
+    signing_master_key: str = Field(
+        default="jiandu-dev-only-signing-master-key-0123456789",
+        min_length=32,
+        description="Derives each API key's HMAC signing secret, so none is stored at rest.",
+    )
+    pii_roles: str = Field(
+        default="district_supervisor,unit_officer",
+        description="Roles that see complainants' personal data unmasked (comma-separated).",
+    )
+    bootstrap_users: str = Field(
+        default="",
+        description="Users created at start if missing: 'name:password:role[:district[:unit]]'"
+        " separated by commas (demo and first-run convenience).",
+    )
+
+    # -- ingest -------------------------------------------------------------------------
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Request body limit.")
+    max_batch_events: int = Field(default=500, ge=1)
+    rate_per_s: float = Field(default=50.0, gt=0, description="Token refill per API key.")
+    rate_burst: int = Field(default=200, ge=1, description="Bucket size per API key.")
+
+    # -- operations ---------------------------------------------------------------------
+    peers: str = Field(
+        default="", description="Services whose /readyz /v1/health calls: 'name=url,...'"
+    )
+    peer_timeout_s: float = Field(default=2.0, gt=0)
+    jaeger_url: str = Field(default="http://127.0.0.1:16686", description="Trace links base.")
+    stream_poll_s: float = Field(default=1.0, gt=0, description="Live feed polling interval.")
+    stream_backlog: int = Field(default=20, ge=0, description="Recent events sent on connect.")
+
+    def peer_map(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for item in self.peers.split(","):
+            name, sep, url = item.strip().partition("=")
+            if sep and name.strip() and url.strip():
+                out[name.strip()] = url.strip().rstrip("/")
+        return out
+
+    def pii_role_set(self) -> frozenset[str]:
+        return frozenset(r.strip() for r in self.pii_roles.split(",") if r.strip())

@@ -1,0 +1,197 @@
+"""Authentication: passwords (pwdlib), bearer JWTs (PyJWT, HS256) and API keys for ingest.
+
+The FastAPI dependencies here are the only way the read API learns who is calling;
+:meth:`Auth.scoped` turns the caller into the data-scope filter every query uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from fastapi import Depends, HTTPException, Query, Request
+from fastapi.security import OAuth2PasswordBearer
+from pwdlib import PasswordHash
+
+from services.gateway import storage
+from services.gateway.domain.access import Permission, Principal, Role, scope_filter
+from services.gateway.domain.credentials import key_id_of, signature_ok, signing_secret
+from services.gateway.settings import GatewaySettings
+from shared.mongo import Document
+
+PASSWORDS = PasswordHash.recommended()
+"""Argon2 (pwdlib's recommendation) for user passwords and API-key secrets."""
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
+
+
+def hash_secret(secret: str) -> str:
+    return PASSWORDS.hash(secret)
+
+
+def verify_secret(secret: str, hashed: str) -> bool:
+    try:
+        return PASSWORDS.verify(secret, hashed)
+    except Exception:  # malformed hash: not a match
+        return False
+
+
+def issue_token(settings: GatewaySettings, principal: Principal, now: datetime) -> str:
+    claims: dict[str, Any] = {
+        "sub": principal.sub,
+        "role": principal.role.value,
+        "district": principal.district,
+        "unit": principal.unit,
+        "scope": " ".join(principal.scopes),
+        "iss": settings.jwt_issuer,
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(seconds=settings.jwt_ttl_s)).timestamp()),
+    }
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+
+
+def decode_token(settings: GatewaySettings, token: str) -> Principal:
+    try:
+        claims = jwt.decode(
+            token,
+            settings.jwt_secret,
+            algorithms=["HS256"],
+            issuer=settings.jwt_issuer,
+            options={"require": ["sub", "exp", "iss"]},
+        )
+        return Principal(
+            sub=claims["sub"],
+            role=Role(str(claims.get("role"))),
+            district=claims.get("district"),
+            unit=claims.get("unit"),
+        )
+    except (jwt.PyJWTError, ValueError, KeyError) as exc:
+        raise HTTPException(
+            401, detail=f"invalid bearer token: {exc}", headers={"WWW-Authenticate": "Bearer"}
+        ) from exc
+
+
+def principal_of(user: Document) -> Principal:
+    return Principal(
+        sub=user["_id"], role=user["role"], district=user.get("district"), unit=user.get("unit")
+    )
+
+
+@dataclass
+class Caller:
+    """The caller and the data-scope filter derived from it (the only scope in the API)."""
+
+    principal: Principal
+    scope: dict[str, Any]
+
+
+class Auth:
+    def __init__(self, settings: GatewaySettings, db: Callable[[], storage.Db]) -> None:
+        self.settings = settings
+        self._db = db
+        self._verified_keys: dict[str, str] = {}  # sha256(api key) → key id, after argon2
+
+    # -- bearer tokens --------------------------------------------------------------------
+
+    def principal(self) -> Callable[..., Awaitable[Principal]]:
+        settings = self.settings
+
+        async def dependency(
+            token: str | None = Depends(oauth2),
+            access_token: str | None = Query(
+                default=None, description="Bearer token for EventSource clients (SSE only)."
+            ),
+        ) -> Principal:
+            raw = token or access_token
+            if not raw:
+                raise HTTPException(
+                    401, detail="bearer token required", headers={"WWW-Authenticate": "Bearer"}
+                )
+            return decode_token(settings, raw)
+
+        return dependency
+
+    def scoped(self, permission: Permission) -> Callable[..., Awaitable[Caller]]:
+        """Dependency: the caller must hold ``permission``; yields the caller and its scope."""
+        principal_dep = self.principal()
+
+        async def dependency(principal: Principal = Depends(principal_dep)) -> Caller:
+            if not principal.can(permission):
+                raise HTTPException(
+                    403, detail=f"role {principal.role.value} lacks {permission.value}"
+                )
+            return Caller(principal, scope_filter(principal))
+
+        return dependency
+
+    async def login(self, username: str, password: str) -> Principal | None:
+        user = await storage.find_user(self._db(), username)
+        if user is None or user.get("disabled"):
+            await asyncio.to_thread(hash_secret, password)  # same cost: no user enumeration
+            return None
+        if not await asyncio.to_thread(verify_secret, password, user["password_hash"]):
+            return None
+        return principal_of(user)
+
+    # -- ingest credentials ---------------------------------------------------------------
+
+    async def ingest_key(self, request: Request, body: bytes) -> tuple[str | None, str | None]:
+        """(key id, None) when authenticated, else (key id or None, refusal code)."""
+        api_key = request.headers.get("x-api-key")
+        signature = request.headers.get("x-signature")
+        if api_key:
+            key_id = key_id_of(api_key)
+            if key_id is None:
+                return None, "unauthenticated"
+            digest = hashlib.sha256(api_key.encode()).hexdigest()
+            if self._verified_keys.get(digest) == key_id:
+                if await storage.find_api_key(self._db(), key_id) is not None:
+                    return key_id, None
+            record = await storage.find_api_key(self._db(), key_id)
+            if record is None or not await asyncio.to_thread(
+                verify_secret, api_key, record["hash"]
+            ):
+                return key_id, "unauthenticated"
+            self._verified_keys[digest] = key_id
+            return key_id, None
+        if signature:
+            key_id = request.headers.get("x-key-id", "").strip()
+            if not key_id or await storage.find_api_key(self._db(), key_id) is None:
+                return key_id or None, "bad_signature"
+            secret = signing_secret(self.settings.signing_master_key, key_id)
+            if not signature_ok(secret, body, signature):
+                return key_id, "bad_signature"
+            return key_id, None
+        return None, "unauthenticated"
+
+
+async def create_user(
+    db: storage.Db,
+    username: str,
+    password: str,
+    role: Role,
+    district: str | None,
+    unit: str | None,
+    now: datetime | None = None,
+) -> Principal:
+    """Validate the claims, hash the password, store the user (the admin CLI and bootstrap)."""
+    principal = Principal(sub=username, role=role, district=district, unit=unit)
+    if principal.role is Role.UNIT_OFFICER and not principal.district and unit:
+        principal = principal.model_copy(update={"district": unit.split("-", 1)[0]})
+    await storage.insert_user(
+        db,
+        {
+            "_id": username,
+            "password_hash": await asyncio.to_thread(hash_secret, password),
+            "role": principal.role.value,
+            "district": principal.district,
+            "unit": principal.unit,
+            "created_at": now or datetime.now(UTC),
+        },
+    )
+    return principal

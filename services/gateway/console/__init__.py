@@ -1,0 +1,1 @@
+"""Static files of the operations console (packaged with the service)."""

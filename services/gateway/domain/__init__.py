@@ -1,0 +1,1 @@
+"""Pure rules of the gateway: access scope and masking, ingest checks, audit chain, projections."""

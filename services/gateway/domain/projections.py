@@ -1,0 +1,247 @@
+"""The gateway's read models (读模型): latest snapshot per entity, built from events alone.
+
+Every internal entity event carries ``{"<entity>": snapshot, "change": {...}}``
+(docs/events.md). :func:`apply_event` folds one event into the entity's projection: the
+newest snapshot wins (by event time, so a late redelivery cannot roll state back), while
+the supervision facts the overview counts (overdue, returns, grade, filing outcome) are
+accumulated from the verbs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.envelope import Envelope, EventRejected
+from shared.topics import CASEREVIEW_EVENTS, HOTLINE_EVENTS, NOTIFY_EVENTS, PENALTY_EVENTS, Topic
+
+
+@dataclass(frozen=True)
+class EntityKind:
+    name: str
+    collection: str
+    topic: Topic
+    service: str
+    verbs: tuple[str, ...]
+
+    def event_type(self, verb: str) -> str:
+        return f"jiandu.{self.service}.{self.name}.{verb}"
+
+    def verb_of(self, event_type: str) -> str:
+        return event_type.rsplit(".", 1)[-1]
+
+
+ENTITIES: tuple[EntityKind, ...] = (
+    EntityKind(
+        "complaint",
+        "complaints",
+        HOTLINE_EVENTS,
+        "hotline",
+        (
+            "registered",
+            "routed",
+            "acknowledged",
+            "returned",
+            "rerouted",
+            "extension_requested",
+            "extension_decided",
+            "resolved",
+            "rated",
+            "overdue",
+            "escalated",
+        ),
+    ),
+    EntityKind(
+        "case",
+        "cases",
+        CASEREVIEW_EVENTS,
+        "casereview",
+        (
+            "registered",
+            "defects_found",
+            "sampled",
+            "review_assigned",
+            "scored",
+            "rectification_required",
+            "rectification_answered",
+            "rectification_closed",
+            "rectification_overdue",
+        ),
+    ),
+    EntityKind(
+        "filing",
+        "filings",
+        PENALTY_EVENTS,
+        "penalty",
+        (
+            "decided",
+            "top_tier_detected",
+            "classification_needed",
+            "filed",
+            "late_filing",
+            "missing_filing",
+            "disproportion_flagged",
+            "anomaly_detected",
+            "letter_issued",
+            "reply_recorded",
+        ),
+    ),
+    EntityKind(
+        "notice",
+        "notices",
+        NOTIFY_EVENTS,
+        "notify",
+        ("created", "sent", "failed", "acknowledged", "escalated"),
+    ),
+)
+ENTITY_BY_NAME = {e.name: e for e in ENTITIES}
+
+FLAG_VERBS = frozenset(
+    {
+        "overdue",
+        "escalated",
+        "returned",
+        "rerouted",
+        "defects_found",
+        "rectification_required",
+        "rectification_overdue",
+        "late_filing",
+        "missing_filing",
+        "disproportion_flagged",
+        "anomaly_detected",
+    }
+)
+
+
+@dataclass(frozen=True)
+class EntityEvent:
+    """One entity event, unpacked."""
+
+    kind: EntityKind
+    event_id: str
+    event_type: str
+    verb: str
+    entity_id: str
+    district: str
+    unit: str | None
+    status: str | None
+    at: datetime
+    snapshot: dict[str, Any]
+    change: dict[str, Any]
+    trace_id: str | None
+
+
+def unpack(kind: EntityKind, event: Envelope, trace_id: str | None) -> EntityEvent:
+    """Read the snapshot convention; an event without its snapshot cannot be projected."""
+    snapshot = event.data.get(kind.name)
+    if not isinstance(snapshot, dict):
+        raise EventRejected(f"{event.type}: data.{kind.name} (the snapshot) is missing")
+    change = event.data.get("change")
+    entity_id = snapshot.get("id") or event.partitionkey
+    unit = snapshot.get("unit") or snapshot.get("recipient_unit")
+    status = snapshot.get("status")
+    return EntityEvent(
+        kind=kind,
+        event_id=event.id,
+        event_type=event.type,
+        verb=kind.verb_of(event.type),
+        entity_id=str(entity_id),
+        district=str(snapshot.get("district") or event.district),
+        unit=str(unit) if unit else None,
+        status=str(status) if status is not None else None,
+        at=event.time,
+        snapshot=snapshot,
+        change=change if isinstance(change, dict) else {},
+        trace_id=trace_id,
+    )
+
+
+def _grade(ev: EntityEvent) -> str | None:
+    review = ev.snapshot.get("review")
+    for candidate in (
+        ev.snapshot.get("grade"),
+        review.get("grade") if isinstance(review, dict) else None,
+        ev.change.get("grade"),
+    ):
+        if isinstance(candidate, str) and candidate:
+            return candidate
+    return None
+
+
+def apply_event(current: dict[str, Any] | None, ev: EntityEvent) -> dict[str, Any]:
+    """The projection after ``ev`` (``current`` is the stored one, or ``None``)."""
+    doc: dict[str, Any] = (
+        dict(current)
+        if current
+        else {
+            "_id": ev.entity_id,
+            "entity": ev.kind.name,
+            "events": 0,
+            "returns": 0,
+            "flags": [],
+            "first_trace_id": ev.trace_id,
+            "first_at": ev.at,
+        }
+    )
+    newer = current is None or ev.at >= current.get("event_time", ev.at)
+    if newer:
+        doc.update(
+            snapshot=ev.snapshot,
+            district=ev.district,
+            unit=ev.unit,
+            status=ev.status,
+            event_time=ev.at,
+            last_verb=ev.verb,
+            last_event_id=ev.event_id,
+            trace_id=ev.trace_id or doc.get("trace_id"),
+            updated_at=ev.snapshot.get("updated_at") or ev.at.isoformat(),
+        )
+    doc["events"] = int(doc.get("events", 0)) + 1
+    flags = list(doc.get("flags") or [])
+    if ev.verb in FLAG_VERBS and ev.verb not in flags:
+        flags.append(ev.verb)
+    doc["flags"] = flags
+    if ev.verb == "returned":
+        doc["returns"] = int(doc.get("returns", 0)) + 1
+    kind = ev.kind.name
+    if kind == "complaint":
+        doc["overdue"] = bool(
+            doc.get("overdue") or ev.verb in ("overdue", "escalated") or ev.snapshot.get("overdue")
+        )
+    elif kind == "case":
+        doc["grade"] = _grade(ev) or doc.get("grade")
+    elif kind == "filing":
+        doc["top_tier"] = bool(
+            doc.get("top_tier") or ev.verb == "top_tier_detected" or ev.snapshot.get("top_tier")
+        )
+        doc["filed"] = bool(doc.get("filed") or ev.verb == "filed" or ev.snapshot.get("filed_at"))
+        doc["late"] = bool(doc.get("late") or ev.verb == "late_filing")
+        doc["missing"] = bool(doc.get("missing") or ev.verb == "missing_filing")
+    return doc
+
+
+def timeline_entry(ev: EntityEvent, seq: int) -> dict[str, Any]:
+    return {
+        "_id": ev.event_id,
+        "entity": ev.kind.name,
+        "entity_id": ev.entity_id,
+        "type": ev.event_type,
+        "verb": ev.verb,
+        "time": ev.at,
+        "district": ev.district,
+        "unit": ev.unit,
+        "status": ev.status,
+        "change": ev.change,
+        "trace_id": ev.trace_id,
+        "seq": seq,
+    }
+
+
+def disposal_rate(raised: int, disposed: int) -> float | None:
+    """线索处置率: disposed leads over raised leads (``None`` when nothing was raised)."""
+    return round(disposed / raised, 4) if raised else None
+
+
+ANOMALY_LEAD_KINDS = ("fine_anomaly", "disproportion")
+BOUNCE_LEAD_KINDS = ("bounce", "responsibility_shift")

@@ -1,0 +1,182 @@
+"""Event handlers: the gateway's own projections of the other services' events.
+
+Each entity event updates the entity's latest snapshot and appends to its timeline with the
+trace id of the record (the consumer span is a child of the producer's trace, so the current
+span's trace id is the trace the event belongs to). Leads, quarantine announcements and raw
+dead letters get their own collections.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka.structs import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaMessage
+from opentelemetry import trace
+
+from services.gateway import storage
+from services.gateway.domain.projections import (
+    ENTITIES,
+    EntityKind,
+    apply_event,
+    timeline_entry,
+    unpack,
+)
+from shared.consumer import QUARANTINE_TYPE, EventConsumer
+from shared.contracts import LEAD_TYPE, SupervisionLead, parse_data
+from shared.envelope import Envelope
+from shared.service import Service
+from shared.topics import ALL_TOPICS, INGEST_QUARANTINE, SUPERVISION_LEADS, Topic
+from shared.unit_of_work import UnitOfWork
+
+Handler = Callable[[Envelope, UnitOfWork], Any]
+
+
+def current_trace_id() -> str | None:
+    ctx = trace.get_current_span().get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+
+def entity_handler(kind: EntityKind) -> Handler:
+    async def on_entity_event(event: Envelope, uow: UnitOfWork) -> None:
+        ev = unpack(kind, event, current_trace_id())
+        coll = uow.db[kind.collection]
+        current = await coll.find_one({"_id": ev.entity_id}, session=uow.session)
+        doc = apply_event(current, ev)
+        await coll.replace_one({"_id": ev.entity_id}, doc, upsert=True, session=uow.session)
+        await uow.db[storage.TIMELINE].insert_one(
+            timeline_entry(ev, storage.next_seq()), session=uow.session
+        )
+
+    on_entity_event.__name__ = f"on_{kind.name}_event"
+    return on_entity_event
+
+
+async def on_lead(event: Envelope, uow: UnitOfWork) -> None:
+    """A 监督线索: kept open until a supervisor disposes of it; a re-raise changes nothing."""
+    lead = parse_data(event, SupervisionLead)
+    doc = lead.model_dump(mode="python")
+    doc["kind"] = lead.kind.value
+    doc.pop("lead_id")
+    await uow.db[storage.LEADS].update_one(
+        {"_id": lead.lead_id},
+        {"$setOnInsert": {**doc, "status": "open", "trace_id": current_trace_id()}},
+        upsert=True,
+        session=uow.session,
+    )
+    await uow.db[storage.TIMELINE].update_one(
+        {"_id": event.id},
+        {
+            "$setOnInsert": {
+                "entity": "lead",
+                "entity_id": lead.lead_id,
+                "type": event.type,
+                "verb": "raised",
+                "time": event.time,
+                "district": lead.district,
+                "unit": lead.unit,
+                "status": "open",
+                "change": {"kind": lead.kind.value, "summary": lead.summary},
+                "trace_id": current_trace_id(),
+                "seq": storage.next_seq(),
+            }
+        },
+        upsert=True,
+        session=uow.session,
+    )
+
+
+async def on_quarantined(event: Envelope, uow: UnitOfWork) -> None:
+    """Refused input announced by any consumer: one place for operators to look."""
+    doc: dict[str, Any] = {k: v for k, v in event.data.items() if k != "_id"}
+    doc.update(
+        _id=event.subject or event.partitionkey,
+        district=event.district,
+        at=event.time,
+        announced_by=event.source,
+    )
+    await storage.upsert_quarantine(uow.db, uow.session, doc)
+
+
+def _text(value: bytes | None, limit: int = 65536) -> str:
+    return (value or b"")[:limit].decode("utf-8", errors="replace")
+
+
+def dead_letter_doc(record: ConsumerRecord[bytes, bytes]) -> dict[str, Any]:
+    headers = {k: _text(v, 4000) for k, v in (record.headers or ())}
+    return {
+        "_id": f"{record.topic}:{record.partition}:{record.offset}",
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "original_topic": headers.get("x-original-topic"),
+        "exception": headers.get("x-exception"),
+        "consumer": headers.get("x-consumer"),
+        "attempts": headers.get("x-attempts"),
+        "event_id": headers.get("ce_id"),
+        "event_type": headers.get("ce_type"),
+        "district": headers.get("ce_district"),
+        "headers": headers,
+        "headers_b64": [
+            [k, base64.b64encode(v or b"").decode()] for k, v in (record.headers or ())
+        ],
+        "key_b64": base64.b64encode(record.key).decode() if record.key is not None else None,
+        "value_b64": base64.b64encode(record.value or b"").decode(),
+        "value_text": _text(record.value, 32768),
+        "at": datetime.fromtimestamp(record.timestamp / 1000, UTC)
+        if record.timestamp
+        else datetime.now(UTC),
+        "replays": 0,
+    }
+
+
+def register(service: Service) -> None:
+    """One Kafka subscriber over every topic the gateway reads, dispatching per topic.
+
+    Each ``Service.consume`` call would add a member to the consumer group, and every member
+    costs a rebalance at start (about a second each on noida-db); the gateway reads ten topics
+    plus the dead-letter topics, so it uses the same :class:`EventConsumer` (inbox, quarantine,
+    retries, DLT) behind a single subscriber.
+    """
+    plan: dict[Topic, dict[str, Handler]] = {
+        kind.topic: {kind.event_type(verb): entity_handler(kind) for verb in kind.verbs}
+        for kind in ENTITIES
+    }
+    plan[SUPERVISION_LEADS] = {LEAD_TYPE: on_lead}
+    plan[INGEST_QUARANTINE] = {QUARANTINE_TYPE: on_quarantined}
+    consumers: dict[str, EventConsumer] = {}
+    for topic, handlers in plan.items():
+        name = f"{service.name}.{topic.name}"
+        consumer = EventConsumer(service, name, service.topic(topic), handlers)
+        service.consumers[name] = consumer
+        consumers[consumer.topic] = consumer
+    prefix = service.settings.topic_prefix
+    dead_letter_topics = {t.dlt(prefix) for t in ALL_TOPICS if t.dead_letter}
+
+    async def on_record(msg: KafkaMessage) -> None:
+        record: ConsumerRecord[bytes, bytes] = msg.raw_message  # type: ignore[assignment]
+        if record.topic in dead_letter_topics:
+            doc = dead_letter_doc(record)
+            await service.db[storage.DEAD_LETTERS].update_one(
+                {"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True
+            )
+            return
+        await consumers[record.topic].handle(record)
+
+    settings = service.settings
+    service.broker.subscriber(
+        *consumers,
+        *sorted(dead_letter_topics),
+        group_id=settings.group_id,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        auto_offset_reset="earliest",
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=max(1000, settings.session_timeout_ms // 5),
+        title=f"{service.name}:projections",
+        description="entity events, leads, quarantine announcements and every dead-letter "
+        "topic (kept raw for replay) feeding the gateway's read models",
+    )(on_record)
