@@ -47,7 +47,6 @@ def topics(
         typer.echo(name)
 
 
-
 SERVICE_NAMES = ("gateway", "hotline", "casereview", "penalty", "notify")
 
 

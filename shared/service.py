@@ -130,16 +130,26 @@ class Service:
         on_record.__name__ = f"on_{topic.name.replace('.', '_')}"
         self.broker.subscriber(
             self.topic(topic),
-            group_id=self.settings.group_id,
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            auto_offset_reset="earliest",
-            session_timeout_ms=self.settings.session_timeout_ms,
-            heartbeat_interval_ms=max(1000, self.settings.session_timeout_ms // 5),
-            group_instance_id=self._group_instance_id(consumer_name),
+            **self.subscriber_options(consumer_name),
             title=f"{self.name}:{topic.name}",
             description=topic.description,
         )(on_record)
         return consumer
+
+    def subscriber_options(self, consumer_name: str) -> dict[str, Any]:
+        """Keyword arguments every Kafka subscriber of this service takes.
+
+        Offsets are committed only after the handler returned (``NACK_ON_ERROR``: an error
+        seeks back), so a crash re-delivers rather than loses; handlers are idempotent.
+        """
+        return {
+            "group_id": self.settings.group_id,
+            "ack_policy": AckPolicy.NACK_ON_ERROR,
+            "auto_offset_reset": "earliest",
+            "session_timeout_ms": self.settings.session_timeout_ms,
+            "heartbeat_interval_ms": max(1000, self.settings.session_timeout_ms // 5),
+            "group_instance_id": self._group_instance_id(consumer_name),
+        }
 
     def _group_instance_id(self, consumer_name: str) -> str | None:
         """Static group membership, one id per consumer of this replica.

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
-from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
 from opentelemetry import trace
 
@@ -167,15 +166,10 @@ def register(service: Service) -> None:
             return
         await consumers[record.topic].handle(record)
 
-    settings = service.settings
     service.broker.subscriber(
         *consumers,
         *sorted(dead_letter_topics),
-        group_id=settings.group_id,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        auto_offset_reset="earliest",
-        session_timeout_ms=settings.session_timeout_ms,
-        heartbeat_interval_ms=max(1000, settings.session_timeout_ms // 5),
+        **service.subscriber_options(f"{service.name}.projections"),
         title=f"{service.name}:projections",
         description="entity events, leads, quarantine announcements and every dead-letter "
         "topic (kept raw for replay) feeding the gateway's read models",
