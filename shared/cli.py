@@ -6,7 +6,10 @@ from pathlib import Path
 
 import typer
 
+from shared.demo.cli import app as demo_app
+
 app = typer.Typer(help="Jiandu (监督): supervision of administrative law enforcement.")
+app.add_typer(demo_app, name="demo")
 
 
 @app.command()

@@ -1,6 +1,8 @@
-"""The live demo feed of ``make run``: realistic events so the console is alive.
+"""What ``make run`` does once everything is ready: supervise, and keep the console alive.
 
-Until the demo generator (``jiandu demo``) lands this only keeps the platform running.
+With ``demo`` on, a live feed of generated events (``shared.demo``) flows into the ingest
+topics, so an operator opening the console sees complaints being routed, cases reviewed and
+notices sent.
 """
 
 from __future__ import annotations
@@ -12,10 +14,25 @@ if TYPE_CHECKING:
     from shared.runner import Platform
 
 
-def run_feed_forever(platform: Platform, *, demo: bool = True) -> None:
-    """Watch the service processes (and, with ``demo``, feed events) until interrupted."""
-    while True:
-        for sp in platform.processes:
-            if sp.proc.poll() is not None:
-                raise RuntimeError(f"{sp.name}-{sp.replica} exited with {sp.proc.returncode}")
-        time.sleep(1.0)
+def run_feed_forever(
+    platform: Platform, *, demo: bool = True, rate_per_s: float = 2.0, poll_s: float = 1.0
+) -> None:
+    """Restart replicas that die and, with ``demo``, feed events, until interrupted."""
+    from shared.demo.feed import LiveFeedThread
+
+    feed = (
+        LiveFeedThread(
+            platform.servers.kafka_bootstrap, seed=int(time.time()), rate_per_s=rate_per_s
+        ).start()
+        if demo
+        else None
+    )
+    try:
+        while True:
+            if feed is not None and not feed.alive:
+                raise RuntimeError(f"the demo feed stopped: {feed.error!r}")
+            platform.supervise()
+            time.sleep(poll_s)
+    finally:
+        if feed is not None:
+            feed.stop()

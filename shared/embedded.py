@@ -19,6 +19,7 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.protocol.group import LeaveGroupRequest
 
 from shared.topics import topic_plan
 
@@ -164,3 +165,33 @@ async def create_topics(bootstrap: str, prefix: str = "", replication: int = 1) 
     finally:
         await admin.close()
     return sorted(plan)
+
+
+async def evict_group_members(bootstrap: str, client_id: str) -> list[tuple[str, str]]:
+    """Remove a dead replica's members (those with ``client_id``) from every consumer group.
+
+    noida-db never expires a member that stopped heartbeating, so a group whose member died
+    would wait for it forever; Apache Kafka does this itself after the session timeout. The
+    runner, which sees its child processes die, sends the LeaveGroup on the dead one's behalf.
+    Returns the (group, member id) pairs removed.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    removed: list[tuple[str, str]] = []
+    try:
+        groups = [str(g[0]) for g in await admin.list_consumer_groups()]
+        if not groups:
+            return removed
+        for response in await admin.describe_consumer_groups(groups):
+            for group in response.groups:
+                name, members = group[1], group[5]
+                dead = [m[0] for m in members if m[1] == client_id]
+                if not dead:
+                    continue
+                coordinator = await admin.find_coordinator(name)
+                for member_id in dead:
+                    await admin._client.send(coordinator, LeaveGroupRequest(name, member_id))
+                    removed.append((name, member_id))
+    finally:
+        await admin.close()
+    return removed

@@ -155,4 +155,8 @@ class OutboxRelay:
             except (asyncio.CancelledError, Exception):
                 pass
             self._task = None
+        await self.release()
+
+    async def release(self) -> None:
+        """Hand the lease over at once, so another replica need not wait for it to expire."""
         await self._lease.release()

@@ -15,7 +15,8 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from shared.embedded import EmbeddedServers, create_topics
+from shared.embedded import EmbeddedServers, create_topics, evict_group_members
+from shared.settings import kafka_client_id
 
 SERVICES: dict[str, int] = {
     "gateway": 8000,
@@ -25,6 +26,17 @@ SERVICES: dict[str, int] = {
     "notify": 8004,
 }
 """Service → HTTP port of its first replica; replica r listens on port + 100·r."""
+
+DEMO_USERS = ",".join(
+    [
+        "admin:jiandu-admin:city_supervisor",
+        "huangpu:jiandu-demo:district_supervisor:310101",
+        "officer:jiandu-demo:unit_officer:310101:310101-cgzf",
+        "reviewer:jiandu-demo:reviewer",
+        "ops:jiandu-demo:operator",
+    ]
+)
+"""Console logins ``make run`` creates when JIANDU_BOOTSTRAP_USERS is not set (local demo only)."""
 
 console = Console(stderr=True)
 
@@ -78,6 +90,8 @@ class Platform:
                 "JIANDU_DATA_DIR": str(self.data_dir),
             }
         )
+        if name == "gateway":
+            env.setdefault("JIANDU_BOOTSTRAP_USERS", DEMO_USERS)
         env.update(self.extra_env)
         return env
 
@@ -116,6 +130,40 @@ class Platform:
             sp.proc.kill()
         sp.proc.wait()
         self.processes.remove(sp)
+        self.evict(sp)
+
+    def stop_service(self, sp: ServiceProcess, timeout: float = 15.0) -> None:
+        """SIGTERM one replica and wait: it finishes in-flight work and flushes its outbox."""
+        if sp.proc.poll() is None:
+            sp.proc.send_signal(signal.SIGTERM)
+            try:
+                sp.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                sp.proc.kill()
+                sp.proc.wait()
+        self.processes.remove(sp)
+        self.evict(sp)
+
+    def evict(self, sp: ServiceProcess) -> list[tuple[str, str]]:
+        """Take a replica that is gone out of its consumer groups (see ``evict_group_members``)."""
+        client_id = kafka_client_id(f"{sp.name}-{sp.replica}")
+        return asyncio.run(evict_group_members(self.servers.kafka_bootstrap, client_id))
+
+    def supervise(self) -> list[ServiceProcess]:
+        """Restart replicas that died (what Kubernetes' restart policy does in production)."""
+        restarted: list[ServiceProcess] = []
+        for sp in list(self.processes):
+            if sp.proc.poll() is None:
+                continue
+            console.print(
+                f"{sp.name}-{sp.replica} exited ({sp.proc.returncode}); restarting "
+                f"(log: {self.log_dir / f'{sp.name}-{sp.replica}.log'})",
+                style="yellow",
+            )
+            self.processes.remove(sp)
+            self.evict(sp)
+            restarted.append(self.start_service(sp.name, sp.replica))
+        return restarted
 
     def restart(self, sp: ServiceProcess, timeout: float = 120.0) -> ServiceProcess:
         if sp in self.processes:
@@ -157,6 +205,12 @@ class Platform:
         gateway = next((p for p in self.processes if p.name == "gateway"), None)
         if gateway:
             console.print(f"Console: {gateway.url}/console   API docs: {gateway.url}/docs")
+            if "JIANDU_BOOTSTRAP_USERS" not in os.environ:
+                logins = ", ".join(
+                    f"{u.split(':')[0]}/{u.split(':')[1]} ({u.split(':')[2]})"
+                    for u in DEMO_USERS.split(",")
+                )
+                console.print(f"Demo logins: {logins}")
         console.print("all ready", style="bold green")
 
     def stop(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import re
 import socket
 import time
@@ -30,13 +31,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from shared.clock import Clock, SystemClock
 from shared.consumer import INBOX, QUARANTINE, EventConsumer, EventHandler
 from shared.leases import LEASES
 from shared.mongo import Document, ensure_indexes, make_client
 from shared.outbox import OUTBOX, OUTBOX_INDEXES, OutboxRelay
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, kafka_client_id
 from shared.telemetry import configure_logging, setup_telemetry
 from shared.timers import TIMER_INDEXES, TIMERS, TimerHandler, TimerWheel
 from shared.topics import Topic
@@ -81,7 +83,7 @@ class Service:
         self.registry = CollectorRegistry()
         self.broker = KafkaBroker(
             settings.kafka_bootstrap,
-            client_id=f"jiandu-{self.name}",
+            client_id=kafka_client_id(self.instance),
             middlewares=(
                 KafkaTelemetryMiddleware(tracer_provider=self.tracer_provider),
                 KafkaPrometheusMiddleware(registry=self.registry, app_name=self.name),
@@ -201,7 +203,24 @@ class Service:
         return self.client[self.settings.database]
 
     async def run_in_uow(self, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-        """Run ``work`` in one transaction; its events leave through the outbox after commit."""
+        """Run ``work`` in one transaction; its events leave through the outbox after commit.
+
+        A transaction that lost a write conflict (two replicas, or a timer and a consumer
+        touching one document) carries the TransientTransactionError label: the whole
+        ``work`` runs again in a fresh transaction, a bounded number of times.
+        """
+        attempts = self.settings.transaction_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self._run_once_in_uow(work)
+            except PyMongoError as exc:
+                if attempt == attempts or not exc.has_error_label("TransientTransactionError"):
+                    raise
+                log.info("transaction conflict, retrying", attempt=attempt, error=repr(exc))
+                await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    async def _run_once_in_uow(self, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
         uow: UnitOfWork
         async with self.client.start_session() as session:
             async with await session.start_transaction():
@@ -283,8 +302,11 @@ class Service:
     async def _flush_outbox(self) -> None:
         if self.relay is None:
             return
-        while await self.relay.drain_once():
-            pass
+        try:
+            while await self.relay.drain_once():
+                pass
+        finally:
+            await self.relay.release()  # drain_once took the lease again
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Service]:

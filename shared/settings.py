@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -51,6 +53,9 @@ class ServiceSettings(PlatformSettings):
     outbox_batch: int = Field(default=200, ge=1)
     timer_poll_s: float = Field(default=1.0, gt=0)
     lease_s: float = Field(default=15.0, gt=0, description="Timer and relay lease length.")
+    transaction_attempts: int = Field(
+        default=10, ge=1, description="Tries of one transaction that hit a write conflict."
+    )
 
     @property
     def database(self) -> str:
@@ -59,3 +64,8 @@ class ServiceSettings(PlatformSettings):
     @property
     def group_id(self) -> str:
         return self.consumer_group or f"{self.topic_prefix}{self.service_name}"
+
+
+def kafka_client_id(instance: str) -> str:
+    """One client id per replica, so a group's members can be traced to the replica."""
+    return "jiandu-" + re.sub(r"[^a-zA-Z0-9._-]", "-", instance)

@@ -23,7 +23,6 @@ from services.notify.handlers import (
     Forbidden,
     NotFound,
     NotifyWorkflow,
-    in_transaction,
 )
 from shared.contracts import NoticeKind
 from shared.mongo import Document
@@ -180,7 +179,7 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
 
     async def run(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
         try:
-            return await in_transaction(svc, work)
+            return await svc.run_in_uow(work)
         except NotFound as exc:
             raise HTTPException(404, detail=str(exc)) from exc
         except Forbidden as exc:

@@ -24,7 +24,7 @@ from prometheus_client import Counter
 from services.notify import storage
 from services.notify.channels import DeliveryError, Outgoing, Transports
 from services.notify.domain.notice import Channel, backoff_s, cn_datetime
-from services.notify.handlers import NotifyWorkflow, in_transaction, wall_now
+from services.notify.handlers import NotifyWorkflow, wall_now
 from services.notify.settings import NotifySettings
 from shared.clock import utc
 from shared.mongo import Document
@@ -185,8 +185,7 @@ class DeliveryWorker:
             retry_at = wall_now() + timedelta(seconds=wait)
         if self._attempts is not None:
             self._attempts.labels(delivery["channel"], outcome).inc()
-        recorded = await in_transaction(
-            self.service,
+        recorded = await self.service.run_in_uow(
             lambda uow: self.workflow.settle(
                 uow, delivery, token, outcome, error=error, retry_at=retry_at
             ),

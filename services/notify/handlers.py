@@ -9,14 +9,11 @@ outcome is recorded by :meth:`NotifyWorkflow.settle` in a transaction of its own
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import structlog
 from pydantic_core import to_jsonable_python
-from pymongo.errors import PyMongoError
 
 from services.notify import storage
 from services.notify.channels import unavailable_reason
@@ -52,7 +49,7 @@ from shared.topics import NOTIFY_EVENTS
 from shared.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
-    from shared.service import Service
+    pass
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -534,19 +531,3 @@ class NotifyWorkflow:
             },
         )
         return queued
-
-
-async def in_transaction(
-    service: Service, work: Callable[[UnitOfWork], Awaitable[T]], attempts: int = 5
-) -> T:
-    """``service.run_in_uow`` again when the transaction lost a write conflict (two replicas,
-    or a delivery outcome and an acknowledgement touching the same notice at once)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return await service.run_in_uow(work)
-        except PyMongoError as exc:
-            if attempt == attempts or not exc.has_error_label("TransientTransactionError"):
-                raise
-            log.info("transaction conflict, retrying", attempt=attempt, error=repr(exc))
-            await asyncio.sleep(0.005 * 2**attempt)
-    raise AssertionError("unreachable")

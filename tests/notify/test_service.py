@@ -22,7 +22,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.notify.domain.directory import load_directory
 from services.notify.domain.notice import notice_id
-from services.notify.handlers import NotifyWorkflow, in_transaction
+from services.notify.handlers import NotifyWorkflow
 from services.notify.main import build
 from services.notify.settings import NotifySettings
 from shared.clock import ManualClock
@@ -401,9 +401,7 @@ async def test_two_replicas_issue_and_send_each_notice_once(
         async def issue(svc: Service) -> bool:
             for _ in range(3):  # what the consumer does: retry an aborted transaction
                 try:
-                    return (
-                        await in_transaction(svc, lambda uow: workflow.issue(race, uow)) is not None
-                    )
+                    return await svc.run_in_uow(lambda uow: workflow.issue(race, uow)) is not None
                 except DuplicateKeyError:
                     continue
             raise AssertionError("never settled")

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pymongo import MongoClient
 
 from shared.embedded import free_port
 from shared.runner import SERVICES
@@ -29,14 +30,20 @@ def _listening(port: int) -> bool:
 
 def test_run_reaches_all_ready_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    _run_until_ready_then_interrupt(data)
+    _run_until_ready_then_interrupt(data, demo=True)
     marker = data / "mongo" / "reused"
     marker.touch()
-    _run_until_ready_then_interrupt(data)  # a second run reuses the data folder
+    _run_until_ready_then_interrupt(data, demo=False)  # a second run reuses the data folder
     assert marker.exists()
 
 
-def _run_until_ready_then_interrupt(data: Path) -> None:
+def _hotline_took_events(mongo_port: int) -> bool:
+    uri = f"mongodb://127.0.0.1:{mongo_port}/?retryWrites=false&directConnection=true"
+    with MongoClient(uri, serverSelectionTimeoutMS=2000) as client:
+        return client["jiandu_hotline"]["inbox"].count_documents({}) > 0
+
+
+def _run_until_ready_then_interrupt(data: Path, *, demo: bool) -> None:
     kafka, mongo = free_port(), free_port()
     offset = free_port_offset()
     env = dict(os.environ, JIANDU_LOG_JSON="true")
@@ -54,7 +61,7 @@ def _run_until_ready_then_interrupt(data: Path) -> None:
             str(mongo),
             "--port-offset",
             str(offset),
-            "--no-demo",
+            "--demo" if demo else "--no-demo",
         ],
         cwd=ROOT,
         env=env,
@@ -77,6 +84,11 @@ def _run_until_ready_then_interrupt(data: Path) -> None:
         assert all(_listening(p) for p in ports)
         assert _listening(kafka) and _listening(mongo)
         assert (data / "kafka").is_dir() and (data / "mongo").is_dir()
+        if demo:  # the live demo feed reaches the services: the console is alive
+            deadline = time.monotonic() + 60
+            while not _hotline_took_events(mongo):
+                assert time.monotonic() < deadline, "no demo event reached the hotline in 60 s"
+                time.sleep(0.5)
     finally:
         proc.send_signal(signal.SIGINT)
         rest = proc.communicate(timeout=90)[1]

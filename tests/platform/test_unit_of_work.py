@@ -1,0 +1,86 @@
+"""``Service.run_in_uow``: one transaction per try; write conflicts are retried, others not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pymongo.errors import OperationFailure
+
+from shared.leases import Lease
+from shared.mongo import make_client
+from shared.service import Service
+from shared.settings import ServiceSettings
+from shared.unit_of_work import UnitOfWork
+
+pytestmark = pytest.mark.integration
+
+
+class UowSettings(ServiceSettings):
+    service_name: str = "uow"
+
+
+def _conflict() -> OperationFailure:
+    return OperationFailure(
+        "WriteConflict", code=112, details={"errorLabels": ["TransientTransactionError"]}
+    )
+
+
+async def test_write_conflict_reruns_the_whole_work_in_a_fresh_transaction(
+    settings_for: Callable[..., Any],
+) -> None:
+    svc = Service(settings_for(UowSettings, transaction_attempts=4))
+    tries: list[int] = []
+
+    async def work(uow: UnitOfWork) -> str:
+        tries.append(len(tries) + 1)
+        await uow.db["marks"].insert_one({"try": len(tries)}, session=uow.session)
+        if len(tries) < 3:
+            raise _conflict()
+        return "done"
+
+    async with svc.running():
+        assert await svc.run_in_uow(work) == "done"
+        marks = await svc.db["marks"].find({}, {"_id": 0}).to_list()
+    assert tries == [1, 2, 3]
+    assert marks == [{"try": 3}], "the aborted tries left nothing behind"
+
+
+async def test_other_errors_and_exhausted_conflicts_propagate(
+    settings_for: Callable[..., Any],
+) -> None:
+    svc = Service(settings_for(UowSettings, transaction_attempts=2))
+    calls = {"conflict": 0, "other": 0}
+
+    async def always_conflicts(uow: UnitOfWork) -> None:
+        calls["conflict"] += 1
+        raise _conflict()
+
+    async def fails(uow: UnitOfWork) -> None:
+        calls["other"] += 1
+        raise OperationFailure("duplicate key", code=11000)
+
+    async with svc.running():
+        with pytest.raises(OperationFailure, match="WriteConflict"):
+            await svc.run_in_uow(always_conflicts)
+        with pytest.raises(OperationFailure, match="duplicate key"):
+            await svc.run_in_uow(fails)
+    assert calls == {"conflict": 2, "other": 1}
+
+
+async def test_a_stopped_replica_hands_the_outbox_lease_over_at_once(
+    settings_for: Callable[..., Any],
+) -> None:
+    svc = Service(settings_for(UowSettings, lease_s=3600.0))
+    async with svc.running():
+        assert svc.relay is not None
+        await svc.relay.drain_once()  # holds the relay lease for an hour
+        assert not await Lease(svc.db, "outbox-relay", "successor", 60).acquire()
+    # stop() flushed the outbox (taking the lease again) and then released it
+    client = make_client(svc.settings.mongo_uri, "lease-check")
+    try:
+        db = client[svc.settings.database]
+        assert await Lease(db, "outbox-relay", "successor", 60).acquire()
+    finally:
+        await client.close()
