@@ -180,12 +180,10 @@ async def evict_group_members(bootstrap: str, client_id: str) -> list[tuple[str,
     removed: list[tuple[str, str]] = []
     try:
         groups = [str(g[0]) for g in await admin.list_consumer_groups()]
-        if not groups:
-            return removed
-        for response in await admin.describe_consumer_groups(groups):
-            for group in response.groups:
-                name, members = group[1], group[5]
-                dead = [m[0] for m in members if m[1] == client_id]
+        for name in groups:
+            # one group per request: noida-db's reply for several at once does not decode
+            for group in (await admin.describe_consumer_groups([name]))[0].groups:
+                dead = [m[0] for m in group[5] if m[1] == client_id]
                 if not dead:
                     continue
                 coordinator = await admin.find_coordinator(name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import structlog
 from pydantic import ValidationError
+from pymongo.errors import DuplicateKeyError
 
 from services.gateway import handlers, storage
 from services.gateway.api import build_router
@@ -33,6 +34,8 @@ async def bootstrap_users(service: Service) -> None:
             continue
         try:
             await create_user(service.db, name, password, Role(role), district, unit)
+        except DuplicateKeyError:
+            pass  # another replica created it between our check and our insert
         except (ValueError, ValidationError) as exc:
             log.warning("bootstrap user ignored", user=name, error=str(exc))
 
