@@ -11,6 +11,7 @@ Checks are read straight from Kafka and MongoDB after the platform is quiet:
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,21 +75,22 @@ async def read_topic(bootstrap: str, topic: str) -> list[Any]:
         await consumer.stop()
 
 
-async def total_lag(bootstrap: str, groups: list[str]) -> int:
-    """Sum over groups of (end offset − committed offset) on the topics they consume."""
+async def group_lags(bootstrap: str, groups: list[str]) -> dict[str, int]:
+    """Per group, the sum of (end offset − committed offset) on the topics it consumes."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await admin.start()
     await consumer.start()
     try:
-        lag = 0
+        lags: dict[str, int] = {}
         for group in groups:
             committed = await admin.list_consumer_group_offsets(group)
             if not committed:
+                lags[group] = 0
                 continue
             ends = await consumer.end_offsets(list(committed))
-            lag += sum(max(0, ends[tp] - meta.offset) for tp, meta in committed.items())
-        return lag
+            lags[group] = sum(max(0, ends[tp] - meta.offset) for tp, meta in committed.items())
+        return lags
     finally:
         await consumer.stop()
         await admin.close()
@@ -101,13 +103,14 @@ async def wait_quiet(
     deadline = time.monotonic() + timeout
     quiet_rounds = 0
     while quiet_rounds < 2:
-        lag = await total_lag(bootstrap, groups)
-        pending = 0
-        for db in dbs:
-            pending += await mongo[db]["outbox"].count_documents({"sent_at": None})
-        quiet_rounds = quiet_rounds + 1 if lag == 0 and pending == 0 else 0
+        lags = await group_lags(bootstrap, groups)
+        pending = {db: await mongo[db]["outbox"].count_documents({"sent_at": None}) for db in dbs}
+        busy = {k: v for k, v in {**lags, **pending}.items() if v}
+        quiet_rounds = 0 if busy else quiet_rounds + 1
         if time.monotonic() > deadline:
-            raise AssertionError(f"platform not quiet after {timeout}s: lag={lag} outbox={pending}")
+            raise AssertionError(f"platform not quiet after {timeout}s: still busy {busy}")
+        if busy and os.environ.get("JIANDU_TEST_VERBOSE"):
+            print(f"busy: {busy}")
         await asyncio.sleep(1.0)
 
 
