@@ -30,3 +30,45 @@ async def transaction(client: AsyncMongoClient[Document]) -> AsyncIterator[Async
     """State and outgoing events commit together or not at all."""
     async with client.start_session() as session, await session.start_transaction():
         yield session
+
+
+async def page(
+    db: AsyncDatabase[Document],
+    collection: str,
+    query: Mapping[str, Any],
+    *,
+    sort: Sequence[tuple[str, int]],
+    limit: int,
+    offset: int,
+    projection: Mapping[str, Any] | None = None,
+) -> tuple[int, list[Document]]:
+    """One page of a list query and the total it comes from.
+
+    The sort must be served by an index (see ``tests/platform/test_query_plans.py``). An
+    unfiltered total comes from the collection's metadata: counting every document would scan
+    the whole collection on each page of the city-wide lists.
+    """
+    coll = db[collection]
+    total = (
+        await coll.count_documents(dict(query)) if query else await coll.estimated_document_count()
+    )
+    cursor = coll.find(dict(query), dict(projection) if projection else None)
+    docs = await cursor.sort(list(sort)).skip(offset).limit(limit).to_list()
+    return total, docs
+
+
+SortOrder = Sequence[tuple[str, int]]
+
+
+def list_indexes(order: SortOrder, filters: Sequence[str] = ()) -> list[IndexModel]:
+    """The indexes that serve a paged list in ``order`` with optional equality filters.
+
+    One index on the order itself (the unfiltered, city-wide page) and, per filter field, the
+    field followed by the order (equality, then sort: the ESR rule), so no page is collected
+    by a collection scan or sorted in memory. Names start with ``list_`` so they never clash
+    with an existing index of the same name.
+    """
+    return [
+        IndexModel(list(order), name="list_order"),
+        *(IndexModel([(f, 1), *order], name=f"list_{f}") for f in filters),
+    ]

@@ -264,7 +264,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
             svc.db,
             storage.CASES,
             query,
-            sort=[("closed_on", -1), ("_id", 1)],
+            sort=storage.CASES_ORDER,
             limit=limit,
             offset=offset,
             projection={"file": 0, "findings": 0},
@@ -323,7 +323,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
             svc.db,
             storage.CAMPAIGNS,
             {},
-            sort=[("created_at", -1), ("_id", 1)],
+            sort=storage.CAMPAIGNS_ORDER,
             limit=limit,
             offset=offset,
             projection={"population": 0, "sample": 0, "assignments": 0},
@@ -368,7 +368,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
         _set(query, "district", district)
         _set(query, "grade", grade)
         total, docs = await storage.page(
-            svc.db, storage.REVIEWS, query, sort=[("_id", 1)], limit=limit, offset=offset
+            svc.db, storage.REVIEWS, query, sort=storage.REVIEWS_ORDER, limit=limit, offset=offset
         )
         return Page(total=total, limit=limit, offset=offset, items=[ReviewOut.of(d) for d in docs])
 
@@ -412,7 +412,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
             svc.db,
             storage.RECTIFICATIONS,
             query,
-            sort=[("deadline", 1), ("_id", 1)],
+            sort=storage.RECTIFICATIONS_ORDER,
             limit=limit,
             offset=offset,
         )

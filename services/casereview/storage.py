@@ -19,7 +19,8 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.mongo import Document
+from shared.mongo import Document, SortOrder, list_indexes
+from shared.mongo import page as shared_page
 
 CASES = "cases"
 CAMPAIGNS = "campaigns"
@@ -29,22 +30,34 @@ RECTIFICATIONS = "rectifications"
 Db = AsyncDatabase[Document]
 Session = AsyncClientSession | None
 
+# The order of each paged list; ``list_indexes`` builds the indexes that serve it.
+CASES_ORDER = [("closed_on", DESCENDING), ("_id", ASCENDING)]
+CAMPAIGNS_ORDER = [("created_at", DESCENDING), ("_id", ASCENDING)]
+REVIEWS_ORDER = [("_id", ASCENDING)]
+RECTIFICATIONS_ORDER = [("deadline", ASCENDING), ("_id", ASCENDING)]
+
 INDEXES: dict[str, list[IndexModel]] = {
     CASES: [
+        *list_indexes(CASES_ORDER, ["district", "unit", "status", "grade", "finding_codes"]),
         IndexModel([("closed_on", ASCENDING), ("unit", ASCENDING)], name="by_period"),
         IndexModel([("district", ASCENDING), ("closed_on", DESCENDING)], name="by_district"),
         IndexModel([("unit", ASCENDING), ("closed_on", DESCENDING)], name="by_unit"),
         IndexModel([("status", ASCENDING)], name="by_status"),
         IndexModel([("finding_codes", ASCENDING)], name="by_finding"),
     ],
-    CAMPAIGNS: [IndexModel([("created_at", DESCENDING)], name="recent")],
+    CAMPAIGNS: [
+        IndexModel([("created_at", DESCENDING)], name="recent"),
+        *list_indexes(CAMPAIGNS_ORDER),
+    ],
     REVIEWS: [
+        *list_indexes(REVIEWS_ORDER, ["district", "unit", "grade"])[1:],  # _id: built in
         IndexModel([("campaign_id", ASCENDING), ("case_id", ASCENDING)], name="by_campaign"),
         IndexModel([("reviewer_id", ASCENDING), ("status", ASCENDING)], name="by_reviewer"),
         IndexModel([("status", ASCENDING), ("closed_on", ASCENDING)], name="by_status"),
         IndexModel([("case_id", ASCENDING)], name="by_case"),
     ],
     RECTIFICATIONS: [
+        *list_indexes(RECTIFICATIONS_ORDER, ["status", "unit", "district", "overdue"]),
         IndexModel([("status", ASCENDING), ("deadline", ASCENDING)], name="by_status"),
         IndexModel([("unit", ASCENDING), ("required_at", DESCENDING)], name="by_unit"),
         IndexModel([("district", ASCENDING), ("required_at", DESCENDING)], name="by_district"),
@@ -99,14 +112,14 @@ async def page(
     collection: str,
     query: Mapping[str, Any],
     *,
-    sort: list[tuple[str, int]],
+    sort: SortOrder,
     limit: int,
     offset: int,
     projection: Mapping[str, Any] | None = None,
 ) -> tuple[int, list[Document]]:
-    total = await db[collection].count_documents(dict(query))
-    cursor = db[collection].find(dict(query), projection).sort(sort).skip(offset).limit(limit)
-    return total, await cursor.to_list()
+    return await shared_page(
+        db, collection, query, sort=sort, limit=limit, offset=offset, projection=projection
+    )
 
 
 async def scored_reviews(db: Db, closed_from: str, closed_to: str) -> list[Document]:

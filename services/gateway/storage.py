@@ -28,7 +28,8 @@ from services.gateway.domain.projections import (
 )
 from shared.city import load_city
 from shared.consumer import QUARANTINE
-from shared.mongo import Document
+from shared.mongo import Document, SortOrder, list_indexes
+from shared.mongo import page as shared_page
 
 USERS = "users"
 API_KEYS = "api_keys"
@@ -41,8 +42,17 @@ DEAD_LETTERS = "dead_letters"
 Db = AsyncDatabase[Document]
 
 
+# The order of each paged list; ``list_indexes`` builds the indexes that serve it.
+ENTITY_ORDER = [("event_time", DESCENDING), ("_id", ASCENDING)]
+LEADS_ORDER = [("raised_at", DESCENDING), ("_id", ASCENDING)]
+RECENT_FIRST = [("at", DESCENDING), ("_id", ASCENDING)]  # dead letters, quarantine
+# Fields the overview tallies filter on, besides the list filters.
+TALLIED = ["overdue", "returns", "grade", "late", "missing", "top_tier"]
+
+
 def _entity_indexes() -> list[IndexModel]:
     return [
+        *list_indexes(ENTITY_ORDER, ["status", "flags", *TALLIED]),
         IndexModel([("district", ASCENDING), ("event_time", DESCENDING)], name="by_district"),
         IndexModel([("unit", ASCENDING), ("event_time", DESCENDING)], name="by_unit"),
         IndexModel([("event_time", DESCENDING)], name="recent"),
@@ -58,11 +68,18 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("unit", ASCENDING), ("seq", DESCENDING)], name="feed_unit"),
     ],
     LEADS: [
+        *list_indexes(LEADS_ORDER, ["kind", "status"]),
         IndexModel([("district", ASCENDING), ("raised_at", DESCENDING)], name="by_district"),
         IndexModel([("unit", ASCENDING), ("raised_at", DESCENDING)], name="by_unit"),
     ],
-    DEAD_LETTERS: [IndexModel([("at", DESCENDING)], name="recent")],
-    QUARANTINE: [IndexModel([("district", ASCENDING), ("at", DESCENDING)], name="by_district")],
+    DEAD_LETTERS: [
+        IndexModel([("at", DESCENDING)], name="recent"),
+        *list_indexes(RECENT_FIRST, ["original_topic"]),
+    ],
+    QUARANTINE: [
+        IndexModel([("district", ASCENDING), ("at", DESCENDING)], name="by_district"),
+        *list_indexes(RECENT_FIRST, ["source", "code"]),
+    ],
 }
 
 _last_seq = 0
@@ -80,15 +97,15 @@ async def page(
     collection: str,
     query: dict[str, Any],
     *,
-    sort: list[tuple[str, int]],
+    sort: SortOrder,
     limit: int,
     offset: int,
     projection: dict[str, Any] | None = None,
 ) -> tuple[list[Document], int]:
-    coll = db[collection]
-    total = await coll.count_documents(query)
-    cursor = coll.find(query, projection).sort(sort).skip(offset).limit(limit)
-    return await cursor.to_list(), total
+    total, docs = await shared_page(
+        db, collection, query, sort=sort, limit=limit, offset=offset, projection=projection
+    )
+    return docs, total
 
 
 # ------------------------------------------------------------------ users and keys
@@ -186,9 +203,8 @@ async def _count_by_district(
 
 
 async def _grades_by_district(db: Db, scope: dict[str, Any]) -> dict[str, dict[str, int]]:
-    query: dict[str, Any] = (
-        {"$and": [scope, {"grade": {"$ne": None}}]} if scope else {"grade": {"$ne": None}}
-    )
+    graded = {"grade": {"$gt": ""}}  # a grade is a non-empty string; a range uses the index
+    query: dict[str, Any] = {"$and": [scope, graded]} if scope else graded
     pipeline: list[dict[str, Any]] = [
         {"$match": query},
         {"$group": {"_id": {"d": "$district", "g": "$grade"}, "n": {"$sum": 1}}},

@@ -20,7 +20,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.hotline.domain.lifecycle import Complaint
 from services.hotline.domain.routing import RoutingEntry
-from shared.mongo import Document
+from shared.mongo import Document, list_indexes
+from shared.mongo import page as shared_page
 
 COMPLAINTS = "complaints"
 ROUTING = "routing"
@@ -30,8 +31,13 @@ HOTSPOTS = "hotspots"
 Db = AsyncDatabase[Document]
 Session = AsyncClientSession | None
 
+# List orders; each is the key of an index below, so a page never sorts in memory.
+NEWEST_FIRST = [("received_at", DESCENDING), ("_id", ASCENDING)]
+BY_DISTRICT_MATTER = [("district", ASCENDING), ("matter", ASCENDING)]
+
 INDEXES: dict[str, list[IndexModel]] = {
     COMPLAINTS: [
+        *list_indexes(NEWEST_FIRST),
         IndexModel([("district", ASCENDING), ("received_at", DESCENDING)], name="by_district"),
         IndexModel([("unit", ASCENDING), ("status", ASCENDING)], name="by_unit"),
         IndexModel([("status", ASCENDING), ("received_at", DESCENDING)], name="by_status"),
@@ -42,7 +48,10 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
         IndexModel([("target_keys", ASCENDING)], name="by_target"),
     ],
-    ROUTING: [IndexModel([("matter", ASCENDING), ("district", ASCENDING)], name="by_matter")],
+    ROUTING: [
+        IndexModel([("matter", ASCENDING), ("district", ASCENDING)], name="by_matter"),
+        *list_indexes(BY_DISTRICT_MATTER, ["level"]),
+    ],
     CASES: [
         IndexModel([("target_keys", ASCENDING)], name="by_target"),
         IndexModel([("source_order_id", ASCENDING)], name="by_order"),
@@ -114,15 +123,9 @@ async def page(
     offset: int,
     projection: Mapping[str, Any] | None = None,
 ) -> tuple[int, list[Document]]:
-    total = await db[COMPLAINTS].count_documents(dict(query))
-    cursor = (
-        db[COMPLAINTS]
-        .find(dict(query), dict(projection) if projection else None)
-        .sort([("received_at", DESCENDING), ("_id", ASCENDING)])
-        .skip(offset)
-        .limit(limit)
+    return await shared_page(
+        db, COMPLAINTS, query, sort=NEWEST_FIRST, limit=limit, offset=offset, projection=projection
     )
-    return total, await cursor.to_list()
 
 
 # ------------------------------------------------------------------ routing catalogue
@@ -152,15 +155,9 @@ async def get_entry(db: Db, session: Session, district: str, matter: str) -> Rou
 async def list_entries(
     db: Db, query: Mapping[str, Any], *, limit: int, offset: int
 ) -> tuple[int, list[Document]]:
-    total = await db[ROUTING].count_documents(dict(query))
-    cursor = (
-        db[ROUTING]
-        .find(dict(query))
-        .sort([("district", ASCENDING), ("matter", ASCENDING)])
-        .skip(offset)
-        .limit(limit)
+    return await shared_page(
+        db, ROUTING, query, sort=BY_DISTRICT_MATTER, limit=limit, offset=offset
     )
-    return total, await cursor.to_list()
 
 
 async def put_entry(

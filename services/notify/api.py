@@ -32,6 +32,8 @@ from shared.unit_of_work import UnitOfWork
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
 
 class Out(BaseModel):
     """Read models: the stored ``_id`` becomes ``id``; internal fields are dropped."""
@@ -205,7 +207,8 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
         if status is not None:
             query["status"] = status
         if acknowledged is not None:
-            query["acknowledged_at"] = {"$ne": None} if acknowledged else None
+            # a range (any time since the epoch) rather than ≠ null, so the index serves it
+            query["acknowledged_at"] = {"$gt": EPOCH} if acknowledged else None
         if since is not None:
             query["created_at"] = {"$gte": since}
         return query
@@ -224,7 +227,7 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
         known_unit(unit)
         query = {"recipient_unit": unit, **filters(kind, status, acknowledged, since)}
         total, docs = await storage.page(
-            svc.db, storage.NOTICES, query, limit=limit, offset=offset, sort=[("created_at", -1)]
+            svc.db, storage.NOTICES, query, limit=limit, offset=offset, sort=storage.NOTICES_ORDER
         )
         return Page(
             total=total, limit=limit, offset=offset, items=[NoticeSummary.of(d) for d in docs]
@@ -268,7 +271,7 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
             if value is not None:
                 query[field] = value
         total, docs = await storage.page(
-            svc.db, storage.NOTICES, query, limit=limit, offset=offset, sort=[("created_at", -1)]
+            svc.db, storage.NOTICES, query, limit=limit, offset=offset, sort=storage.NOTICES_ORDER
         )
         return Page(
             total=total, limit=limit, offset=offset, items=[NoticeSummary.of(d) for d in docs]

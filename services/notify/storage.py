@@ -16,14 +16,25 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.mongo import Document
+from shared.mongo import Document, SortOrder, list_indexes
+from shared.mongo import page as shared_page
 
 NOTICES = "notices"
 DELIVERIES = "deliveries"
 COUNTERS = "counters"
 
+# The order of the paged notice lists; ``list_indexes`` builds the indexes that serve it.
+NOTICES_ORDER = [("created_at", DESCENDING), ("_id", ASCENDING)]
+
 INDEXES: dict[str, list[IndexModel]] = {
     NOTICES: [
+        *list_indexes(
+            NOTICES_ORDER,
+            [
+                *("recipient_unit", "district", "kind", "status", "acknowledged_at"),
+                *("issuer", "subject_type", "subject_id"),
+            ],
+        ),
         IndexModel([("idempotency_key", ASCENDING)], name="one_per_key", unique=True),
         IndexModel([("recipient_unit", ASCENDING), ("created_at", DESCENDING)], name="inbox"),
         IndexModel([("district", ASCENDING), ("created_at", DESCENDING)], name="by_district"),
@@ -160,8 +171,6 @@ async def page(
     *,
     limit: int,
     offset: int,
-    sort: list[tuple[str, int]],
+    sort: SortOrder,
 ) -> tuple[int, list[Document]]:
-    total = await db[collection].count_documents(query)
-    docs = await db[collection].find(query).sort(sort).skip(offset).limit(limit).to_list()
-    return total, docs
+    return await shared_page(db, collection, query, sort=sort, limit=limit, offset=offset)

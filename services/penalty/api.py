@@ -22,7 +22,7 @@ from services.penalty.domain.filing import DisproportionFinding, ReviewOutcome
 from services.penalty.handlers import Conflict, NotFound, PenaltyWorkflow
 from shared.clock import utc
 from shared.contracts import CaseDocument
-from shared.mongo import Document
+from shared.mongo import Document, SortOrder
 from shared.service import Service
 from shared.unit_of_work import UnitOfWork
 
@@ -219,11 +219,9 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
         raise RuntimeError("unreachable")
 
     async def listing(
-        collection: str, query: dict[str, Any], sort: list[tuple[str, int]], limit: int, offset: int
+        collection: str, query: dict[str, Any], sort: SortOrder, limit: int, offset: int
     ) -> tuple[int, list[Document]]:
-        return await storage.page(
-            svc.db, collection, query, sort=[*sort, ("_id", 1)], limit=limit, offset=offset
-        )
+        return await storage.page(svc.db, collection, query, sort=sort, limit=limit, offset=offset)
 
     # ------------------------------------------------------------------ filings
 
@@ -253,7 +251,7 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
             flags=flag,
             month=month,
         )
-        total, docs = await listing(storage.FILINGS, query, [("decided_at", -1)], limit, offset)
+        total, docs = await listing(storage.FILINGS, query, storage.FILINGS_ORDER, limit, offset)
         return Page(total=total, limit=limit, offset=offset, items=[FilingOut.of(d) for d in docs])
 
     @router.get("/filings/{case_id}", response_model=FilingOut)
@@ -320,7 +318,7 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
         offset: int = Offset,
     ) -> Page[FlagOut]:
         query = _filters(kind=kind, district=district, unit=unit, case_id=case_id)
-        total, docs = await listing(storage.FLAGS, query, [("raised_at", -1)], limit, offset)
+        total, docs = await listing(storage.FLAGS, query, storage.FLAGS_ORDER, limit, offset)
         return Page(total=total, limit=limit, offset=offset, items=[FlagOut.of(d) for d in docs])
 
     @router.get("/anomalies", response_model=Page[AnomalyOut])
@@ -337,7 +335,9 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
         query = _filters(
             district=district, unit=unit, unit_kind=unit_kind, month=month, anomalous=anomalous
         )
-        total, docs = await listing(storage.ANOMALIES, query, [("month", -1)], limit, offset)
+        total, docs = await listing(
+            storage.ANOMALIES, query, storage.ANOMALIES_ORDER, limit, offset
+        )
         return Page(total=total, limit=limit, offset=offset, items=[AnomalyOut.of(d) for d in docs])
 
     # ------------------------------------------------------------------ letters
@@ -353,7 +353,7 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
         offset: int = Offset,
     ) -> Page[LetterOut]:
         query = _filters(district=district, unit=unit, case_id=case_id, kind=kind, status=status)
-        total, docs = await listing(storage.LETTERS, query, [("issued_at", -1)], limit, offset)
+        total, docs = await listing(storage.LETTERS, query, storage.LETTERS_ORDER, limit, offset)
         return Page(total=total, limit=limit, offset=offset, items=[LetterOut.of(d) for d in docs])
 
     @router.get("/letters/{letter_id}", response_model=LetterOut)

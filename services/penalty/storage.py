@@ -18,7 +18,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.penalty.domain.anomaly import MonthTotal
-from shared.mongo import Document
+from shared.mongo import Document, SortOrder, list_indexes
+from shared.mongo import page as shared_page
 
 FILINGS = "filings"
 FLAGS = "flags"
@@ -28,23 +29,35 @@ LETTERS = "letters"
 Db = AsyncDatabase[Document]
 Session = AsyncClientSession | None
 
+# The order of each paged list; ``list_indexes`` builds the indexes that serve it.
+FILINGS_ORDER = [("decided_at", DESCENDING), ("_id", ASCENDING)]
+FLAGS_ORDER = [("raised_at", DESCENDING), ("_id", ASCENDING)]
+ANOMALIES_ORDER = [("month", DESCENDING), ("_id", ASCENDING)]
+LETTERS_ORDER = [("issued_at", DESCENDING), ("_id", ASCENDING)]
+
 INDEXES: dict[str, list[IndexModel]] = {
     FILINGS: [
+        *list_indexes(
+            FILINGS_ORDER, ["unit", "status", "flags", "large", "late", "missing", "top_tier"]
+        ),
         IndexModel([("district", ASCENDING), ("decided_at", DESCENDING)], name="by_district"),
         IndexModel([("unit", ASCENDING), ("month", ASCENDING)], name="unit_month"),
         IndexModel([("unit_kind", ASCENDING), ("month", ASCENDING)], name="kind_month"),
         IndexModel([("status", ASCENDING)], name="by_status"),
     ],
     FLAGS: [
+        *list_indexes(FLAGS_ORDER, ["unit"]),
         IndexModel([("kind", ASCENDING), ("raised_at", DESCENDING)], name="by_kind"),
         IndexModel([("district", ASCENDING), ("raised_at", DESCENDING)], name="by_district"),
         IndexModel([("case_id", ASCENDING)], name="by_case"),
     ],
     ANOMALIES: [
+        *list_indexes(ANOMALIES_ORDER, ["unit", "unit_kind"]),
         IndexModel([("district", ASCENDING), ("month", DESCENDING)], name="by_district"),
         IndexModel([("anomalous", ASCENDING), ("month", DESCENDING)], name="by_outcome"),
     ],
     LETTERS: [
+        *list_indexes(LETTERS_ORDER, ["unit", "kind", "status"]),
         IndexModel([("case_id", ASCENDING), ("issued_at", ASCENDING)], name="by_case"),
         IndexModel([("district", ASCENDING), ("issued_at", DESCENDING)], name="by_district"),
     ],
@@ -126,10 +139,8 @@ async def page(
     collection: str,
     query: Mapping[str, Any],
     *,
-    sort: list[tuple[str, int]],
+    sort: SortOrder,
     limit: int,
     offset: int,
 ) -> tuple[int, list[Document]]:
-    total = await db[collection].count_documents(dict(query))
-    docs = await db[collection].find(dict(query)).sort(sort).skip(offset).limit(limit).to_list()
-    return total, docs
+    return await shared_page(db, collection, query, sort=sort, limit=limit, offset=offset)
