@@ -155,3 +155,16 @@ def free_port_offset() -> int:
         if all(_bindable(p + offset + 100 * r) for p in SERVICES.values() for r in (0, 1)):
             return offset
     raise RuntimeError("no free port block below the ephemeral range")
+
+
+def key_on_same_partition(key: str, partitions: int, stem: str = "marker") -> str:
+    """A different key that Kafka's default partitioner puts on ``key``'s partition.
+
+    A marker published after some events is a barrier only for events on its own partition.
+    """
+    from aiokafka.partitioner import murmur2
+
+    def partition(k: str) -> int:
+        return (murmur2(k.encode()) & 0x7FFFFFFF) % partitions
+
+    return next(f"{stem}-{i}" for i in range(10_000) if partition(f"{stem}-{i}") == partition(key))

@@ -18,7 +18,7 @@ from shared.consumer import QUARANTINE
 from shared.service import Service
 from shared.topics import INGEST_ENFORCEMENT, INGEST_HOTLINE, INGEST_QUARANTINE
 from tests.gateway.support import bearer, make_api_key, workorder
-from tests.helpers import KafkaTap
+from tests.helpers import KafkaTap, key_on_same_partition
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +52,7 @@ async def test_valid_event_is_accepted_once_and_reaches_the_ingest_topic(
         )
         assert again.status_code == 202
         assert again.json()["duplicates"] == [event["id"]]
-        marker = workorder("WO-marker")
+        marker = workorder(key_on_same_partition("WO-1", INGEST_HOTLINE.partitions, "WO-M"))
         batch = [marker, marker]  # the same id twice in one batch is also one record
         third = await client.post(
             "/v1/events", content=json.dumps(batch), headers={**BATCH, "X-Api-Key": key}

@@ -28,7 +28,7 @@ from shared.topics import (
     SUPERVISION_LEADS,
 )
 from shared.workcalendar import CST
-from tests.helpers import KafkaTap, Publisher, eventually
+from tests.helpers import KafkaTap, Publisher, eventually, key_on_same_partition
 
 pytestmark = pytest.mark.integration
 
@@ -190,8 +190,9 @@ async def test_redelivered_created_event_changes_nothing(
         await publisher.event(topic, first)  # the same event again
         resent = created("GD-D1", description="同一工单再次推送，内容略有不同")  # new event id
         await publisher.event(topic, resent)
-        await publisher.event(topic, created("GD-D2"))  # a marker behind them on the topic
-        await out.wait_for_events(lambda es: bool(of(out, "GD-D2", "routed")))
+        marker = key_on_same_partition("GD-D1", INGEST_HOTLINE.partitions, "GD-M")
+        await publisher.event(topic, created(marker))  # behind them on their partition
+        await out.wait_for_events(lambda es: bool(of(out, marker, "routed")))
         await eventually(lambda: drained(svc))
         after = await svc.db["complaints"].find_one({"_id": "GD-D1"})
         inbox = await svc.db["inbox"].count_documents({})

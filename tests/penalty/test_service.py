@@ -135,7 +135,10 @@ async def test_unfiled_top_tier_raises_exactly_one_missing_filing_lead_across_re
     assert missing[0].data["subject_id"] == "C-MISS"
     assert missing[0].id == SupervisionLead.make_id(LeadKind.MISSING_FILING, "C-MISS")
     assert "2025-03-13" in missing[0].data["summary"]
-    reminders = [e for e in notices.events() if e.data["kind"] == "filing_reminder"]
+    reminded = await notices.wait_for_events(
+        lambda es: any(e.data["kind"] == "filing_reminder" for e in es)
+    )
+    reminders = [e for e in reminded if e.data["kind"] == "filing_reminder"]
     assert len(reminders) == 1 and reminders[0].data["recipient_unit"] == UNIT
     assert verbs(events, "C-MISS").count("missing_filing") == 1
 
