@@ -46,33 +46,34 @@ def _sequence() -> int:
     return _last
 
 
-async def add_to_outbox(
-    db: AsyncDatabase[Document],
-    session: AsyncClientSession | None,
-    event: Envelope,
-    topic: Topic | str,
-    prefix: str = "",
-) -> None:
-    """Queue ``event`` for ``topic``; the trace context of the caller travels with it."""
+def outbox_entry(event: Envelope, topic: Topic | str, prefix: str = "") -> Document:
+    """The outbox document for ``event`` on ``topic``, carrying the caller's trace context."""
     name = topic.qualified(prefix) if isinstance(topic, Topic) else topic
     key, value, headers = event.to_kafka()
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
-    await db[OUTBOX].insert_one(
-        {
-            "_id": f"{name}|{event.id}",
-            "topic": name,
-            "key": key,
-            "value": value,
-            "headers": headers,
-            "trace": carrier,
-            "type": event.type,
-            "seq": _sequence(),
-            "created_at": datetime.now(UTC),
-            "sent_at": None,
-        },
-        session=session,
-    )
+    return {
+        "_id": f"{name}|{event.id}",
+        "topic": name,
+        "key": key,
+        "value": value,
+        "headers": headers,
+        "trace": carrier,
+        "type": event.type,
+        "seq": _sequence(),
+        "created_at": datetime.now(UTC),
+        "sent_at": None,
+    }
+
+
+async def add_to_outbox(
+    db: AsyncDatabase[Document], session: AsyncClientSession | None, entries: list[Document]
+) -> None:
+    """Queue the entries in the caller's transaction: one round trip however many there are."""
+    if len(entries) == 1:
+        await db[OUTBOX].insert_one(entries[0], session=session)
+    elif entries:
+        await db[OUTBOX].insert_many(entries, ordered=True, session=session)
 
 
 class OutboxRelay:

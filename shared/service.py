@@ -228,6 +228,7 @@ class Service:
                     self.db, session, self.clock, self.source, self.settings.topic_prefix
                 )
                 result = await work(uow)
+                await uow.flush()
         if uow.emitted and self.relay is not None:
             self.relay.wake()
         return result

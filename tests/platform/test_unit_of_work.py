@@ -84,3 +84,42 @@ async def test_a_stopped_replica_hands_the_outbox_lease_over_at_once(
         assert await Lease(db, "outbox-relay", "successor", 60).acquire()
     finally:
         await client.close()
+
+
+async def test_emitted_events_are_written_together_after_the_handler_and_only_on_commit(
+    settings_for: Callable[..., Any],
+) -> None:
+    from shared.envelope import Envelope
+    from shared.outbox import OUTBOX
+    from shared.topics import HOTLINE_EVENTS
+
+    svc = Service(settings_for(UowSettings, outbox_poll_s=3600.0))
+    writes: list[str] = []
+
+    def events(key: str) -> list[Envelope]:
+        return [
+            Envelope(type="test.thing.made", source="/t", district="310101", partitionkey=key)
+            for _ in range(3)
+        ]
+
+    async def emits(uow: UnitOfWork) -> None:
+        for event in events("ok"):
+            await uow.emit(event, HOTLINE_EVENTS)
+        writes.append("handler done")  # nothing written to the outbox before this point
+        assert await uow.db[OUTBOX].count_documents({}, session=uow.session) == 0
+
+    async def emits_then_fails(uow: UnitOfWork) -> None:
+        for event in events("failed"):
+            await uow.emit(event, HOTLINE_EVENTS)
+        raise ValueError("handler failed")
+
+    async with svc.running():
+        assert svc.relay is not None
+        await svc.relay.stop()  # keep the entries in the outbox to look at them
+        await svc.run_in_uow(emits)
+        with pytest.raises(ValueError):
+            await svc.run_in_uow(emits_then_fails)
+        entries = await svc.db[OUTBOX].find({}, {"key": 1, "seq": 1}).sort("seq", 1).to_list()
+    assert writes == ["handler done"]
+    assert [e["key"] for e in entries] == [b"ok"] * 3, "the failed handler's events are gone"
+    assert [e["seq"] for e in entries] == sorted({e["seq"] for e in entries}), "in emit order"
