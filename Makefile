@@ -7,7 +7,7 @@ DATA     ?= .data
 REPLICAS ?= 1
 PYTEST   := $(BIN)/pytest -q -p no:cacheprovider
 
-.PHONY: run test lint typecheck browser clean-data clean bench chaos chaos-long fuzz asyncapi
+.PHONY: run test lint typecheck browser clean-data clean bench chaos fuzz asyncapi
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
