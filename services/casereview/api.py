@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
-from pymongo.errors import DuplicateKeyError
+from pydantic import BaseModel, Field
 
 from services.casereview import storage
 from services.casereview.domain.precheck import Finding
@@ -32,37 +31,17 @@ from services.casereview.domain.sampling import Reviewer
 from services.casereview.handlers import (
     CampaignSpec,
     CaseReviewWorkflow,
-    Conflict,
-    Forbidden,
-    NotFound,
     RectificationAnswer,
     RectificationVerdict,
     ScoreSubmission,
 )
+from shared.api import Out, Page, run_command
 from shared.city import load_city
 from shared.mongo import Document
 from shared.service import Service
 from shared.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
-M = TypeVar("M", bound=BaseModel)
-
-
-class Out(BaseModel):
-    """Read models: the stored document's ``_id`` becomes ``id``; unknown fields are dropped."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    @classmethod
-    def of(cls: type[M], doc: Document) -> M:
-        return cls.model_validate({"id": doc["_id"], **doc})
-
-
-class Page(BaseModel, Generic[T]):
-    total: int
-    limit: int
-    offset: int
-    items: list[T]
 
 
 class CaseSummary(Out):
@@ -91,7 +70,7 @@ class CaseDetail(CaseSummary):
     findings: list[Finding]
     revision: int
     received_at: dt.datetime
-    ignored_revisions: list[dict[str, Any]] = []
+    ignored_revisions: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class CampaignSummary(Out):
@@ -212,19 +191,11 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
     city = load_city()
 
     async def guarded(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-        """One transaction; domain errors become 4xx with the reason."""
+        """One transaction; refusals become 4xx with the reason (a rubric problem: 422)."""
         try:
-            return await svc.run_in_uow(work)
-        except NotFound as exc:
-            raise HTTPException(404, detail=str(exc)) from exc
-        except Forbidden as exc:
-            raise HTTPException(403, detail=str(exc)) from exc
-        except Conflict as exc:
-            raise HTTPException(409, detail=str(exc)) from exc
+            return await run_command(svc, work)
         except ReviewError as exc:
             raise HTTPException(422, detail=exc.problems) from exc
-        except DuplicateKeyError as exc:
-            raise HTTPException(409, detail="already exists (concurrent request)") from exc
 
     async def one(collection: str, doc_id: str, what: str) -> Document:
         doc = await storage.get(svc.db, None, collection, doc_id)

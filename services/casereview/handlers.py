@@ -41,6 +41,7 @@ from services.casereview.domain.sampling import (
     population_hash,
 )
 from services.casereview.settings import CasereviewSettings
+from shared.api import Conflict, Forbidden, NotFound
 from shared.city import supervising_unit
 from shared.clock import utc
 from shared.contracts import (
@@ -63,18 +64,6 @@ EVENT_PREFIX = "jiandu.casereview.case."
 CASE_CLOSED = "gov.enforcement.case.closed"
 RECTIFICATION_DUE = "casereview.rectification_due"
 RAISED_BY = "casereview"
-
-
-class NotFound(LookupError):
-    """The addressed case, campaign, review or rectification does not exist (HTTP 404)."""
-
-
-class Conflict(ValueError):
-    """The request contradicts the current state (HTTP 409); the message says why."""
-
-
-class Forbidden(PermissionError):
-    """The caller is not the one who may do this (HTTP 403)."""
 
 
 def rectification_timer(rect_id: str) -> str:

@@ -8,14 +8,12 @@ does not fit the complaint's state answers 409 with the reason. Lists are pagina
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
-from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from services.hotline import storage
 from services.hotline.domain.lifecycle import (
@@ -28,7 +26,8 @@ from services.hotline.domain.lifecycle import (
 )
 from services.hotline.domain.matters import Matter
 from services.hotline.domain.routing import Level, Route, RoutingEntry, route, validate_entry
-from services.hotline.handlers import Conflict, HotlineWorkflow, NotFound
+from services.hotline.handlers import HotlineWorkflow
+from shared.api import Page, run_command
 from shared.service import Service
 from shared.unit_of_work import UnitOfWork
 
@@ -36,13 +35,6 @@ T = TypeVar("T")
 
 Unit = Field(min_length=1, max_length=100, description="the acting unit, e.g. 310106-cgzf")
 By = Field(min_length=1, max_length=100, description="the officer (or office) acting")
-
-
-class Page(BaseModel, Generic[T]):
-    total: int
-    limit: int
-    offset: int
-    items: list[T]
 
 
 class ComplaintSummary(BaseModel):
@@ -166,22 +158,7 @@ def build_router(svc: Service, workflow: HotlineWorkflow) -> APIRouter:
     Offset = Query(0, ge=0, le=1_000_000)
 
     async def in_uow(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-        """One transaction; a write conflict with a concurrent writer is retried."""
-        for attempt in range(5):
-            try:
-                return await svc.run_in_uow(work)
-            except NotFound as exc:
-                raise HTTPException(404, detail=str(exc)) from exc
-            except Conflict as exc:
-                raise HTTPException(409, detail=str(exc)) from exc
-            except (DuplicateKeyError, PyMongoError) as exc:
-                transient = isinstance(exc, DuplicateKeyError) or exc.has_error_label(
-                    "TransientTransactionError"
-                )
-                if not transient or attempt == 4:
-                    raise HTTPException(503, detail="storage busy, retry") from exc
-            await asyncio.sleep(0.02 * (attempt + 1))
-        raise RuntimeError("unreachable")
+        return await run_command(svc, work)
 
     async def act(
         order_id: str, action: Callable[[UnitOfWork, Complaint], Awaitable[None]]

@@ -47,6 +47,7 @@ from services.hotline.domain.sla import (
     working_days_overdue,
 )
 from services.hotline.settings import HotlineSettings
+from shared.api import Conflict, NotFound
 from shared.city import CITY_BUREAU, City, load_city, supervising_unit
 from shared.contracts import (
     CaseClosed,
@@ -74,14 +75,6 @@ RESOLVE_DUE = "hotline.resolve_due"
 ESCALATE = "hotline.escalate"
 CASE_CHECK = "hotline.case_check"
 SNAPSHOT_DESCRIPTION_CHARS = 1000
-
-
-class NotFound(LookupError):
-    """The addressed complaint does not exist (HTTP 404)."""
-
-
-class Conflict(ValueError):
-    """The action contradicts the complaint's state (HTTP 409); the message says why."""
 
 
 def timer_id(kind: str, order_id: str, *parts: object) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,38 +18,16 @@ from services.notify import storage
 from services.notify.delivery import DeliveryWorker
 from services.notify.domain.directory import DirectoryEntry
 from services.notify.domain.notice import Channel, NoticeStatus
-from services.notify.handlers import (
-    Conflict,
-    Forbidden,
-    NotFound,
-    NotifyWorkflow,
-)
+from services.notify.handlers import NotifyWorkflow
+from shared.api import Out, Page, run_command
 from shared.contracts import NoticeKind
 from shared.mongo import Document
 from shared.service import Service
 from shared.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
-M = TypeVar("M", bound=BaseModel)
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-class Out(BaseModel):
-    """Read models: the stored ``_id`` becomes ``id``; internal fields are dropped."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    @classmethod
-    def of(cls: type[M], doc: Document) -> M:
-        return cls.model_validate({"id": doc["_id"], **doc})
-
-
-class Page(BaseModel, Generic[T]):
-    total: int
-    limit: int
-    offset: int
-    items: list[T]
 
 
 class ChannelState(BaseModel):
@@ -98,7 +76,7 @@ class NoticeOut(NoticeSummary):
     escalated_to: str | None = None
     escalation_notice_id: str | None = None
     escalation_of: str | None = None
-    context: dict[str, Any] = {}
+    context: dict[str, Any] = Field(default_factory=dict)
 
 
 class AttemptOut(BaseModel):
@@ -125,7 +103,7 @@ class DeliveryOut(BaseModel):
     next_attempt_at: dt.datetime | None = None
     sent_at: dt.datetime | None = None
     failed_at: dt.datetime | None = None
-    history: list[AttemptOut] = []
+    history: list[AttemptOut] = Field(default_factory=list)
 
 
 class AcknowledgeIn(BaseModel):
@@ -180,14 +158,7 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
         return entry
 
     async def run(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-        try:
-            return await svc.run_in_uow(work)
-        except NotFound as exc:
-            raise HTTPException(404, detail=str(exc)) from exc
-        except Forbidden as exc:
-            raise HTTPException(403, detail=str(exc)) from exc
-        except Conflict as exc:
-            raise HTTPException(409, detail=str(exc)) from exc
+        return await run_command(svc, work)
 
     async def notice_or_404(nid: str) -> Document:
         doc = await storage.get_notice(svc.db, nid)

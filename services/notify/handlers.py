@@ -40,6 +40,7 @@ from services.notify.rendering import (
     render,
 )
 from services.notify.settings import NotifySettings
+from shared.api import Conflict, Forbidden, NotFound
 from shared.city import supervising_unit
 from shared.clock import utc
 from shared.contracts import NoticeKind, NotificationRequest, parse_data
@@ -59,18 +60,6 @@ ESCALATION_DUE = "notify.escalation_due"
 REQUESTED_BY = "notify"
 
 Verb = Literal["created", "sent", "failed", "acknowledged", "escalated"]
-
-
-class NotFound(LookupError):
-    """The addressed notice or unit does not exist (HTTP 404)."""
-
-
-class Forbidden(PermissionError):
-    """The caller's unit may not do this to the notice (HTTP 403)."""
-
-
-class Conflict(ValueError):
-    """The request contradicts the notice's current state (HTTP 409)."""
 
 
 def escalation_timer(nid: str) -> str:

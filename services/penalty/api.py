@@ -7,19 +7,18 @@ reason, never 500.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel, ConfigDict, Field
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pydantic import BaseModel, Field
 
 from services.penalty import storage
 from services.penalty.domain.catalogue import Catalogue, Provision
 from services.penalty.domain.filing import DisproportionFinding, ReviewOutcome
-from services.penalty.handlers import Conflict, NotFound, PenaltyWorkflow
+from services.penalty.handlers import PenaltyWorkflow
+from shared.api import Out, Page, run_command
 from shared.clock import utc
 from shared.contracts import CaseDocument
 from shared.mongo import Document, SortOrder
@@ -27,24 +26,6 @@ from shared.service import Service
 from shared.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
-M = TypeVar("M", bound=BaseModel)
-
-
-class Out(BaseModel):
-    """Read models: the stored document's ``_id`` becomes ``id``; unknown fields are dropped."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    @classmethod
-    def of(cls: type[M], doc: Document) -> M:
-        return cls.model_validate({"id": doc["_id"], **doc})
-
-
-class Page(BaseModel, Generic[T]):
-    total: int
-    limit: int
-    offset: int
-    items: list[T]
 
 
 class FilingOut(Out):
@@ -61,7 +42,7 @@ class FilingOut(Out):
     fine: float | None = None
     decided_at: dt.datetime | None = None
     month: str | None = None
-    circumstances: list[str] = []
+    circumstances: list[str] = Field(default_factory=list)
     catalogue_version: str | None = None
     classification: str | None = None
     classification_reason: str | None = None
@@ -78,14 +59,14 @@ class FilingOut(Out):
     filed: bool = False
     filed_at: dt.datetime | None = None
     filed_via: str | None = None
-    documents: list[CaseDocument] = []
+    documents: list[CaseDocument] = Field(default_factory=list)
     late: bool | None = None
     days_late: int | None = None
     missing: bool = False
     disproportion: DisproportionFinding | None = None
     review_status: str | None = None
-    letters: list[str] = []
-    flags: list[str] = []
+    letters: list[str] = Field(default_factory=list)
+    flags: list[str] = Field(default_factory=list)
 
 
 class FlagOut(Out):
@@ -201,22 +182,7 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
     Offset = Query(0, ge=0, le=1_000_000)
 
     async def in_uow(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-        """One transaction; again when it raced another writer; domain errors → 404/409."""
-        for attempt in range(5):
-            try:
-                return await svc.run_in_uow(work)
-            except NotFound as exc:
-                raise HTTPException(404, detail=str(exc)) from exc
-            except Conflict as exc:
-                raise HTTPException(409, detail=str(exc)) from exc
-            except (DuplicateKeyError, PyMongoError) as exc:
-                transient = isinstance(exc, DuplicateKeyError) or exc.has_error_label(
-                    "TransientTransactionError"
-                )
-                if not transient or attempt == 4:
-                    raise
-            await asyncio.sleep(0.02 * (attempt + 1))
-        raise RuntimeError("unreachable")
+        return await run_command(svc, work)
 
     async def listing(
         collection: str, query: dict[str, Any], sort: SortOrder, limit: int, offset: int

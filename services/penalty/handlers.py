@@ -35,6 +35,7 @@ from services.penalty.domain.filing import (
     review_refusal,
 )
 from services.penalty.settings import PenaltySettings
+from shared.api import Conflict, NotFound
 from shared.city import load_city, supervising_unit
 from shared.clock import utc
 from shared.contracts import (
@@ -75,14 +76,6 @@ LETTER_TITLE = {
     "recommendation": "行政执法监督建议书",
     "decision": "行政执法监督决定书",
 }
-
-
-class NotFound(LookupError):
-    """The addressed filing or letter does not exist (HTTP 404)."""
-
-
-class Conflict(ValueError):
-    """The request contradicts the current state (HTTP 409); the message says why."""
 
 
 def filing_due_timer(case_id: str) -> str:

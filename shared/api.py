@@ -1,0 +1,83 @@
+"""What every service's HTTP API shares: domain refusals, read models, pages, commands.
+
+Handlers raise ``NotFound``, ``Forbidden`` and ``Conflict``; ``run_command`` runs an API
+command in one transaction and turns those into 404, 403 and 409 with the reason, so a
+refused request is never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from fastapi import HTTPException
+from pydantic import BaseModel, ConfigDict
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from shared.mongo import Document
+from shared.unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:
+    from shared.service import Service
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+class NotFound(LookupError):
+    """The addressed entity does not exist (HTTP 404)."""
+
+
+class Forbidden(PermissionError):
+    """The caller may not do this to the entity (HTTP 403)."""
+
+
+class Conflict(ValueError):
+    """The command contradicts the entity's current state (HTTP 409); the message says why."""
+
+
+class Out(BaseModel):
+    """Read models: the stored document's ``_id`` becomes ``id``; internal fields are dropped."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    @classmethod
+    def of(cls: type[M], doc: Document) -> M:
+        return cls.model_validate({"id": doc["_id"], **doc})
+
+
+class Page(BaseModel, Generic[T]):
+    total: int
+    limit: int
+    offset: int
+    items: list[T]
+
+
+async def run_command(
+    svc: Service, work: Callable[[UnitOfWork], Awaitable[T]], attempts: int = 5
+) -> T:
+    """One transaction for an API command; refusals become 4xx with the reason.
+
+    ``run_in_uow`` already reruns write conflicts. A duplicate key means a concurrent request
+    inserted the same entity first: the command runs again and now sees it (usually a 409).
+    Storage still in conflict after that answers 503 (retry later), not 500.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return await svc.run_in_uow(work)
+        except NotFound as exc:
+            raise HTTPException(404, detail=str(exc)) from exc
+        except Forbidden as exc:
+            raise HTTPException(403, detail=str(exc)) from exc
+        except Conflict as exc:
+            raise HTTPException(409, detail=str(exc)) from exc
+        except DuplicateKeyError as exc:
+            if attempt == attempts:
+                raise HTTPException(409, detail="already exists (concurrent request)") from exc
+        except PyMongoError as exc:
+            if not exc.has_error_label("TransientTransactionError"):
+                raise
+            raise HTTPException(503, detail="storage busy, retry") from exc
+        await asyncio.sleep(0.02 * attempt)
+    raise AssertionError("unreachable")
