@@ -72,3 +72,23 @@ def list_indexes(order: SortOrder, filters: Sequence[str] = ()) -> list[IndexMod
         IndexModel(list(order), name="list_order"),
         *(IndexModel([(f, 1), *order], name=f"list_{f}") for f in filters),
     ]
+
+
+async def get_document(
+    db: AsyncDatabase[Document], session: AsyncClientSession | None, collection: str, doc_id: str
+) -> Document | None:
+    return await db[collection].find_one({"_id": doc_id}, session=session)
+
+
+async def put_document(
+    db: AsyncDatabase[Document], session: AsyncClientSession | None, collection: str, doc: Document
+) -> None:
+    """Write the whole document (the handlers hold the latest version in the transaction)."""
+    await db[collection].replace_one({"_id": doc["_id"]}, doc, upsert=True, session=session)
+
+
+async def insert_document(
+    db: AsyncDatabase[Document], session: AsyncClientSession | None, collection: str, doc: Document
+) -> None:
+    """Insert a new document; a duplicate id (a racing writer) raises and the caller retries."""
+    await db[collection].insert_one(doc, session=session)

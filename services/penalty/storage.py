@@ -18,7 +18,14 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.penalty.domain.anomaly import MonthTotal
-from shared.mongo import Document, SortOrder, list_indexes
+from shared.mongo import (
+    Document,
+    SortOrder,
+    get_document,
+    insert_document,
+    list_indexes,
+    put_document,
+)
 from shared.mongo import page as shared_page
 
 FILINGS = "filings"
@@ -64,18 +71,8 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
-async def get(db: Db, session: Session, collection: str, doc_id: str) -> Document | None:
-    return await db[collection].find_one({"_id": doc_id}, session=session)
-
-
-async def put(db: Db, session: Session, collection: str, doc: Document) -> None:
-    """Write the whole document (the handlers hold the latest version in the transaction)."""
-    await db[collection].replace_one({"_id": doc["_id"]}, doc, upsert=True, session=session)
-
-
-async def insert(db: Db, session: Session, collection: str, doc: Document) -> None:
-    """Insert a new document; a duplicate id (a racing writer) raises and the caller retries."""
-    await db[collection].insert_one(doc, session=session)
+# Whole-document access by id, shared by every service.
+get, put, insert = get_document, put_document, insert_document
 
 
 async def add_flag(db: Db, session: Session, flag: Document) -> bool:
