@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from fastapi import HTTPException
+from fastapi import HTTPException, Query
 from pydantic import BaseModel, ConfigDict
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
@@ -81,3 +81,13 @@ async def run_command(
             raise HTTPException(503, detail="storage busy, retry") from exc
         await asyncio.sleep(0.02 * attempt)
     raise AssertionError("unreachable")
+
+
+def limit_param() -> Any:
+    """The page size every list endpoint takes."""
+    return Query(50, ge=1, le=500, description="page size")
+
+
+def offset_param() -> Any:
+    """How many items to skip; bounded, since the database walks every skipped item."""
+    return Query(0, ge=0, le=1_000_000, description="items to skip")

@@ -85,8 +85,10 @@ class EventConsumer:
         try:
             event = Envelope.from_kafka(record.value or b"", headers, record.key)
         except EventRejected as exc:
-            await self._quarantine(record, exc, None)
-            return RecordOutcome("quarantined")
+            return await self._refuse(record, exc, None)
+        except Exception as exc:  # decoding is input handling: it must never stop the partition
+            rejected = EventRejected(f"record cannot be decoded: {exc!r}"[:500], code="undecodable")
+            return await self._refuse(record, rejected, None)
         handler = self.handlers.get(event.type)
         if handler is None:
             return RecordOutcome("ignored", event.id)
@@ -99,8 +101,7 @@ class EventConsumer:
             except AlreadyProcessed:
                 return RecordOutcome("duplicate", event.id)
             except EventRejected as exc:
-                await self._quarantine(record, exc, event)
-                return RecordOutcome("quarantined", event.id)
+                return await self._refuse(record, exc, event)
             except ConnectionFailure:
                 # The database is away: not the record's fault. Back off, then let
                 # FastStream seek back so the record is delivered again later.
@@ -131,6 +132,25 @@ class EventConsumer:
             raise AlreadyProcessed(event.id) from exc
         await handler(event, uow)
 
+    async def _refuse(
+        self, record: ConsumerRecord[bytes, bytes], exc: EventRejected, event: Envelope | None
+    ) -> RecordOutcome:
+        """Quarantine the record; if even that fails (not for a database outage), the DLT.
+
+        Either way the partition moves on: a record that cannot be stored must not stop
+        every record behind it.
+        """
+        event_id = event.id if event else None
+        try:
+            await self._quarantine(record, exc, event)
+        except ConnectionFailure:
+            raise
+        except Exception as failure:
+            log.error("quarantine failed", consumer=self.name, error=repr(failure))
+            await self._dead_letter(record, failure, 1)
+            return RecordOutcome("dead_lettered", event_id)
+        return RecordOutcome("quarantined", event_id)
+
     async def _quarantine(
         self,
         record: ConsumerRecord[bytes, bytes],
@@ -152,7 +172,8 @@ class EventConsumer:
             "event_type": event.type if event else None,
             "raw": _raw_text(record.value),
             "raw_b64": base64.b64encode((record.value or b"")[:65536]).decode(),
-            "headers": {k: _raw_text(v) for k, v in (record.headers or ())},
+            # pairs, not a mapping: a header name is arbitrary input, not a safe field name
+            "headers": [[k, _raw_text(v)] for k, v in (record.headers or ())],
             "at": datetime.now(UTC),
             "source": "kafka",
         }

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterator
 from enum import StrEnum
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.envelope import Envelope, EventRejected, describe_validation_error
 
@@ -20,9 +21,37 @@ C = TypeVar("C", bound="Contract")
 
 
 class Contract(BaseModel):
-    """Event data: unknown fields are kept (producers evolve), types are strict enough."""
+    """Event data: unknown fields are kept (producers evolve), types are strict enough.
+
+    Kept fields are stored as they come, so their names must be storable: not starting
+    with ``$``, without ``.`` or NUL (MongoDB field names), at most 100 characters.
+    """
 
     model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
+    @model_validator(mode="after")
+    def _storable_extra_names(self) -> Self:
+        for name in _unstorable_names(self.model_extra or {}):
+            raise ValueError(f"field name {name!r} cannot be stored")
+        return self
+
+
+def _unstorable_names(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if (
+                not isinstance(key, str)
+                or not key
+                or key.startswith("$")
+                or "." in key
+                or "\x00" in key
+                or len(key) > 100
+            ):
+                yield str(key)
+            yield from _unstorable_names(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _unstorable_names(inner)
 
 
 # ---------------------------------------------------------------- 12345 hotline

@@ -122,6 +122,8 @@ class Envelope(BaseModel):
                 data = json.loads(data)
             except (ValueError, UnicodeDecodeError) as exc:
                 raise EventRejected(f"data is not JSON: {exc}", code="bad_data") from exc
+            except RecursionError as exc:
+                raise EventRejected("data is nested too deeply", code="bad_data") from exc
         if data is not None and not isinstance(data, dict):
             raise EventRejected("data must be a JSON object", code="bad_data")
         attrs["data"] = data or {}

@@ -9,6 +9,8 @@ and its own API) and ``service.stream_app`` (the FastStream app, for AsyncAPI do
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import os
 import random
 import re
@@ -19,12 +21,16 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import structlog
-from fastapi import APIRouter, FastAPI, Response
+from aiokafka.structs import ConsumerRecord
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.message import StreamMessage
 from faststream.specification import AsyncAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
@@ -57,6 +63,45 @@ PLATFORM_INDEXES: dict[str, list[IndexModel]] = {
     INBOX: [],
     LEASES: [],
 }
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that survives echoing any input: a string holding a lone surrogate (valid in a
+    JSON request, not encodable as UTF-8) is sent escaped instead of failing with a 500."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+async def tolerant_parser(
+    record: ConsumerRecord[bytes, bytes],
+    original: Callable[[ConsumerRecord[bytes, bytes]], Awaitable[StreamMessage[Any]]],
+) -> StreamMessage[Any]:
+    """FastStream's parser, made to accept header values that are not UTF-8.
+
+    It decodes every header value as UTF-8 before any handler runs, so one bad header would
+    fail on every redelivery and hold the partition. The handler still gets the record as
+    it came (``raw_message``) and quarantines it with its reason.
+    """
+    try:
+        return await original(record)
+    except UnicodeDecodeError:
+        readable = [(k, v.decode("utf-8", "replace").encode()) for k, v in record.headers or ()]
+        message = await original(dataclasses.replace(record, headers=readable))
+        message.raw_message = record
+        return message
+
+
+async def raw_body(msg: StreamMessage[Any]) -> bytes:
+    """Hand the record over undecoded: the consumer decodes and judges it.
+
+    FastStream's default decoder parses a JSON body by its content type before any handler
+    runs; a body that is not JSON would then fail on every redelivery and hold the partition.
+    """
+    return msg.body
 
 
 class Service:
@@ -151,6 +196,8 @@ class Service:
             "session_timeout_ms": self.settings.session_timeout_ms,
             "heartbeat_interval_ms": max(1000, self.settings.session_timeout_ms // 5),
             "group_instance_id": self._group_instance_id(consumer_name),
+            "parser": tolerant_parser,
+            "decoder": raw_body,
         }
 
     def _group_instance_id(self, consumer_name: str) -> str | None:
@@ -361,8 +408,18 @@ class Service:
                 if manage_lifecycle:
                     await self.stop()
 
-        app = FastAPI(title=self.title, version="0.1.0", lifespan=lifespan)
+        app = FastAPI(
+            title=self.title,
+            version="0.1.0",
+            lifespan=lifespan,
+            default_response_class=SafeJSONResponse,
+        )
         app.state.service = self
+
+        @app.exception_handler(RequestValidationError)
+        async def invalid_request(_: Request, exc: RequestValidationError) -> Response:
+            """422 with pydantic's reasons; they echo the input, which may not be encodable."""
+            return SafeJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
 
         @app.get("/healthz", tags=["operations"])
         async def healthz() -> dict[str, Any]:

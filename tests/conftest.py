@@ -15,7 +15,7 @@ import pytest
 
 from shared.embedded import EmbeddedServers, create_topics, free_port
 from shared.settings import ServiceSettings
-from tests.helpers import KafkaTap, Publisher
+from tests.helpers import KafkaTap, Publisher, settings_on
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -46,20 +46,7 @@ def settings_for(servers: EmbeddedServers, prefix: str, topics: list[str]) -> Ca
     """``settings_for(HotlineSettings, instance_id="a", **overrides)`` on the test's prefix."""
 
     def make(cls: type[S], **overrides: Any) -> S:
-        base: dict[str, Any] = {
-            "kafka_bootstrap": servers.kafka_bootstrap,
-            "mongo_uri": servers.mongo_uri,
-            "topic_prefix": prefix,
-            "log_json": False,
-            "retry_backoff_s": 0.01,
-            "outbox_poll_s": 0.1,
-            "timer_poll_s": 3600.0,  # tests fire timers with tick(), not by waiting
-            "session_timeout_ms": 6000,  # noida-db minimum: faster rebalances
-        }
-        probe = cls(**{**base, **overrides})
-        base["mongo_db"] = f"{prefix.rstrip('.')}_{probe.service_name}"
-        base.update(overrides)
-        return cls(**base)
+        return settings_on(cls, servers, prefix, **overrides)
 
     return make
 

@@ -12,8 +12,10 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from shared.embedded import EmbeddedServers
 from shared.envelope import Envelope
 from shared.runner import SERVICES
+from shared.settings import ServiceSettings
 
 T = TypeVar("T")
 
@@ -168,3 +170,26 @@ def key_on_same_partition(key: str, partitions: int, stem: str = "marker") -> st
         return (murmur2(k.encode()) & 0x7FFFFFFF) % partitions
 
     return next(f"{stem}-{i}" for i in range(10_000) if partition(f"{stem}-{i}") == partition(key))
+
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
+def settings_on(
+    cls: type[SettingsT], servers: EmbeddedServers, prefix: str, **overrides: Any
+) -> SettingsT:
+    """A service's settings on the suite's servers, in the namespace of ``prefix``."""
+    base: dict[str, Any] = {
+        "kafka_bootstrap": servers.kafka_bootstrap,
+        "mongo_uri": servers.mongo_uri,
+        "topic_prefix": prefix,
+        "log_json": False,
+        "retry_backoff_s": 0.01,
+        "outbox_poll_s": 0.1,
+        "timer_poll_s": 3600.0,  # tests fire timers with tick(), not by waiting
+        "session_timeout_ms": 6000,  # noida-db minimum: faster rebalances
+    }
+    probe = cls(**{**base, **overrides})
+    base["mongo_db"] = f"{prefix.rstrip('.')}_{probe.service_name}"
+    base.update(overrides)
+    return cls(**base)

@@ -35,7 +35,7 @@ from services.casereview.handlers import (
     RectificationVerdict,
     ScoreSubmission,
 )
-from shared.api import Out, Page, run_command
+from shared.api import Out, Page, limit_param, offset_param, run_command
 from shared.city import load_city
 from shared.mongo import Document
 from shared.service import Service
@@ -173,14 +173,6 @@ class RubricInfo(BaseModel):
     rubric: Rubric
 
 
-def _limit() -> Any:
-    return Query(50, ge=1, le=500)
-
-
-def _offset() -> Any:
-    return Query(0, ge=0, le=1_000_000)
-
-
 def _set(query: dict[str, Any], key: str, value: Any) -> None:
     if value is not None:
         query[key] = value
@@ -214,8 +206,8 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
         finding: str | None = Query(None, description="a pre-check code, e.g. DOC_MISSING"),
         closed_from: dt.date | None = None,
         closed_to: dt.date | None = None,
-        limit: int = _limit(),
-        offset: int = _offset(),
+        limit: int = limit_param(),
+        offset: int = offset_param(),
     ) -> Page[CaseSummary]:
         """Case files with their pre-check result and review state."""
         query: dict[str, Any] = {}
@@ -265,8 +257,8 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
     async def list_reviewers(
         district: str | None = None,
         unit: str | None = None,
-        limit: int = _limit(),
-        offset: int = _offset(),
+        limit: int = limit_param(),
+        offset: int = offset_param(),
     ) -> Page[Reviewer]:
         """The reviewer directory (评查人员名录)."""
         rows = [
@@ -288,7 +280,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
 
     @router.get("/campaigns", response_model=Page[CampaignSummary])
     async def list_campaigns(
-        limit: int = _limit(), offset: int = _offset()
+        limit: int = limit_param(), offset: int = offset_param()
     ) -> Page[CampaignSummary]:
         total, docs = await storage.page(
             svc.db,
@@ -328,8 +320,8 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
         unit: str | None = None,
         district: str | None = None,
         grade: str | None = None,
-        limit: int = _limit(),
-        offset: int = _offset(),
+        limit: int = limit_param(),
+        offset: int = offset_param(),
     ) -> Page[ReviewOut]:
         query: dict[str, Any] = {}
         _set(query, "campaign_id", campaign_id)
@@ -371,8 +363,8 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
         unit: str | None = None,
         district: str | None = None,
         overdue: bool | None = None,
-        limit: int = _limit(),
-        offset: int = _offset(),
+        limit: int = limit_param(),
+        offset: int = offset_param(),
     ) -> Page[RectificationOut]:
         query: dict[str, Any] = {}
         _set(query, "status", status)
@@ -418,6 +410,9 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
     ) -> Report:
         if period_to < period_from:
             raise HTTPException(422, detail="period_to is before period_from")
+        longest = workflow.settings.report_max_days
+        if (period_to - period_from).days >= longest:
+            raise HTTPException(422, detail=f"a report period is at most {longest} days")
         if (compare_from is None) != (compare_to is None):
             raise HTTPException(422, detail="give both compare_from and compare_to, or neither")
         if compare_from is not None and compare_to is not None:
@@ -425,7 +420,10 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
                 raise HTTPException(422, detail="compare_to is before compare_from")
             compare = (compare_from, compare_to)
         else:
-            compare = previous_period(period_from, period_to)
+            try:
+                compare = previous_period(period_from, period_to)
+            except OverflowError as exc:
+                raise HTTPException(422, detail="no comparison period before year 1") from exc
         low = min(period_from, compare[0]).isoformat()
         high = max(period_to, compare[1]).isoformat()
         rows = [

@@ -58,3 +58,6 @@ class CasereviewSettings(ServiceSettings):
 
     # -- reports
     report_top_defects: int = Field(default=5, ge=1, le=50)
+    report_max_days: int = Field(
+        default=1100, ge=31, description="Longest report period (about three years)."
+    )

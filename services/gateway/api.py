@@ -53,6 +53,7 @@ from services.gateway.domain.ingest import (
 )
 from services.gateway.domain.ratelimit import RateLimiter
 from services.gateway.settings import GatewaySettings
+from shared.api import limit_param, offset_param
 from shared.consumer import QUARANTINE_TYPE
 from shared.envelope import DISTRICT_CODE, Envelope
 from shared.service import Service
@@ -445,7 +446,7 @@ def build_router(svc: Service) -> APIRouter:
         if media_type(request.headers.get("content-type")) == "application/json":
             try:
                 form = json.loads(body or b"{}")
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise HTTPException(400, detail="body is not JSON") from exc
             if not isinstance(form, dict):
                 raise HTTPException(400, detail="body must be an object")
@@ -531,8 +532,8 @@ def build_router(svc: Service) -> APIRouter:
             unit: str | None = Query(default=None, max_length=100),
             status: str | None = Query(default=None, max_length=64),
             flag: str | None = Query(default=None, max_length=64, description="e.g. overdue"),
-            limit: int = Query(default=50, ge=1, le=500),
-            offset: int = Query(default=0, ge=0, le=1_000_000),
+            limit: int = limit_param(),
+            offset: int = offset_param(),
         ) -> EntityPage:
             wanted: dict[str, Any] = {}
             if district:
@@ -621,8 +622,8 @@ def build_router(svc: Service) -> APIRouter:
         district: str | None = Query(default=None, pattern=r"^\d{6}$"),
         kind: str | None = Query(default=None, max_length=64),
         status: Literal["open", "disposed"] | None = None,
-        limit: int = Query(default=50, ge=1, le=500),
-        offset: int = Query(default=0, ge=0, le=1_000_000),
+        limit: int = limit_param(),
+        offset: int = offset_param(),
     ) -> LoosePage:
         """监督线索 in the caller's scope."""
         wanted = {
@@ -700,8 +701,8 @@ def build_router(svc: Service) -> APIRouter:
         caller: Caller = Depends(auth.scoped(Permission.READ_QUARANTINE)),
         source: Literal["http", "kafka"] | None = None,
         code: str | None = Query(default=None, max_length=64),
-        limit: int = Query(default=50, ge=1, le=500),
-        offset: int = Query(default=0, ge=0, le=1_000_000),
+        limit: int = limit_param(),
+        offset: int = offset_param(),
     ) -> LoosePage:
         """Refused input with the reason and the raw body."""
         wanted = {k: v for k, v in {"source": source, "code": code}.items() if v}
@@ -720,8 +721,8 @@ def build_router(svc: Service) -> APIRouter:
     async def dead_letters(
         caller: Caller = Depends(auth.scoped(Permission.READ_OPS)),
         topic: str | None = Query(default=None, max_length=300),
-        limit: int = Query(default=50, ge=1, le=500),
-        offset: int = Query(default=0, ge=0, le=1_000_000),
+        limit: int = limit_param(),
+        offset: int = offset_param(),
     ) -> LoosePage:
         """Records that failed every retry, per ``.dlt`` topic."""
         wanted = {"original_topic": topic} if topic else {}

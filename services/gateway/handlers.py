@@ -119,7 +119,8 @@ def dead_letter_doc(record: ConsumerRecord[bytes, bytes]) -> dict[str, Any]:
         "event_id": headers.get("ce_id"),
         "event_type": headers.get("ce_type"),
         "district": headers.get("ce_district"),
-        "headers": headers,
+        # pairs, not a mapping: a header name is arbitrary input, not a safe field name
+        "headers": [[k, _text(v, 4000)] for k, v in (record.headers or ())],
         "headers_b64": [
             [k, base64.b64encode(v or b"").decode()] for k, v in (record.headers or ())
         ],

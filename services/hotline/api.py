@@ -27,7 +27,7 @@ from services.hotline.domain.lifecycle import (
 from services.hotline.domain.matters import Matter
 from services.hotline.domain.routing import Level, Route, RoutingEntry, route, validate_entry
 from services.hotline.handlers import HotlineWorkflow
-from shared.api import Page, run_command
+from shared.api import Page, limit_param, offset_param, run_command
 from shared.service import Service
 from shared.unit_of_work import UnitOfWork
 
@@ -154,8 +154,7 @@ def _filters(**values: Any) -> dict[str, Any]:
 
 def build_router(svc: Service, workflow: HotlineWorkflow) -> APIRouter:
     router = APIRouter(tags=["hotline"])
-    Limit = Query(50, ge=1, le=500)
-    Offset = Query(0, ge=0, le=1_000_000)
+    Limit, Offset = limit_param(), offset_param()
 
     async def in_uow(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
         return await run_command(svc, work)

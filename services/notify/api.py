@@ -19,7 +19,7 @@ from services.notify.delivery import DeliveryWorker
 from services.notify.domain.directory import DirectoryEntry
 from services.notify.domain.notice import Channel, NoticeStatus
 from services.notify.handlers import NotifyWorkflow
-from shared.api import Out, Page, run_command
+from shared.api import Out, Page, limit_param, offset_param, run_command
 from shared.contracts import NoticeKind
 from shared.mongo import Document
 from shared.service import Service
@@ -191,8 +191,8 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
         status: NoticeStatus | None = None,
         acknowledged: bool | None = None,
         since: dt.datetime | None = None,
-        limit: int = Query(50, ge=1, le=500),
-        offset: int = Query(0, ge=0),
+        limit: int = limit_param(),
+        offset: int = offset_param(),
     ) -> Page[NoticeSummary]:
         """A unit's inbox (站内信), newest first."""
         known_unit(unit)
@@ -227,8 +227,8 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
         status: NoticeStatus | None = None,
         acknowledged: bool | None = None,
         since: dt.datetime | None = None,
-        limit: int = Query(50, ge=1, le=500),
-        offset: int = Query(0, ge=0),
+        limit: int = limit_param(),
+        offset: int = offset_param(),
     ) -> Page[NoticeSummary]:
         """Notices across units (supervisors), newest first."""
         query = filters(kind, status, acknowledged, since)

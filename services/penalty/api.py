@@ -18,7 +18,7 @@ from services.penalty import storage
 from services.penalty.domain.catalogue import Catalogue, Provision
 from services.penalty.domain.filing import DisproportionFinding, ReviewOutcome
 from services.penalty.handlers import PenaltyWorkflow
-from shared.api import Out, Page, run_command
+from shared.api import Out, Page, limit_param, offset_param, run_command
 from shared.clock import utc
 from shared.contracts import CaseDocument
 from shared.mongo import Document, SortOrder
@@ -178,8 +178,7 @@ def _filters(**values: Any) -> dict[str, Any]:
 
 def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) -> APIRouter:
     router = APIRouter(prefix="/v1/penalty", tags=["penalty"])
-    Limit = Query(50, ge=1, le=500)
-    Offset = Query(0, ge=0, le=1_000_000)
+    Limit, Offset = limit_param(), offset_param()
 
     async def in_uow(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
         return await run_command(svc, work)

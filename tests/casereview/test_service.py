@@ -324,6 +324,12 @@ async def test_sent_back_rectification_gets_a_new_round_and_escalates_once(
             params={"period_from": "2025-05-01", "period_to": "2025-04-01"},
         )
         assert reversed_period.status_code == 422
+        for ancient in (
+            {"period_from": "0229-07-02", "period_to": "1367-07-15"},  # found by fuzz
+            {"period_from": "0001-01-01", "period_to": "0001-01-31"},
+        ):
+            refused = await http.get("/v1/casereview/reports", params=ancient)
+            assert refused.status_code == 422, refused.text
 
         await publisher.event(svc.topic(INGEST_ENFORCEMENT), closed_event(data))
         await eventually(lambda: svc.db["cases"].find_one({"_id": data["case_id"]}))

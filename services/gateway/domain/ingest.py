@@ -107,6 +107,8 @@ def parse_body(body: bytes, content_type: str | None, *, max_batch: int) -> Pars
         payload = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise BodyRefused("malformed_json", f"body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise BodyRefused("malformed_json", "body is nested too deeply") from exc
     if kind == BATCH:
         if not isinstance(payload, list):
             raise BodyRefused("malformed_json", "a batch must be a JSON array of CloudEvents")
