@@ -19,17 +19,27 @@ import asyncio
 import json
 import math
 import os
+import platform as platform_module
 import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from pymongo import AsyncMongoClient
 from rich.progress import Progress
+from rich.table import Table
 
-from shared.mongo import make_client
+from shared.demo.generator import DemoGenerator
+from shared.embedded import free_port, group_lags
+from shared.envelope import Envelope
+from shared.mongo import Document, make_client
+from shared.runner import SERVICES, Platform
+from shared.topics import EXTERNAL_TYPE_TOPICS
 
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -168,3 +178,371 @@ async def with_timeout(awaitable: Awaitable[Any], seconds: float) -> Any:
 
 
 Probe = Callable[[], Awaitable[int]]
+
+
+# ------------------------------------------------------------------ end to end
+
+
+SERVICE_DBS = {name: f"jiandu_{name}" for name in SERVICES}
+
+
+@dataclass
+class Sent:
+    """What the bench published: wall-clock send time per event, by subject id."""
+
+    at: dict[str, float] = field(default_factory=dict)  # subject id → first send (epoch s)
+    count: int = 0
+
+
+def subject_of(event: Envelope) -> str:
+    return str(event.data.get("order_id") or event.data.get("case_id") or event.partitionkey)
+
+
+async def publish_events(
+    bootstrap: str,
+    events: list[Envelope],
+    rate: float | None,
+    progress: Progress,
+    label: str,
+    sent: Sent,
+) -> None:
+    """Publish to the ingest topics, as fast as possible or paced at ``rate`` events/s."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    await producer.start()
+    task = progress.add_task(label, total=len(events))
+    t0 = time.perf_counter()
+    try:
+        pending = []
+        for i, event in enumerate(events):
+            if rate:
+                delay = t0 + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            key, value, headers = event.to_kafka()
+            sent.at.setdefault(subject_of(event), time.time())
+            sent.count += 1
+            pending.append(
+                await producer.send(
+                    EXTERNAL_TYPE_TOPICS[event.type].name,
+                    value,
+                    key=key,
+                    headers=[(k, v.encode()) for k, v in headers.items()],
+                )
+            )
+            progress.update(task, completed=i + 1)
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def drained(bootstrap: str, mongo: AsyncMongoClient[Document], timeout: float) -> float:
+    """Wait until no group lags and no outbox entry waits, twice in a row; when it happened."""
+    deadline = time.perf_counter() + timeout
+    quiet_since: float | None = None
+    while True:
+        lags = await group_lags(bootstrap, list(SERVICES))
+        waiting = 0
+        for db in SERVICE_DBS.values():
+            waiting += await mongo[db]["outbox"].count_documents({"sent_at": None})
+        now = time.perf_counter()
+        if sum(lags.values()) == 0 and waiting == 0:
+            if quiet_since is not None:
+                return quiet_since
+            quiet_since = now
+        else:
+            quiet_since = None
+        if now > deadline:
+            raise TimeoutError(f"not drained after {timeout:.0f}s: lag {lags}, outbox {waiting}")
+        await asyncio.sleep(0.25)
+
+
+async def latencies(mongo: AsyncMongoClient[Document], sent: Sent) -> dict[str, dict[str, float]]:
+    """ingest→routed (hotline's routed event written) and ingest→notice (notice created), ms."""
+    routed: list[float] = []
+    async for doc in mongo[SERVICE_DBS["hotline"]]["outbox"].find(
+        {"type": "jiandu.hotline.complaint.routed"}, {"key": 1, "created_at": 1}
+    ):
+        start = sent.at.get(bytes(doc["key"]).decode())
+        if start is not None:
+            routed.append((doc["created_at"].timestamp() - start) * 1000)
+    notice: list[float] = []
+    async for doc in mongo[SERVICE_DBS["notify"]]["notices"].find(
+        {}, {"subject_id": 1, "created_at": 1}
+    ):
+        start = sent.at.get(str(doc.get("subject_id")))
+        if start is not None:
+            notice.append((doc["created_at"].timestamp() - start) * 1000)
+    return {"ingest_to_routed": percentiles(routed), "ingest_to_notice": percentiles(notice)}
+
+
+class ProcessWatch:
+    """Samples CPU and memory of the platform's processes while a phase runs."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.first: dict[str, ProcessSample] = {}
+        self.last: dict[str, ProcessSample] = {}
+        self.peak_rss: dict[str, float] = {}
+        self.t0 = time.perf_counter()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.t0 = time.perf_counter()
+        self._sample(first=True)
+        self._task = asyncio.create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            self._sample()
+
+    def _sample(self, first: bool = False) -> None:
+        for name, pid in self.pids.items():
+            sample = sample_process(pid)
+            if sample is None:
+                continue
+            if first:
+                self.first[name] = sample
+            self.last[name] = sample
+            self.peak_rss[name] = max(self.peak_rss.get(name, 0.0), sample.rss_mb)
+
+    async def stop(self) -> dict[str, dict[str, float]]:
+        if self._task is not None:
+            self._task.cancel()
+        self._sample()
+        wall = time.perf_counter() - self.t0
+        out: dict[str, dict[str, float]] = {}
+        for name in self.pids:
+            if name not in self.first:
+                continue
+            cpu = self.last[name].cpu_s - self.first[name].cpu_s
+            out[name] = {
+                "cpu_s": round(cpu, 2),
+                "cpu_pct_of_one_core": round(100 * cpu / wall, 1) if wall else 0.0,
+                "peak_rss_mb": round(self.peak_rss[name], 1),
+            }
+        return out
+
+
+def find_pid(fragment: str) -> int | None:
+    """The first process whose command line contains ``fragment`` (noida-db daemonizes)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if fragment in cmd and "noida" in cmd:
+            return int(proc.name)
+    return None
+
+
+def explain_limit(processes: dict[str, dict[str, float]], cpus: int) -> str:
+    """Which resource the end-to-end run saturated, from the CPU each process used."""
+    if not processes:
+        return "no process samples"
+    busiest, stats = max(processes.items(), key=lambda kv: kv[1]["cpu_pct_of_one_core"])
+    total = sum(p["cpu_pct_of_one_core"] for p in processes.values())
+    share = f"{busiest} used {stats['cpu_pct_of_one_core']:.0f}% of a core"
+    if total >= 85 * cpus:
+        return (
+            f"the machine's {cpus} CPUs were saturated ({total:.0f}% of one core in all); {share}"
+        )
+    if stats["cpu_pct_of_one_core"] >= 85:
+        what = {
+            "mongodb": "MongoDB (SecantusDB, one process: each handler transaction waits on it)",
+            "kafka": "Kafka (noida-db)",
+        }.get(busiest, f"the {busiest} service (one event loop)")
+        return f"{what} is the limit: {share}"
+    return f"no single process saturated ({share}, {total:.0f}% in all): round-trip latency bound"
+
+
+@dataclass
+class EndToEnd:
+    replicas: int
+    events: int
+    sustained_events_per_s: float
+    paced: list[dict[str, Any]]
+    processes: dict[str, dict[str, float]]
+    limit: str
+
+
+async def end_to_end(
+    platform: Platform, replicas: int, n_orders: int, n_cases: int, progress: Progress
+) -> EndToEnd:
+    """Drive the platform with demo events: sustained rate, then paced at 50% and 100%."""
+    bootstrap = platform.servers.kafka_bootstrap
+    mongo = make_client(platform.servers.mongo_uri, "jiandu-bench")
+    start = datetime.now(UTC) - timedelta(days=20)  # history: deadlines fall due, notices follow
+    pids = {f"{sp.name}-{sp.replica}": sp.proc.pid for sp in platform.processes}
+    if platform.servers._mongo is not None:
+        pids["mongodb"] = platform.servers._mongo.pid
+    kafka_pid = find_pid(str(platform.servers.data_dir / "kafka"))
+    if kafka_pid:
+        pids["kafka"] = kafka_pid
+    try:
+        burst = [e for _, e in DemoGenerator(seed=1, start=start).events(n_orders, n_cases)]
+        watch = ProcessWatch(pids)
+        watch.start()
+        t0 = time.perf_counter()
+        await publish_events(bootstrap, burst, None, progress, f"{replicas}× burst", Sent())
+        done = await drained(bootstrap, mongo, timeout=1800)
+        processes = await watch.stop()
+        sustained = len(burst) / (done - t0)
+        paced: list[dict[str, Any]] = []
+        for seed, share in ((2, 0.5), (3, 1.0)):
+            events = [e for _, e in DemoGenerator(seed=seed, start=start).events(n_orders, n_cases)]
+            sent = Sent()
+            rate = sustained * share
+            label = f"{replicas}× paced {share:.0%}"
+            await publish_events(bootstrap, events, rate, progress, label, sent)
+            await drained(bootstrap, mongo, timeout=1800)
+            paced.append({"share": share, "rate": round(rate, 1), **await latencies(mongo, sent)})
+        cpus = os.cpu_count() or 1
+        return EndToEnd(
+            replicas,
+            len(burst),
+            round(sustained, 1),
+            paced,
+            processes,
+            explain_limit(processes, cpus),
+        )
+    finally:
+        await mongo.close()
+
+
+# ------------------------------------------------------------------ the run
+
+
+@dataclass
+class BenchPlan:
+    replicas: list[int]
+    n_orders: int
+    n_cases: int
+    raw_n: int
+
+    @classmethod
+    def of(cls, replicas: list[int], quick: bool) -> BenchPlan:
+        if quick:
+            return cls(replicas, n_orders=15, n_cases=5, raw_n=500)
+        return cls(replicas, n_orders=150, n_cases=50, raw_n=5000)
+
+
+async def raw_baselines(platform: Platform, n: int, progress: Progress) -> list[Rate]:
+    bootstrap = platform.servers.kafka_bootstrap
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic("bench.raw", 6, 1)])
+    finally:
+        await admin.close()
+    produced = await kafka_produce_rate(bootstrap, "bench.raw", n, progress)
+    consumed = await kafka_consume_rate(bootstrap, "bench.raw", n, progress)
+    one, many = await mongo_rates(platform.servers.mongo_uri, n, progress)
+    return [produced, consumed, one, many]
+
+
+def run_bench(plan: BenchPlan, out: Path, work_dir: Path) -> BenchReport:
+    """Start a platform per replica count on fresh embedded servers and measure it."""
+    report = BenchReport(
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        machine={
+            "cpus": os.cpu_count(),
+            "python": platform_module.python_version(),
+            "system": platform_module.platform(),
+        },
+    )
+    with Progress() as progress:
+        for i, replicas in enumerate(plan.replicas):
+            platform = Platform(
+                work_dir / f"replicas-{replicas}",
+                replicas=replicas,
+                kafka_port=free_port(),
+                mongo_port=free_port(),
+                port_offset=20000 + 1000 * i,
+                extra_env={"JIANDU_SESSION_TIMEOUT_MS": "6000", "JIANDU_LOG_LEVEL": "WARNING"},
+            )
+            platform.start(timeout=300)
+            try:
+                if i == 0:
+                    raw = asyncio.run(raw_baselines(platform, plan.raw_n, progress))
+                    report.raw = [r.as_dict() for r in raw]
+                result = asyncio.run(
+                    end_to_end(platform, replicas, plan.n_orders, plan.n_cases, progress)
+                )
+                report.end_to_end.append(asdict(result))
+            finally:
+                platform.stop()
+    insert_one = next(r for r in report.raw if r["name"] == "mongo_insert_one")["per_second"]
+    for run in report.end_to_end:
+        run["ratio_to_mongo_insert_one"] = round(run["sustained_events_per_s"] / insert_one, 3)
+    report.write(out)
+    chart(report, out.with_suffix(".png"))
+    return report
+
+
+def chart(report: BenchReport, path: Path) -> None:
+    """Sustained rate per replica count, and latency percentiles of the paced runs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (rate_ax, lat_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
+    runs = report.end_to_end
+    labels = [f"{r['replicas']} replica(s)" for r in runs]
+    rate_ax.bar(labels, [r["sustained_events_per_s"] for r in runs], color="#3b6ea5")
+    rate_ax.set_ylabel("events / s (ingest → last downstream change)")
+    rate_ax.set_title("Sustained end-to-end throughput")
+    width = 0.13
+    x = 0.0
+    ticks: list[float] = []
+    names: list[str] = []
+    for run in runs:
+        for paced in run["paced"]:
+            for j, (metric, color) in enumerate(
+                (("ingest_to_routed", "#3b6ea5"), ("ingest_to_notice", "#c0504d"))
+            ):
+                stats = paced.get(metric) or {}
+                values = [stats.get(p, 0) for p in ("p50", "p95", "p99")]
+                lat_ax.bar(
+                    [x + k + j * width for k in (0, 0.3, 0.6)],
+                    values,
+                    width=width,
+                    color=color,
+                    label=metric if x == 0 else None,
+                )
+            ticks.append(x + 0.3)
+            names.append(f"{run['replicas']}× @{paced['share']:.0%}\np50 p95 p99")
+            x += 1.2
+    lat_ax.set_xticks(ticks, names, fontsize=7)
+    lat_ax.set_ylabel("ms")
+    lat_ax.set_title("Latency at 50% and 100% of the sustained rate")
+    lat_ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def summary(report: BenchReport) -> Table:
+    table = Table(title="Jiandu bench")
+    for column in ("measure", "value"):
+        table.add_column(column)
+    for raw in report.raw:
+        table.add_row(f"raw {raw['name']}", f"{raw['per_second']:.0f} /s")
+    for run in report.end_to_end:
+        r = run["replicas"]
+        table.add_row(f"{r}× sustained", f"{run['sustained_events_per_s']:.1f} events/s")
+        table.add_row(f"{r}× ÷ mongo insert_one", f"{run['ratio_to_mongo_insert_one']:.3f}")
+        for paced in run["paced"]:
+            for metric in ("ingest_to_routed", "ingest_to_notice"):
+                stats = paced.get(metric) or {}
+                if stats:
+                    table.add_row(
+                        f"{r}× @{paced['share']:.0%} {metric}",
+                        " / ".join(f"{p} {stats[p]:.0f}" for p in ("p50", "p95", "p99")) + " ms",
+                    )
+        table.add_row(f"{r}× limit", run["limit"])
+    return table

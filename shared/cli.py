@@ -111,5 +111,27 @@ def status(
     raise typer.Exit(1 if failed else 0)
 
 
+@app.command()
+def bench(
+    out: Path = typer.Option(Path("bench/report.json"), help="JSON report; the PNG goes beside."),
+    replicas: str = typer.Option("1,2", help="Replica counts to compare, comma-separated."),
+    quick: bool = typer.Option(False, help="Small counts (a smoke run, for tests)."),
+    work_dir: Path | None = typer.Option(None, help="Data folder (default: a temporary one)."),
+) -> None:
+    """Run the whole platform on fresh embedded servers and measure it (``make bench``)."""
+    import tempfile
+
+    from rich.console import Console
+
+    from shared.benchmark import BenchPlan, run_bench, summary
+
+    counts = [int(r) for r in replicas.split(",") if r.strip()]
+    plan = BenchPlan.of(counts, quick)
+    with tempfile.TemporaryDirectory(prefix="jiandu-bench-") as tmp:
+        report = run_bench(plan, out, work_dir or Path(tmp))
+    Console().print(summary(report))
+    typer.echo(f"report: {out}  chart: {out.with_suffix('.png')}")
+
+
 if __name__ == "__main__":
     app()

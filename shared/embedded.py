@@ -7,6 +7,7 @@ Both run as separate processes with their data under one folder. Used by ``jiand
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -16,7 +17,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.protocol.group import LeaveGroupRequest
@@ -193,3 +196,59 @@ async def evict_group_members(bootstrap: str, client_id: str) -> list[tuple[str,
     finally:
         await admin.close()
     return removed
+
+
+async def group_lags(bootstrap: str, groups: list[str]) -> dict[str, int]:
+    """Per group, the sum of (end offset − committed offset) on the topics it consumes."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        lags: dict[str, int] = {}
+        for group in groups:
+            committed = await admin.list_consumer_group_offsets(group)
+            if not committed:
+                lags[group] = 0
+                continue
+            ends = await consumer.end_offsets(list(committed))
+            lags[group] = sum(max(0, ends[tp] - meta.offset) for tp, meta in committed.items())
+        return lags
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+_fetch_wait_s: float = 0.0
+
+
+def emulate_fetch_wait(milliseconds: int) -> None:
+    """Hold an empty Kafka fetch for ``milliseconds`` on the client side (process-wide).
+
+    A Kafka broker holds a fetch that finds no records for up to ``fetch.max.wait.ms``;
+    noida-db answers at once, so every idle aiokafka consumer spins at most of a CPU core
+    (measured: 87% for one idle consumer). Waiting after an empty answer restores the
+    long-poll pacing; records that arrive meanwhile wait at most that long. Not needed on
+    Apache Kafka, where the setting stays 0.
+    """
+    global _fetch_wait_s
+    from aiokafka.consumer.fetcher import Fetcher
+
+    _fetch_wait_s = milliseconds / 1000
+    if getattr(Fetcher._proc_fetch_request, "__jiandu_wait__", False):
+        return
+    original = Fetcher._proc_fetch_request
+
+    async def proc_fetch_request(self: Any, assignment: Any, node_id: Any, request: Any) -> bool:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        woke: bool = await original(self, assignment, node_id, request)
+        remaining = _fetch_wait_s - (loop.time() - started)
+        if not woke and remaining > 0:
+            # aiokafka cancels pending fetches on close and expects them to return quietly
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(remaining)
+        return woke
+
+    proc_fetch_request.__jiandu_wait__ = True  # type: ignore[attr-defined]
+    Fetcher._proc_fetch_request = proc_fetch_request  # type: ignore[method-assign]

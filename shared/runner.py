@@ -27,6 +27,9 @@ SERVICES: dict[str, int] = {
 }
 """Service → HTTP port of its first replica; replica r listens on port + 100·r."""
 
+EMBEDDED_FETCH_WAIT_MS = 100
+"""noida-db answers empty fetches at once; see ``shared.embedded.emulate_fetch_wait``."""
+
 DEMO_USERS = ",".join(
     [
         "admin:jiandu-admin:city_supervisor",
@@ -90,6 +93,7 @@ class Platform:
                 "JIANDU_DATA_DIR": str(self.data_dir),
             }
         )
+        env.setdefault("JIANDU_KAFKA_FETCH_WAIT_MS", str(EMBEDDED_FETCH_WAIT_MS))
         if name == "gateway":
             env.setdefault("JIANDU_BOOTSTRAP_USERS", DEMO_USERS)
         env.update(self.extra_env)

@@ -41,6 +41,7 @@ from pymongo.errors import PyMongoError
 
 from shared.clock import Clock, SystemClock
 from shared.consumer import INBOX, QUARANTINE, EventConsumer, EventHandler
+from shared.embedded import emulate_fetch_wait
 from shared.leases import LEASES
 from shared.mongo import Document, ensure_indexes, make_client
 from shared.outbox import OUTBOX, OUTBOX_INDEXES, OutboxRelay
@@ -289,6 +290,8 @@ class Service:
 
     async def start(self) -> None:
         s = self.settings
+        if s.kafka_fetch_wait_ms:
+            emulate_fetch_wait(s.kafka_fetch_wait_ms)
         self._client = make_client(s.mongo_uri, f"jiandu-{self.name}")
         await ensure_indexes(self.db, self._indexes)
         self.relay = OutboxRelay(

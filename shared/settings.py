@@ -41,6 +41,13 @@ class ServiceSettings(PlatformSettings):
     handler_attempts: int = Field(default=3, ge=1, description="Tries before the DLT.")
     retry_backoff_s: float = Field(default=0.2, ge=0, description="First backoff, doubled.")
     session_timeout_ms: int = Field(default=10000, ge=6000)
+    kafka_fetch_wait_ms: int = Field(
+        default=0,
+        ge=0,
+        le=5000,
+        description="Client-side wait after an empty fetch, for a broker that does not hold"
+        " fetches (noida-db: `make run` sets 100); 0 on Apache Kafka.",
+    )
     kafka_static_membership: bool = Field(
         default=True,
         description=(

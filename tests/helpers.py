@@ -188,6 +188,7 @@ def settings_on(
         "outbox_poll_s": 0.1,
         "timer_poll_s": 3600.0,  # tests fire timers with tick(), not by waiting
         "session_timeout_ms": 6000,  # noida-db minimum: faster rebalances
+        "kafka_fetch_wait_ms": 50,  # noida-db does not hold empty fetches
     }
     probe = cls(**{**base, **overrides})
     base["mongo_db"] = f"{prefix.rstrip('.')}_{probe.service_name}"

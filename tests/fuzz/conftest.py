@@ -79,8 +79,9 @@ class FuzzPlatform:
         if not self._ready.wait(120) or self._error:
             raise RuntimeError(f"fuzz platform did not start: {self._error}")
         key_id, key = new_api_key()
+        now = datetime.now(UTC)
         self.db("gateway")["api_keys"].insert_one(
-            {"_id": key_id, "name": "fuzz", "hash": hash_secret(key), "created_at": datetime.now(UTC)}
+            {"_id": key_id, "name": "fuzz", "hash": hash_secret(key), "created_at": now}
         )
         gateway = self.settings["gateway"]
         assert isinstance(gateway, GatewaySettings)

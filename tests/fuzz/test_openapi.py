@@ -37,30 +37,38 @@ def server_errors(platform: FuzzPlatform, service: str) -> tuple[int, int, list[
         if (operation.method.upper(), operation.path) in SKIP:
             continue
         operations += 1
-
-        @settings(
-            max_examples=EXAMPLES,
-            deadline=None,
-            database=None,
-            phases=[Phase.explicit, Phase.generate],  # a finding is reported, not shrunk
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(data=st.data())
-        def call(data: Any) -> None:
-            nonlocal sent
-            case = data.draw(operation.as_strategy())
-            response = case.call(
-                base_url=platform.urls[service], headers=platform.headers, timeout=30
-            )
-            sent += 1
-            if response.status_code >= 500:
-                findings.append(
-                    f"{operation.method.upper()} {operation.path} → {response.status_code}: "
-                    f"{case.as_curl_command()}\n{response.text[:500]}"
-                )
-
-        call()
+        calls, found = fuzz_operation(platform, service, operation)
+        sent += calls
+        findings.extend(found)
     return operations, sent, findings
+
+
+def fuzz_operation(platform: FuzzPlatform, service: str, operation: Any) -> tuple[int, list[str]]:
+    """Up to ``EXAMPLES`` generated requests to one operation: (sent, 5xx answers)."""
+    findings: list[str] = []
+    calls = 0
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],  # a finding is reported, not shrunk
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(data=st.data())
+    def call(data: Any) -> None:
+        nonlocal calls
+        case = data.draw(operation.as_strategy())
+        response = case.call(base_url=platform.urls[service], headers=platform.headers, timeout=30)
+        calls += 1
+        if response.status_code >= 500:
+            findings.append(
+                f"{operation.method.upper()} {operation.path} → {response.status_code}: "
+                f"{case.as_curl_command()}\n{response.text[:500]}"
+            )
+
+    call()
+    return calls, findings
 
 
 @pytest.mark.parametrize("service", list(BUILDS))

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
 from shared.consumer import ERROR_HEADERS
+from shared.embedded import group_lags
 from shared.topics import ALL_TOPICS
 
 CONSUMERS: dict[str, list[tuple[str, str]]] = {
@@ -73,27 +73,6 @@ async def read_topic(bootstrap: str, topic: str) -> list[Any]:
         return records
     finally:
         await consumer.stop()
-
-
-async def group_lags(bootstrap: str, groups: list[str]) -> dict[str, int]:
-    """Per group, the sum of (end offset − committed offset) on the topics it consumes."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await admin.start()
-    await consumer.start()
-    try:
-        lags: dict[str, int] = {}
-        for group in groups:
-            committed = await admin.list_consumer_group_offsets(group)
-            if not committed:
-                lags[group] = 0
-                continue
-            ends = await consumer.end_offsets(list(committed))
-            lags[group] = sum(max(0, ends[tp] - meta.offset) for tp, meta in committed.items())
-        return lags
-    finally:
-        await consumer.stop()
-        await admin.close()
 
 
 async def wait_quiet(
