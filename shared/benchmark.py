@@ -349,7 +349,7 @@ def explain_limit(processes: dict[str, dict[str, float]], cpus: int) -> str:
         return (
             f"the machine's {cpus} CPUs were saturated ({total:.0f}% of one core in all); {share}"
         )
-    if stats["cpu_pct_of_one_core"] >= 85:
+    if stats["cpu_pct_of_one_core"] >= 70:  # a Python server with one event loop tops out here
         what = {
             "mongodb": "MongoDB (SecantusDB, one process: each handler transaction waits on it)",
             "kafka": "Kafka (noida-db)",
@@ -381,6 +381,7 @@ async def end_to_end(
     kafka_pid = find_pid(str(platform.servers.data_dir / "kafka"))
     if kafka_pid:
         pids["kafka"] = kafka_pid
+    pids["bench-driver"] = os.getpid()  # it shares the machine: publishing, polling lag
     try:
         burst = [e for _, e in DemoGenerator(seed=1, start=start).events(n_orders, n_cases)]
         watch = ProcessWatch(pids)
@@ -517,7 +518,8 @@ def chart(report: BenchReport, path: Path) -> None:
             names.append(f"{run['replicas']}× @{paced['share']:.0%}\np50 p95 p99")
             x += 1.2
     lat_ax.set_xticks(ticks, names, fontsize=7)
-    lat_ax.set_ylabel("ms")
+    lat_ax.set_ylabel("ms (log scale)")
+    lat_ax.set_yscale("log")
     lat_ax.set_title("Latency at 50% and 100% of the sustained rate")
     lat_ax.legend(fontsize=8)
     fig.tight_layout()

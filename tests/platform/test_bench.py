@@ -1,0 +1,48 @@
+"""``jiandu bench --quick``: the whole measurement runs and reports sound figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from shared.benchmark import BenchPlan, explain_limit, percentiles, run_bench
+from shared.runner import SERVICES
+
+pytestmark = pytest.mark.integration
+
+
+def test_percentiles_by_nearest_rank() -> None:
+    stats = percentiles([float(v) for v in range(1, 101)])
+    assert (stats["p50"], stats["p95"], stats["p99"], stats["n"]) == (50.0, 95.0, 99.0, 100)
+    assert percentiles([]) == {}
+
+
+def test_limit_names_the_saturated_process() -> None:
+    busy = {"mongodb": {"cpu_pct_of_one_core": 97.0}, "hotline-0": {"cpu_pct_of_one_core": 30.0}}
+    assert explain_limit(busy, cpus=4).startswith("MongoDB")
+    spread = {f"s{i}": {"cpu_pct_of_one_core": 60.0} for i in range(4)}
+    assert "CPUs were saturated" in explain_limit(spread, cpus=2)
+
+
+def test_quick_bench_reports_rates_latencies_and_processes(tmp_path: Path) -> None:
+    out = tmp_path / "bench" / "report.json"
+    run_bench(BenchPlan.of([1], quick=True), out, tmp_path / "data")
+    report = json.loads(out.read_text())
+    raw = {r["name"]: r["per_second"] for r in report["raw"]}
+    assert set(raw) == {"kafka_produce", "kafka_consume", "mongo_insert_one", "mongo_insert_many"}
+    assert all(rate > 0 for rate in raw.values())
+    (run,) = report["end_to_end"]
+    assert run["replicas"] == 1 and run["events"] > 0 and run["sustained_events_per_s"] > 0
+    assert run["ratio_to_mongo_insert_one"] > 0
+    assert [p["share"] for p in run["paced"]] == [0.5, 1.0]
+    for paced in run["paced"]:
+        routed = paced["ingest_to_routed"]
+        assert routed["n"] > 0 and 0 < routed["p50"] <= routed["p95"] <= routed["p99"]
+    assert any(p["ingest_to_notice"].get("n") for p in run["paced"]), "notices followed"
+    assert {f"{name}-0" for name in SERVICES} | {"mongodb", "kafka"} <= set(run["processes"])
+    assert all(p["peak_rss_mb"] > 0 for p in run["processes"].values())
+    assert run["limit"]
+    png = out.with_suffix(".png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
