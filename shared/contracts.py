@@ -15,6 +15,7 @@ from typing import Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.clock import Instant
 from shared.envelope import Envelope, EventRejected, describe_validation_error
 
 C = TypeVar("C", bound="Contract")
@@ -67,7 +68,7 @@ class WorkOrderCreated(Contract):
 
     order_id: str = Field(min_length=1, max_length=64)
     channel: str = Field(default="phone", max_length=32)
-    received_at: dt.datetime
+    received_at: Instant
     district: str = Field(pattern=r"^\d{6}$")
     street: str | None = Field(default=None, max_length=100)
     address: str = Field(min_length=1, max_length=300)
@@ -87,7 +88,7 @@ class WorkOrderUpdated(Contract):
     order_id: str = Field(min_length=1, max_length=64)
     action: WorkOrderAction
     by_unit: str = Field(min_length=1, max_length=100)
-    at: dt.datetime
+    at: Instant
     reason: str | None = Field(default=None, max_length=2000)
     outcome: str | None = Field(default=None, max_length=2000)
     satisfaction: int | None = Field(default=None, ge=1, le=5)
@@ -161,7 +162,7 @@ class PenaltyDecided(Contract):
     provision: str = Field(min_length=1, max_length=200)
     party_type: Literal["individual", "business", "other"]
     fine: float = Field(ge=0)
-    decided_at: dt.datetime
+    decided_at: Instant
     circumstances: list[str] = Field(default_factory=list, max_length=50)
     party_name: str | None = Field(default=None, max_length=200)
 
@@ -171,7 +172,7 @@ class PenaltyFiled(Contract):
 
     case_id: str = Field(min_length=1, max_length=64)
     unit: str = Field(min_length=1, max_length=100)
-    filed_at: dt.datetime
+    filed_at: Instant
     documents: list[CaseDocument] = Field(default_factory=list, max_length=100)
 
 
@@ -240,7 +241,7 @@ class NotificationRequest(Contract):
     subject_type: Literal["complaint", "case", "filing", "review", "rectification", "lead"]
     subject_id: str = Field(min_length=1, max_length=200)
     summary: str = Field(max_length=2000)
-    deadline: dt.datetime | None = None
+    deadline: Instant | None = None
     context: dict[str, Any] = Field(default_factory=dict)
     requested_by: str = Field(description="the service that asked")
 
@@ -284,7 +285,7 @@ class SupervisionLead(Contract):
     subject_id: str
     summary: str
     evidence: dict[str, Any] = Field(default_factory=dict)
-    raised_at: dt.datetime
+    raised_at: Instant
     raised_by: str
 
     @staticmethod

@@ -28,6 +28,7 @@ from services.hotline.domain.matters import Matter
 from services.hotline.domain.routing import Level, Route, RoutingEntry, route, validate_entry
 from services.hotline.handlers import HotlineWorkflow
 from shared.api import Page, limit_param, offset_param, run_command
+from shared.clock import Instant
 from shared.service import Service
 from shared.unit_of_work import UnitOfWork
 
@@ -176,8 +177,8 @@ def build_router(svc: Service, workflow: HotlineWorkflow) -> APIRouter:
         status: Status | None = None,
         overdue: bool | None = None,
         matter: str | None = Query(None, max_length=64),
-        received_from: dt.datetime | None = None,
-        received_to: dt.datetime | None = None,
+        received_from: Instant | None = None,
+        received_to: Instant | None = None,
         limit: int = Limit,
         offset: int = Offset,
     ) -> Page[ComplaintSummary]:

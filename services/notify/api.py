@@ -20,6 +20,7 @@ from services.notify.domain.directory import DirectoryEntry
 from services.notify.domain.notice import Channel, NoticeStatus
 from services.notify.handlers import NotifyWorkflow
 from shared.api import Out, Page, limit_param, offset_param, run_command
+from shared.clock import Instant
 from shared.contracts import NoticeKind
 from shared.mongo import Document
 from shared.service import Service
@@ -190,7 +191,7 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
         kind: NoticeKind | None = None,
         status: NoticeStatus | None = None,
         acknowledged: bool | None = None,
-        since: dt.datetime | None = None,
+        since: Instant | None = None,
         limit: int = limit_param(),
         offset: int = offset_param(),
     ) -> Page[NoticeSummary]:
@@ -226,7 +227,7 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
         kind: NoticeKind | None = None,
         status: NoticeStatus | None = None,
         acknowledged: bool | None = None,
-        since: dt.datetime | None = None,
+        since: Instant | None = None,
         limit: int = limit_param(),
         offset: int = offset_param(),
     ) -> Page[NoticeSummary]:

@@ -19,7 +19,7 @@ from services.penalty.domain.catalogue import Catalogue, Provision
 from services.penalty.domain.filing import DisproportionFinding, ReviewOutcome
 from services.penalty.handlers import PenaltyWorkflow
 from shared.api import Out, Page, limit_param, offset_param, run_command
-from shared.clock import utc
+from shared.clock import Instant, utc
 from shared.contracts import CaseDocument
 from shared.mongo import Document, SortOrder
 from shared.service import Service
@@ -151,7 +151,7 @@ class FilingIn(BaseModel):
     case_id: str = Field(min_length=1, max_length=64)
     unit: str = Field(min_length=1, max_length=100)
     documents: list[CaseDocument] = Field(min_length=1, max_length=100)
-    filed_at: dt.datetime | None = Field(default=None, description="default: now")
+    filed_at: Instant | None = Field(default=None, description="default: now")
     district: str | None = Field(default=None, pattern=r"^\d{6}$")
 
 

@@ -285,7 +285,10 @@ async def test_overdue_timer_fires_once_across_two_instances_and_survives_a_rest
             timers = await a.db[TIMERS].find({"kind": "hotline.resolve_due"}).to_list()
     assert sorted(t["fired_count"] for t in timers) == [1, 1]
     assert {len(of(out, o, "overdue")) for o in (one, two)} == {1}
-    reminders = [e for e in notices.events() if e.data["kind"] == "reminder"]
+    got = await notices.wait_for_events(
+        lambda es: sum(1 for e in es if e.data["kind"] == "reminder") >= 2
+    )
+    reminders = [e for e in got if e.data["kind"] == "reminder"]
     assert sorted(e.data["subject_id"] for e in reminders) == [one, two]
 
     # Restart between due time and firing: the escalation of GD-T1 is due at the close of
@@ -298,7 +301,8 @@ async def test_overdue_timer_fires_once_across_two_instances_and_survives_a_rest
         await lead_tap.wait_for_events(lambda es: bool(leads(lead_tap, LeadKind.OVERDUE, one)))
         await eventually(lambda: drained(b))
     assert len(of(out, one, "escalated")) == 1 and of(out, two, "escalated") == []
-    escalations = [e for e in notices.events() if e.data["kind"] == "escalation"]
+    got = await notices.wait_for_events(lambda es: any(e.data["kind"] == "escalation" for e in es))
+    escalations = [e for e in got if e.data["kind"] == "escalation"]
     assert [e.data["subject_id"] for e in escalations] == [one]
     assert escalations[0].data["context"]["days_overdue"] == 5
     assert len(leads(lead_tap, LeadKind.OVERDUE, one)) == 1

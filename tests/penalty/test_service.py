@@ -359,6 +359,8 @@ async def test_bureau_review_letters_replies_escalation_and_manual_classificatio
             ).json()
         await leads.wait_for_events(lambda _: bool(leads_of(leads, LeadKind.OVERDUE)))
         await events.wait_for_events(has(events, "U-1", "top_tier_detected"))
+        expected = {"recommendation", "escalation", "supervision_notice"}
+        await notices.wait_for_events(lambda es: expected <= {e.data["kind"] for e in es})
         timer = await svc.db["timers"].find_one({"_id": "penalty:filing-due:U-1"})
 
     assert escalated["status"] == "escalated"

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from pydantic import ValidationError
 
-from shared.contracts import CaseDocument
+from shared.contracts import CaseDocument, PenaltyDecided
+
+DECIDED = {
+    "case_id": "C-1",
+    "unit": "310101-cgzf",
+    "district": "310101",
+    "provision": "《上海市市容环境卫生管理条例》第四十九条",
+    "party_type": "business",
+    "fine": 50000,
+}
 
 
 def test_unknown_fields_are_kept() -> None:
@@ -27,3 +38,16 @@ def test_unknown_fields_are_kept() -> None:
 def test_unstorable_field_names_are_refused_with_the_name(extra: dict[str, object]) -> None:
     with pytest.raises(ValidationError, match="cannot be stored"):
         CaseDocument(kind="x", **extra)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "when", ["0001-01-01T00:00:01+00:02", "1899-12-31T23:59:59Z", "2200-01-01T00:00:00Z"]
+)
+def test_times_outside_what_can_be_stored_are_refused(when: str) -> None:
+    with pytest.raises(ValidationError, match="out of range"):
+        PenaltyDecided.model_validate({**DECIDED, "decided_at": when})
+
+
+def test_an_ordinary_time_with_an_offset_is_kept() -> None:
+    decided = PenaltyDecided.model_validate({**DECIDED, "decided_at": "2025-03-03T09:00:00+08:00"})
+    assert decided.decided_at == dt.datetime(2025, 3, 3, 1, tzinfo=dt.UTC)

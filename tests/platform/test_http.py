@@ -6,6 +6,7 @@ import httpx
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from shared.clock import Instant
 from shared.service import Service
 from shared.settings import ServiceSettings
 
@@ -13,6 +14,7 @@ from shared.settings import ServiceSettings
 class Thing(BaseModel):
     name: str
     size: int
+    made_at: Instant | None = None
 
 
 def service() -> Service:
@@ -24,6 +26,10 @@ def service() -> Service:
         @router.post("/things")
         async def make(thing: Thing) -> Thing:
             return thing
+
+        @router.get("/things")
+        async def since(since: Instant | None = None) -> dict[str, str | None]:
+            return {"since": since.isoformat() if since else None}
 
         return router
 
@@ -51,3 +57,14 @@ async def test_chinese_text_stays_readable_in_responses() -> None:
     response = await post('{"name": "城管执法局", "size": 3}')
     assert response.status_code == 200
     assert "城管执法局".encode() in response.content
+
+
+async def test_times_out_of_range_are_422_in_bodies_and_queries() -> None:
+    far = "0001-01-01T00:00:01+00:02"  # found by fuzzing: overflowed on conversion to UTC
+    assert (await post(f'{{"name": "x", "size": 1, "made_at": "{far}"}}')).status_code == 422
+    app = service().http_app(manage_lifecycle=False)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
+    async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+        assert (await client.get("/things", params={"since": far})).status_code == 422
+        ok = await client.get("/things", params={"since": "2025-03-03T09:00:00+08:00"})
+        assert ok.status_code == 200 and ok.json()["since"].startswith("2025-03-03T09:00")
