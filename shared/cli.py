@@ -116,6 +116,9 @@ def bench(
     out: Path = typer.Option(Path("bench/report.json"), help="JSON report; the PNG goes beside."),
     replicas: str = typer.Option("1,2", help="Replica counts to compare, comma-separated."),
     quick: bool = typer.Option(False, help="Small counts (a smoke run, for tests)."),
+    events: int | None = typer.Option(
+        None, min=1, help="Demo events per end-to-end phase (default ~680, --quick ~70)."
+    ),
     work_dir: Path | None = typer.Option(None, help="Data folder (default: a temporary one)."),
 ) -> None:
     """Run the whole platform on fresh embedded servers and measure it (``make bench``)."""
@@ -126,7 +129,7 @@ def bench(
     from shared.benchmark import BenchPlan, run_bench, summary
 
     counts = [int(r) for r in replicas.split(",") if r.strip()]
-    plan = BenchPlan.of(counts, quick)
+    plan = BenchPlan.of(counts, quick, events)
     with tempfile.TemporaryDirectory(prefix="jiandu-bench-") as tmp:
         report = run_bench(plan, out, work_dir or Path(tmp))
     Console().print(summary(report))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from shared.benchmark import BenchPlan, explain_limit, percentiles, run_bench
+from shared.benchmark import BenchPlan, explain_limit, percentiles
+from shared.cli import app
 from shared.runner import SERVICES
 
 pytestmark = pytest.mark.integration
@@ -24,11 +27,23 @@ def test_limit_names_the_saturated_process() -> None:
     assert explain_limit(busy, cpus=4).startswith("MongoDB")
     spread = {f"s{i}": {"cpu_pct_of_one_core": 60.0} for i in range(4)}
     assert "CPUs were saturated" in explain_limit(spread, cpus=2)
+    crowded = explain_limit(busy, cpus=2, machine_pct=195.0)
+    assert "outside the bench" in crowded and "68%" in crowded
+
+
+def test_events_option_sets_the_phase_size() -> None:
+    start = datetime.now(UTC) - timedelta(days=20)
+    plan = BenchPlan.of([1], quick=True, events=40)
+    assert [len(plan.demo_events(seed, start)) for seed in (1, 2, 3)] == [40, 40, 40]
+    assert len(BenchPlan.of([1], quick=True).demo_events(1, start)) > 40
 
 
 def test_quick_bench_reports_rates_latencies_and_processes(tmp_path: Path) -> None:
     out = tmp_path / "bench" / "report.json"
-    run_bench(BenchPlan.of([1], quick=True), out, tmp_path / "data")
+    args = ["bench", "--quick", "--replicas", "1", "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--work-dir", str(tmp_path / "data")])
+    assert result.exit_code == 0, result.output
+    assert "Jiandu bench" in result.output  # the summary table
     report = json.loads(out.read_text())
     raw = {r["name"]: r["per_second"] for r in report["raw"]}
     assert set(raw) == {"kafka_produce", "kafka_consume", "mongo_insert_one", "mongo_insert_many"}
@@ -40,9 +55,12 @@ def test_quick_bench_reports_rates_latencies_and_processes(tmp_path: Path) -> No
     for paced in run["paced"]:
         routed = paced["ingest_to_routed"]
         assert routed["n"] > 0 and 0 < routed["p50"] <= routed["p95"] <= routed["p99"]
+        notice = paced["ingest_to_notice"]
+        assert not notice or notice["p50"] <= notice["p95"] <= notice["p99"]
     assert any(p["ingest_to_notice"].get("n") for p in run["paced"]), "notices followed"
     assert {f"{name}-0" for name in SERVICES} | {"mongodb", "kafka"} <= set(run["processes"])
-    assert all(p["peak_rss_mb"] > 0 for p in run["processes"].values())
-    assert run["limit"]
+    assert all(p["peak_rss_mb"] > 0 and p["cpu_s"] >= 0 for p in run["processes"].values())
+    assert sum(run["processes"][f"{name}-0"]["cpu_s"] for name in SERVICES) > 0
+    assert run["limit"] and run["machine_cpu_pct_of_one_core"] > 0
     png = out.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
