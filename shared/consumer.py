@@ -3,8 +3,9 @@
 For each Kafka record:
 
 1. Decode the CloudEvent. Input that can never be processed (not a CloudEvent, invalid
-   attributes, data failing its contract) is *quarantined*: kept in the service's
-   ``quarantine`` collection and announced on ``ingest.quarantine`` with the reason.
+   attributes, a type the ingest topic does not carry, data failing its contract) is
+   *quarantined*: kept in the service's ``quarantine`` collection and announced on
+   ``ingest.quarantine`` with the reason. A known type another service handles is skipped.
 2. In one MongoDB transaction: insert ``inbox`` ``{_id: "<consumer>:<event id>"}`` (unique,
    so a redelivered event stops here), run the handler, write its outbox events and timers.
 3. A handler error is retried ``handler_attempts`` times with doubling backoff; then the
@@ -73,12 +74,19 @@ class EventConsumer:
     """Routes the records of one topic to handlers by CloudEvent type."""
 
     def __init__(
-        self, service: Service, name: str, topic: str, handlers: Mapping[str, EventHandler]
+        self,
+        service: Service,
+        name: str,
+        topic: str,
+        handlers: Mapping[str, EventHandler],
+        known_types: frozenset[str] | None = None,
     ) -> None:
         self.service = service
         self.name = name
         self.topic = topic
         self.handlers = dict(handlers)
+        self.known_types = known_types
+        """Every type the topic's contract allows (ingest topics); ``None``: any type."""
 
     async def handle(self, record: ConsumerRecord[bytes, bytes]) -> RecordOutcome:
         headers = [(k, v) for k, v in (record.headers or ())]
@@ -91,6 +99,12 @@ class EventConsumer:
             return await self._refuse(record, rejected, None)
         handler = self.handlers.get(event.type)
         if handler is None:
+            if self.known_types is not None and event.type not in self.known_types:
+                # no consumer will ever take it: refused input, not another service's event
+                unknown = EventRejected(
+                    f"unknown event type {event.type!r} on {self.topic}", code="unknown_type"
+                )
+                return await self._refuse(record, unknown, event)
             return RecordOutcome("ignored", event.id)
         settings = self.service.settings
         last: BaseException | None = None

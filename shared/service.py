@@ -37,7 +37,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
+from pymongo.errors import AutoReconnect, PyMongoError
 
 from shared.clock import Clock, SystemClock
 from shared.consumer import INBOX, QUARANTINE, EventConsumer, EventHandler
@@ -48,7 +48,7 @@ from shared.outbox import OUTBOX, OUTBOX_INDEXES, OutboxRelay
 from shared.settings import ServiceSettings, kafka_client_id
 from shared.telemetry import configure_logging, setup_telemetry
 from shared.timers import TIMER_INDEXES, TIMERS, TimerHandler, TimerWheel
-from shared.topics import Topic
+from shared.topics import EXTERNAL_TYPE_TOPICS, Topic
 from shared.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
@@ -167,9 +167,11 @@ class Service:
     def consume(
         self, topic: Topic, handlers: Mapping[str, EventHandler], *, name: str | None = None
     ) -> EventConsumer:
-        """Subscribe to ``topic``; each CloudEvent type goes to its handler, others are skipped."""
+        """Subscribe to ``topic``; each CloudEvent type goes to its handler, others are skipped
+        (on an ingest topic, a type it does not carry at all is quarantined)."""
         consumer_name = name or f"{self.name}.{topic.name}"
-        consumer = EventConsumer(self, consumer_name, self.topic(topic), handlers)
+        known = frozenset(t for t, on in EXTERNAL_TYPE_TOPICS.items() if on == topic) or None
+        consumer = EventConsumer(self, consumer_name, self.topic(topic), handlers, known)
         self.consumers[consumer_name] = consumer
 
         async def on_record(msg: KafkaMessage) -> None:
@@ -373,7 +375,10 @@ class Service:
         checks: dict[str, Any] = {}
         t0 = time.perf_counter()
         try:
-            await asyncio.wait_for(self.client.admin.command("ping"), 3)
+            try:
+                await asyncio.wait_for(self.client.admin.command("ping"), 3)
+            except AutoReconnect:  # one pooled connection the server closed: ask again once
+                await asyncio.wait_for(self.client.admin.command("ping"), 3)
             checks["mongodb"] = {"ok": True, "ms": round((time.perf_counter() - t0) * 1000, 1)}
         except Exception as exc:
             checks["mongodb"] = {"ok": False, "error": repr(exc)}

@@ -212,6 +212,7 @@ async def test_redelivered_and_resent_events_change_nothing(
         await publisher.event(topic, filing)
         await events.wait_for_events(has(events, "D-1", "late_filing"))
         await eventually(lambda: outbox_empty(svc))
+        await leads.wait_for_events(lambda es: len(es) >= 2)  # disproportion, late filing
         before = await svc.db["filings"].find_one({"_id": "D-1"})
         flags_before = await svc.db["flags"].count_documents({})
         events_before, leads_before = verbs(events, "D-1"), len(leads.events())
