@@ -20,8 +20,6 @@ import json
 import math
 import os
 import platform as platform_module
-import random
-import socket
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -40,7 +38,7 @@ from shared.demo.generator import DemoGenerator
 from shared.embedded import free_port, group_lags
 from shared.envelope import Envelope
 from shared.mongo import Document, make_client
-from shared.runner import SERVICES, Platform
+from shared.runner import SERVICES, Platform, free_port_offset
 from shared.topics import EXTERNAL_TYPE_TOPICS
 
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -511,29 +509,6 @@ async def raw_baselines(platform: Platform, n: int, progress: Progress) -> list[
     consumed = await kafka_consume_rate(bootstrap, "bench.raw", n, progress)
     one, many = await mongo_rates(platform.servers.mongo_uri, n, progress)
     return [produced, consumed, one, many]
-
-
-def free_port_offset(replicas: int) -> int:
-    """An HTTP port offset whose service ports are free and below the ephemeral range.
-
-    A fixed block would collide with another platform on the machine (a test run, a second
-    bench); ports in the ephemeral range can be taken by any outgoing connection meanwhile.
-    """
-
-    def bindable(port: int) -> bool:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-            return True
-
-    for _ in range(100):
-        offset = random.randint(20, 230) * 100  # highest port 8004 + 23 000 + 300 < 32 768
-        ports = (p + offset + 100 * r for p in SERVICES.values() for r in range(replicas))
-        if all(bindable(port) for port in ports):
-            return offset
-    raise RuntimeError("no free block of service ports below the ephemeral range")
 
 
 def run_bench(plan: BenchPlan, out: Path, work_dir: Path) -> BenchReport:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -42,6 +44,29 @@ DEMO_USERS = ",".join(
 """Console logins ``make run`` creates when JIANDU_BOOTSTRAP_USERS is not set (local demo only)."""
 
 console = Console(stderr=True)
+
+
+def free_port_offset(replicas: int = 2) -> int:
+    """An HTTP port offset whose service ports are free and below the ephemeral range.
+
+    A fixed block would collide with another platform on the machine (a test run, a second
+    bench); ports in the ephemeral range can be taken by any outgoing connection meanwhile.
+    """
+
+    def bindable(port: int) -> bool:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+            return True
+
+    for _ in range(100):
+        offset = random.randint(20, 230) * 100  # highest port 8004 + 23 000 + 300 < 32 768
+        ports = (p + offset + 100 * r for p in SERVICES.values() for r in range(replicas))
+        if all(bindable(port) for port in ports):
+            return offset
+    raise RuntimeError("no free block of service ports below the ephemeral range")
 
 
 @dataclass

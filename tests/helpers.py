@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -14,7 +12,7 @@ from aiokafka.structs import ConsumerRecord
 
 from shared.embedded import EmbeddedServers
 from shared.envelope import Envelope
-from shared.runner import SERVICES
+from shared.runner import free_port_offset  # noqa: F401  (tests import it from here)
 from shared.settings import ServiceSettings
 
 T = TypeVar("T")
@@ -135,28 +133,6 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
         await asyncio.sleep(interval)
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port_offset() -> int:
-    """An offset whose service ports lie below the kernel's ephemeral range and are free.
-
-    Ports inside the ephemeral range can be taken by any outgoing connection between
-    the check and the service binding them.
-    """
-    for _ in range(100):
-        offset = random.randint(20, 230) * 100  # 10 000 … 31 004 < 32 768
-        if all(_bindable(p + offset + 100 * r) for p in SERVICES.values() for r in (0, 1)):
-            return offset
-    raise RuntimeError("no free port block below the ephemeral range")
 
 
 def key_on_same_partition(key: str, partitions: int, stem: str = "marker") -> str:
