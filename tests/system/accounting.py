@@ -109,9 +109,9 @@ async def account(
             consumer = headers.get("x-consumer", "")
             dlt_ids.add((consumer.split(".", 1)[0], headers.get("ce_id", "")))
     for event in sent:
-        for service, topic in CONSUMERS.get(event.type, []):
+        for service, consumed in CONSUMERS.get(event.type, []):
             db = mongo[f"jiandu_{service}"]
-            key = f"{service}.{topic}:{event.id}"
+            key = f"{service}.{consumed}:{event.id}"
             if await db["inbox"].find_one({"_id": key}):
                 result.processed += 1
             elif await db["quarantine"].find_one({"event_id": event.id}):
