@@ -22,7 +22,6 @@ import os
 import platform as platform_module
 import statistics
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,7 +34,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from shared.demo.generator import DemoGenerator
-from shared.embedded import free_port, group_lags
+from shared.embedded import free_port, wait_drained
 from shared.envelope import Envelope
 from shared.mongo import Document, make_client
 from shared.runner import SERVICES, Platform, free_port_offset
@@ -183,13 +182,6 @@ class BenchReport:
         path.write_text(json.dumps(asdict(self), ensure_ascii=False, indent=2), encoding="utf-8")
 
 
-async def with_timeout(awaitable: Awaitable[Any], seconds: float) -> Any:
-    return await asyncio.wait_for(awaitable, seconds)
-
-
-Probe = Callable[[], Awaitable[int]]
-
-
 # ------------------------------------------------------------------ end to end
 
 
@@ -246,24 +238,9 @@ async def publish_events(
 
 
 async def drained(bootstrap: str, mongo: AsyncMongoClient[Document], timeout: float) -> float:
-    """Wait until no group lags and no outbox entry waits, twice in a row; when it happened."""
-    deadline = time.perf_counter() + timeout
-    quiet_since: float | None = None
-    while True:
-        lags = await group_lags(bootstrap, list(SERVICES))
-        waiting = 0
-        for db in SERVICE_DBS.values():
-            waiting += await mongo[db]["outbox"].count_documents({"sent_at": None})
-        now = time.perf_counter()
-        if sum(lags.values()) == 0 and waiting == 0:
-            if quiet_since is not None:
-                return quiet_since
-            quiet_since = now
-        else:
-            quiet_since = None
-        if now > deadline:
-            raise TimeoutError(f"not drained after {timeout:.0f}s: lag {lags}, outbox {waiting}")
-        await asyncio.sleep(0.25)
+    """When the whole platform went quiet (no lag, no waiting outbox entry)."""
+    groups, dbs = list(SERVICES), list(SERVICE_DBS.values())
+    return await wait_drained(bootstrap, mongo, groups, dbs, timeout=timeout)
 
 
 TIMER_SETTLE_S = 1.5

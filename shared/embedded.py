@@ -15,6 +15,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.protocol.group import LeaveGroupRequest
+from pymongo import AsyncMongoClient
 
 from shared.topics import topic_plan
 
@@ -198,25 +201,72 @@ async def evict_group_members(bootstrap: str, client_id: str) -> list[tuple[str,
     return removed
 
 
-async def group_lags(bootstrap: str, groups: list[str]) -> dict[str, int]:
-    """Per group, the sum of (end offset − committed offset) on the topics it consumes."""
+async def _lags(
+    admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, groups: list[str]
+) -> dict[str, int]:
+    lags: dict[str, int] = {}
+    for group in groups:
+        committed = await admin.list_consumer_group_offsets(group)
+        if not committed:
+            lags[group] = 0
+            continue
+        ends = await consumer.end_offsets(list(committed))
+        lags[group] = sum(max(0, ends[tp] - meta.offset) for tp, meta in committed.items())
+    return lags
+
+
+@asynccontextmanager
+async def _lag_clients(
+    bootstrap: str,
+) -> AsyncIterator[tuple[AIOKafkaAdminClient, AIOKafkaConsumer]]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await admin.start()
     await consumer.start()
     try:
-        lags: dict[str, int] = {}
-        for group in groups:
-            committed = await admin.list_consumer_group_offsets(group)
-            if not committed:
-                lags[group] = 0
-                continue
-            ends = await consumer.end_offsets(list(committed))
-            lags[group] = sum(max(0, ends[tp] - meta.offset) for tp, meta in committed.items())
-        return lags
+        yield admin, consumer
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def group_lags(bootstrap: str, groups: list[str]) -> dict[str, int]:
+    """Per group, the sum of (end offset − committed offset) on the topics it consumes."""
+    async with _lag_clients(bootstrap) as (admin, consumer):
+        return await _lags(admin, consumer, groups)
+
+
+async def wait_drained(
+    bootstrap: str,
+    mongo: AsyncMongoClient[Any],
+    groups: list[str],
+    dbs: list[str],
+    *,
+    timeout: float,
+    interval: float = 0.25,
+) -> float:
+    """Until no group lags and no outbox entry waits, twice in a row (a relay feeds consumers).
+
+    Returns when the quiet began (``time.perf_counter``). Used by the system tests and the
+    bench; the Kafka clients stay open across the polls.
+    """
+    deadline = time.perf_counter() + timeout
+    quiet_since: float | None = None
+    async with _lag_clients(bootstrap) as (admin, consumer):
+        while True:
+            lags = await _lags(admin, consumer, groups)
+            pending = {d: await mongo[d]["outbox"].count_documents({"sent_at": None}) for d in dbs}
+            busy = {k: v for k, v in {**lags, **pending}.items() if v}
+            now = time.perf_counter()
+            if busy:
+                quiet_since = None
+            elif quiet_since is not None:
+                return quiet_since
+            else:
+                quiet_since = now
+            if now > deadline:
+                raise TimeoutError(f"not drained after {timeout:.0f}s: still busy {busy}")
+            await asyncio.sleep(interval)
 
 
 _fetch_wait_s: float = 0.0

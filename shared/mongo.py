@@ -32,12 +32,15 @@ async def transaction(client: AsyncMongoClient[Document]) -> AsyncIterator[Async
         yield session
 
 
+SortOrder = Sequence[tuple[str, int]]
+
+
 async def page(
     db: AsyncDatabase[Document],
     collection: str,
     query: Mapping[str, Any],
     *,
-    sort: Sequence[tuple[str, int]],
+    sort: SortOrder,
     limit: int,
     offset: int,
     projection: Mapping[str, Any] | None = None,
@@ -55,9 +58,6 @@ async def page(
     cursor = coll.find(dict(query), dict(projection) if projection else None)
     docs = await cursor.sort(list(sort)).skip(offset).limit(limit).to_list()
     return total, docs
-
-
-SortOrder = Sequence[tuple[str, int]]
 
 
 def list_indexes(order: SortOrder, filters: Sequence[str] = ()) -> list[IndexModel]:

@@ -12,7 +12,6 @@ from aiokafka.structs import ConsumerRecord
 
 from shared.embedded import EmbeddedServers
 from shared.envelope import Envelope
-from shared.runner import free_port_offset  # noqa: F401  (tests import it from here)
 from shared.settings import ServiceSettings
 
 T = TypeVar("T")

@@ -37,7 +37,7 @@ from services.casereview.handlers import (
 )
 from shared.api import Out, Page, limit_param, offset_param, run_command
 from shared.city import load_city
-from shared.mongo import Document
+from shared.mongo import Document, page
 from shared.service import Service
 from shared.unit_of_work import UnitOfWork
 
@@ -223,7 +223,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
             closed["$lte"] = closed_to.isoformat()
         if closed:
             query["closed_on"] = closed
-        total, docs = await storage.page(
+        total, docs = await page(
             svc.db,
             storage.CASES,
             query,
@@ -282,7 +282,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
     async def list_campaigns(
         limit: int = limit_param(), offset: int = offset_param()
     ) -> Page[CampaignSummary]:
-        total, docs = await storage.page(
+        total, docs = await page(
             svc.db,
             storage.CAMPAIGNS,
             {},
@@ -330,7 +330,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
         _set(query, "unit", unit)
         _set(query, "district", district)
         _set(query, "grade", grade)
-        total, docs = await storage.page(
+        total, docs = await page(
             svc.db, storage.REVIEWS, query, sort=storage.REVIEWS_ORDER, limit=limit, offset=offset
         )
         return Page(total=total, limit=limit, offset=offset, items=[ReviewOut.of(d) for d in docs])
@@ -371,7 +371,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
         _set(query, "unit", unit)
         _set(query, "district", district)
         _set(query, "overdue", overdue)
-        total, docs = await storage.page(
+        total, docs = await page(
             svc.db,
             storage.RECTIFICATIONS,
             query,

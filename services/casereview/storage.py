@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
@@ -21,13 +20,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import (
     Document,
-    SortOrder,
     get_document,
     insert_document,
     list_indexes,
     put_document,
 )
-from shared.mongo import page as shared_page
 
 CASES = "cases"
 CAMPAIGNS = "campaigns"
@@ -103,21 +100,6 @@ async def population(
         .limit(limit)
     )
     return await cursor.to_list()
-
-
-async def page(
-    db: Db,
-    collection: str,
-    query: Mapping[str, Any],
-    *,
-    sort: SortOrder,
-    limit: int,
-    offset: int,
-    projection: Mapping[str, Any] | None = None,
-) -> tuple[int, list[Document]]:
-    return await shared_page(
-        db, collection, query, sort=sort, limit=limit, offset=offset, projection=projection
-    )
 
 
 async def scored_reviews(db: Db, closed_from: str, closed_to: str) -> list[Document]:

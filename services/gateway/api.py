@@ -56,6 +56,7 @@ from services.gateway.settings import GatewaySettings
 from shared.api import limit_param, offset_param
 from shared.consumer import QUARANTINE_TYPE
 from shared.envelope import DISTRICT_CODE, Envelope
+from shared.mongo import page
 from shared.service import Service
 from shared.topics import EXTERNAL_TYPE_TOPICS, INGEST_QUARANTINE, SUPERVISION_LEADS
 from shared.unit_of_work import UnitOfWork
@@ -544,7 +545,7 @@ def build_router(svc: Service) -> APIRouter:
                 wanted["status"] = status
             if flag:
                 wanted["flags"] = flag
-            docs, total = await storage.page(
+            total, docs = await page(
                 svc.db,
                 collection,
                 within(caller.scope, wanted),
@@ -629,7 +630,7 @@ def build_router(svc: Service) -> APIRouter:
         wanted = {
             k: v for k, v in {"district": district, "kind": kind, "status": status}.items() if v
         }
-        docs, total = await storage.page(
+        total, docs = await page(
             svc.db,
             storage.LEADS,
             within(caller.scope, wanted),
@@ -706,7 +707,7 @@ def build_router(svc: Service) -> APIRouter:
     ) -> LoosePage:
         """Refused input with the reason and the raw body."""
         wanted = {k: v for k, v in {"source": source, "code": code}.items() if v}
-        docs, total = await storage.page(
+        total, docs = await page(
             svc.db,
             storage.QUARANTINE,
             within(caller.scope, wanted),
@@ -726,7 +727,7 @@ def build_router(svc: Service) -> APIRouter:
     ) -> LoosePage:
         """Records that failed every retry, per ``.dlt`` topic."""
         wanted = {"original_topic": topic} if topic else {}
-        docs, total = await storage.page(
+        total, docs = await page(
             svc.db,
             storage.DEAD_LETTERS,
             within(caller.scope, wanted),

@@ -28,8 +28,7 @@ from services.gateway.domain.projections import (
 )
 from shared.city import load_city
 from shared.consumer import QUARANTINE
-from shared.mongo import Document, SortOrder, list_indexes
-from shared.mongo import page as shared_page
+from shared.mongo import Document, list_indexes
 
 USERS = "users"
 API_KEYS = "api_keys"
@@ -90,22 +89,6 @@ def next_seq() -> int:
     global _last_seq
     _last_seq = max(time.time_ns(), _last_seq + 1)
     return _last_seq
-
-
-async def page(
-    db: Db,
-    collection: str,
-    query: dict[str, Any],
-    *,
-    sort: SortOrder,
-    limit: int,
-    offset: int,
-    projection: dict[str, Any] | None = None,
-) -> tuple[list[Document], int]:
-    total, docs = await shared_page(
-        db, collection, query, sort=sort, limit=limit, offset=offset, projection=projection
-    )
-    return docs, total
 
 
 # ------------------------------------------------------------------ users and keys

@@ -157,16 +157,13 @@ def build_router(svc: Service, workflow: HotlineWorkflow) -> APIRouter:
     router = APIRouter(tags=["hotline"])
     Limit, Offset = limit_param(), offset_param()
 
-    async def in_uow(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-        return await run_command(svc, work)
-
     async def act(
         order_id: str, action: Callable[[UnitOfWork, Complaint], Awaitable[None]]
     ) -> ComplaintDetail:
         async def work(uow: UnitOfWork) -> Complaint:
             return await workflow.command(uow, order_id, lambda c: action(uow, c))
 
-        return detail(await in_uow(work))
+        return detail(await run_command(svc, work))
 
     # ------------------------------------------------------------------ complaints
 
@@ -338,6 +335,6 @@ def build_router(svc: Service, workflow: HotlineWorkflow) -> APIRouter:
         async def work(uow: UnitOfWork) -> dict[str, Any]:
             return await storage.put_entry(uow.db, uow.session, entry, by=body.by, at=uow.now())
 
-        return RoutingOut.model_validate(await in_uow(work))
+        return RoutingOut.model_validate(await run_command(svc, work))
 
     return router

@@ -8,7 +8,6 @@ channel, resend. Lists are paginated (``limit``, ``offset``) and filterable; bad
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query
@@ -22,9 +21,8 @@ from services.notify.handlers import NotifyWorkflow
 from shared.api import Out, Page, limit_param, offset_param, run_command
 from shared.clock import Instant
 from shared.contracts import NoticeKind
-from shared.mongo import Document
+from shared.mongo import Document, page
 from shared.service import Service
-from shared.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
 
@@ -158,9 +156,6 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
             raise HTTPException(404, detail=f"unknown unit {unit!r}")
         return entry
 
-    async def run(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-        return await run_command(svc, work)
-
     async def notice_or_404(nid: str) -> Document:
         doc = await storage.get_notice(svc.db, nid)
         if doc is None:
@@ -198,7 +193,7 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
         """A unit's inbox (站内信), newest first."""
         known_unit(unit)
         query = {"recipient_unit": unit, **filters(kind, status, acknowledged, since)}
-        total, docs = await storage.page(
+        total, docs = await page(
             svc.db, storage.NOTICES, query, limit=limit, offset=offset, sort=storage.NOTICES_ORDER
         )
         return Page(
@@ -242,7 +237,7 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
         ):
             if value is not None:
                 query[field] = value
-        total, docs = await storage.page(
+        total, docs = await page(
             svc.db, storage.NOTICES, query, limit=limit, offset=offset, sort=storage.NOTICES_ORDER
         )
         return Page(
@@ -257,10 +252,11 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
     @router.post("/notices/{notice_id}/acknowledge", response_model=NoticeOut)
     async def acknowledge(notice_id: str, body: AcknowledgeIn) -> NoticeOut:
         """签收 by the recipient unit; repeating it changes nothing."""
-        doc = await run(
+        doc = await run_command(
+            svc,
             lambda uow: workflow.acknowledge(
                 uow, notice_id, unit=body.unit, by=body.by, note=body.note
-            )
+            ),
         )
         return NoticeOut.of(doc)
 
@@ -274,7 +270,7 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
     async def resend(notice_id: str, body: ResendIn | None = None) -> list[DeliveryOut]:
         """Queue the notice again (failed, or the unit asks for it again)."""
         channels = body.channels if body is not None else None
-        queued = await run(lambda uow: workflow.resend(uow, notice_id, channels))
+        queued = await run_command(svc, lambda uow: workflow.resend(uow, notice_id, channels))
         worker.wake()
         return [DeliveryOut.model_validate(d) for d in queued]
 

@@ -16,8 +16,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.mongo import Document, SortOrder, list_indexes
-from shared.mongo import page as shared_page
+from shared.mongo import Document, list_indexes
 
 NOTICES = "notices"
 DELIVERIES = "deliveries"
@@ -162,15 +161,3 @@ async def settle_delivery(
         return_document=ReturnDocument.AFTER,
         session=session,
     )
-
-
-async def page(
-    db: AsyncDatabase[Document],
-    collection: str,
-    query: dict[str, Any],
-    *,
-    limit: int,
-    offset: int,
-    sort: SortOrder,
-) -> tuple[int, list[Document]]:
-    return await shared_page(db, collection, query, sort=sort, limit=limit, offset=offset)

@@ -8,7 +8,6 @@ reason, never 500.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query
@@ -21,7 +20,7 @@ from services.penalty.handlers import PenaltyWorkflow
 from shared.api import Out, Page, limit_param, offset_param, run_command
 from shared.clock import Instant, utc
 from shared.contracts import CaseDocument
-from shared.mongo import Document, SortOrder
+from shared.mongo import Document, SortOrder, page
 from shared.service import Service
 from shared.unit_of_work import UnitOfWork
 
@@ -180,13 +179,10 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
     router = APIRouter(prefix="/v1/penalty", tags=["penalty"])
     Limit, Offset = limit_param(), offset_param()
 
-    async def in_uow(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-        return await run_command(svc, work)
-
     async def listing(
         collection: str, query: dict[str, Any], sort: SortOrder, limit: int, offset: int
     ) -> tuple[int, list[Document]]:
-        return await storage.page(svc.db, collection, query, sort=sort, limit=limit, offset=offset)
+        return await page(svc.db, collection, query, sort=sort, limit=limit, offset=offset)
 
     # ------------------------------------------------------------------ filings
 
@@ -245,22 +241,22 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
                 via="api",
             )
 
-        return FilingOut.of(await in_uow(work))
+        return FilingOut.of(await run_command(svc, work))
 
     @router.post("/filings/{case_id}/classification", response_model=FilingOut)
     async def classify(case_id: str, body: ClassificationIn) -> FilingOut:
         """Manual classification of a penalty whose provision is not in the catalogue."""
         return FilingOut.of(
-            await in_uow(
-                lambda uow: workflow.classify(uow, case_id, body.top_tier, body.by, body.note)
+            await run_command(
+                svc, lambda uow: workflow.classify(uow, case_id, body.top_tier, body.by, body.note)
             )
         )
 
     @router.post("/filings/{case_id}/review", response_model=ReviewResult, status_code=201)
     async def review(case_id: str, body: ReviewIn) -> ReviewResult:
         """The bureau's answer: accept, 监督建议书 (reply due) or 监督决定书."""
-        filing, letter = await in_uow(
-            lambda uow: workflow.review(uow, case_id, body.outcome, body.by, body.opinion)
+        filing, letter = await run_command(
+            svc, lambda uow: workflow.review(uow, case_id, body.outcome, body.by, body.opinion)
         )
         return ReviewResult(filing=FilingOut.of(filing), letter=LetterOut.of(letter))
 
@@ -331,8 +327,8 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
     @router.post("/letters/{letter_id}/reply", response_model=LetterOut)
     async def reply(letter_id: str, body: ReplyIn) -> LetterOut:
         """The unit's reply to a 监督建议书 / 监督决定书."""
-        _, letter = await in_uow(
-            lambda uow: workflow.record_reply(uow, letter_id, body.by, body.content)
+        _, letter = await run_command(
+            svc, lambda uow: workflow.record_reply(uow, letter_id, body.by, body.content)
         )
         return LetterOut.of(letter)
 

@@ -10,8 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -20,13 +19,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.penalty.domain.anomaly import MonthTotal
 from shared.mongo import (
     Document,
-    SortOrder,
     get_document,
     insert_document,
     list_indexes,
     put_document,
 )
-from shared.mongo import page as shared_page
 
 FILINGS = "filings"
 FLAGS = "flags"
@@ -129,15 +126,3 @@ async def peer_totals(
 
 
 # ------------------------------------------------------------------ read side
-
-
-async def page(
-    db: Db,
-    collection: str,
-    query: Mapping[str, Any],
-    *,
-    sort: SortOrder,
-    limit: int,
-    offset: int,
-) -> tuple[int, list[Document]]:
-    return await shared_page(db, collection, query, sort=sort, limit=limit, offset=offset)

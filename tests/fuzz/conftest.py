@@ -61,10 +61,13 @@ class FuzzPlatform:
     _thread: threading.Thread | None = None
     _ready: threading.Event = field(default_factory=threading.Event)
     _error: list[BaseException] = field(default_factory=list)
+    _mongo: MongoClient[dict[str, Any]] | None = None
 
     def db(self, service: str) -> Any:
-        client: MongoClient[dict[str, Any]] = MongoClient(self.servers.mongo_uri, tz_aware=True)
-        return client[self.settings[service].mongo_db]
+        """The service's database, through one client the tests share (opened on first use)."""
+        if self._mongo is None:
+            self._mongo = MongoClient(self.servers.mongo_uri, tz_aware=True)
+        return self._mongo[self.settings[service].mongo_db]
 
     def start(self) -> None:
         asyncio.run(create_topics(self.servers.kafka_bootstrap, self.prefix))
@@ -115,6 +118,8 @@ class FuzzPlatform:
             server.should_exit = True
         if self._thread is not None:
             self._thread.join(60)
+        if self._mongo is not None:
+            self._mongo.close()
 
 
 @pytest.fixture(scope="package")

@@ -14,8 +14,7 @@ import pytest
 from pymongo import MongoClient
 
 from shared.embedded import free_port
-from shared.runner import SERVICES
-from tests.helpers import free_port_offset
+from shared.runner import SERVICES, free_port_offset
 
 pytestmark = pytest.mark.integration
 

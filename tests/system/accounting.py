@@ -10,9 +10,6 @@ Checks are read straight from Kafka and MongoDB after the platform is quiet:
 
 from __future__ import annotations
 
-import asyncio
-import os
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +17,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import AsyncMongoClient
 
 from shared.consumer import ERROR_HEADERS
-from shared.embedded import group_lags
 from shared.topics import ALL_TOPICS
 
 CONSUMERS: dict[str, list[tuple[str, str]]] = {
@@ -73,24 +69,6 @@ async def read_topic(bootstrap: str, topic: str) -> list[Any]:
         return records
     finally:
         await consumer.stop()
-
-
-async def wait_quiet(
-    bootstrap: str, mongo: AsyncMongoClient[Any], groups: list[str], dbs: list[str], timeout: float
-) -> None:
-    """Until no consumer lags, no outbox entry waits, twice in a row (the relays feed consumers)."""
-    deadline = time.monotonic() + timeout
-    quiet_rounds = 0
-    while quiet_rounds < 2:
-        lags = await group_lags(bootstrap, groups)
-        pending = {db: await mongo[db]["outbox"].count_documents({"sent_at": None}) for db in dbs}
-        busy = {k: v for k, v in {**lags, **pending}.items() if v}
-        quiet_rounds = 0 if busy else quiet_rounds + 1
-        if time.monotonic() > deadline:
-            raise AssertionError(f"platform not quiet after {timeout}s: still busy {busy}")
-        if busy and os.environ.get("JIANDU_TEST_VERBOSE"):
-            print(f"busy: {busy}")
-        await asyncio.sleep(1.0)
 
 
 async def account(

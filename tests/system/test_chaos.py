@@ -19,12 +19,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared.demo.generator import DemoGenerator
-from shared.embedded import free_port
+from shared.embedded import free_port, wait_drained
 from shared.mongo import make_client
-from shared.runner import Platform
+from shared.runner import Platform, free_port_offset
 from shared.topics import EXTERNAL_TYPE_TOPICS
-from tests.helpers import free_port_offset
-from tests.system.accounting import account, wait_quiet
+from tests.system.accounting import account
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -85,12 +84,13 @@ async def test_every_event_accounted_for_after_kills_and_server_restarts(tmp_pat
         await asyncio.wait_for(producer, 300)
         mongo = make_client(platform.servers.mongo_uri, "chaos-check")
         try:
-            await wait_quiet(
+            await wait_drained(
                 platform.servers.kafka_bootstrap,
                 mongo,
-                groups=SERVICES,
-                dbs=[f"jiandu_{s}" for s in SERVICES],
+                SERVICES,
+                [f"jiandu_{s}" for s in SERVICES],
                 timeout=240,
+                interval=1.0,
             )
             result = await account(platform.servers.kafka_bootstrap, mongo, events)
         finally:

@@ -21,13 +21,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.demo.generator import DemoGenerator
-from shared.embedded import free_port
+from shared.embedded import free_port, wait_drained
 from shared.mongo import make_client
-from shared.runner import SERVICES, Platform
+from shared.runner import SERVICES, Platform, free_port_offset
 from shared.settings import kafka_client_id
 from shared.topics import EXTERNAL_TYPE_TOPICS
-from tests.helpers import free_port_offset
-from tests.system.accounting import account, wait_quiet
+from tests.system.accounting import account
 
 pytestmark = [pytest.mark.integration]
 
@@ -144,12 +143,13 @@ async def test_two_replicas_share_partitions_and_survive_losing_one(tmp_path: Pa
         print(f"moved after {time.monotonic() - t0:.0f}s")
         mongo = make_client(platform.servers.mongo_uri, "replicas-check")
         try:
-            await wait_quiet(
+            await wait_drained(
                 bootstrap,
                 mongo,
-                groups=services,
-                dbs=[f"jiandu_{s}" for s in services],
+                services,
+                [f"jiandu_{s}" for s in services],
                 timeout=180,
+                interval=1.0,
             )
             print(f"quiet after {time.monotonic() - t0:.0f}s")
             result = await account(bootstrap, mongo, events)
