@@ -201,17 +201,30 @@ class Platform:
         self.wait_ready(timeout, [fresh])
         return fresh
 
-    def wait_ready(self, timeout: float, only: list[ServiceProcess] | None = None) -> None:
+    def wait_ready(
+        self, timeout: float, only: list[ServiceProcess] | None = None, restarts: int = 2
+    ) -> None:
+        """Until every (given) replica answers ``/readyz``.
+
+        A replica that exits while starting is restarted like ``supervise`` does, at most
+        ``restarts`` times in all: on noida-db a consumer joining next to another replica can
+        fail once on a group reply aiokafka cannot decode, and a second start joins cleanly.
+        """
         deadline = time.monotonic() + timeout
         pending = list(only if only is not None else self.processes)
         with httpx.Client(timeout=2.0) as http:
             while pending:
                 for sp in list(pending):
                     if sp.proc.poll() is not None:
-                        raise RuntimeError(
-                            f"{sp.name}-{sp.replica} exited ({sp.proc.returncode}); "
-                            f"see {self.log_dir / f'{sp.name}-{sp.replica}.log'}"
-                        )
+                        log = self.log_dir / f"{sp.name}-{sp.replica}.log"
+                        if restarts <= 0:
+                            raise RuntimeError(
+                                f"{sp.name}-{sp.replica} exited ({sp.proc.returncode}); see {log}"
+                            )
+                        restarts -= 1
+                        pending.remove(sp)
+                        pending.extend(self.supervise())
+                        continue
                     try:
                         if http.get(f"{sp.url}/readyz").status_code == 200:
                             pending.remove(sp)
