@@ -1,19 +1,25 @@
-"""Idempotent, at-least-once event consumption with quarantine, bounded retries and a DLT.
+"""Idempotent, at-least-once batch consumption with quarantine, bounded retries and a DLT.
 
-For each Kafka record:
+For each batch Kafka hands over (up to ``JIANDU_BATCH_MAX_RECORDS``):
 
-1. Decode the CloudEvent. Input that can never be processed (not a CloudEvent, invalid
-   attributes, a type the ingest topic does not carry, data failing its contract) is
-   *quarantined*: kept in the service's ``quarantine`` collection and announced on
-   ``ingest.quarantine`` with the reason. A known type another service handles is skipped.
-2. In one MongoDB transaction: insert ``inbox`` ``{_id: "<consumer>:<event id>"}`` (unique,
-   so a redelivered event stops here), run the handler, write its outbox events and timers.
-3. A handler error is retried ``handler_attempts`` times with doubling backoff; then the
-   record goes to ``<topic>.dlt`` with error headers and the partition moves on.
-4. When MongoDB itself is unreachable the record is *not* dead-lettered: the handler raises,
-   FastStream (``AckPolicy.NACK_ON_ERROR``) seeks back, and the record is redelivered.
+1. Decode every record. Input that can never be processed (not a CloudEvent, invalid
+   attributes, a type the ingest topic does not carry) is *quarantined*: kept in the
+   service's ``quarantine`` collection and announced on ``ingest.quarantine`` with the
+   reason. A known type another service handles is skipped.
+2. In ONE MongoDB transaction for the whole batch: look up the batch's event ids in the
+   ``inbox`` (one ``$in`` query) and skip those already applied, prefetch the aggregates the
+   handlers will ask for (one ``$in`` per collection), run each handler in Kafka order, then
+   write the changed aggregates, the new inbox ids, timers and outbox entries (one command
+   each) and commit.
+3. If the batch fails it is bisected until the failing record is alone (``shared.batching``);
+   that record gets the single-record path: retried ``handler_attempts`` times with doubling
+   backoff, quarantined if the handler refused its data (``EventRejected``), else sent to
+   ``<topic>.dlt`` with error headers. Every other record commits.
+4. When MongoDB itself is unreachable nothing is dead-lettered: the error propagates,
+   FastStream (``AckPolicy.NACK_ON_ERROR``) seeks every partition of the batch back, and the
+   records are delivered again later (the inbox absorbs what had committed).
 
-The offset is committed only after one of these outcomes, never before (no auto-commit).
+Offsets are committed once per batch, only after one of these outcomes (no auto-commit).
 """
 
 from __future__ import annotations
@@ -21,15 +27,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import structlog
 from aiokafka.structs import ConsumerRecord
-from pymongo.errors import ConnectionFailure, DuplicateKeyError
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind, Tracer
+from pymongo.errors import ConnectionFailure
 
+from shared.batching import isolate_failures
 from shared.envelope import Envelope, EventRejected
 from shared.topics import INGEST_QUARANTINE
 
@@ -38,6 +47,19 @@ if TYPE_CHECKING:
     from shared.unit_of_work import UnitOfWork
 
 EventHandler = Callable[[Envelope, "UnitOfWork"], Awaitable[None]]
+KeyOf = Callable[[Envelope], Any]
+"""The id of the document an event's handler will read from a collection (``None``: none)."""
+
+
+def data_key(field: str) -> KeyOf:
+    """Prefetch by a field of the event's data (absent or malformed data: nothing)."""
+
+    def key_of(event: Envelope) -> Any:
+        value = event.data.get(field) if isinstance(event.data, dict) else None
+        return value if isinstance(value, str) else None  # bad data: the handler refuses it
+
+    return key_of
+
 
 INBOX = "inbox"
 QUARANTINE = "quarantine"
@@ -53,9 +75,7 @@ ERROR_HEADERS = (
 
 log = structlog.get_logger(__name__)
 
-
-class AlreadyProcessed(Exception):
-    """The inbox already holds this event id for this consumer."""
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
 
 @dataclass
@@ -64,14 +84,30 @@ class RecordOutcome:
     event_id: str | None = None
 
 
+@dataclass
+class Item:
+    """One record of a batch, decoded, with what is to be done with it."""
+
+    index: int
+    record: Record
+    consumer: EventConsumer
+    event: Envelope | None = None
+    handler: EventHandler | None = None
+    refusal: EventRejected | None = None
+
+
 def _raw_text(value: bytes | None) -> str:
     if value is None:
         return ""
     return value[:32768].decode("utf-8", errors="replace")
 
 
+def record_id(record: Record) -> str:
+    return f"{record.topic}:{record.partition}:{record.offset}"
+
+
 class EventConsumer:
-    """Routes the records of one topic to handlers by CloudEvent type."""
+    """Routes the records of one topic to handlers by CloudEvent type, a batch at a time."""
 
     def __init__(
         self,
@@ -80,6 +116,8 @@ class EventConsumer:
         topic: str,
         handlers: Mapping[str, EventHandler],
         known_types: frozenset[str] | None = None,
+        prefetch: Mapping[str, KeyOf] | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.service = service
         self.name = name
@@ -87,35 +125,97 @@ class EventConsumer:
         self.handlers = dict(handlers)
         self.known_types = known_types
         """Every type the topic's contract allows (ingest topics); ``None``: any type."""
+        self.prefetch = dict(prefetch or {})
+        self.tracer = tracer
+        self.batches = 0
+        self.largest_batch = 0
+        self.transactions = 0
+        """Batch transactions tried, bisections and single-record retries included."""
 
-    async def handle(self, record: ConsumerRecord[bytes, bytes]) -> RecordOutcome:
+    # -- entry points -------------------------------------------------------------------
+
+    async def handle(self, record: Record) -> RecordOutcome:
+        """One record (a batch of one)."""
+        return (await self.handle_batch([record]))[0]
+
+    async def handle_batch(self, records: Iterable[Record]) -> list[RecordOutcome]:
+        return await apply_batch(self.service, [self.decode(i, r) for i, r in enumerate(records)])
+
+    # -- decoding -----------------------------------------------------------------------
+
+    def decode(self, index: int, record: Record) -> Item:
+        item = Item(index, record, self)
         headers = [(k, v) for k, v in (record.headers or ())]
         try:
-            event = Envelope.from_kafka(record.value or b"", headers, record.key)
+            item.event = Envelope.from_kafka(record.value or b"", headers, record.key)
         except EventRejected as exc:
-            return await self._refuse(record, exc, None)
+            item.refusal = exc
+            return item
         except Exception as exc:  # decoding is input handling: it must never stop the partition
-            rejected = EventRejected(f"record cannot be decoded: {exc!r}"[:500], code="undecodable")
-            return await self._refuse(record, rejected, None)
-        handler = self.handlers.get(event.type)
-        if handler is None:
-            if self.known_types is not None and event.type not in self.known_types:
+            item.refusal = EventRejected(
+                f"record cannot be decoded: {exc!r}"[:500], code="undecodable"
+            )
+            return item
+        item.handler = self.handlers.get(item.event.type)
+        if item.handler is None and self.known_types is not None:
+            if item.event.type not in self.known_types:
                 # no consumer will ever take it: refused input, not another service's event
-                unknown = EventRejected(
-                    f"unknown event type {event.type!r} on {self.topic}", code="unknown_type"
+                item.refusal = EventRejected(
+                    f"unknown event type {item.event.type!r} on {self.topic}", code="unknown_type"
                 )
-                return await self._refuse(record, unknown, event)
-            return RecordOutcome("ignored", event.id)
+        return item
+
+    def inbox_id(self, event: Envelope) -> str:
+        return f"{self.name}:{event.id}"
+
+    async def run(
+        self, event: Envelope, handler: EventHandler, uow: UnitOfWork, record: Record
+    ) -> None:
+        """The handler, in a span that continues the producer's trace (one per event)."""
+        if self.tracer is None:
+            await handler(event, uow)
+            return
+        carrier = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
+        with self.tracer.start_as_current_span(
+            f"{self.topic} process",
+            context=propagate.extract(carrier),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": self.topic,
+                "messaging.kafka.partition": record.partition,
+                "messaging.kafka.offset": record.offset,
+                "cloudevents.event_id": event.id,
+                "cloudevents.event_type": event.type,
+            },
+        ):
+            await handler(event, uow)
+
+    # -- a record alone -----------------------------------------------------------------
+
+    async def alone(self, item: Item, first: Exception) -> RecordOutcome:
+        """The single-record path after bisection: retries, then quarantine or the DLT."""
         settings = self.service.settings
-        last: BaseException | None = None
-        for attempt in range(1, settings.handler_attempts + 1):
+        event_id = item.event.id if item.event else None
+        last: Exception = first
+        attempt = 1
+        while True:
+            if isinstance(last, EventRejected):
+                return await self._refuse_alone(item.record, last, item.event)
+            log.warning(
+                "handler failed",
+                consumer=self.name,
+                event_id=event_id,
+                attempt=attempt,
+                error=repr(last),
+            )
+            if attempt >= settings.handler_attempts:
+                break
+            await asyncio.sleep(settings.retry_backoff_s * 2 ** (attempt - 1))
+            attempt += 1
             try:
-                await self.service.run_in_uow(lambda uow: self._apply(event, handler, uow))
-                return RecordOutcome("processed", event.id)
-            except AlreadyProcessed:
-                return RecordOutcome("duplicate", event.id)
-            except EventRejected as exc:
-                return await self._refuse(record, exc, event)
+                outcome = await self.service.run_in_uow(lambda uow: _apply([item], uow))
+                return outcome[item.index]
             except ConnectionFailure:
                 # The database is away: not the record's fault. Back off, then let
                 # FastStream seek back so the record is delivered again later.
@@ -123,31 +223,11 @@ class EventConsumer:
                 raise
             except Exception as exc:
                 last = exc
-                log.warning(
-                    "handler failed",
-                    consumer=self.name,
-                    event_id=event.id,
-                    attempt=attempt,
-                    error=repr(exc),
-                )
-                if attempt < settings.handler_attempts:
-                    await asyncio.sleep(settings.retry_backoff_s * 2 ** (attempt - 1))
-        assert last is not None
-        await self._dead_letter(record, last, settings.handler_attempts)
-        return RecordOutcome("dead_lettered", event.id)
+        await self._dead_letter(item.record, last, settings.handler_attempts)
+        return RecordOutcome("dead_lettered", event_id)
 
-    async def _apply(self, event: Envelope, handler: EventHandler, uow: UnitOfWork) -> None:
-        try:
-            await uow.db[INBOX].insert_one(
-                {"_id": f"{self.name}:{event.id}", "type": event.type, "at": datetime.now(UTC)},
-                session=uow.session,
-            )
-        except DuplicateKeyError as exc:
-            raise AlreadyProcessed(event.id) from exc
-        await handler(event, uow)
-
-    async def _refuse(
-        self, record: ConsumerRecord[bytes, bytes], exc: EventRejected, event: Envelope | None
+    async def _refuse_alone(
+        self, record: Record, exc: EventRejected, event: Envelope | None
     ) -> RecordOutcome:
         """Quarantine the record; if even that fails (not for a database outage), the DLT.
 
@@ -155,8 +235,13 @@ class EventConsumer:
         every record behind it.
         """
         event_id = event.id if event else None
+
+        async def work(uow: UnitOfWork) -> None:
+            await uow.documents(QUARANTINE).load([record_id(record)])
+            await self.quarantine(record, exc, event, uow)
+
         try:
-            await self._quarantine(record, exc, event)
+            await self.service.run_in_uow(work)
         except ConnectionFailure:
             raise
         except Exception as failure:
@@ -165,17 +250,16 @@ class EventConsumer:
             return RecordOutcome("dead_lettered", event_id)
         return RecordOutcome("quarantined", event_id)
 
-    async def _quarantine(
-        self,
-        record: ConsumerRecord[bytes, bytes],
-        exc: EventRejected,
-        event: Envelope | None,
+    async def quarantine(
+        self, record: Record, exc: EventRejected, event: Envelope | None, uow: UnitOfWork
     ) -> None:
         """Keep refused input with its reason (and announce it on ``ingest.quarantine``)."""
-        service = self.service
-        record_id = f"{record.topic}:{record.partition}:{record.offset}"
+        rid = record_id(record)
+        kept = uow.documents(QUARANTINE)
+        if await kept.get(rid) is not None:
+            return  # a redelivery: kept and announced already
         doc: dict[str, Any] = {
-            "_id": record_id,
+            "_id": rid,
             "consumer": self.name,
             "reason": exc.reason,
             "code": exc.code,
@@ -191,31 +275,19 @@ class EventConsumer:
             "at": datetime.now(UTC),
             "source": "kafka",
         }
-        log.warning("record quarantined", consumer=self.name, reason=exc.reason, record=record_id)
+        log.warning("record quarantined", consumer=self.name, reason=exc.reason, record=rid)
+        kept.add(doc)
+        notice = Envelope(
+            type=QUARANTINE_TYPE,
+            source=self.service.source,
+            district=event.district if event else "000000",
+            partitionkey=rid,
+            subject=rid,
+            data={k: v for k, v in doc.items() if k not in ("_id", "raw_b64", "at")},
+        )
+        await uow.emit(notice, INGEST_QUARANTINE)
 
-        async def work(uow: UnitOfWork) -> None:
-            try:
-                await uow.db[QUARANTINE].insert_one(doc, session=uow.session)
-            except DuplicateKeyError as dup:
-                raise AlreadyProcessed(record_id) from dup
-            notice = Envelope(
-                type=QUARANTINE_TYPE,
-                source=service.source,
-                district=event.district if event else "000000",
-                partitionkey=record_id,
-                subject=record_id,
-                data={k: v for k, v in doc.items() if k not in ("_id", "raw_b64", "at")},
-            )
-            await uow.emit(notice, INGEST_QUARANTINE)
-
-        try:
-            await service.run_in_uow(work)
-        except AlreadyProcessed:
-            pass
-
-    async def _dead_letter(
-        self, record: ConsumerRecord[bytes, bytes], exc: BaseException, attempts: int
-    ) -> None:
+    async def _dead_letter(self, record: Record, exc: BaseException, attempts: int) -> None:
         headers = {k: v.decode("utf-8", errors="replace") for k, v in (record.headers or ())}
         headers.update(
             {
@@ -231,3 +303,68 @@ class EventConsumer:
         dlt = f"{record.topic}.dlt"
         log.error("record dead-lettered", consumer=self.name, dlt=dlt, error=repr(exc))
         await self.service.publish_raw(dlt, record.key, record.value or b"", headers)
+
+
+async def apply_batch(service: Service, items: list[Item]) -> list[RecordOutcome]:
+    """Apply decoded records (of one or several topics) in one transaction, isolating failures."""
+    for consumer in _consumers_of(items):
+        consumer.batches += 1
+        consumer.largest_batch = max(consumer.largest_batch, len(items))
+    outcomes: dict[int, RecordOutcome] = {}
+    work: list[Item] = []
+    for item in items:
+        if item.refusal is None and item.handler is None:
+            event_id = item.event.id if item.event else None
+            outcomes[item.index] = RecordOutcome("ignored", event_id)
+        else:
+            work.append(item)
+
+    async def apply(chunk: list[Item]) -> None:
+        outcomes.update(await service.run_in_uow(lambda uow: _apply(chunk, uow)))
+
+    async def failed(item: Item, exc: Exception) -> None:
+        outcomes[item.index] = await item.consumer.alone(item, exc)
+
+    await isolate_failures(work, apply, failed)
+    return [outcomes[i.index] for i in items]
+
+
+async def _apply(chunk: list[Item], uow: UnitOfWork) -> dict[int, RecordOutcome]:
+    """The batch transaction: inbox and prefetch reads, handlers in order, writes at commit."""
+    outcomes: dict[int, RecordOutcome] = {}
+    for consumer in _consumers_of(chunk):
+        consumer.transactions += 1
+    events = [i for i in chunk if i.refusal is None and i.event is not None]
+    refused = [i for i in chunk if i.refusal is not None]
+    inbox = uow.documents(INBOX)
+    await inbox.load(i.consumer.inbox_id(i.event) for i in events if i.event)
+    prefetch: dict[str, list[Any]] = {}
+    for i in events:
+        assert i.event is not None
+        for collection, key_of in i.consumer.prefetch.items():
+            prefetch.setdefault(collection, []).append(key_of(i.event))
+    for collection, keys in prefetch.items():
+        await uow.documents(collection).load(keys)
+    if refused:
+        await uow.documents(QUARANTINE).load(record_id(i.record) for i in refused)
+    for item in chunk:
+        consumer = item.consumer
+        if item.refusal is not None:
+            await consumer.quarantine(item.record, item.refusal, item.event, uow)
+            event_id = item.event.id if item.event else None
+            outcomes[item.index] = RecordOutcome("quarantined", event_id)
+            continue
+        event, handler = item.event, item.handler
+        assert event is not None and handler is not None
+        inbox_id = consumer.inbox_id(event)
+        if await inbox.get(inbox_id) is not None:
+            outcomes[item.index] = RecordOutcome("duplicate", event.id)
+            continue
+        await consumer.run(event, handler, uow, item.record)
+        inbox.add({"_id": inbox_id, "type": event.type, "at": datetime.now(UTC)})
+        outcomes[item.index] = RecordOutcome("processed", event.id)
+    return outcomes
+
+
+def _consumers_of(items: list[Item]) -> list[EventConsumer]:
+    return list({id(i.consumer): i.consumer for i in items}.values())

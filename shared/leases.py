@@ -21,10 +21,17 @@ class Lease:
         self.name = name
         self.owner = owner
         self.seconds = seconds
+        self._renew_after: datetime | None = None
 
     async def acquire(self) -> bool:
-        """Take or renew the lease; False while another live owner holds it."""
+        """Take or renew the lease; False while another live owner holds it.
+
+        Renewed only once half of it has run: a busy relay asks MongoDB every
+        ``seconds / 2``, not on every pass.
+        """
         now = datetime.now(UTC)
+        if self._renew_after is not None and now < self._renew_after:
+            return True
         try:
             doc = await self._coll.find_one_and_update(
                 {"_id": self.name, "$or": [{"until": {"$lte": now}}, {"owner": self.owner}]},
@@ -33,10 +40,14 @@ class Lease:
                 return_document=ReturnDocument.AFTER,
             )
         except DuplicateKeyError:
+            self._renew_after = None
             return False
-        return doc is not None and doc.get("owner") == self.owner
+        held = doc is not None and doc.get("owner") == self.owner
+        self._renew_after = now + timedelta(seconds=self.seconds / 2) if held else None
+        return held
 
     async def release(self) -> None:
+        self._renew_after = None
         await self._coll.update_one(
             {"_id": self.name, "owner": self.owner},
             {"$set": {"until": datetime.fromtimestamp(0, UTC)}},

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pymongo import AsyncMongoClient, IndexModel
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 Document = dict[str, Any]
@@ -23,13 +21,6 @@ async def ensure_indexes(db: AsyncDatabase[Document], plan: IndexPlan) -> None:
     for collection, indexes in plan.items():
         if indexes:
             await db[collection].create_indexes(list(indexes))
-
-
-@asynccontextmanager
-async def transaction(client: AsyncMongoClient[Document]) -> AsyncIterator[AsyncClientSession]:
-    """State and outgoing events commit together or not at all."""
-    async with client.start_session() as session, await session.start_transaction():
-        yield session
 
 
 SortOrder = Sequence[tuple[str, int]]
@@ -75,20 +66,7 @@ def list_indexes(order: SortOrder, filters: Sequence[str] = ()) -> list[IndexMod
 
 
 async def get_document(
-    db: AsyncDatabase[Document], session: AsyncClientSession | None, collection: str, doc_id: str
+    db: AsyncDatabase[Document], collection: str, doc_id: str
 ) -> Document | None:
-    return await db[collection].find_one({"_id": doc_id}, session=session)
-
-
-async def put_document(
-    db: AsyncDatabase[Document], session: AsyncClientSession | None, collection: str, doc: Document
-) -> None:
-    """Write the whole document (the handlers hold the latest version in the transaction)."""
-    await db[collection].replace_one({"_id": doc["_id"]}, doc, upsert=True, session=session)
-
-
-async def insert_document(
-    db: AsyncDatabase[Document], session: AsyncClientSession | None, collection: str, doc: Document
-) -> None:
-    """Insert a new document; a duplicate id (a racing writer) raises and the caller retries."""
-    await db[collection].insert_one(doc, session=session)
+    """One document by id, for the read side (handlers go through the unit of work)."""
+    return await db[collection].find_one({"_id": doc_id})

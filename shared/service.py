@@ -37,10 +37,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import AutoReconnect, PyMongoError
+from pymongo.errors import AutoReconnect, ConnectionFailure, PyMongoError
 
 from shared.clock import Clock, SystemClock
-from shared.consumer import INBOX, QUARANTINE, EventConsumer, EventHandler
+from shared.consumer import INBOX, QUARANTINE, EventConsumer, EventHandler, KeyOf
 from shared.embedded import emulate_fetch_wait
 from shared.leases import LEASES
 from shared.mongo import Document, ensure_indexes, make_client
@@ -78,26 +78,31 @@ class SafeJSONResponse(JSONResponse):
 
 
 async def tolerant_parser(
-    record: ConsumerRecord[bytes, bytes],
-    original: Callable[[ConsumerRecord[bytes, bytes]], Awaitable[StreamMessage[Any]]],
+    records: tuple[ConsumerRecord[bytes, bytes], ...],
+    original: Callable[[tuple[ConsumerRecord[bytes, bytes], ...]], Awaitable[StreamMessage[Any]]],
 ) -> StreamMessage[Any]:
-    """FastStream's parser, made to accept header values that are not UTF-8.
+    """FastStream's batch parser, made to accept header values that are not UTF-8.
 
     It decodes every header value as UTF-8 before any handler runs, so one bad header would
-    fail on every redelivery and hold the partition. The handler still gets the record as
-    it came (``raw_message``) and quarantines it with its reason.
+    fail on every redelivery and hold the partition. The handler still gets the records as
+    they came (``raw_message``) and quarantines the bad one with its reason.
     """
     try:
-        return await original(record)
+        return await original(records)
     except UnicodeDecodeError:
-        readable = [(k, v.decode("utf-8", "replace").encode()) for k, v in record.headers or ()]
-        message = await original(dataclasses.replace(record, headers=readable))
-        message.raw_message = record
+        readable = tuple(
+            dataclasses.replace(
+                r, headers=[(k, v.decode("utf-8", "replace").encode()) for k, v in r.headers or ()]
+            )
+            for r in records
+        )
+        message = await original(readable)
+        message.raw_message = records
         return message
 
 
-async def raw_body(msg: StreamMessage[Any]) -> bytes:
-    """Hand the record over undecoded: the consumer decodes and judges it.
+async def raw_body(msg: StreamMessage[Any]) -> Any:
+    """Hand the records over undecoded: the consumer decodes and judges them.
 
     FastStream's default decoder parses a JSON body by its content type before any handler
     runs; a body that is not JSON would then fail on every redelivery and hold the partition.
@@ -165,34 +170,79 @@ class Service:
         return topic.qualified(self.settings.topic_prefix)
 
     def consume(
-        self, topic: Topic, handlers: Mapping[str, EventHandler], *, name: str | None = None
+        self,
+        topic: Topic,
+        handlers: Mapping[str, EventHandler],
+        *,
+        name: str | None = None,
+        prefetch: Mapping[str, KeyOf] | None = None,
     ) -> EventConsumer:
-        """Subscribe to ``topic``; each CloudEvent type goes to its handler, others are skipped
-        (on an ingest topic, a type it does not carry at all is quarantined)."""
+        """Subscribe to ``topic`` in batches; each CloudEvent type goes to its handler, others
+        are skipped (on an ingest topic, a type it does not carry at all is quarantined).
+
+        ``prefetch`` names, per collection, the id a handler will read for an event: the
+        whole batch's documents are then loaded with one query per collection.
+        """
         consumer_name = name or f"{self.name}.{topic.name}"
         known = frozenset(t for t, on in EXTERNAL_TYPE_TOPICS.items() if on == topic) or None
-        consumer = EventConsumer(self, consumer_name, self.topic(topic), handlers, known)
-        self.consumers[consumer_name] = consumer
-
-        async def on_record(msg: KafkaMessage) -> None:
-            await consumer.handle(msg.raw_message)  # type: ignore[arg-type]
-
-        on_record.__name__ = f"on_{topic.name.replace('.', '_')}"
-        self.broker.subscriber(
+        consumer = EventConsumer(
+            self,
+            consumer_name,
             self.topic(topic),
-            **self.subscriber_options(consumer_name),
+            handlers,
+            known,
+            prefetch,
+            tracer=self.tracer_provider.get_tracer("jiandu.consumer"),
+        )
+        self.consumers[consumer_name] = consumer
+        self.subscribe_batches(
+            [self.topic(topic)],
+            consumer.handle_batch,
+            consumer_name=consumer_name,
             title=f"{self.name}:{topic.name}",
             description=topic.description,
-        )(on_record)
+        )
         return consumer
+
+    def subscribe_batches(
+        self,
+        topics: Sequence[str],
+        apply: Callable[[tuple[ConsumerRecord[bytes, bytes], ...]], Awaitable[Any]],
+        *,
+        consumer_name: str,
+        title: str,
+        description: str,
+    ) -> None:
+        """One Kafka subscriber handing ``apply`` each polled batch of ``topics``."""
+        backoff = self.settings.retry_backoff_s * 4
+
+        async def on_batch(msg: KafkaMessage) -> None:
+            records: tuple[ConsumerRecord[bytes, bytes], ...] = msg.raw_message  # type: ignore[assignment]
+            try:
+                await apply(records)
+            except ConnectionFailure:
+                # MongoDB is away: not the records' fault. Back off, then FastStream seeks
+                # every partition of the batch back and they come again.
+                await asyncio.sleep(backoff)
+                raise
+
+        on_batch.__name__ = "on_" + re.sub(r"\W", "_", consumer_name)
+        self.broker.subscriber(
+            *topics, **self.subscriber_options(consumer_name), title=title, description=description
+        )(on_batch)
 
     def subscriber_options(self, consumer_name: str) -> dict[str, Any]:
         """Keyword arguments every Kafka subscriber of this service takes.
 
-        Offsets are committed only after the handler returned (``NACK_ON_ERROR``: an error
-        seeks back), so a crash re-delivers rather than loses; handlers are idempotent.
+        Records come in batches (what Kafka has ready, up to ``batch_max_records``), applied
+        in one transaction. Offsets are committed once per batch, only after the handler
+        returned (``NACK_ON_ERROR``: an error seeks every partition of the batch back), so a
+        crash re-delivers rather than loses; handlers are idempotent.
         """
         return {
+            "batch": True,
+            "max_records": self.settings.batch_max_records,
+            "batch_timeout_ms": self.settings.batch_max_wait_ms,
             "group_id": self.settings.group_id,
             "ack_policy": AckPolicy.NACK_ON_ERROR,
             "auto_offset_reset": "earliest",
@@ -281,6 +331,8 @@ class Service:
                 await uow.flush()
         if uow.emitted and self.relay is not None:
             self.relay.wake()
+        if uow.earliest_timer is not None and self.timers is not None:
+            self.timers.wake(uow.earliest_timer)
         return result
 
     async def publish_raw(
@@ -310,16 +362,19 @@ class Service:
             self.run_in_uow,
             owner=self.instance,
             lease_s=s.lease_s,
-            poll_s=s.timer_poll_s,
+            max_sleep_s=s.timer_max_sleep_s,
+            batch=s.timer_batch,
             max_failures=s.handler_attempts,
         )
+        await self.timers.migrate()
         for kind, handler in self._timer_handlers.items():
             self.timers.register(kind, handler)
         for hook in self._on_start:
             await hook(self)
         await self.broker.start()
         self.relay.start()
-        self.timers.start()
+        if s.timers_run:
+            self.timers.start()
         self.started = True
         log.info("service started", instance=self.instance, consumers=list(self.consumers))
 

@@ -56,9 +56,35 @@ class ServiceSettings(PlatformSettings):
             "stable JIANDU_INSTANCE_ID (StatefulSet pod name, or the runner's name-replica)."
         ),
     )
-    outbox_poll_s: float = Field(default=0.5, gt=0)
-    outbox_batch: int = Field(default=200, ge=1)
-    timer_poll_s: float = Field(default=1.0, gt=0)
+    batch_max_records: int = Field(
+        default=200,
+        ge=1,
+        le=10000,
+        description="Most Kafka records applied in one MongoDB transaction.",
+    )
+    batch_max_wait_ms: int = Field(
+        default=20,
+        ge=0,
+        le=10000,
+        description="How long a poll waits for records before applying what it has.",
+    )
+    outbox_poll_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Safety pass of the outbox relay; a commit wakes it at once.",
+    )
+    outbox_batch: int = Field(default=500, ge=1)
+    timer_max_sleep_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest sleep of the timer wheel (it sleeps until the nearest due timer"
+        " and is woken by commits that schedule an earlier one; this bounds how late a timer"
+        " scheduled by another replica is seen).",
+    )
+    timer_batch: int = Field(default=100, ge=1, description="Timers fired in one transaction.")
+    timers_run: bool = Field(
+        default=True, description="Fire due timers in the background (tests call tick())."
+    )
     lease_s: float = Field(default=15.0, gt=0, description="Timer and relay lease length.")
     transaction_attempts: int = Field(
         default=10, ge=1, description="Tries of one transaction that hit a write conflict."

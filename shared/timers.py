@@ -1,28 +1,39 @@
-"""Durable timers (持久化定时器) in MongoDB, claimed by lease, fired exactly once.
+"""Durable timers (持久化定时器) in MongoDB, claimed in batches, fired exactly once.
 
 A timer is a document with a deterministic ``_id`` (e.g. ``sla:ORD-1:acknowledge``), a
 ``kind`` naming its handler, a ``due`` time and a payload. Scheduling happens inside the
 handler's transaction, so a timer exists if and only if the state that needs it exists.
 
-Firing: a replica claims one due timer (``claimed_by``/``claim_until``); then, in one
-transaction, it flips ``status`` from ``pending`` to ``fired`` and runs the handler, whose
-writes (state, outbox events) commit with the flip. Two replicas can never both flip it,
-a crash before commit leaves it pending for the next claim once the lease runs out, and
-a restart loses nothing because the timer is data, not a task in memory.
+``next_at`` is when the timer may next be claimed: its due time, then, once claimed, the end
+of the claim's lease. One index, ``(status, next_at)``, serves the claim as a range read
+however many timers wait in the future (a query over ``due`` plus a claim condition had to
+scan them all).
+
+Firing: a replica claims a batch of due timers (one ``update_many`` with a fresh claim
+token), then, in one transaction, flips them from ``pending`` to ``fired`` and runs their
+handlers, whose writes commit with the flip. Two replicas can never both flip one timer, a
+crash before commit leaves it pending for the next claim once the lease runs out, and a
+restart loses nothing because the timer is data, not a task in memory. A batch whose
+handlers fail is split until the failing timer is alone; that one is retried after its
+lease, up to ``max_failures`` times, then parked as ``failed``.
+
+The wheel sleeps until the nearest ``next_at`` (capped), and is woken when a commit of this
+replica schedules an earlier one: no fixed poll tick between a deadline and its firing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from pymongo import ASCENDING, IndexModel, ReturnDocument
-from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.batching import isolate_failures
 from shared.clock import Clock
 from shared.mongo import Document
 
@@ -31,155 +42,216 @@ if TYPE_CHECKING:
 
 TIMERS = "timers"
 TIMER_INDEXES = [
-    IndexModel([("status", ASCENDING), ("due", ASCENDING)], name="due_pending"),
+    IndexModel([("status", ASCENDING), ("next_at", ASCENDING)], name="claimable"),
     IndexModel([("subject", ASCENDING)], name="by_subject"),
 ]
 
 TimerHandler = Callable[[Document, "UnitOfWork"], Awaitable[None]]
+RunInUow = Callable[[Callable[["UnitOfWork"], Awaitable[Any]]], Awaitable[Any]]
 
 log = structlog.get_logger(__name__)
 
 
-async def schedule_timer(
-    db: AsyncDatabase[Document],
-    session: AsyncClientSession | None,
-    *,
+def schedule_timer_op(
     timer_id: str,
     kind: str,
     due: datetime,
     payload: dict[str, Any] | None = None,
     subject: str | None = None,
-) -> None:
+) -> UpdateOne:
     """Create or move a pending timer (re-scheduling a fired one re-arms it)."""
-    await db[TIMERS].update_one(
+    return UpdateOne(
         {"_id": timer_id},
         {
             "$set": {
                 "kind": kind,
                 "due": due,
+                "next_at": due,
                 "payload": payload or {},
                 "subject": subject,
                 "status": "pending",
-                "claimed_by": None,
-                "claim_until": None,
+                "claim": None,
             },
             "$setOnInsert": {"fired_count": 0},
         },
         upsert=True,
-        session=session,
     )
 
 
-async def cancel_timer(
-    db: AsyncDatabase[Document], session: AsyncClientSession | None, timer_id: str
-) -> None:
-    await db[TIMERS].update_one(
-        {"_id": timer_id, "status": "pending"},
-        {"$set": {"status": "cancelled"}},
-        session=session,
-    )
+def cancel_timer_op(timer_id: str) -> UpdateOne:
+    return UpdateOne({"_id": timer_id, "status": "pending"}, {"$set": {"status": "cancelled"}})
 
 
 class TimerWheel:
-    """Polls for due timers and fires them through registered handlers."""
+    """Claims due timers in batches and fires them through registered handlers."""
 
     def __init__(
         self,
         db: AsyncDatabase[Document],
         clock: Clock,
-        run_in_uow: Callable[[Callable[[UnitOfWork], Awaitable[bool]]], Awaitable[bool]],
+        run_in_uow: RunInUow,
         *,
         owner: str,
         lease_s: float,
-        poll_s: float,
+        max_sleep_s: float,
+        batch: int = 100,
         max_failures: int = 5,
     ) -> None:
-        self._max_failures = max_failures
         self._db = db
         self._clock = clock
         self._run_in_uow = run_in_uow
         self._owner = owner
         self._lease = timedelta(seconds=lease_s)
-        self._poll_s = poll_s
+        self._max_sleep_s = max_sleep_s
+        self._batch = batch
+        self._max_failures = max_failures
         self._handlers: dict[str, TimerHandler] = {}
         self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._sleeping_until: datetime | None = None
         self.fired = 0
 
     def register(self, kind: str, handler: TimerHandler) -> None:
         self._handlers[kind] = handler
 
+    async def migrate(self) -> None:
+        """Timers written before ``next_at`` existed get it from their due time."""
+        await self._db[TIMERS].update_many(
+            {"status": "pending", "next_at": {"$exists": False}}, [{"$set": {"next_at": "$due"}}]
+        )
+
     async def due_count(self) -> int:
         return await self._db[TIMERS].count_documents(
-            {"status": "pending", "due": {"$lte": self._clock.now()}}
+            {"status": "pending", "next_at": {"$lte": self._clock.now()}}
         )
 
-    async def _claim(self) -> Document | None:
+    def wake(self, due: datetime | None) -> None:
+        """A commit scheduled a timer due at ``due``: fire it then, not at the next wake-up."""
+        if due is None:
+            return
+        if self._sleeping_until is None or due < self._sleeping_until:
+            self._wake.set()
+
+    async def _claim(self) -> tuple[str, list[str]]:
+        """Claim up to a batch of claimable timers; returns the claim token and their ids."""
         now = self._clock.now()
-        return await self._db[TIMERS].find_one_and_update(
-            {
-                "status": "pending",
-                "due": {"$lte": now},
-                "kind": {"$in": list(self._handlers)},
-                "$or": [{"claim_until": None}, {"claim_until": {"$lte": now}}],
-            },
-            {"$set": {"claimed_by": self._owner, "claim_until": now + self._lease}},
-            sort=[("due", ASCENDING)],
-            return_document=ReturnDocument.BEFORE,
+        query = {"status": "pending", "next_at": {"$lte": now}}
+        candidates = await (
+            self._db[TIMERS].find(query, {"_id": 1}).sort("next_at", ASCENDING).limit(self._batch)
+        ).to_list()
+        if not candidates:
+            return "", []
+        token = f"{self._owner}:{uuid.uuid4().hex}"
+        ids = [c["_id"] for c in candidates]
+        await self._db[TIMERS].update_many(
+            {"_id": {"$in": ids}, **query},
+            {"$set": {"claim": token, "claimed_by": self._owner, "next_at": now + self._lease}},
         )
+        return token, ids
 
-    async def _fire(self, timer: Document) -> bool:
-        handler = self._handlers[timer["kind"]]
+    async def _fire_batch(self, token: str, ids: list[str]) -> int:
+        """Flip and run the claimed timers among ``ids`` in one transaction."""
 
-        async def work(uow: UnitOfWork) -> bool:
-            flipped = await self._db[TIMERS].update_one(
-                {"_id": timer["_id"], "status": "pending", "claimed_by": self._owner},
+        async def work(uow: UnitOfWork) -> int:
+            timers = await uow.collection(TIMERS)
+            mine = await timers.find(
+                {"_id": {"$in": ids}, "status": "pending", "claim": token}, session=uow.session
+            ).to_list()
+            if not mine:
+                return 0
+            mine.sort(key=lambda t: (t["due"], t["_id"]))
+            await timers.update_many(
+                {"_id": {"$in": [t["_id"] for t in mine]}, "status": "pending", "claim": token},
                 {
                     "$set": {"status": "fired", "fired_at": self._clock.now()},
                     "$inc": {"fired_count": 1},
                 },
                 session=uow.session,
             )
-            if flipped.modified_count != 1:
-                return False
-            await handler(timer, uow)
-            return True
+            for timer in mine:
+                handler = self._handlers.get(timer["kind"])
+                if handler is None:
+                    raise LookupError(f"no handler for timer kind {timer['kind']!r}")
+                await handler(timer, uow)
+            return len(mine)
 
-        return await self._run_in_uow(work)
+        fired: int = await self._run_in_uow(work)
+        return fired
+
+    async def _failed(self, token: str, timer_id: str, exc: BaseException) -> None:
+        """Leave it claimed: after the lease it is tried again, until it has failed too often."""
+        log.error("timer failed", timer=timer_id, error=repr(exc))
+        timer = await self._db[TIMERS].find_one({"_id": timer_id, "claim": token})
+        if timer is None:
+            return
+        failures = int(timer.get("failures", 0)) + 1
+        await self._db[TIMERS].update_one(
+            {"_id": timer_id, "status": "pending", "claim": token},
+            {
+                "$set": {
+                    "failures": failures,
+                    "last_error": repr(exc)[:1000],
+                    **({"status": "failed"} if failures >= self._max_failures else {}),
+                }
+            },
+        )
 
     async def tick(self) -> int:
         """Fire every timer due now; returns how many fired (tests call this directly)."""
         fired = 0
-        while (timer := await self._claim()) is not None:
-            try:
-                if await self._fire(timer):
-                    fired += 1
-            except Exception as exc:
-                # Leave it claimed: after the lease another pass (or replica) retries it,
-                # until it has failed max_failures times; then it is parked as failed.
-                log.error("timer failed", timer=timer["_id"], error=repr(exc))
-                failures = int(timer.get("failures", 0)) + 1
-                await self._db[TIMERS].update_one(
-                    {"_id": timer["_id"], "status": "pending"},
-                    {
-                        "$set": {
-                            "failures": failures,
-                            "last_error": repr(exc)[:1000],
-                            **({"status": "failed"} if failures >= self._max_failures else {}),
-                        }
-                    },
-                )
+        while True:
+            token, ids = await self._claim()
+            if ids:
+                fired += await self._fire_claimed(token, ids)
+            if len(ids) < self._batch:
+                break
         self.fired += fired
         return fired
 
+    async def _fire_claimed(self, token: str, ids: list[str]) -> int:
+        counts: list[int] = []
+
+        async def fire(chunk: list[str]) -> None:
+            counts.append(await self._fire_batch(token, chunk))
+
+        async def failed(timer_id: str, exc: BaseException) -> None:
+            await self._failed(token, timer_id, exc)
+
+        await isolate_failures(ids, fire, failed)
+        return sum(counts)
+
+    async def _sleep_s(self) -> float:
+        """Seconds until the nearest claimable timer, capped; remembers the target."""
+        nearest = await self._db[TIMERS].find_one(
+            {"status": "pending"}, {"next_at": 1}, sort=[("next_at", ASCENDING)]
+        )
+        cap = self._max_sleep_s
+        if nearest is None or nearest.get("next_at") is None:
+            self._sleeping_until = self._clock.now() + timedelta(seconds=cap)
+            return cap
+        at: datetime = nearest["next_at"]
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        self._sleeping_until = at
+        return max(0.0, min(cap, (at - self._clock.now()).total_seconds()))
+
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(self._poll_s)
             try:
+                self._wake.clear()
                 await self.tick()
+                delay = await self._sleep_s()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("timer pass failed", error=repr(exc))
+                delay = self._max_sleep_s
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                except TimeoutError:
+                    pass
+            self._sleeping_until = None
 
     def start(self) -> None:
         if self._handlers:

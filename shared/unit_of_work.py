@@ -1,12 +1,31 @@
-"""Unit of work: one MongoDB transaction holding state writes, outgoing events and timers."""
+"""Unit of work: one MongoDB transaction holding state writes, outgoing events and timers.
+
+A unit of work spans a whole Kafka batch (or one timer batch, or one API command). Handlers
+reach state only through it:
+
+- :meth:`UnitOfWork.documents` / :class:`AggregateRepository`: whole documents by id, each
+  loaded once (``$in`` prefetch for a batch, then served from memory: the identity map) and
+  written back once, at commit, only if a handler ``put`` it;
+- :meth:`UnitOfWork.collection`: raw access for queries and operator updates; it first
+  writes what is pending, so a query sees every earlier event of the batch;
+- :meth:`UnitOfWork.emit` (outbox) and :meth:`UnitOfWork.schedule` (durable timers): kept in
+  memory and written with one command each just before commit.
+
+What a handler got is a copy: changing it without ``put`` changes nothing, not even for the
+next event of the batch.
+"""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+from pymongo import ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.clock import Clock
@@ -14,41 +33,171 @@ from shared.contracts import NotificationRequest, SupervisionLead
 from shared.envelope import Envelope
 from shared.mongo import Document
 from shared.outbox import add_to_outbox, outbox_entry
-from shared.timers import cancel_timer, schedule_timer
+from shared.timers import TIMERS, cancel_timer_op, schedule_timer_op
 from shared.topics import NOTIFY_REQUESTS, SUPERVISION_LEADS, Topic
+
+A = TypeVar("A")
+
+
+class DocumentRepository:
+    """Whole documents of one collection, by ``_id``, through the unit of work's identity map."""
+
+    def __init__(self, uow: UnitOfWork, name: str) -> None:
+        self._uow = uow
+        self.name = name
+        self._known: dict[Any, Document | None] = {}
+        self._dirty: dict[Any, Document] = {}
+        self._new: dict[Any, Document] = {}
+
+    async def load(self, ids: Iterable[Any]) -> None:
+        """Prefetch: one ``$in`` query for every id not in memory yet (misses remembered)."""
+        wanted = [i for i in dict.fromkeys(ids) if i is not None and i not in self._known]
+        if not wanted:
+            return
+        coll = self._uow._db[self.name]
+        found = {
+            d["_id"]: d
+            for d in await coll.find({"_id": {"$in": wanted}}, session=self._uow.session).to_list()
+        }
+        for doc_id in wanted:
+            self._known[doc_id] = found.get(doc_id)
+        self._uow.reads += 1
+
+    async def get(self, doc_id: Any) -> Document | None:
+        """A copy of the document (``None`` if there is none), read at most once per unit."""
+        if doc_id not in self._known:
+            await self.load([doc_id])
+        doc = self._known[doc_id]
+        return copy.deepcopy(doc) if doc is not None else None
+
+    async def get_many(self, ids: Iterable[Any]) -> dict[Any, Document]:
+        ids = list(ids)
+        await self.load(ids)
+        return {i: copy.deepcopy(d) for i in ids if (d := self._known.get(i)) is not None}
+
+    def put(self, doc: Document) -> None:
+        """Keep ``doc`` as the new whole document; written once, at commit."""
+        stored = copy.deepcopy(doc)
+        self._known[doc["_id"]] = stored
+        if doc["_id"] in self._new:
+            self._new[doc["_id"]] = stored
+        else:
+            self._dirty[doc["_id"]] = stored
+
+    def add(self, doc: Document) -> None:
+        """A document that does not exist yet: inserted at commit (cheaper than a replace).
+
+        If it exists after all (a racing writer), the insert fails and so does the unit:
+        its work runs again and then finds the document.
+        """
+        stored = copy.deepcopy(doc)
+        self._known[doc["_id"]] = stored
+        self._new[doc["_id"]] = stored
+
+    def forget(self) -> None:
+        """Drop what memory holds (after a raw write the database is the truth)."""
+        self._known = {}
+
+    async def flush(self) -> None:
+        coll = self._uow._db[self.name]
+        session = self._uow.session
+        if self._new:
+            new, self._new = self._new, {}
+            await coll.insert_many(list(new.values()), ordered=True, session=session)
+            self._uow.writes += 1
+        if self._dirty:
+            dirty, self._dirty = self._dirty, {}
+            ops = [ReplaceOne({"_id": k}, doc, upsert=True) for k, doc in dirty.items()]
+            await coll.bulk_write(ops, ordered=True, session=session)
+            self._uow.writes += 1
+
+
+class AggregateRepository(Generic[A]):
+    """Typed aggregates over a :class:`DocumentRepository` (a model in, a model out)."""
+
+    def __init__(
+        self,
+        documents: DocumentRepository,
+        to_doc: Callable[[A], Document],
+        from_doc: Callable[[Document], A],
+    ) -> None:
+        self.documents = documents
+        self._to_doc = to_doc
+        self._from_doc = from_doc
+
+    async def load(self, ids: Iterable[Any]) -> None:
+        await self.documents.load(ids)
+
+    async def get(self, doc_id: Any) -> A | None:
+        doc = await self.documents.get(doc_id)
+        return self._from_doc(doc) if doc is not None else None
+
+    def put(self, aggregate: A) -> None:
+        self.documents.put(self._to_doc(aggregate))
 
 
 @dataclass
 class UnitOfWork:
-    """What a handler gets: the database, the open session, and ways to say what follows.
+    """What a handler gets: repositories, raw collections, and ways to say what follows."""
 
-    Pass ``session=uow.session`` to every write so it commits (or aborts) with the rest.
-    """
-
-    db: AsyncDatabase[Document]
+    _db: AsyncDatabase[Document]
     session: AsyncClientSession | None
     clock: Clock
     source: str
     topic_prefix: str = ""
     emitted: list[Envelope] = field(default_factory=list)
+    earliest_timer: datetime | None = None
+    """The earliest due time scheduled in this unit (wakes the timer wheel after commit)."""
+    reads: int = 0
+    writes: int = 0
     _outbox: list[Document] = field(default_factory=list)
+    _timers: dict[str, UpdateOne] = field(default_factory=dict)
+    _repos: dict[str, DocumentRepository] = field(default_factory=dict)
 
     def now(self) -> datetime:
         return self.clock.now()
+
+    # -- state ----------------------------------------------------------------------------
+
+    def documents(self, name: str) -> DocumentRepository:
+        repo = self._repos.get(name)
+        if repo is None:
+            repo = self._repos[name] = DocumentRepository(self, name)
+        return repo
+
+    async def collection(self, name: str) -> AsyncCollection[Document]:
+        """Raw access for queries and operator updates (pass ``session=uow.session``).
+
+        Pending writes go first, so the query sees every earlier change of this unit; what
+        memory held of ``name`` is dropped, since a raw write may change it.
+        """
+        await self.flush_state()
+        if name in self._repos:
+            self._repos[name].forget()
+        return self._db[name]
+
+    async def flush_state(self) -> None:
+        for repo in self._repos.values():
+            await repo.flush()
+        if self._timers:
+            ops, self._timers = list(self._timers.values()), {}
+            await self._db[TIMERS].bulk_write(ops, ordered=True, session=self.session)
+            self.writes += 1
+
+    async def flush(self) -> None:
+        """Write everything pending, the outbox last; called once, just before commit."""
+        await self.flush_state()
+        entries, self._outbox = self._outbox, []
+        if entries:
+            await add_to_outbox(self._db, self.session, entries)
+            self.writes += 1
+
+    # -- what follows -------------------------------------------------------------------
 
     async def emit(self, event: Envelope, topic: Topic | str) -> None:
         """Publish ``event`` after commit (outbox); written to the outbox by ``flush``."""
         self._outbox.append(outbox_entry(event, topic, self.topic_prefix))
         self.emitted.append(event)
-
-    async def flush(self) -> None:
-        """Write the emitted events to the outbox in one round trip, inside the transaction.
-
-        Called once when the handler is done, before commit (the profile showed one insert
-        per emitted event as a good part of a handler's MongoDB round trips).
-        """
-        entries, self._outbox = self._outbox, []
-        await add_to_outbox(self.db, self.session, entries)
 
     async def request_notice(self, request: NotificationRequest) -> None:
         await self.emit(request.to_event(self.source), NOTIFY_REQUESTS)
@@ -64,15 +213,18 @@ class UnitOfWork:
         payload: dict[str, Any] | None = None,
         subject: str | None = None,
     ) -> None:
-        await schedule_timer(
-            self.db,
-            self.session,
-            timer_id=timer_id,
-            kind=kind,
-            due=due,
-            payload=payload,
-            subject=subject,
-        )
+        """Create or move a pending timer (the last word on one id in this unit wins)."""
+        self._timers[timer_id] = schedule_timer_op(timer_id, kind, due, payload, subject)
+        if self.earliest_timer is None or due < self.earliest_timer:
+            self.earliest_timer = due
 
     async def cancel(self, timer_id: str) -> None:
-        await cancel_timer(self.db, self.session, timer_id)
+        self._timers[timer_id] = cancel_timer_op(timer_id)
+
+    def discard_pending(self) -> None:
+        """Forget what this unit would write (its transaction was aborted)."""
+        self._outbox.clear()
+        self.emitted.clear()
+        self._timers.clear()
+        self._repos.clear()
+        self.earliest_timer = None

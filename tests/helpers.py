@@ -161,7 +161,7 @@ def settings_on(
         "log_json": False,
         "retry_backoff_s": 0.01,
         "outbox_poll_s": 0.1,
-        "timer_poll_s": 3600.0,  # tests fire timers with tick(), not by waiting
+        "timers_run": False,  # tests fire timers with tick(), not by waiting
         "session_timeout_ms": 6000,  # noida-db minimum: faster rebalances
         "kafka_fetch_wait_ms": 50,  # noida-db does not hold empty fetches
     }

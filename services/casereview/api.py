@@ -37,7 +37,7 @@ from services.casereview.handlers import (
 )
 from shared.api import Out, Page, limit_param, offset_param, run_command
 from shared.city import load_city
-from shared.mongo import Document, page
+from shared.mongo import Document, get_document, page
 from shared.service import Service
 from shared.unit_of_work import UnitOfWork
 
@@ -190,7 +190,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
             raise HTTPException(422, detail=exc.problems) from exc
 
     async def one(collection: str, doc_id: str, what: str) -> Document:
-        doc = await storage.get(svc.db, None, collection, doc_id)
+        doc = await get_document(svc.db, collection, doc_id)
         if doc is None:
             raise HTTPException(404, detail=f"{what} {doc_id} not found")
         return doc

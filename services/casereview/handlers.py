@@ -209,10 +209,10 @@ class CaseReviewWorkflow:
 
     async def _save_case(self, uow: UnitOfWork, case: Document) -> None:
         case["updated_at"] = uow.now()
-        await storage.put(uow.db, uow.session, storage.CASES, case)
+        uow.documents(storage.CASES).put(case)
 
     async def _case(self, uow: UnitOfWork, case_id: str) -> Document:
-        case = await storage.get(uow.db, uow.session, storage.CASES, case_id)
+        case = await uow.documents(storage.CASES).get(case_id)
         if case is None:
             raise NotFound(f"case {case_id} not found")
         return case
@@ -224,7 +224,7 @@ class CaseReviewWorkflow:
         case = parse_data(event, CaseClosed)
         digest = file_hash(case)
         findings = run_prechecks(case, self.policy)
-        existing = await storage.get(uow.db, uow.session, storage.CASES, case.case_id)
+        existing = await uow.documents(storage.CASES).get(case.case_id)
         now = uow.now()
         if existing is not None:
             if existing["file_hash"] == digest:
@@ -306,12 +306,11 @@ class CaseReviewWorkflow:
                 f"{spec.name}|{spec.period_from}|{spec.period_to}|{seed}".encode()
             ).hexdigest()[:12]
         )
-        if await storage.get(uow.db, uow.session, storage.CAMPAIGNS, campaign_id):
+        if await uow.documents(storage.CAMPAIGNS).get(campaign_id):
             raise Conflict(f"campaign {campaign_id} exists (same name, period and seed)")
         reviewers = self.reviewers_for(spec)
         rows = await storage.population(
-            uow.db,
-            uow.session,
+            uow,
             period_from=spec.period_from.isoformat(),
             period_to=spec.period_to.isoformat(),
             units=spec.units,
@@ -354,7 +353,7 @@ class CaseReviewWorkflow:
             "created_at": now,
             "status": "drawn",
         }
-        await storage.insert(uow.db, uow.session, storage.CAMPAIGNS, campaign)
+        uow.documents(storage.CAMPAIGNS).add(campaign)
         for c in sample:
             case = await self._case(uow, c.case_id)
             reviewer = by_id[assignments[c.case_id]]
@@ -379,7 +378,7 @@ class CaseReviewWorkflow:
                 "failed": None,
                 "defects": [],
             }
-            await storage.insert(uow.db, uow.session, storage.REVIEWS, review)
+            uow.documents(storage.REVIEWS).add(review)
             case.update(
                 status="sampled",
                 campaign_id=campaign_id,
@@ -447,7 +446,7 @@ class CaseReviewWorkflow:
         self, uow: UnitOfWork, review_id: str, submission: ScoreSubmission
     ) -> Document:
         """Compute the sheet; 不合格 opens the rectification (notice, lead, durable timer)."""
-        review = await storage.get(uow.db, uow.session, storage.REVIEWS, review_id)
+        review = await uow.documents(storage.REVIEWS).get(review_id)
         if review is None:
             raise NotFound(f"review {review_id} not found")
         if review["status"] == "scored":
@@ -469,7 +468,7 @@ class CaseReviewWorkflow:
             scored_at=now,
             scored_by=submission.reviewer_id,
         )
-        await storage.put(uow.db, uow.session, storage.REVIEWS, review)
+        uow.documents(storage.REVIEWS).put(review)
         case = await self._case(uow, review["case_id"])
         case.update(status="scored", grade=sheet.grade, score=sheet.total)
         await self._save_case(uow, case)
@@ -495,7 +494,7 @@ class CaseReviewWorkflow:
         self, uow: UnitOfWork, case: Document, review: Document, sheet: ScoreSheet
     ) -> None:
         rect_id = f"rect:{review['_id']}"
-        if await storage.get(uow.db, uow.session, storage.RECTIFICATIONS, rect_id):
+        if await uow.documents(storage.RECTIFICATIONS).get(rect_id):
             return  # one order per review, whatever happens
         now = uow.now()
         deadline = end_of_day_after(now, self.settings.rectification_days)
@@ -522,7 +521,7 @@ class CaseReviewWorkflow:
             "answers": [],
             "verdicts": [],
         }
-        await storage.insert(uow.db, uow.session, storage.RECTIFICATIONS, rect)
+        uow.documents(storage.RECTIFICATIONS).add(rect)
         await self._order_notice(uow, rect)
         lead_id = SupervisionLead.make_id(LeadKind.REVIEW_FAILED, case["_id"], review["_id"])
         await uow.raise_lead(
@@ -595,7 +594,7 @@ class CaseReviewWorkflow:
     # ------------------------------------------------------------------ rectification
 
     async def _rect(self, uow: UnitOfWork, rect_id: str) -> Document:
-        rect = await storage.get(uow.db, uow.session, storage.RECTIFICATIONS, rect_id)
+        rect = await uow.documents(storage.RECTIFICATIONS).get(rect_id)
         if rect is None:
             raise NotFound(f"rectification {rect_id} not found")
         return rect
@@ -627,7 +626,7 @@ class CaseReviewWorkflow:
             {**answer.model_dump(), "at": now, "round": rect["round"], "late": late}
         )
         rect.update(status="answered", answered_at=now)
-        await storage.put(uow.db, uow.session, storage.RECTIFICATIONS, rect)
+        uow.documents(storage.RECTIFICATIONS).put(rect)
         await uow.cancel(rectification_timer(rect_id))
         await self._sync_case(
             uow,
@@ -649,7 +648,7 @@ class CaseReviewWorkflow:
         rect["verdicts"].append({**verdict.model_dump(), "at": now, "round": rect["round"]})
         if verdict.accepted:
             rect.update(status="closed", closed_at=now)
-            await storage.put(uow.db, uow.session, storage.RECTIFICATIONS, rect)
+            uow.documents(storage.RECTIFICATIONS).put(rect)
             await self._sync_case(
                 uow,
                 rect,
@@ -660,7 +659,7 @@ class CaseReviewWorkflow:
             return rect
         deadline = end_of_day_after(now, self.settings.rectification_days)
         rect.update(status="open", round=rect["round"] + 1, deadline=deadline)
-        await storage.put(uow.db, uow.session, storage.RECTIFICATIONS, rect)
+        uow.documents(storage.RECTIFICATIONS).put(rect)
         await self._order_notice(uow, rect)
         await uow.schedule(
             rectification_timer(rect_id),
@@ -687,14 +686,12 @@ class CaseReviewWorkflow:
     async def on_rectification_due(self, timer: Document, uow: UnitOfWork) -> None:
         """Deadline passed without an answer: 通报 to the supervising bureau, once per round."""
         payload = timer.get("payload") or {}
-        rect = await storage.get(
-            uow.db, uow.session, storage.RECTIFICATIONS, str(payload.get("rectification_id"))
-        )
+        rect = await uow.documents(storage.RECTIFICATIONS).get(str(payload.get("rectification_id")))
         if rect is None or rect["status"] != "open" or payload.get("round") != rect["round"]:
             return
         now = uow.now()
         rect.update(status="overdue", overdue=True, overdue_at=now)
-        await storage.put(uow.db, uow.session, storage.RECTIFICATIONS, rect)
+        uow.documents(storage.RECTIFICATIONS).put(rect)
         supervisor = supervising_unit(rect["unit"])
         await uow.request_notice(
             NotificationRequest(

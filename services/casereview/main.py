@@ -7,6 +7,7 @@ from services.casereview.api import build_router
 from services.casereview.handlers import CASE_CLOSED, RECTIFICATION_DUE, CaseReviewWorkflow
 from services.casereview.settings import CasereviewSettings
 from shared.clock import Clock
+from shared.consumer import data_key
 from shared.service import Service
 from shared.topics import CASEREVIEW_EVENTS, INGEST_ENFORCEMENT, NOTIFY_REQUESTS, SUPERVISION_LEADS
 
@@ -17,7 +18,11 @@ def build(settings: CasereviewSettings | None = None, clock: Clock | None = None
     workflow = CaseReviewWorkflow(settings, service.source)
     service.indexes(storage.INDEXES)
     # Only closed case files: penalty decided/filed on the same topic belong to `penalty`.
-    service.consume(INGEST_ENFORCEMENT, {CASE_CLOSED: workflow.on_case_closed})
+    service.consume(
+        INGEST_ENFORCEMENT,
+        {CASE_CLOSED: workflow.on_case_closed},
+        prefetch={storage.CASES: data_key("case_id")},
+    )
     service.on_timer(RECTIFICATION_DUE, workflow.on_rectification_due)
     service.publishes(CASEREVIEW_EVENTS, NOTIFY_REQUESTS, SUPERVISION_LEADS)
     service.routes(lambda svc: build_router(svc, workflow))

@@ -15,16 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.mongo import (
-    Document,
-    get_document,
-    insert_document,
-    list_indexes,
-    put_document,
-)
+from shared.mongo import Document, list_indexes
+from shared.unit_of_work import UnitOfWork
 
 CASES = "cases"
 CAMPAIGNS = "campaigns"
@@ -32,7 +26,6 @@ REVIEWS = "reviews"
 RECTIFICATIONS = "rectifications"
 
 Db = AsyncDatabase[Document]
-Session = AsyncClientSession | None
 
 # The order of each paged list; ``list_indexes`` builds the indexes that serve it.
 CASES_ORDER = [("closed_on", DESCENDING), ("_id", ASCENDING)]
@@ -70,13 +63,8 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
-# Whole-document access by id, shared by every service.
-get, put, insert = get_document, put_document, insert_document
-
-
 async def population(
-    db: Db,
-    session: Session,
+    uow: UnitOfWork,
     *,
     period_from: str,
     period_to: str,
@@ -93,9 +81,9 @@ async def population(
         query["district"] = {"$in": districts}
     if not include_reviewed:
         query["review_id"] = None
+    coll = await uow.collection(CASES)
     cursor = (
-        db[CASES]
-        .find(query, {"_id": 1, "unit": 1}, session=session)
+        coll.find(query, {"_id": 1, "unit": 1}, session=uow.session)
         .sort("_id", ASCENDING)
         .limit(limit)
     )

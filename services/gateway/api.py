@@ -284,7 +284,7 @@ def build_router(svc: Service) -> APIRouter:
     ) -> None:
         for refusal in refused:
             doc = quarantine_doc(refusal, key_id, remote, uow.now())
-            await storage.quarantine(uow.db, uow.session, doc)
+            storage.quarantine(uow, doc)
             await uow.emit(
                 Envelope(
                     type=QUARANTINE_TYPE,
@@ -401,11 +401,10 @@ def build_router(svc: Service) -> APIRouter:
         unique: dict[str, Envelope] = {}
         for event in parsed.events:
             unique.setdefault(event.id, event)
-        known = await storage.known_event_ids(uow.db, list(unique))
+        known = await storage.known_event_ids(uow, list(unique))
         fresh = [e for e in unique.values() if e.id not in known]
-        await storage.mark_accepted(
-            uow.db,
-            uow.session,
+        storage.mark_accepted(
+            uow,
             [
                 {"_id": e.id, "type": e.type, "source": e.source, "key_id": key_id, "at": uow.now()}
                 for e in fresh
@@ -650,7 +649,8 @@ def build_router(svc: Service) -> APIRouter:
 
         async def work(uow: UnitOfWork) -> dict[str, Any]:
             query = within(caller.scope, {"_id": lead_id})
-            lead = await uow.db[storage.LEADS].find_one(query, session=uow.session)
+            leads = await uow.collection(storage.LEADS)
+            lead = await leads.find_one(query, session=uow.session)
             if lead is None:
                 raise HTTPException(404, detail=f"lead {lead_id} not found")
             if lead.get("status") == "disposed":
@@ -661,7 +661,7 @@ def build_router(svc: Service) -> APIRouter:
                 "by": caller.principal.sub,
                 "at": uow.now(),
             }
-            await uow.db[storage.LEADS].update_one(
+            await leads.update_one(
                 {"_id": lead_id},
                 {"$set": {"status": "disposed", "disposition": change}},
                 session=uow.session,

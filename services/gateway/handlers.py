@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
-from faststream.kafka import KafkaMessage
 from opentelemetry import trace
+from pymongo import UpdateOne
 
 from services.gateway import storage
 from services.gateway.domain.projections import (
@@ -25,7 +25,7 @@ from services.gateway.domain.projections import (
     timeline_entry,
     unpack,
 )
-from shared.consumer import QUARANTINE_TYPE, EventConsumer
+from shared.consumer import QUARANTINE_TYPE, EventConsumer, apply_batch
 from shared.contracts import LEAD_TYPE, SupervisionLead, parse_data
 from shared.envelope import Envelope
 from shared.service import Service
@@ -43,13 +43,11 @@ def current_trace_id() -> str | None:
 def entity_handler(kind: EntityKind) -> Handler:
     async def on_entity_event(event: Envelope, uow: UnitOfWork) -> None:
         ev = unpack(kind, event, current_trace_id())
-        coll = uow.db[kind.collection]
-        current = await coll.find_one({"_id": ev.entity_id}, session=uow.session)
-        doc = apply_event(current, ev)
-        await coll.replace_one({"_id": ev.entity_id}, doc, upsert=True, session=uow.session)
-        await uow.db[storage.TIMELINE].insert_one(
-            timeline_entry(ev, storage.next_seq()), session=uow.session
-        )
+        entities = uow.documents(kind.collection)
+        entities.put(apply_event(await entities.get(ev.entity_id), ev))
+        timeline = uow.documents(storage.TIMELINE)
+        if await timeline.get(ev.event_id) is None:
+            timeline.add(timeline_entry(ev, storage.next_seq()))
 
     on_entity_event.__name__ = f"on_{kind.name}_event"
     return on_entity_event
@@ -61,16 +59,14 @@ async def on_lead(event: Envelope, uow: UnitOfWork) -> None:
     doc = lead.model_dump(mode="python")
     doc["kind"] = lead.kind.value
     doc.pop("lead_id")
-    await uow.db[storage.LEADS].update_one(
-        {"_id": lead.lead_id},
-        {"$setOnInsert": {**doc, "status": "open", "trace_id": current_trace_id()}},
-        upsert=True,
-        session=uow.session,
-    )
-    await uow.db[storage.TIMELINE].update_one(
-        {"_id": event.id},
-        {
-            "$setOnInsert": {
+    leads = uow.documents(storage.LEADS)
+    if await leads.get(lead.lead_id) is None:
+        leads.add({"_id": lead.lead_id, **doc, "status": "open", "trace_id": current_trace_id()})
+    timeline = uow.documents(storage.TIMELINE)
+    if await timeline.get(event.id) is None:
+        timeline.add(
+            {
+                "_id": event.id,
                 "entity": "lead",
                 "entity_id": lead.lead_id,
                 "type": event.type,
@@ -83,10 +79,7 @@ async def on_lead(event: Envelope, uow: UnitOfWork) -> None:
                 "trace_id": current_trace_id(),
                 "seq": storage.next_seq(),
             }
-        },
-        upsert=True,
-        session=uow.session,
-    )
+        )
 
 
 async def on_quarantined(event: Envelope, uow: UnitOfWork) -> None:
@@ -98,7 +91,7 @@ async def on_quarantined(event: Envelope, uow: UnitOfWork) -> None:
         at=event.time,
         announced_by=event.source,
     )
-    await storage.upsert_quarantine(uow.db, uow.session, doc)
+    await storage.upsert_quarantine(uow, doc)
 
 
 def _text(value: bytes | None, limit: int = 65536) -> str:
@@ -151,27 +144,37 @@ def register(service: Service) -> None:
     consumers: dict[str, EventConsumer] = {}
     for topic, handlers in plan.items():
         name = f"{service.name}.{topic.name}"
-        consumer = EventConsumer(service, name, service.topic(topic), handlers)
+        consumer = EventConsumer(
+            service,
+            name,
+            service.topic(topic),
+            handlers,
+            tracer=service.tracer_provider.get_tracer("jiandu.consumer"),
+        )
         service.consumers[name] = consumer
         consumers[consumer.topic] = consumer
     prefix = service.settings.topic_prefix
     dead_letter_topics = {t.dlt(prefix) for t in ALL_TOPICS if t.dead_letter}
 
-    async def on_record(msg: KafkaMessage) -> None:
-        record: ConsumerRecord[bytes, bytes] = msg.raw_message  # type: ignore[assignment]
-        if record.topic in dead_letter_topics:
-            doc = dead_letter_doc(record)
-            await service.db[storage.DEAD_LETTERS].update_one(
-                {"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True
+    async def on_batch(records: tuple[ConsumerRecord[bytes, bytes], ...]) -> None:
+        dead = [dead_letter_doc(r) for r in records if r.topic in dead_letter_topics]
+        if dead:
+            await service.db[storage.DEAD_LETTERS].bulk_write(
+                [UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True) for d in dead],
+                ordered=False,
             )
-            return
-        await consumers[record.topic].handle(record)
+        items = [
+            consumers[r.topic].decode(i, r)
+            for i, r in enumerate(records)
+            if r.topic not in dead_letter_topics
+        ]
+        await apply_batch(service, items)
 
-    service.broker.subscriber(
-        *consumers,
-        *sorted(dead_letter_topics),
-        **service.subscriber_options(f"{service.name}.projections"),
+    service.subscribe_batches(
+        [*consumers, *sorted(dead_letter_topics)],
+        on_batch,
+        consumer_name=f"{service.name}.projections",
         title=f"{service.name}:projections",
         description="entity events, leads, quarantine announcements and every dead-letter "
         "topic (kept raw for replay) feeding the gateway's read models",
-    )(on_record)
+    )

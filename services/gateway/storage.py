@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -29,6 +28,7 @@ from services.gateway.domain.projections import (
 from shared.city import load_city
 from shared.consumer import QUARANTINE
 from shared.mongo import Document, list_indexes
+from shared.unit_of_work import UnitOfWork
 
 USERS = "users"
 API_KEYS = "api_keys"
@@ -113,27 +113,27 @@ async def find_api_key(db: Db, key_id: str) -> Document | None:
 # ------------------------------------------------------------------ ingest
 
 
-async def known_event_ids(db: Db, ids: list[str]) -> set[str]:
-    docs = await db[ACCEPTED].find({"_id": {"$in": ids}}, {"_id": 1}).to_list()
-    return {d["_id"] for d in docs}
+async def known_event_ids(uow: UnitOfWork, ids: list[str]) -> set[str]:
+    """Which of ``ids`` were accepted before (one ``$in`` query for the whole request)."""
+    accepted = uow.documents(ACCEPTED)
+    found = await accepted.get_many(ids)
+    return set(found)
 
 
-async def mark_accepted(
-    db: Db, session: AsyncClientSession | None, records: list[Document]
-) -> None:
-    if records:
-        await db[ACCEPTED].insert_many(records, session=session)
+def mark_accepted(uow: UnitOfWork, records: list[Document]) -> None:
+    for record in records:
+        uow.documents(ACCEPTED).add(record)
 
 
-async def quarantine(db: Db, session: AsyncClientSession | None, doc: Document) -> None:
-    await db[QUARANTINE].insert_one(doc, session=session)
+def quarantine(uow: UnitOfWork, doc: Document) -> None:
+    uow.documents(QUARANTINE).add(doc)
 
 
-async def upsert_quarantine(db: Db, session: AsyncClientSession | None, doc: Document) -> None:
+async def upsert_quarantine(uow: UnitOfWork, doc: Document) -> None:
     """A record announced on ``ingest.quarantine`` (kept once, whoever announced it)."""
-    await db[QUARANTINE].update_one(
-        {"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True, session=session
-    )
+    kept = uow.documents(QUARANTINE)
+    if await kept.get(doc["_id"]) is None:
+        kept.add(doc)
 
 
 # ------------------------------------------------------------------ audit

@@ -198,7 +198,7 @@ def build_router(svc: Service, workflow: HotlineWorkflow) -> APIRouter:
 
     @router.get("/v1/complaints/{order_id}", response_model=ComplaintDetail)
     async def get_complaint(order_id: str) -> ComplaintDetail:
-        c = await storage.get_complaint(svc.db, None, order_id)
+        c = await storage.read_complaint(svc.db, order_id)
         if c is None:
             raise HTTPException(404, detail=f"no complaint {order_id}")
         return detail(c)
@@ -303,7 +303,7 @@ def build_router(svc: Service, workflow: HotlineWorkflow) -> APIRouter:
         """Where a work order with this district, street and matter would go now."""
         known = workflow.matters.get(matter)
         code = known.code if known else None
-        entry = await storage.get_entry(svc.db, None, district, code) if code else None
+        entry = await storage.read_entry(svc.db, district, code) if code else None
         return route(workflow.city, district, street, code, entry)
 
     @router.get("/v1/routing/{district}/{matter}", response_model=RoutingOut)
@@ -333,7 +333,7 @@ def build_router(svc: Service, workflow: HotlineWorkflow) -> APIRouter:
             raise HTTPException(422, detail="; ".join(problems))
 
         async def work(uow: UnitOfWork) -> dict[str, Any]:
-            return await storage.put_entry(uow.db, uow.session, entry, by=body.by, at=uow.now())
+            return await storage.put_entry(uow, entry, by=body.by, at=uow.now())
 
         return RoutingOut.model_validate(await run_command(svc, work))
 

@@ -145,14 +145,14 @@ class HotlineWorkflow:
         await uow.emit(event, HOTLINE_EVENTS)
 
     async def _load(self, uow: UnitOfWork, order_id: str) -> Complaint:
-        c = await storage.get_complaint(uow.db, uow.session, order_id)
+        c = await storage.complaints(uow).get(order_id)
         if c is None:
             raise NotFound(f"no complaint {order_id}")
         return c
 
     async def _save(self, uow: UnitOfWork, c: Complaint) -> None:
         c.updated_at = uow.now()
-        await storage.put_complaint(uow.db, uow.session, c)
+        storage.complaints(uow).put(c)
 
     async def _lead(
         self,
@@ -219,17 +219,13 @@ class HotlineWorkflow:
     async def on_created(self, event: Envelope, uow: UnitOfWork) -> None:
         """Register, classify, route and dispatch a new work order (once per order_id)."""
         data = parse_data(event, WorkOrderCreated)
-        if await storage.get_complaint(uow.db, uow.session, data.order_id) is not None:
+        if await storage.complaints(uow).get(data.order_id) is not None:
             log.info("duplicate work order ignored", order_id=data.order_id, event_id=event.id)
             return
         received = local(data.received_at).astimezone(dt.UTC)
         found = classify(self.matters, data.category, data.description)
         matter = self.matters.get(found.matter)
-        entry = (
-            await storage.get_entry(uow.db, uow.session, data.district, found.matter)
-            if found.matter
-            else None
-        )
+        entry = await storage.get_entry(uow, data.district, found.matter) if found.matter else None
         target = route(self.city, data.district, data.street, found.matter, entry)
         days = resolve_limit_days(
             data.kind, self.settings.resolve_days, matter.resolve_days if matter else {}
@@ -489,9 +485,7 @@ class HotlineWorkflow:
             raise self._refuse(exc) from exc
 
     async def _planned_route(self, uow: UnitOfWork, c: Complaint) -> Route:
-        entry = (
-            await storage.get_entry(uow.db, uow.session, c.district, c.matter) if c.matter else None
-        )
+        entry = await storage.get_entry(uow, c.district, c.matter) if c.matter else None
         return route(self.city, c.district, c.street or c.street_text, c.matter, entry)
 
     async def command(
@@ -511,7 +505,7 @@ class HotlineWorkflow:
     async def on_updated(self, event: Envelope, uow: UnitOfWork) -> None:
         """A unit's action reported by 12345; the platform is authoritative about who acts."""
         data = parse_data(event, WorkOrderUpdated)
-        c = await storage.get_complaint(uow.db, uow.session, data.order_id)
+        c = await storage.complaints(uow).get(data.order_id)
         if c is None:
             raise EventRejected(f"work order {data.order_id} is unknown (no created event)")
         fingerprint = update_fingerprint(data)
@@ -588,13 +582,12 @@ class HotlineWorkflow:
         keys = sorted(c.place_keys, key=lambda k: not k.startswith("target:"))
         for key in keys:
             state_id = f"{c.district}:{c.matter}:{key}"
-            state = await storage.get_hotspot(uow.db, uow.session, state_id)
+            state = await storage.get_hotspot(uow, state_id)
             last = state.get("last_at") if state else None
             if last is not None and last >= since:
                 continue  # this cluster was already reported within the window
             ids = await storage.count_same_place(
-                uow.db,
-                uow.session,
+                uow,
                 matter=c.matter,
                 place_key=key,
                 since=since,
@@ -617,9 +610,8 @@ class HotlineWorkflow:
                     "window_days": self.settings.hotspot_window_days,
                 },
             )
-            await storage.put_hotspot(
-                uow.db,
-                uow.session,
+            storage.put_hotspot(
+                uow,
                 {"_id": state_id, "leads": seq, "last_at": c.received_at, "complaints": ids},
             )
             return
@@ -628,7 +620,7 @@ class HotlineWorkflow:
 
     async def on_ack_due(self, timer: dict[str, Any], uow: UnitOfWork) -> None:
         """签收超时: remind the unit holding it (once per dispatch)."""
-        c = await storage.get_complaint(uow.db, uow.session, timer["payload"]["order_id"])
+        c = await storage.complaints(uow).get(timer["payload"]["order_id"])
         if c is None or timer["_id"] != ack_timer(c):
             return
         if lc.mark_overdue(c, stage="acknowledge", by=SYSTEM, at=uow.now()) is None:
@@ -647,7 +639,7 @@ class HotlineWorkflow:
 
     async def on_resolve_due(self, timer: dict[str, Any], uow: UnitOfWork) -> None:
         """办结超期: mark overdue, 催办, and arm the 通报 timer."""
-        c = await storage.get_complaint(uow.db, uow.session, timer["payload"]["order_id"])
+        c = await storage.complaints(uow).get(timer["payload"]["order_id"])
         if c is None:
             return
         if timer["_id"] != due_timer(c):
@@ -672,7 +664,7 @@ class HotlineWorkflow:
 
     async def on_escalate(self, timer: dict[str, Any], uow: UnitOfWork) -> None:
         """超期 N 个工作日仍未办结: 通报 and an OVERDUE lead."""
-        c = await storage.get_complaint(uow.db, uow.session, timer["payload"]["order_id"])
+        c = await storage.complaints(uow).get(timer["payload"]["order_id"])
         if c is None or c.due is None:
             return
         now = uow.now()
@@ -712,10 +704,10 @@ class HotlineWorkflow:
 
     async def on_case_check(self, timer: dict[str, Any], uow: UnitOfWork) -> None:
         """应立尽立: a confirmed violation N days ago and still no case for the target."""
-        c = await storage.get_complaint(uow.db, uow.session, timer["payload"]["order_id"])
+        c = await storage.complaints(uow).get(timer["payload"]["order_id"])
         if c is None or c.verdict != "violation_confirmed" or c.resolved_at is None:
             return
-        times = await storage.case_times_for(uow.db, uow.session, order_id=c.id, keys=c.target_keys)
+        times = await storage.case_times_for(uow, order_id=c.id, keys=c.target_keys)
         now = uow.now()
         days = self.settings.case_deadline_days
         if not is_case_not_opened(c.resolved_at, now, times, days):
@@ -748,8 +740,7 @@ class HotlineWorkflow:
             else uow.now()
         )
         new = await storage.record_case(
-            uow.db,
-            uow.session,
+            uow,
             {
                 "_id": data.case_id,
                 "unit": data.unit,
@@ -763,7 +754,7 @@ class HotlineWorkflow:
         if not new:
             return
         for c in await storage.complaints_for_case(
-            uow.db, uow.session, source_order_id=data.source_order_id, keys=keys
+            uow, source_order_id=data.source_order_id, keys=keys
         ):
             if data.case_id not in c.case_ids:
                 c.case_ids.append(data.case_id)

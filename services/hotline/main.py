@@ -7,6 +7,7 @@ from services.hotline.api import build_router
 from services.hotline.handlers import ACK_DUE, CASE_CHECK, ESCALATE, RESOLVE_DUE, HotlineWorkflow
 from services.hotline.settings import HotlineSettings
 from shared.clock import Clock
+from shared.consumer import data_key
 from shared.service import Service
 from shared.topics import (
     HOTLINE_EVENTS,
@@ -29,8 +30,13 @@ def build(settings: HotlineSettings | None = None, clock: Clock | None = None) -
             "gov.12345.workorder.created": workflow.on_created,
             "gov.12345.workorder.updated": workflow.on_updated,
         },
+        prefetch={storage.COMPLAINTS: data_key("order_id")},
     )
-    service.consume(INGEST_ENFORCEMENT, {"gov.enforcement.case.closed": workflow.on_case_closed})
+    service.consume(
+        INGEST_ENFORCEMENT,
+        {"gov.enforcement.case.closed": workflow.on_case_closed},
+        prefetch={storage.CASES: data_key("case_id")},
+    )
     service.on_timer(ACK_DUE, workflow.on_ack_due)
     service.on_timer(RESOLVE_DUE, workflow.on_resolve_due)
     service.on_timer(ESCALATE, workflow.on_escalate)

@@ -15,13 +15,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.hotline.domain.lifecycle import Complaint
 from services.hotline.domain.routing import RoutingEntry
-from shared.mongo import Document, list_indexes
+from shared.mongo import Document, get_document, list_indexes
 from shared.mongo import page as shared_page
+from shared.unit_of_work import AggregateRepository, UnitOfWork
 
 COMPLAINTS = "complaints"
 ROUTING = "routing"
@@ -29,7 +29,6 @@ CASES = "cases"
 HOTSPOTS = "hotspots"
 
 Db = AsyncDatabase[Document]
-Session = AsyncClientSession | None
 
 # List orders; each is the key of an index below, so a page never sorts in memory.
 NEWEST_FIRST = [("received_at", DESCENDING), ("_id", ASCENDING)]
@@ -72,19 +71,19 @@ def from_doc(doc: Mapping[str, Any]) -> Complaint:
     return Complaint.model_validate({"id": doc["_id"], **doc})
 
 
-async def get_complaint(db: Db, session: Session, order_id: str) -> Complaint | None:
-    doc = await db[COMPLAINTS].find_one({"_id": order_id}, session=session)
+async def read_complaint(db: Db, order_id: str) -> Complaint | None:
+    """One complaint for the read side (handlers go through :func:`complaints`)."""
+    doc = await get_document(db, COMPLAINTS, order_id)
     return from_doc(doc) if doc else None
 
 
-async def put_complaint(db: Db, session: Session, c: Complaint) -> None:
-    """Write the whole document (the handler holds the latest version in the transaction)."""
-    await db[COMPLAINTS].replace_one({"_id": c.id}, to_doc(c), upsert=True, session=session)
+def complaints(uow: UnitOfWork) -> AggregateRepository[Complaint]:
+    """Complaints by order id, through the unit of work's identity map."""
+    return AggregateRepository(uow.documents(COMPLAINTS), to_doc, from_doc)
 
 
 async def count_same_place(
-    db: Db,
-    session: Session,
+    uow: UnitOfWork,
     *,
     matter: str,
     place_key: str,
@@ -92,16 +91,17 @@ async def count_same_place(
     until: dt.datetime,
 ) -> list[str]:
     """Ids of complaints of ``matter`` at ``place_key`` received in [since, until]."""
-    cursor = db[COMPLAINTS].find(
+    coll = await uow.collection(COMPLAINTS)
+    cursor = coll.find(
         {"matter": matter, "place_keys": place_key, "received_at": {"$gte": since, "$lte": until}},
         {"_id": 1},
-        session=session,
+        session=uow.session,
     )
     return sorted(str(d["_id"]) for d in await cursor.to_list())
 
 
 async def complaints_for_case(
-    db: Db, session: Session, *, source_order_id: str | None, keys: Sequence[str]
+    uow: UnitOfWork, *, source_order_id: str | None, keys: Sequence[str]
 ) -> list[Complaint]:
     """Complaints awaiting a case that this case may answer (by order id or party)."""
     ors: list[dict[str, Any]] = []
@@ -111,7 +111,8 @@ async def complaints_for_case(
         ors.append({"target_keys": {"$in": list(keys)}})
     if not ors:
         return []
-    cursor = db[COMPLAINTS].find({"$or": ors, "verdict": "violation_confirmed"}, session=session)
+    coll = await uow.collection(COMPLAINTS)
+    cursor = coll.find({"$or": ors, "verdict": "violation_confirmed"}, session=uow.session)
     return [from_doc(d) for d in await cursor.to_list()]
 
 
@@ -147,8 +148,17 @@ async def seed_routing(db: Db, entries: Sequence[RoutingEntry], version: str) ->
     return result.upserted_count
 
 
-async def get_entry(db: Db, session: Session, district: str, matter: str) -> RoutingEntry | None:
-    doc = await db[ROUTING].find_one({"_id": f"{district}:{matter}"}, session=session)
+def entry_id(district: str, matter: str) -> str:
+    return f"{district}:{matter}"
+
+
+async def get_entry(uow: UnitOfWork, district: str, matter: str) -> RoutingEntry | None:
+    doc = await uow.documents(ROUTING).get(entry_id(district, matter))
+    return RoutingEntry.model_validate(doc) if doc else None
+
+
+async def read_entry(db: Db, district: str, matter: str) -> RoutingEntry | None:
+    doc = await get_document(db, ROUTING, entry_id(district, matter))
     return RoutingEntry.model_validate(doc) if doc else None
 
 
@@ -160,11 +170,10 @@ async def list_entries(
     )
 
 
-async def put_entry(
-    db: Db, session: Session, entry: RoutingEntry, *, by: str, at: dt.datetime
-) -> Document:
+async def put_entry(uow: UnitOfWork, entry: RoutingEntry, *, by: str, at: dt.datetime) -> Document:
     """Replace one entry, bumping its version and keeping who changed it."""
-    doc = await db[ROUTING].find_one_and_update(
+    coll = await uow.collection(ROUTING)
+    doc = await coll.find_one_and_update(
         {"_id": entry.key},
         {
             "$set": {**entry.model_dump(), "updated_by": by, "updated_at": at, "source": "api"},
@@ -172,7 +181,7 @@ async def put_entry(
         },
         upsert=True,
         return_document=True,
-        session=session,
+        session=uow.session,
     )
     assert doc is not None
     return doc
@@ -181,28 +190,30 @@ async def put_entry(
 # ------------------------------------------------------------------ cases and hotspots
 
 
-async def record_case(db: Db, session: Session, case: Document) -> bool:
+async def record_case(uow: UnitOfWork, case: Document) -> bool:
     """Keep a case once; False when it was already known."""
-    result = await db[CASES].update_one(
-        {"_id": case["_id"]}, {"$setOnInsert": case}, upsert=True, session=session
-    )
-    return result.upserted_id is not None
+    cases = uow.documents(CASES)
+    if await cases.get(case["_id"]) is not None:
+        return False
+    cases.add(case)
+    return True
 
 
 async def case_times_for(
-    db: Db, session: Session, *, order_id: str, keys: Sequence[str]
+    uow: UnitOfWork, *, order_id: str, keys: Sequence[str]
 ) -> list[dt.datetime]:
     """When each case about this complaint's order or target was opened (or reached us)."""
     ors: list[dict[str, Any]] = [{"source_order_id": order_id}]
     if keys:
         ors.append({"target_keys": {"$in": list(keys)}})
-    cursor = db[CASES].find({"$or": ors}, {"opened_at": 1}, session=session)
+    coll = await uow.collection(CASES)
+    cursor = coll.find({"$or": ors}, {"opened_at": 1}, session=uow.session)
     return [d["opened_at"] for d in await cursor.to_list()]
 
 
-async def get_hotspot(db: Db, session: Session, key: str) -> Document | None:
-    return await db[HOTSPOTS].find_one({"_id": key}, session=session)
+async def get_hotspot(uow: UnitOfWork, key: str) -> Document | None:
+    return await uow.documents(HOTSPOTS).get(key)
 
 
-async def put_hotspot(db: Db, session: Session, doc: Document) -> None:
-    await db[HOTSPOTS].replace_one({"_id": doc["_id"]}, doc, upsert=True, session=session)
+def put_hotspot(uow: UnitOfWork, doc: Document) -> None:
+    uow.documents(HOTSPOTS).put(doc)

@@ -157,7 +157,7 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
         return entry
 
     async def notice_or_404(nid: str) -> Document:
-        doc = await storage.get_notice(svc.db, nid)
+        doc = await storage.read_notice(svc.db, nid)
         if doc is None:
             raise HTTPException(404, detail=f"notice {nid} does not exist")
         return doc

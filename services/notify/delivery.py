@@ -147,7 +147,7 @@ class DeliveryWorker:
             # Earlier claims died mid-send: the attempts are used up without an answer.
             await self._record(delivery, token, "failed", "no outcome recorded within the attempts")
             return True
-        notice = await storage.get_notice(self.service.db, delivery["notice_id"])
+        notice = await storage.read_notice(self.service.db, delivery["notice_id"])
         if notice is None:
             await self._record(delivery, token, "failed", "notice is missing")
             return True

@@ -94,6 +94,12 @@ def snapshot(doc: Document) -> dict[str, Any]:
     }
 
 
+def notice_of_request(event: Envelope) -> str | None:
+    """The notice a request will create or find (prefetched for the whole batch)."""
+    key = event.data.get("idempotency_key")
+    return notice_id(key) if isinstance(key, str) else None
+
+
 class NotifyWorkflow:
     """Issuing, delivering (outcomes), acknowledging and escalating notices."""
 
@@ -142,7 +148,7 @@ class NotifyWorkflow:
         original: Document | None = None,
     ) -> Document | None:
         """Create the notice for ``request`` unless its idempotency key already has one."""
-        existing = await storage.notice_by_key(uow.db, request.idempotency_key, uow.session)
+        existing = await storage.get_notice(uow, notice_id(request.idempotency_key))
         if existing is not None:
             log.info(
                 "duplicate notice request", key=request.idempotency_key, notice=existing["_id"]
@@ -181,7 +187,7 @@ class NotifyWorkflow:
             channels[channel.value] = info
             if delivery is not None:
                 deliveries.append(delivery)
-        await storage.insert_deliveries(uow.db, uow.session, deliveries)
+        storage.add_deliveries(uow, deliveries)
         if self._escalates(request.kind, recipient.unit):
             await uow.schedule(
                 escalation_timer(nid),
@@ -192,9 +198,7 @@ class NotifyWorkflow:
             )
         # The counter is the one document concurrent issues share: take the number last,
         # so the transaction holds it for the shortest time (fewer write conflicts).
-        seq = await storage.next_sequence(
-            uow.db, uow.session, counter_key(prefix, request.kind, year)
-        )
+        seq = await storage.next_sequence(uow, counter_key(prefix, request.kind, year))
         number = document_number(prefix, request.kind, year, seq)
         contact = request.context.get("contact")
         fields = LetterFields(
@@ -248,7 +252,7 @@ class NotifyWorkflow:
             "updated_at": now,
         }
         doc["status"] = status_of(doc)
-        await storage.insert_notice(uow.db, uow.session, doc)
+        storage.add_notice(uow, doc)
         await self.emit(
             uow,
             "created",
@@ -326,8 +330,7 @@ class NotifyWorkflow:
         else:
             changes.update(next_attempt_at=retry_at or wall_now())
         settled = await storage.settle_delivery(
-            uow.db,
-            uow.session,
+            uow,
             did=delivery["_id"],
             token=token,
             changes=changes,
@@ -343,13 +346,12 @@ class NotifyWorkflow:
             info.update(status="failed", error=error, failed_at=now)
         else:
             info.update(status="pending", error=error)
-        notice = await storage.get_notice(uow.db, delivery["notice_id"], uow.session)
+        notice = await storage.get_notice(uow, delivery["notice_id"])
         if notice is None:
             raise LookupError(delivery["notice_id"])
         notice["channels"][channel] = info
         doc = await storage.update_notice(
-            uow.db,
-            uow.session,
+            uow,
             notice["_id"],
             {f"channels.{channel}": info, "status": status_of(notice), "updated_at": now},
         )
@@ -368,7 +370,7 @@ class NotifyWorkflow:
         self, uow: UnitOfWork, nid: str, *, unit: str, by: str, note: str | None
     ) -> Document:
         """签收 by the recipient unit: idempotent; cancels a pending escalation."""
-        notice = await storage.get_notice(uow.db, nid, uow.session)
+        notice = await storage.get_notice(uow, nid)
         if notice is None:
             raise NotFound(f"notice {nid} does not exist")
         if unit != notice["recipient_unit"]:
@@ -381,8 +383,7 @@ class NotifyWorkflow:
             acknowledged_at=now, acknowledged_by=by, ack_note=note, acknowledged_late=late
         )
         doc = await storage.update_notice(
-            uow.db,
-            uow.session,
+            uow,
             nid,
             {
                 "acknowledged_at": now,
@@ -402,7 +403,7 @@ class NotifyWorkflow:
     async def on_escalation_due(self, timer: Document, uow: UnitOfWork) -> None:
         """签收期限 passed: if still unacknowledged, one 通报 to the supervising level."""
         nid = str(timer.get("payload", {}).get("notice_id", ""))
-        notice = await storage.get_notice(uow.db, nid, uow.session)
+        notice = await storage.get_notice(uow, nid)
         if notice is None:
             log.warning("escalation timer for a missing notice", notice=nid)
             return
@@ -425,8 +426,7 @@ class NotifyWorkflow:
         now = uow.now()
         notice.update(escalated_at=now)
         doc = await storage.update_notice(
-            uow.db,
-            uow.session,
+            uow,
             nid,
             {
                 "escalated_at": now,
@@ -455,7 +455,7 @@ class NotifyWorkflow:
         self, uow: UnitOfWork, nid: str, channels: list[Channel] | None
     ) -> list[Document]:
         """Queue the notice again on some (default: every external) channel."""
-        notice = await storage.get_notice(uow.db, nid, uow.session)
+        notice = await storage.get_notice(uow, nid)
         if notice is None:
             raise NotFound(f"notice {nid} does not exist")
         recipient = self._recipient(notice["recipient_unit"])
@@ -470,7 +470,7 @@ class NotifyWorkflow:
             if channel.value not in notice["channels"]:
                 raise Conflict(f"{recipient.unit} has no {channel.value} channel")
             did = storage.delivery_id(nid, channel.value)
-            current = await storage.get_delivery(uow.db, did, uow.session)
+            current = await storage.get_delivery(uow, did)
             if current is None:
                 info, job = self._plan_delivery(nid, recipient, channel)
                 if job is None and channels is None:
@@ -479,7 +479,7 @@ class NotifyWorkflow:
                     raise Conflict(
                         f"{channel.value} cannot deliver to {recipient.unit}: {info['reason']}"
                     )
-                await storage.insert_deliveries(uow.db, uow.session, [job])
+                storage.add_deliveries(uow, [job])
                 queued.append(job)
             else:
                 claim_until = current.get("claim_until")
@@ -501,17 +501,15 @@ class NotifyWorkflow:
                     "last_error": None,
                     "resent_at": now,
                 }
-                await uow.db[storage.DELIVERIES].update_one(
-                    {"_id": did}, {"$set": reset, "$inc": {"resends": 1}}, session=uow.session
-                )
+                current.update(reset, resends=int(current.get("resends", 0)) + 1)
+                storage.put_delivery(uow, current)
                 info = {"status": "pending", "target": current["target"], "attempts": 0}
-                queued.append({**current, **reset, "resends": int(current.get("resends", 0)) + 1})
+                queued.append(current)
             notice["channels"][channel.value] = info
         if not queued:
             raise Conflict(f"no channel of notice {nid} can deliver in this deployment")
         await storage.update_notice(
-            uow.db,
-            uow.session,
+            uow,
             nid,
             {
                 **{f"channels.{d['channel']}": notice["channels"][d["channel"]] for d in queued},

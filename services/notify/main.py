@@ -7,7 +7,7 @@ from services.notify.api import build_router
 from services.notify.channels import Transports
 from services.notify.delivery import DeliveryWorker
 from services.notify.domain.directory import load_directory
-from services.notify.handlers import ESCALATION_DUE, NotifyWorkflow
+from services.notify.handlers import ESCALATION_DUE, NotifyWorkflow, notice_of_request
 from services.notify.settings import NotifySettings
 from shared.clock import Clock
 from shared.contracts import NOTIFY_REQUEST_TYPE
@@ -21,7 +21,11 @@ def build(settings: NotifySettings | None = None, clock: Clock | None = None) ->
     workflow = NotifyWorkflow(settings, service.source, load_directory(settings.directory_path))
     worker = DeliveryWorker(settings, workflow, Transports(settings))
     service.indexes(storage.INDEXES)
-    service.consume(NOTIFY_REQUESTS, {NOTIFY_REQUEST_TYPE: workflow.on_requested})
+    service.consume(
+        NOTIFY_REQUESTS,
+        {NOTIFY_REQUEST_TYPE: workflow.on_requested},
+        prefetch={storage.NOTICES: notice_of_request},
+    )
     service.on_timer(ESCALATION_DUE, workflow.on_escalation_due)
     service.on_start(worker.start)
     service.on_stop(worker.stop)

@@ -13,10 +13,10 @@ import datetime as dt
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import Document, list_indexes
+from shared.unit_of_work import UnitOfWork
 
 NOTICES = "notices"
 DELIVERIES = "deliveries"
@@ -46,76 +46,92 @@ INDEXES: dict[str, list[IndexModel]] = {
     COUNTERS: [],
 }
 
-Session = AsyncClientSession | None
-
 
 def delivery_id(notice_id: str, channel: str) -> str:
     return f"{notice_id}:{channel}"
 
 
-async def notice_by_key(db: AsyncDatabase[Document], key: str, session: Session) -> Document | None:
-    return await db[NOTICES].find_one({"idempotency_key": key}, session=session)
+def set_fields(doc: Document, changes: dict[str, Any]) -> None:
+    """``$set`` semantics in memory: ``"channels.email"`` sets ``doc["channels"]["email"]``."""
+    for path, value in changes.items():
+        *parents, last = path.split(".")
+        target = doc
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[last] = value
 
 
-async def get_notice(
-    db: AsyncDatabase[Document], notice_id: str, session: Session = None
-) -> Document | None:
-    return await db[NOTICES].find_one({"_id": notice_id}, session=session)
+# -- write side: through the unit of work (one read per batch, one write at commit) ------
 
 
-async def next_sequence(db: AsyncDatabase[Document], session: Session, key: str) -> int:
-    """Atomic counter; inside the issuing transaction, so an aborted notice takes no number."""
-    doc = await db[COUNTERS].find_one_and_update(
-        {"_id": key},
-        {"$inc": {"seq": 1}},
-        upsert=True,
-        return_document=ReturnDocument.AFTER,
-        session=session,
-    )
-    assert doc is not None
-    return int(doc["seq"])
+async def get_notice(uow: UnitOfWork, notice_id: str) -> Document | None:
+    return await uow.documents(NOTICES).get(notice_id)
 
 
-async def insert_notice(db: AsyncDatabase[Document], session: Session, doc: Document) -> None:
-    await db[NOTICES].insert_one(doc, session=session)
+def add_notice(uow: UnitOfWork, doc: Document) -> None:
+    uow.documents(NOTICES).add(doc)
 
 
-async def update_notice(
-    db: AsyncDatabase[Document], session: Session, notice_id: str, changes: dict[str, Any]
-) -> Document:
-    doc = await db[NOTICES].find_one_and_update(
-        {"_id": notice_id},
-        {"$set": changes},
-        return_document=ReturnDocument.AFTER,
-        session=session,
-    )
+async def update_notice(uow: UnitOfWork, notice_id: str, changes: dict[str, Any]) -> Document:
+    notices = uow.documents(NOTICES)
+    doc = await notices.get(notice_id)
     if doc is None:
         raise LookupError(notice_id)
+    set_fields(doc, changes)
+    notices.put(doc)
     return doc
 
 
-async def insert_deliveries(
-    db: AsyncDatabase[Document], session: Session, docs: list[Document]
-) -> None:
-    if docs:
-        await db[DELIVERIES].insert_many(docs, session=session)
+async def next_sequence(uow: UnitOfWork, key: str) -> int:
+    """Document-number counter; inside the issuing transaction, so an aborted notice takes
+    no number (concurrent issuers conflict on it and one transaction runs again)."""
+    counters = uow.documents(COUNTERS)
+    doc = await counters.get(key) or {"_id": key, "seq": 0}
+    doc["seq"] = int(doc["seq"]) + 1
+    counters.put(doc)
+    return int(doc["seq"])
 
 
-async def deliveries_of(
-    db: AsyncDatabase[Document], notice_id: str, session: Session = None
-) -> list[Document]:
-    return (
-        await db[DELIVERIES]
-        .find({"notice_id": notice_id}, session=session)
-        .sort("channel", ASCENDING)
-        .to_list()
-    )
+def add_deliveries(uow: UnitOfWork, docs: list[Document]) -> None:
+    for doc in docs:
+        uow.documents(DELIVERIES).add(doc)
 
 
-async def get_delivery(
-    db: AsyncDatabase[Document], did: str, session: Session = None
+async def get_delivery(uow: UnitOfWork, did: str) -> Document | None:
+    return await uow.documents(DELIVERIES).get(did)
+
+
+def put_delivery(uow: UnitOfWork, doc: Document) -> None:
+    uow.documents(DELIVERIES).put(doc)
+
+
+async def settle_delivery(
+    uow: UnitOfWork,
+    *,
+    did: str,
+    token: str,
+    changes: dict[str, Any],
+    history: dict[str, Any],
 ) -> Document | None:
-    return await db[DELIVERIES].find_one({"_id": did}, session=session)
+    """Record an attempt's outcome, but only while our claim still holds (else None)."""
+    doc = await get_delivery(uow, did)
+    if doc is None or doc.get("claim_token") != token or doc.get("status") != "pending":
+        return None
+    doc.update(changes, claimed_by=None, claim_until=None, claim_token=None)
+    doc["history"] = [*doc.get("history", []), history][-50:]
+    put_delivery(uow, doc)
+    return doc
+
+
+# -- read side ---------------------------------------------------------------------------
+
+
+async def read_notice(db: AsyncDatabase[Document], notice_id: str) -> Document | None:
+    return await db[NOTICES].find_one({"_id": notice_id})
+
+
+async def deliveries_of(db: AsyncDatabase[Document], notice_id: str) -> list[Document]:
+    return await db[DELIVERIES].find({"notice_id": notice_id}).sort("channel", ASCENDING).to_list()
 
 
 async def claim_delivery(
@@ -139,25 +155,4 @@ async def claim_delivery(
         },
         sort=[("next_attempt_at", ASCENDING)],
         return_document=ReturnDocument.AFTER,
-    )
-
-
-async def settle_delivery(
-    db: AsyncDatabase[Document],
-    session: Session,
-    *,
-    did: str,
-    token: str,
-    changes: dict[str, Any],
-    history: dict[str, Any],
-) -> Document | None:
-    """Record an attempt's outcome, but only while our claim still holds (else None)."""
-    return await db[DELIVERIES].find_one_and_update(
-        {"_id": did, "claim_token": token, "status": "pending"},
-        {
-            "$set": {**changes, "claimed_by": None, "claim_until": None, "claim_token": None},
-            "$push": {"history": {"$each": [history], "$slice": -50}},
-        },
-        return_document=ReturnDocument.AFTER,
-        session=session,
     )

@@ -20,7 +20,7 @@ from services.penalty.handlers import PenaltyWorkflow
 from shared.api import Out, Page, limit_param, offset_param, run_command
 from shared.clock import Instant, utc
 from shared.contracts import CaseDocument
-from shared.mongo import Document, SortOrder, page
+from shared.mongo import Document, SortOrder, get_document, page
 from shared.service import Service
 from shared.unit_of_work import UnitOfWork
 
@@ -217,7 +217,7 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
 
     @router.get("/filings/{case_id}", response_model=FilingOut)
     async def one_filing(case_id: str) -> FilingOut:
-        doc = await storage.get(svc.db, None, storage.FILINGS, case_id)
+        doc = await get_document(svc.db, storage.FILINGS, case_id)
         if doc is None:
             raise HTTPException(404, detail=f"no penalty or filing for case {case_id}")
         return FilingOut.of(doc)
@@ -319,7 +319,7 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
 
     @router.get("/letters/{letter_id}", response_model=LetterOut)
     async def one_letter(letter_id: str) -> LetterOut:
-        doc = await storage.get(svc.db, None, storage.LETTERS, letter_id)
+        doc = await get_document(svc.db, storage.LETTERS, letter_id)
         if doc is None:
             raise HTTPException(404, detail=f"no letter {letter_id}")
         return LetterOut.of(doc)

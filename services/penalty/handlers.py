@@ -140,7 +140,7 @@ class PenaltyWorkflow:
 
     async def _save(self, uow: UnitOfWork, doc: Document) -> None:
         self._refresh(uow, doc)
-        await storage.put(uow.db, uow.session, storage.FILINGS, doc)
+        uow.documents(storage.FILINGS).put(doc)
 
     @staticmethod
     def _refresh(uow: UnitOfWork, doc: Document) -> None:
@@ -165,8 +165,7 @@ class PenaltyWorkflow:
         """Record a finding once; with ``lead_kind`` it also raises the 监督线索 (same id)."""
         lead_id = SupervisionLead.make_id(lead_kind, doc["_id"]) if lead_kind else None
         new = await storage.add_flag(
-            uow.db,
-            uow.session,
+            uow,
             {
                 "_id": f"{kind}:{doc['_id']}",
                 "kind": kind,
@@ -212,7 +211,7 @@ class PenaltyWorkflow:
 
     async def on_decided(self, event: Envelope, uow: UnitOfWork) -> None:
         data = parse_data(event, PenaltyDecided)
-        existing = await storage.get(uow.db, uow.session, storage.FILINGS, data.case_id)
+        existing = await uow.documents(storage.FILINGS).get(data.case_id)
         if existing is not None and existing.get("decided"):
             same = (
                 existing["unit"] == data.unit
@@ -397,7 +396,7 @@ class PenaltyWorkflow:
         via: Literal["event", "api"],
     ) -> Document:
         """备案: record the filing; late against the deadline when the decision is known."""
-        doc = await storage.get(uow.db, uow.session, storage.FILINGS, case_id)
+        doc = await uow.documents(storage.FILINGS).get(case_id)
         if doc is not None and doc.get("filed"):
             raise Conflict(f"case {case_id} already filed at {utc(doc['filed_at']).isoformat()}")
         if doc is not None and doc["unit"] != unit:
@@ -445,7 +444,7 @@ class PenaltyWorkflow:
     async def on_filing_due(self, timer: Document, uow: UnitOfWork) -> None:
         """The deadline passed: a top-tier penalty still unfiled is a missing filing."""
         case_id = timer["payload"]["case_id"]
-        doc = await storage.get(uow.db, uow.session, storage.FILINGS, case_id)
+        doc = await uow.documents(storage.FILINGS).get(case_id)
         if doc is None or doc.get("filed") or doc.get("missing") or not doc.get("top_tier"):
             return
         doc["missing"] = True
@@ -485,7 +484,7 @@ class PenaltyWorkflow:
         self, uow: UnitOfWork, case_id: str, top_tier: bool, by: str, note: str
     ) -> Document:
         """A supervisor decides a penalty the catalogue could not judge."""
-        doc = await storage.get(uow.db, uow.session, storage.FILINGS, case_id)
+        doc = await uow.documents(storage.FILINGS).get(case_id)
         if doc is None:
             raise NotFound(f"no penalty decided for case {case_id}")
         if not doc.get("decided") or doc.get("top_tier") is not None:
@@ -512,14 +511,14 @@ class PenaltyWorkflow:
         self, uow: UnitOfWork, case_id: str, outcome: ReviewOutcome, by: str, opinion: str
     ) -> tuple[Document, Document]:
         """备案审查结论: acceptance, 监督建议书 (reply due) or 监督决定书; each is a notice."""
-        doc = await storage.get(uow.db, uow.session, storage.FILINGS, case_id)
+        doc = await uow.documents(storage.FILINGS).get(case_id)
         if doc is None:
             raise NotFound(f"no filing for case {case_id}")
         refusal = review_refusal(doc["status"], outcome)
         if refusal:
             raise Conflict(refusal)
         kind = LETTER_KIND[outcome]
-        seq = await storage.count_letters(uow.db, uow.session, case_id) + 1
+        seq = await storage.count_letters(uow, case_id) + 1
         letter_id = f"{case_id}-L{seq}"
         now = uow.now()
         reply_due = (
@@ -541,7 +540,7 @@ class PenaltyWorkflow:
             "status": "awaiting_reply" if reply_due else "issued",
             "reply": None,
         }
-        await storage.insert(uow.db, uow.session, storage.LETTERS, letter)
+        uow.documents(storage.LETTERS).add(letter)
         await uow.request_notice(
             NotificationRequest(
                 idempotency_key=f"penalty:letter:{letter_id}",
@@ -576,14 +575,14 @@ class PenaltyWorkflow:
         self, uow: UnitOfWork, letter_id: str, by: str, content: str
     ) -> tuple[Document, Document]:
         """The unit answers a letter (回复); a late answer is recorded as late."""
-        letter = await storage.get(uow.db, uow.session, storage.LETTERS, letter_id)
+        letter = await uow.documents(storage.LETTERS).get(letter_id)
         if letter is None:
             raise NotFound(f"no letter {letter_id}")
         if letter["kind"] == "acceptance":
             raise Conflict("an acceptance notice needs no reply")
         if letter.get("reply"):
             raise Conflict(f"letter {letter_id} already answered")
-        doc = await storage.get(uow.db, uow.session, storage.FILINGS, letter["case_id"])
+        doc = await uow.documents(storage.FILINGS).get(letter["case_id"])
         if doc is None:
             raise NotFound(f"no filing for case {letter['case_id']}")
         if by != letter["unit"]:
@@ -593,7 +592,7 @@ class PenaltyWorkflow:
         late = due is not None and now > utc(due)
         letter["reply"] = {"by": by, "content": content, "at": now, "late": late}
         letter["status"] = "replied"
-        await storage.put(uow.db, uow.session, storage.LETTERS, letter)
+        uow.documents(storage.LETTERS).put(letter)
         await uow.cancel(reply_due_timer(letter_id))
         if letter["kind"] == "recommendation":
             doc["review_status"] = "replied"
@@ -606,16 +605,16 @@ class PenaltyWorkflow:
     async def on_reply_due(self, timer: Document, uow: UnitOfWork) -> None:
         """A 监督建议书 left unanswered past its due date escalates (通报 + overdue lead)."""
         letter_id = timer["payload"]["letter_id"]
-        letter = await storage.get(uow.db, uow.session, storage.LETTERS, letter_id)
+        letter = await uow.documents(storage.LETTERS).get(letter_id)
         if letter is None or letter.get("reply") or letter["status"] == "escalated":
             return
-        doc = await storage.get(uow.db, uow.session, storage.FILINGS, letter["case_id"])
+        doc = await uow.documents(storage.FILINGS).get(letter["case_id"])
         if doc is None:
             return
         now = uow.now()
         letter["status"] = "escalated"
         letter["escalated_at"] = now
-        await storage.put(uow.db, uow.session, storage.LETTERS, letter)
+        uow.documents(storage.LETTERS).put(letter)
         bureau = supervising_unit(doc["unit"])
         above = supervising_unit(bureau) if bureau != doc["unit"] else bureau
         reason = (
@@ -668,14 +667,12 @@ class PenaltyWorkflow:
         """Re-judge the unit-month this penalty falls in (aggregation inside the transaction)."""
         unit, month = doc["unit"], doc["month"]
         history_months = trailing_months(month, self.thresholds.history_months)
-        totals = await storage.unit_month_totals(
-            uow.db, uow.session, unit, [*history_months, month]
-        )
+        totals = await storage.unit_month_totals(uow, unit, [*history_months, month])
         current = totals.pop(month, MonthTotal(total=0.0, count=0))
-        peers = await storage.peer_totals(uow.db, uow.session, doc["unit_kind"], month, unit)
+        peers = await storage.peer_totals(uow, doc["unit_kind"], month, unit)
         assessment = assess_unit_month(unit, month, current, totals, peers, self.thresholds)
         anomaly_id = f"{unit}:{month}"
-        previous = await storage.get(uow.db, uow.session, storage.ANOMALIES, anomaly_id)
+        previous = await uow.documents(storage.ANOMALIES).get(anomaly_id)
         lead_id = previous.get("lead_id") if previous else None
         record: Document = {
             "_id": anomaly_id,
@@ -714,4 +711,4 @@ class PenaltyWorkflow:
                 "anomaly_detected",
                 {"at": uow.now(), "anomaly_id": anomaly_id, "assessment": assessment.model_dump()},
             )
-        await storage.put(uow.db, uow.session, storage.ANOMALIES, record)
+        uow.documents(storage.ANOMALIES).put(record)

@@ -7,6 +7,7 @@ from services.penalty.api import build_router
 from services.penalty.handlers import FILING_DUE, REPLY_DUE, PenaltyWorkflow
 from services.penalty.settings import PenaltySettings
 from shared.clock import Clock
+from shared.consumer import data_key
 from shared.service import Service
 from shared.topics import INGEST_ENFORCEMENT, NOTIFY_REQUESTS, PENALTY_EVENTS, SUPERVISION_LEADS
 
@@ -22,6 +23,7 @@ def build(settings: PenaltySettings | None = None, clock: Clock | None = None) -
             "gov.enforcement.penalty.decided": workflow.on_decided,
             "gov.enforcement.penalty.filed": workflow.on_filed,
         },
+        prefetch={storage.FILINGS: data_key("case_id")},
     )
     service.on_timer(FILING_DUE, workflow.on_filing_due)
     service.on_timer(REPLY_DUE, workflow.on_reply_due)

@@ -13,17 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.penalty.domain.anomaly import MonthTotal
-from shared.mongo import (
-    Document,
-    get_document,
-    insert_document,
-    list_indexes,
-    put_document,
-)
+from shared.mongo import Document, list_indexes
+from shared.unit_of_work import UnitOfWork
 
 FILINGS = "filings"
 FLAGS = "flags"
@@ -31,7 +25,6 @@ ANOMALIES = "anomalies"
 LETTERS = "letters"
 
 Db = AsyncDatabase[Document]
-Session = AsyncClientSession | None
 
 # The order of each paged list; ``list_indexes`` builds the indexes that serve it.
 FILINGS_ORDER = [("decided_at", DESCENDING), ("_id", ASCENDING)]
@@ -68,45 +61,45 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
-# Whole-document access by id, shared by every service.
-get, put, insert = get_document, put_document, insert_document
-
-
-async def add_flag(db: Db, session: Session, flag: Document) -> bool:
+async def add_flag(uow: UnitOfWork, flag: Document) -> bool:
     """Insert a flag once; returns False when it was already there (nothing to announce)."""
-    result = await db[FLAGS].update_one(
-        {"_id": flag["_id"]}, {"$setOnInsert": flag}, upsert=True, session=session
-    )
-    return result.upserted_id is not None
+    flags = uow.documents(FLAGS)
+    if await flags.get(flag["_id"]) is not None:
+        return False
+    flags.add(flag)
+    return True
 
 
-async def count_letters(db: Db, session: Session, case_id: str) -> int:
-    return await db[LETTERS].count_documents({"case_id": case_id}, session=session)
+async def count_letters(uow: UnitOfWork, case_id: str) -> int:
+    coll = await uow.collection(LETTERS)
+    return await coll.count_documents({"case_id": case_id}, session=uow.session)
 
 
 # ------------------------------------------------------------------ anomaly aggregation
 
 
 async def unit_month_totals(
-    db: Db, session: Session, unit: str, months: Sequence[str]
+    uow: UnitOfWork, unit: str, months: Sequence[str]
 ) -> dict[str, MonthTotal]:
     """Sum of fines and number of penalties of ``unit`` in each of ``months``."""
-    cursor = await db[FILINGS].aggregate(
+    coll = await uow.collection(FILINGS)
+    cursor = await coll.aggregate(
         [
             {"$match": {"decided": True, "unit": unit, "month": {"$in": list(months)}}},
             {"$group": {"_id": "$month", "total": {"$sum": "$fine"}, "count": {"$sum": 1}}},
         ],
-        session=session,
+        session=uow.session,
     )
     rows = await cursor.to_list()
     return {r["_id"]: MonthTotal(total=float(r["total"]), count=int(r["count"])) for r in rows}
 
 
 async def peer_totals(
-    db: Db, session: Session, unit_kind: str, month: str, exclude_unit: str
+    uow: UnitOfWork, unit_kind: str, month: str, exclude_unit: str
 ) -> list[MonthTotal]:
     """Each other unit of the same kind with fines in ``month``: its total and count."""
-    cursor = await db[FILINGS].aggregate(
+    coll = await uow.collection(FILINGS)
+    cursor = await coll.aggregate(
         [
             {
                 "$match": {
@@ -119,7 +112,7 @@ async def peer_totals(
             {"$group": {"_id": "$unit", "total": {"$sum": "$fine"}, "count": {"$sum": 1}}},
             {"$sort": {"_id": 1}},
         ],
-        session=session,
+        session=uow.session,
     )
     rows = await cursor.to_list()
     return [MonthTotal(total=float(r["total"]), count=int(r["count"])) for r in rows]

@@ -26,13 +26,10 @@ def build_ledger(settings: LedgerSettings, fail_publish: bool = False) -> Servic
     service = Service(settings)
 
     async def on_created(event: Envelope, uow: UnitOfWork) -> None:
-        doc = await uow.db["counts"].find_one_and_update(
-            {"_id": event.partitionkey},
-            {"$inc": {"n": 1}},
-            upsert=True,
-            return_document=True,
-            session=uow.session,
-        )
+        counts = uow.documents("counts")
+        doc = await counts.get(event.partitionkey) or {"_id": event.partitionkey, "n": 0}
+        doc["n"] += 1
+        counts.put(doc)
         await uow.emit(
             event.derive(type="test.thing.counted", source=service.source, data={"n": doc["n"]}),
             CASEREVIEW_EVENTS,
@@ -47,6 +44,7 @@ def build_ledger(settings: LedgerSettings, fail_publish: bool = False) -> Servic
     service.consume(
         HOTLINE_EVENTS,
         {"test.thing.created": on_created, "test.poison": on_poison, "test.invalid": on_invalid},
+        prefetch={"counts": lambda event: event.partitionkey},
     )
     if fail_publish:
 
@@ -161,3 +159,30 @@ async def test_bad_input_is_quarantined_with_reason_never_dropped(
     assert any("no CloudEvents" in r for r in reasons)
     assert any("data.amount" in r for r in reasons)
     assert any("source" in r or "district" in r or "CloudEvent" in r for r in reasons)
+
+
+async def test_poison_record_inside_a_batch_is_isolated_and_the_rest_commit_in_order(
+    settings_for: Callable[..., LedgerSettings], publisher: Publisher, tap: Any
+) -> None:
+    """A batch that fails is bisected: only the poison record is retried and dead-lettered;
+    the records before and after it, on the same key, commit once each and in order."""
+    settings = settings_for(LedgerSettings, handler_attempts=2, batch_max_records=50)
+    topic = settings.topic_prefix + HOTLINE_EVENTS.name
+    dlt: KafkaTap = await tap(topic + ".dlt")
+    out: KafkaTap = await tap(settings.topic_prefix + CASEREVIEW_EVENTS.name)
+    for i in range(20):  # published before the service starts: its first polls take them all
+        await publisher.event(
+            topic, thing("F-1", "test.poison" if i == 9 else "test.thing.created")
+        )
+    ledger = build_ledger(settings)
+    async with ledger.running() as svc:
+        await dlt.wait_for(lambda rs: len(rs) >= 1)
+        counted = await out.wait_for_events(lambda es: len(es) >= 19)
+        doc = await svc.db["counts"].find_one({"_id": "F-1"})
+    consumer = next(iter(ledger.consumers.values()))
+    assert consumer.largest_batch > 1, "the records came in batches"
+    assert consumer.transactions < 20 + 2 * 5, "fewer transactions than one per record and retry"
+    assert len(dlt.records) == 1
+    assert dict(dlt.records[0].headers)["ce_type"] == b"test.poison"
+    assert doc == {"_id": "F-1", "n": 19}
+    assert [e.data["n"] for e in counted if e.partitionkey == "F-1"] == list(range(1, 20))

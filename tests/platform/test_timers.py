@@ -30,9 +30,8 @@ def build_alarm(settings: AlarmSettings, clock: ManualClock) -> Service:
     service = Service(settings, clock=clock)
 
     async def ring(timer: Document, uow: UnitOfWork) -> None:
-        await uow.db["rings"].insert_one(
-            {"timer": timer["_id"], "by": service.instance}, session=uow.session
-        )
+        rings = await uow.collection("rings")
+        await rings.insert_one({"timer": timer["_id"], "by": service.instance}, session=uow.session)
         from shared.envelope import Envelope
 
         await uow.emit(

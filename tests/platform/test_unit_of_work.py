@@ -35,7 +35,8 @@ async def test_write_conflict_reruns_the_whole_work_in_a_fresh_transaction(
 
     async def work(uow: UnitOfWork) -> str:
         tries.append(len(tries) + 1)
-        await uow.db["marks"].insert_one({"try": len(tries)}, session=uow.session)
+        marks = await uow.collection("marks")
+        await marks.insert_one({"try": len(tries)}, session=uow.session)
         if len(tries) < 3:
             raise _conflict()
         return "done"
@@ -106,7 +107,8 @@ async def test_emitted_events_are_written_together_after_the_handler_and_only_on
         for event in events("ok"):
             await uow.emit(event, HOTLINE_EVENTS)
         writes.append("handler done")  # nothing written to the outbox before this point
-        assert await uow.db[OUTBOX].count_documents({}, session=uow.session) == 0
+        outbox = await uow.collection(OUTBOX)
+        assert await outbox.count_documents({}, session=uow.session) == 0
 
     async def emits_then_fails(uow: UnitOfWork) -> None:
         for event in events("failed"):
