@@ -31,6 +31,7 @@ from shared.topics import (  # noqa: E402
     HOTLINE_EVENTS,
     INGEST_ENFORCEMENT,
     INGEST_HOTLINE,
+    INGEST_INSPECTIONS,
     INGEST_QUARANTINE,
     NOTIFY_EVENTS,
     NOTIFY_REQUESTS,
@@ -54,6 +55,7 @@ CONSUMES: dict[str, tuple[Topic, ...]] = {
     "casereview": (INGEST_ENFORCEMENT,),
     "penalty": (INGEST_ENFORCEMENT,),
     "notify": (NOTIFY_REQUESTS,),
+    "inspection": (INGEST_INSPECTIONS,),
 }
 """Topics each service's consumer group reads (kept equal to the code by tests/deploy)."""
 
@@ -89,6 +91,7 @@ OVERLAYS: tuple[Overlay, ...] = (
             "casereview": (2, 12),
             "penalty": (2, 12),
             "notify": (2, 12),
+            "inspection": (2, 12),
         },
         lag_threshold=200,
         partition_factor=4,
