@@ -373,3 +373,33 @@ async def test_redelivery_changes_nothing_and_districts_stay_apart(
     assert "conflicting report" in refused[0].data["reason"]
     assert huangpu["inspections"] == 1 and huangpu["code_scanned"] == 0
     assert [f["subject_id"] for f in jingan_flags["items"]] == ["I-J"]  # no 多头检查
+
+
+async def test_demo_inspections_are_taken_and_show_each_fault(
+    settings_for: Settings, publisher: Publisher, tap: Any
+) -> None:
+    from shared.demo.generator import DemoGenerator
+
+    start = dt.datetime(2026, 3, 2, 8, tzinfo=dt.UTC)
+    generated = DemoGenerator(seed=7, start=start).events(0, 0, n_inspections=32)
+    settings = settings_for(InspectionSettings)
+    leads: KafkaTap = await tap(settings.topic_prefix + SUPERVISION_LEADS.name)
+    async with build(settings, clock=ManualClock(start + dt.timedelta(days=30))).running() as svc:
+        for _, e in generated:
+            await publisher.event(svc.topic(INGEST_INSPECTIONS), e)
+
+        async def all_taken() -> bool:
+            return await svc.db["inbox"].count_documents({}) == len(generated)
+
+        await eventually(all_taken, timeout=60)
+        await eventually(lambda: outbox_empty(svc))
+        quarantined = await svc.db["quarantine"].count_documents({})
+    kinds = {
+        LeadKind.UNPLANNED_INSPECTION,
+        LeadKind.CODE_NOT_SHOWN,
+        LeadKind.UNCERTIFIED_OFFICER,
+        LeadKind.REPEATED_INSPECTION,
+    }
+    await leads.wait_for_events(lambda es: kinds <= {LeadKind(e.data["kind"]) for e in es})
+    assert quarantined == 0
+    assert {e.type.rsplit(".", 1)[-1] for _, e in generated} >= {"planned", "conducted", "decided"}
