@@ -393,6 +393,10 @@ class LeadKind(StrEnum):
 
 LEAD_TYPE = "jiandu.supervision.lead.raised"
 
+OFFICER_CHANGED_TYPE = "jiandu.inspection.officer.changed"
+"""The officer registry entry after a change (on ``inspection.events``, ``data.officer``):
+the inspection service owns the registry, casereview keeps a copy for its 持证 pre-check."""
+
 
 class SupervisionLead(Contract):
     """A lead for the supervising bureau (on ``supervision.leads``)."""

@@ -7,8 +7,15 @@ from services.casereview.api import build_router
 from services.casereview.handlers import CASE_CLOSED, RECTIFICATION_DUE, CaseReviewWorkflow
 from services.casereview.settings import CasereviewSettings
 from shared.clock import Clock
+from shared.contracts import OFFICER_CHANGED_TYPE
 from shared.service import Service
-from shared.topics import CASEREVIEW_EVENTS, INGEST_ENFORCEMENT, NOTIFY_REQUESTS, SUPERVISION_LEADS
+from shared.topics import (
+    CASEREVIEW_EVENTS,
+    INGEST_ENFORCEMENT,
+    INSPECTION_EVENTS,
+    NOTIFY_REQUESTS,
+    SUPERVISION_LEADS,
+)
 
 
 def build(settings: CasereviewSettings | None = None, clock: Clock | None = None) -> Service:
@@ -18,6 +25,8 @@ def build(settings: CasereviewSettings | None = None, clock: Clock | None = None
     service.indexes(storage.INDEXES)
     # Only closed case files: penalty decided/filed on the same topic belong to `penalty`.
     service.consume(INGEST_ENFORCEMENT, {CASE_CLOSED: workflow.on_case_closed})
+    # The officer registry is the inspection service's: casereview keeps a copy (持证 pre-check).
+    service.consume(INSPECTION_EVENTS, {OFFICER_CHANGED_TYPE: workflow.on_officer_changed})
     service.on_timer(RECTIFICATION_DUE, workflow.on_rectification_due)
     service.publishes(CASEREVIEW_EVENTS, NOTIFY_REQUESTS, SUPERVISION_LEADS)
     service.routes(lambda svc: build_router(svc, workflow))

@@ -18,6 +18,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.certificates import Certificate, certificate_from_record
 from shared.mongo import (
     Document,
     get_document,
@@ -25,11 +26,14 @@ from shared.mongo import (
     list_indexes,
     put_document,
 )
+from shared.unit_of_work import UnitOfWork
 
 CASES = "cases"
 CAMPAIGNS = "campaigns"
 REVIEWS = "reviews"
 RECTIFICATIONS = "rectifications"
+OFFICERS = "officers"
+"""Copy of the inspection service's officer registry (``jiandu.inspection.officer.changed``)."""
 
 Db = AsyncDatabase[Document]
 Session = AsyncClientSession | None
@@ -72,6 +76,19 @@ INDEXES: dict[str, list[IndexModel]] = {
 
 # Whole-document access by id, shared by every service.
 get, put, insert = get_document, put_document, insert_document
+
+
+async def put_officer(uow: UnitOfWork, entry: Document) -> None:
+    """Keep the registry entry as the inspection service published it (latest wins)."""
+    await put_document(uow.db, uow.session, OFFICERS, entry)
+
+
+async def registry_of(uow: UnitOfWork, officer_ids: list[str]) -> dict[str, Certificate | None]:
+    """The registry's certificate of each listed officer it knows (``None``: not certified)."""
+    if not officer_ids:
+        return {}
+    cursor = uow.db[OFFICERS].find({"_id": {"$in": officer_ids}}, session=uow.session)
+    return {d["_id"]: certificate_from_record(d) for d in await cursor.to_list()}
 
 
 async def population(

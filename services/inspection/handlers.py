@@ -51,8 +51,6 @@ from shared.workcalendar import CST
 log = structlog.get_logger(__name__)
 
 EVENT_PREFIX = "jiandu.inspection."
-OFFICER_CHANGED = EVENT_PREFIX + "officer.changed"
-"""The officer registry as other services copy it (casereview's 持证 pre-check)."""
 RAISED_BY = "inspection"
 
 METRIC_LEADS: dict[str, LeadKind] = {
@@ -189,6 +187,7 @@ class InspectionWorkflow:
         if existing is not None and {k: existing.get(k) for k in doc} == doc:
             return  # the same plan again (new event id): nothing changes
         doc["revision"] = int(existing.get("revision", 0)) + 1 if existing else 1
+        doc["status"] = "filed"
         doc["updated_at"] = uow.now()
         await storage.put(uow, storage.PLANS, doc)
         await self._emit(uow, "plan", "filed", doc, {"at": uow.now(), "event_id": event.id})
@@ -283,6 +282,8 @@ class InspectionWorkflow:
                 inspection_id=data.inspection_id,
             )
         doc["uncertified_officers"] = [f.officer_id for f in cert_findings]
+        doc["status"] = "flagged" if doc["flags"] else "clean"
+        doc["updated_at"] = uow.now()
         await storage.put(uow, storage.INSPECTIONS, doc)
 
         visits = await storage.visits_of(
@@ -498,7 +499,9 @@ class InspectionWorkflow:
             "corrected": data.outcome != "upheld",
             "decided_at": utc(data.decided_at),
             "body": data.body,
+            "status": data.outcome,
             "recorded_at": uow.now(),
+            "updated_at": uow.now(),
         }
         await storage.put(uow, storage.REVIEWS, doc)
         await self._emit(uow, "review", "recorded", doc, {"at": uow.now(), "event_id": event.id})
@@ -535,6 +538,7 @@ class InspectionWorkflow:
             **assessment.model_dump(),
             "crossings": crossings,
             "lead_id": previous.get("lead_id") if previous else None,
+            "status": "breached" if assessment.breached else "within",
             "updated_at": uow.now(),
         }
         if previous is not None and all(

@@ -20,7 +20,8 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.inspection.domain.rules import Certificate, Plan, Visit
+from services.inspection.domain.rules import Plan, Visit
+from shared.certificates import Certificate, certificate_from_record
 from shared.clock import utc
 from shared.mongo import Document, get_document, list_indexes, put_document
 from shared.unit_of_work import UnitOfWork
@@ -129,23 +130,7 @@ async def visits_of(
 
 def certificate_of(doc: Document | None) -> Certificate | None:
     """The registry entry as a certificate; ``None`` for an officer never certified."""
-    if doc is None or not doc.get("registered"):
-        return None
-
-    def day(field: str) -> dt.date | None:
-        value = doc.get(field)
-        return dt.date.fromisoformat(value) if value else None
-
-    return Certificate(
-        officer_id=doc["_id"],
-        unit=doc["unit"],
-        cert_no=doc["cert_no"],
-        valid_from=dt.date.fromisoformat(doc["valid_from"]),
-        valid_until=dt.date.fromisoformat(doc["valid_until"]),
-        suspended_since=day("suspended_since"),
-        suspended_until=day("suspended_until"),
-        revoked_since=day("revoked_since"),
-    )
+    return certificate_from_record(doc) if doc is not None else None
 
 
 async def officers_where(uow: UnitOfWork, field: str, value: str) -> list[Document]:

@@ -20,7 +20,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from shared.certificates import Certificate
 from shared.workcalendar import CST
+
+__all__ = ["Certificate"]
 
 CORRECTED_OUTCOMES = frozenset({"revised", "revoked", "confirmed_illegal"})
 """Review outcomes that correct the unit (纠错): anything but 维持 (upheld)."""
@@ -172,42 +175,6 @@ def check_code(code_scanned: bool) -> str | None:
 
 
 # ------------------------------------------------------------------ 持证上岗 (officer registry)
-
-
-class Certificate(BaseModel):
-    """An officer's certificate as the registry knows it (dates are CST days)."""
-
-    officer_id: str
-    unit: str
-    cert_no: str
-    valid_from: dt.date
-    valid_until: dt.date
-    suspended_since: dt.date | None = None
-    suspended_until: dt.date | None = None
-    revoked_since: dt.date | None = None
-
-    def valid_on(self, day: dt.date) -> bool:
-        if not self.valid_from <= day <= self.valid_until:
-            return False
-        if self.revoked_since is not None and day >= self.revoked_since:
-            return False
-        if self.suspended_since is not None and day >= self.suspended_since:
-            return self.suspended_until is not None and day > self.suspended_until
-        return True
-
-    def status_on(self, day: dt.date) -> str:
-        if self.revoked_since is not None and day >= self.revoked_since:
-            return "revoked"
-        if self.suspended_since is not None and not self.valid_on(day):
-            if day >= self.suspended_since and (
-                self.suspended_until is None or day <= self.suspended_until
-            ):
-                return "suspended"
-        if day > self.valid_until:
-            return "expired"
-        if day < self.valid_from:
-            return "not_yet_valid"
-        return "valid"
 
 
 class CertificateFinding(BaseModel):
