@@ -50,7 +50,7 @@ def topics(
         typer.echo(name)
 
 
-SERVICE_NAMES = ("gateway", "hotline", "casereview", "penalty", "notify")
+SERVICE_NAMES = ("gateway", "hotline", "casereview", "penalty", "notify", "inspection")
 
 
 @app.command()
@@ -80,6 +80,7 @@ def status(
                 "casereview": 8002,
                 "penalty": 8003,
                 "notify": 8004,
+                "inspection": 8005,
             }.items()
         ),
         envvar="JIANDU_PEERS",

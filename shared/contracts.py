@@ -176,12 +176,124 @@ class PenaltyFiled(Contract):
     documents: list[CaseDocument] = Field(default_factory=list, max_length=100)
 
 
+# ---------------------------------------------------------------- inspections, officers, reviews
+
+USCC_PATTERN = r"^[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}$"
+"""统一社会信用代码: 18 characters (GB 32100-2015 alphabet, no I, O, S, V, Z)."""
+
+
+class InspectionPlanned(Contract):
+    """``gov.enforcement.inspection.planned``: an inspection plan (涉企行政检查计划) filed
+    with the district justice bureau (备案): who may be inspected, when, and how chosen."""
+
+    plan_id: str = Field(min_length=1, max_length=64)
+    unit: str = Field(min_length=1, max_length=100)
+    district: str = Field(pattern=r"^\d{6}$")
+    period_start: dt.date
+    period_end: dt.date
+    enterprises: list[str] = Field(
+        default_factory=list, max_length=2000, description="USCCs in the plan"
+    )
+    sectors: list[str] = Field(
+        default_factory=list, max_length=100, description="sectors the plan covers (any firm)"
+    )
+    double_random: bool = Field(description="双随机、一公开: inspected firms drawn at random")
+    filed_at: Instant
+
+    @model_validator(mode="after")
+    def _period_in_order(self) -> Self:
+        if self.period_end < self.period_start:
+            raise ValueError("period_end is before period_start")
+        return self
+
+
+class InspectingOfficer(Contract):
+    id: str = Field(min_length=1, max_length=64)
+    cert_no: str | None = Field(default=None, max_length=64)
+
+
+class InspectionConducted(Contract):
+    """``gov.enforcement.inspection.conducted``: one inspection of an enterprise (涉企检查)."""
+
+    inspection_id: str = Field(min_length=1, max_length=64)
+    unit: str = Field(min_length=1, max_length=100)
+    district: str = Field(pattern=r"^\d{6}$")
+    officers: list[InspectingOfficer] = Field(min_length=1, max_length=20)
+    enterprise: str = Field(pattern=USCC_PATTERN, description="统一社会信用代码")
+    enterprise_name: str | None = Field(default=None, max_length=200)
+    sector: str | None = Field(default=None, max_length=64)
+    at: Instant
+    code_scanned: bool = Field(description="检查码 scanned (凡检查必亮码)")
+    joint_id: str | None = Field(
+        default=None, max_length=64, description="joint inspection (综合查一次): one visit"
+    )
+    plan_id: str | None = Field(default=None, max_length=64)
+    result: Literal["no_issue", "rectification", "case_opened", "other"] = "no_issue"
+
+
+class OfficerCertified(Contract):
+    """``gov.enforcement.officer.certified``: an enforcement certificate issued or renewed."""
+
+    officer_id: str = Field(min_length=1, max_length=64)
+    name: str | None = Field(default=None, max_length=100)
+    unit: str = Field(min_length=1, max_length=100)
+    district: str = Field(pattern=r"^\d{6}$")
+    cert_no: str = Field(min_length=1, max_length=64)
+    valid_from: dt.date
+    valid_until: dt.date
+    at: Instant
+
+
+class OfficerSuspended(Contract):
+    """``gov.enforcement.officer.suspended``: certificate suspended (暂停), maybe until a day."""
+
+    officer_id: str = Field(min_length=1, max_length=64)
+    unit: str = Field(min_length=1, max_length=100)
+    district: str = Field(pattern=r"^\d{6}$")
+    cert_no: str = Field(min_length=1, max_length=64)
+    since: dt.date
+    until: dt.date | None = None
+    reason: str = Field(default="", max_length=2000)
+    at: Instant
+
+
+class OfficerRevoked(Contract):
+    """``gov.enforcement.officer.revoked``: the certificate withdrawn (收回 / 注销)."""
+
+    officer_id: str = Field(min_length=1, max_length=64)
+    unit: str = Field(min_length=1, max_length=100)
+    district: str = Field(pattern=r"^\d{6}$")
+    cert_no: str = Field(min_length=1, max_length=64)
+    since: dt.date
+    reason: str = Field(default="", max_length=2000)
+    at: Instant
+
+
+class ReviewDecided(Contract):
+    """``gov.enforcement.review.decided``: a 行政复议 / 行政诉讼 / 检察建议 outcome on a case."""
+
+    review_id: str = Field(min_length=1, max_length=64)
+    case_id: str = Field(min_length=1, max_length=64)
+    unit: str = Field(min_length=1, max_length=100)
+    district: str = Field(pattern=r"^\d{6}$")
+    channel: Literal["reconsideration", "litigation", "procuratorate"]
+    outcome: Literal["upheld", "revised", "revoked", "confirmed_illegal"]
+    decided_at: Instant
+    body: str | None = Field(default=None, max_length=200, description="复议机关 / 法院 / 检察院")
+
+
 EXTERNAL_SCHEMAS: dict[str, type[Contract]] = {
     "gov.12345.workorder.created": WorkOrderCreated,
     "gov.12345.workorder.updated": WorkOrderUpdated,
     "gov.enforcement.case.closed": CaseClosed,
     "gov.enforcement.penalty.decided": PenaltyDecided,
     "gov.enforcement.penalty.filed": PenaltyFiled,
+    "gov.enforcement.inspection.planned": InspectionPlanned,
+    "gov.enforcement.inspection.conducted": InspectionConducted,
+    "gov.enforcement.officer.certified": OfficerCertified,
+    "gov.enforcement.officer.suspended": OfficerSuspended,
+    "gov.enforcement.officer.revoked": OfficerRevoked,
+    "gov.enforcement.review.decided": ReviewDecided,
 }
 
 
@@ -238,7 +350,9 @@ class NotificationRequest(Contract):
     kind: NoticeKind
     recipient_unit: str = Field(min_length=1, max_length=100)
     district: str = Field(pattern=r"^\d{6}$")
-    subject_type: Literal["complaint", "case", "filing", "review", "rectification", "lead"]
+    subject_type: Literal[
+        "complaint", "case", "filing", "review", "rectification", "lead", "inspection"
+    ]
     subject_id: str = Field(min_length=1, max_length=200)
     summary: str = Field(max_length=2000)
     deadline: Instant | None = None
@@ -269,9 +383,19 @@ class LeadKind(StrEnum):
     DISPROPORTION = "disproportion"  # 过罚不当
     FINE_ANOMALY = "fine_anomaly"  # 罚没款异常增长
     REVIEW_FAILED = "review_failed"  # 案卷评查不合格
+    UNPLANNED_INSPECTION = "unplanned_inspection"  # 未备案检查
+    REPEATED_INSPECTION = "repeated_inspection"  # 多头检查、重复检查
+    CODE_NOT_SHOWN = "code_not_shown"  # 未亮码
+    UNCERTIFIED_OFFICER = "uncertified_officer"  # 无证执法
+    LOW_CERTIFICATION_RATE = "low_certification_rate"  # 持证率不足
+    HIGH_CORRECTION_RATE = "high_correction_rate"  # 被纠错率偏高
 
 
 LEAD_TYPE = "jiandu.supervision.lead.raised"
+
+OFFICER_CHANGED_TYPE = "jiandu.inspection.officer.changed"
+"""The officer registry entry after a change (on ``inspection.events``, ``data.officer``):
+the inspection service owns the registry, casereview keeps a copy for its 持证 pre-check."""
 
 
 class SupervisionLead(Contract):

@@ -26,6 +26,7 @@ SERVICES: dict[str, int] = {
     "casereview": 8002,
     "penalty": 8003,
     "notify": 8004,
+    "inspection": 8005,
 }
 """Service → HTTP port of its first replica; replica r listens on port + 100·r."""
 
@@ -62,7 +63,7 @@ def free_port_offset(replicas: int = 2) -> int:
             return True
 
     for _ in range(100):
-        offset = random.randint(20, 230) * 100  # highest port 8004 + 23 000 + 300 < 32 768
+        offset = random.randint(20, 230) * 100  # highest port 8005 + 23 000 + 300 < 32 768
         ports = (p + offset + 100 * r for p in SERVICES.values() for r in range(replicas))
         if all(bindable(port) for port in ports):
             return offset

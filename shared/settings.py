@@ -30,7 +30,7 @@ class PlatformSettings(BaseSettings):
 
 
 class ServiceSettings(PlatformSettings):
-    """Settings shared by the five services; each service subclasses this."""
+    """Settings shared by the six services; each service subclasses this."""
 
     service_name: str = "jiandu"
     mongo_db: str = ""

@@ -29,12 +29,20 @@ INGEST_HOTLINE = Topic("ingest.hotline.workorders", 6, "12345 work orders (creat
 INGEST_ENFORCEMENT = Topic(
     "ingest.enforcement.cases", 6, "case system: case closed, penalty decided/filed"
 )
+INGEST_INSPECTIONS = Topic(
+    "ingest.enforcement.inspections",
+    6,
+    "inspection plans and inspections, officer certificates, review/litigation outcomes",
+)
 INGEST_QUARANTINE = Topic(
     "ingest.quarantine", 1, "refused input with the reason, kept for operators", False
 )
 HOTLINE_EVENTS = Topic("hotline.complaint.events", 6, "complaint state changes")
 CASEREVIEW_EVENTS = Topic("casereview.case.events", 6, "case review facts")
 PENALTY_EVENTS = Topic("penalty.filing.events", 6, "top-tier penalties, filings, flags")
+INSPECTION_EVENTS = Topic(
+    "inspection.events", 6, "inspections, plans, officer registry, correction rates"
+)
 NOTIFY_REQUESTS = Topic("notify.requests", 6, "notices to send to units")
 NOTIFY_EVENTS = Topic("notify.notice.events", 6, "notice sent/failed/acknowledged/escalated")
 SUPERVISION_LEADS = Topic("supervision.leads", 3, "监督线索 raised by any service")
@@ -42,10 +50,12 @@ SUPERVISION_LEADS = Topic("supervision.leads", 3, "监督线索 raised by any se
 ALL_TOPICS: tuple[Topic, ...] = (
     INGEST_HOTLINE,
     INGEST_ENFORCEMENT,
+    INGEST_INSPECTIONS,
     INGEST_QUARANTINE,
     HOTLINE_EVENTS,
     CASEREVIEW_EVENTS,
     PENALTY_EVENTS,
+    INSPECTION_EVENTS,
     NOTIFY_REQUESTS,
     NOTIFY_EVENTS,
     SUPERVISION_LEADS,
@@ -57,6 +67,12 @@ EXTERNAL_TYPE_TOPICS: dict[str, Topic] = {
     "gov.enforcement.case.closed": INGEST_ENFORCEMENT,
     "gov.enforcement.penalty.decided": INGEST_ENFORCEMENT,
     "gov.enforcement.penalty.filed": INGEST_ENFORCEMENT,
+    "gov.enforcement.inspection.planned": INGEST_INSPECTIONS,
+    "gov.enforcement.inspection.conducted": INGEST_INSPECTIONS,
+    "gov.enforcement.officer.certified": INGEST_INSPECTIONS,
+    "gov.enforcement.officer.suspended": INGEST_INSPECTIONS,
+    "gov.enforcement.officer.revoked": INGEST_INSPECTIONS,
+    "gov.enforcement.review.decided": INGEST_INSPECTIONS,
 }
 """Where the gateway puts each accepted external event type."""
 

@@ -13,8 +13,9 @@ case "${SERVICE:-}" in
   casereview) port=8002 ;;
   penalty) port=8003 ;;
   notify) port=8004 ;;
+  inspection) port=8005 ;;
   *)
-    echo "jiandu: set SERVICE to gateway, hotline, casereview, penalty or notify (got '${SERVICE:-}')" >&2
+    echo "jiandu: set SERVICE to gateway, hotline, casereview, penalty, notify or inspection (got '${SERVICE:-}')" >&2
     exit 64
     ;;
 esac

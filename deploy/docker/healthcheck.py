@@ -18,6 +18,7 @@ DEFAULT_PORTS = {
     "casereview": 8002,
     "penalty": 8003,
     "notify": 8004,
+    "inspection": 8005,
 }
 
 

@@ -31,7 +31,9 @@ from shared.topics import (  # noqa: E402
     HOTLINE_EVENTS,
     INGEST_ENFORCEMENT,
     INGEST_HOTLINE,
+    INGEST_INSPECTIONS,
     INGEST_QUARANTINE,
+    INSPECTION_EVENTS,
     NOTIFY_EVENTS,
     NOTIFY_REQUESTS,
     PENALTY_EVENTS,
@@ -51,9 +53,10 @@ CONSUMES: dict[str, tuple[Topic, ...]] = {
         INGEST_QUARANTINE,
     ),
     "hotline": (INGEST_HOTLINE, INGEST_ENFORCEMENT),
-    "casereview": (INGEST_ENFORCEMENT,),
+    "casereview": (INGEST_ENFORCEMENT, INSPECTION_EVENTS),
     "penalty": (INGEST_ENFORCEMENT,),
     "notify": (NOTIFY_REQUESTS,),
+    "inspection": (INGEST_INSPECTIONS,),
 }
 """Topics each service's consumer group reads (kept equal to the code by tests/deploy)."""
 
@@ -89,6 +92,7 @@ OVERLAYS: tuple[Overlay, ...] = (
             "casereview": (2, 12),
             "penalty": (2, 12),
             "notify": (2, 12),
+            "inspection": (2, 12),
         },
         lag_threshold=200,
         partition_factor=4,

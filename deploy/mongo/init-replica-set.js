@@ -19,7 +19,7 @@ const replicaSet = env.MONGO_REPLICA_SET || "rs0";
 // One database per service (ServiceSettings.database = "jiandu_<service>").
 const databases = (
   env.JIANDU_MONGO_DATABASES ||
-  "jiandu_gateway,jiandu_hotline,jiandu_casereview,jiandu_penalty,jiandu_notify"
+  "jiandu_gateway,jiandu_hotline,jiandu_casereview,jiandu_penalty,jiandu_notify,jiandu_inspection"
 ).split(",").map((name) => name.trim()).filter((name) => name.length > 0);
 
 const rootUser = encodeURIComponent(need("MONGO_ROOT_USER"));

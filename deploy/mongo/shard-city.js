@@ -16,6 +16,8 @@ const PLAN = [
   ["jiandu_penalty", "inbox", { _id: "hashed" }],
   ["jiandu_notify", "notices", { district: 1, _id: "hashed" }],
   ["jiandu_notify", "inbox", { _id: "hashed" }],
+  ["jiandu_inspection", "inspections", { district: 1, _id: "hashed" }],
+  ["jiandu_inspection", "inbox", { _id: "hashed" }],
   ["jiandu_gateway", "events", { district: 1, time: 1 }],
   ["jiandu_gateway", "inbox", { _id: "hashed" }],
 ];

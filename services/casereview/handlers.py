@@ -18,7 +18,12 @@ from pydantic_core import to_jsonable_python
 
 from services.casereview import storage
 from services.casereview.domain.directory import Directory, load_directory
-from services.casereview.domain.precheck import Finding, PrecheckPolicy, run_prechecks
+from services.casereview.domain.precheck import (
+    Finding,
+    PrecheckPolicy,
+    check_registered_certificates,
+    run_prechecks,
+)
 from services.casereview.domain.rubric import (
     Decision,
     Extra,
@@ -52,7 +57,7 @@ from shared.contracts import (
     SupervisionLead,
     parse_data,
 )
-from shared.envelope import Envelope
+from shared.envelope import Envelope, EventRejected
 from shared.mongo import Document
 from shared.topics import CASEREVIEW_EVENTS
 from shared.unit_of_work import UnitOfWork
@@ -223,7 +228,8 @@ class CaseReviewWorkflow:
         """Store the file, pre-check it; a resent identical file changes nothing."""
         case = parse_data(event, CaseClosed)
         digest = file_hash(case)
-        findings = run_prechecks(case, self.policy)
+        registry = await storage.registry_of(uow, sorted({o.id for o in case.officers}))
+        findings = check_registered_certificates(case, run_prechecks(case, self.policy), registry)
         existing = await uow.documents(storage.CASES).get(case.case_id)
         now = uow.now()
         if existing is not None:
@@ -281,6 +287,16 @@ class CaseReviewWorkflow:
                     ],
                 },
             )
+
+    # ------------------------------------------------------------------ officer registry
+
+    async def on_officer_changed(self, event: Envelope, uow: UnitOfWork) -> None:
+        """The inspection service's registry entry for one officer: keep the latest copy."""
+        entry = event.data.get("officer")
+        if not isinstance(entry, dict) or not entry.get("id"):
+            raise EventRejected(f"{event.type} without an officer entry")
+        doc = {k: v for k, v in entry.items() if k != "id"}
+        storage.put_officer(uow, {"_id": str(entry["id"]), **doc, "event_id": event.id})
 
     # ------------------------------------------------------------------ campaigns
 

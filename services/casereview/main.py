@@ -8,8 +8,15 @@ from services.casereview.handlers import CASE_CLOSED, RECTIFICATION_DUE, CaseRev
 from services.casereview.settings import CasereviewSettings
 from shared.clock import Clock
 from shared.consumer import data_key
+from shared.contracts import OFFICER_CHANGED_TYPE
 from shared.service import Service
-from shared.topics import CASEREVIEW_EVENTS, INGEST_ENFORCEMENT, NOTIFY_REQUESTS, SUPERVISION_LEADS
+from shared.topics import (
+    CASEREVIEW_EVENTS,
+    INGEST_ENFORCEMENT,
+    INSPECTION_EVENTS,
+    NOTIFY_REQUESTS,
+    SUPERVISION_LEADS,
+)
 
 
 def build(settings: CasereviewSettings | None = None, clock: Clock | None = None) -> Service:
@@ -23,6 +30,8 @@ def build(settings: CasereviewSettings | None = None, clock: Clock | None = None
         {CASE_CLOSED: workflow.on_case_closed},
         prefetch={storage.CASES: data_key("case_id")},
     )
+    # The officer registry is the inspection service's: casereview keeps a copy (持证 pre-check).
+    service.consume(INSPECTION_EVENTS, {OFFICER_CHANGED_TYPE: workflow.on_officer_changed})
     service.on_timer(RECTIFICATION_DUE, workflow.on_rectification_due)
     service.publishes(CASEREVIEW_EVENTS, NOTIFY_REQUESTS, SUPERVISION_LEADS)
     service.routes(lambda svc: build_router(svc, workflow))

@@ -17,6 +17,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.certificates import Certificate, certificate_from_record
 from shared.mongo import Document, list_indexes
 from shared.unit_of_work import UnitOfWork
 
@@ -24,6 +25,8 @@ CASES = "cases"
 CAMPAIGNS = "campaigns"
 REVIEWS = "reviews"
 RECTIFICATIONS = "rectifications"
+OFFICERS = "officers"
+"""Copy of the inspection service's officer registry (``jiandu.inspection.officer.changed``)."""
 
 Db = AsyncDatabase[Document]
 
@@ -61,6 +64,17 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("case_id", ASCENDING)], name="by_case"),
     ],
 }
+
+
+def put_officer(uow: UnitOfWork, entry: Document) -> None:
+    """Keep the registry entry as the inspection service published it (latest wins)."""
+    uow.documents(OFFICERS).put(entry)
+
+
+async def registry_of(uow: UnitOfWork, officer_ids: list[str]) -> dict[str, Certificate | None]:
+    """The registry's certificate of each listed officer it knows (``None``: not certified)."""
+    found = await uow.documents(OFFICERS).get_many(officer_ids)
+    return {i: certificate_from_record(d) for i, d in found.items()}
 
 
 async def population(

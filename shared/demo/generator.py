@@ -31,6 +31,7 @@ from shared.contracts import (
 )
 from shared.demo import catalogue as cat
 from shared.demo import fakes
+from shared.demo import inspections as insp
 from shared.envelope import Envelope
 from shared.workcalendar import CST, OfficeHours, add_working_days, is_working_day
 
@@ -121,6 +122,8 @@ class DemoMix(BaseModel):
     disproportion_rate: float = Field(default=0.25, ge=0, le=1, description="top-tier, mitigated")
     late_filing_rate: float = Field(default=0.2, ge=0, le=1)
     missing_filing_rate: float = Field(default=0.15, ge=0, le=1)
+    # -- enterprise inspections, plans, certificates, review outcomes
+    inspections: insp.InspectionMix = Field(default_factory=insp.InspectionMix)
 
     @model_validator(mode="after")
     def _exclusive_shares(self) -> DemoMix:
@@ -234,8 +237,12 @@ class DemoGenerator:
 
     # -- public -------------------------------------------------------------------
 
-    def events(self, n_orders: int, n_cases: int) -> list[tuple[dt.datetime, Envelope]]:
-        """Work orders with their updates and case files with their penalties and filings."""
+    def events(
+        self, n_orders: int, n_cases: int, n_inspections: int | None = None
+    ) -> list[tuple[dt.datetime, Envelope]]:
+        """Work orders with their updates, case files with their penalties and filings, and
+        enterprise inspections with their plans, certificates and review outcomes (by
+        default half as many inspections as case files)."""
         self._rng = random.Random(f"demo:{self.seed}")
         self._ids = random.Random(f"demo-ids:{self.seed}")
         self._out: list[tuple[dt.datetime, int, Envelope]] = []
@@ -243,6 +250,7 @@ class DemoGenerator:
         self._rosters: dict[str, list[dict[str, Any]]] = {}
         orders = self._orders(n_orders)
         self._cases(n_cases, orders)
+        self._inspections(n_cases // 2 if n_inspections is None else n_inspections)
         self._out.sort(key=lambda item: (item[0], item[1]))
         return [(when, env) for when, _, env in self._out]
 
@@ -601,6 +609,23 @@ class DemoGenerator:
         return text, "no_violation"
 
     # -- case files -----------------------------------------------------------------
+
+    def _inspections(self, n: int) -> None:
+        def emit(when: dt.datetime, type_: str, district: str, key: str, data: Contract) -> None:
+            subject = f"{type_.rsplit('.', 2)[-2]}/{key}"
+            self._emit(when, type_, case_source(district), district, key, subject, data)
+
+        insp.generate(
+            random.Random(f"demo-inspections:{self.seed}"),
+            self.city,
+            self.start,
+            dt.timedelta(days=self.mix.span_days),
+            n,
+            self.mix.inspections,
+            self._roster,
+            self._unique,
+            emit,
+        )
 
     def _cases(self, n: int, orders: list[Order]) -> None:
         rng, mix = self._rng, self.mix

@@ -13,8 +13,10 @@ from services.casereview.domain.precheck import (
     RULES,
     PrecheckPolicy,
     Severity,
+    check_registered_certificates,
     run_prechecks,
 )
+from shared.certificates import Certificate
 from shared.demo.generator import DemoGenerator, DemoMix
 from tests.casereview.cases import case, clean_file, large_file, mutate, simple_file, without_doc
 
@@ -311,3 +313,49 @@ DEMO_DEFECTS = {
     "no_baseline_rate",
     "minor_fined_rate",
 }
+
+
+# ---------------------------------------------------------------- officer registry (持证上岗)
+
+
+def registered(officer_id: str, cert_no: str, **over: Any) -> Certificate:
+    base: dict[str, Any] = {
+        "officer_id": officer_id,
+        "unit": "310106-cgzf",
+        "cert_no": cert_no,
+        "valid_from": dt.date(2020, 1, 1),
+        "valid_until": dt.date(2027, 12, 31),
+    }
+    return Certificate.model_validate({**base, **over})
+
+
+def registry_findings(data: dict[str, Any], registry: dict[str, Certificate | None]) -> list[Any]:
+    file = case(data)
+    found = check_registered_certificates(file, run_prechecks(file, PrecheckPolicy()), registry)
+    return [f for f in found if f.code == "OFFICER_CERT_INVALID"]
+
+
+def test_the_registry_overrides_a_certificate_the_file_claims_valid() -> None:
+    revoked = registered("ZF-002", "31010600456", revoked_since=dt.date(2025, 3, 15))
+    (found,) = registry_findings(clean_file(), {"ZF-002": revoked})
+    assert found.evidence["officer"] == "ZF-002" and found.evidence["source"] == "registry"
+    assert set(found.evidence["dates_not_covered"]) == {"notified", "decided", "served"}
+    assert "revoked" in found.message
+
+
+def test_a_renewed_certificate_in_the_registry_clears_the_files_lapsed_one() -> None:
+    lapsed = mutate(clean_file(), **{"officers.1.cert_valid_until": "2025-03-25"})
+    assert registry_findings(lapsed, {}), "without the registry the file's date counts"
+    renewed = registered("ZF-002", "31010600456")
+    assert registry_findings(lapsed, {"ZF-002": renewed}) == []
+
+
+def test_unregistered_and_mismatched_officers_are_flagged_and_valid_ones_are_not() -> None:
+    registry: dict[str, Certificate | None] = {
+        "ZF-001": None,
+        "ZF-002": registered("ZF-002", "OTHER-NUMBER"),
+    }
+    found = {f.evidence["officer"]: f.message for f in registry_findings(clean_file(), registry)}
+    assert "无登记" in found["ZF-001"] and "不符" in found["ZF-002"]
+    valid = {"ZF-001": registered("ZF-001", "31010600123")}
+    assert registry_findings(clean_file(), valid) == []

@@ -21,13 +21,14 @@ from services.casereview.main import build
 from services.casereview.settings import CasereviewSettings
 from shared.city import supervising_unit
 from shared.clock import ManualClock
-from shared.contracts import LeadKind, NoticeKind, SupervisionLead
+from shared.contracts import OFFICER_CHANGED_TYPE, LeadKind, NoticeKind, SupervisionLead
 from shared.envelope import Envelope
 from shared.outbox import OUTBOX
 from shared.service import Service
 from shared.topics import (
     CASEREVIEW_EVENTS,
     INGEST_ENFORCEMENT,
+    INSPECTION_EVENTS,
     NOTIFY_REQUESTS,
     SUPERVISION_LEADS,
 )
@@ -381,3 +382,50 @@ async def test_sent_back_rectification_gets_a_new_round_and_escalates_once(
         f"casereview:rectification:{rect_id}:1",
         f"casereview:rectification:{rect_id}:2",
     ]
+
+
+async def test_precheck_judges_certificates_by_the_officer_registry_copy(
+    settings_for: Callable[..., CasereviewSettings], publisher: Publisher
+) -> None:
+    """The inspection service's registry (``officer.changed``) beats the file's own record."""
+    settings = settings_for(CasereviewSettings)
+    revoked = {
+        "id": "ZF-002",
+        "unit": "310106-cgzf",
+        "district": "310106",
+        "registered": True,
+        "status": "revoked",
+        "cert_no": "31010600456",
+        "valid_from": "2020-01-01",
+        "valid_until": "2027-06-30",
+        "revoked_since": "2025-03-15",
+    }
+    change = Envelope(
+        type=OFFICER_CHANGED_TYPE,
+        source="/jiandu/inspection",
+        subject="officer/ZF-002",
+        district="310106",
+        partitionkey="ZF-002",
+        data={"officer": revoked, "change": {"action": "revoked"}},
+    )
+    async with build(settings, clock=ManualClock(NOW)).running() as svc:
+        await publisher.event(svc.topic(INSPECTION_EVENTS), change)
+        await eventually(lambda: svc.db["officers"].find_one({"_id": "ZF-002"}))
+        await publisher.event(svc.topic(INGEST_ENFORCEMENT), closed_event(clean_file("REG-1")))
+        other = clean_file("REG-2", unit="310106-scjg")
+        other["officers"] = [
+            {"id": "SJ-001", "cert_no": "31010600777", "cert_valid_until": "2027-01-01"},
+            {"id": "SJ-002", "cert_no": "31010600778", "cert_valid_until": "2027-01-01"},
+        ]
+        await publisher.event(svc.topic(INGEST_ENFORCEMENT), closed_event(other))
+
+        async def both_judged() -> list[dict[str, Any]] | None:
+            docs = await svc.db["cases"].find({"_id": {"$in": ["REG-1", "REG-2"]}}).to_list()
+            return docs if len(docs) == 2 else None
+
+        judged = await eventually(both_judged)
+    by_id = {c["_id"]: c for c in judged}
+    (finding,) = [f for f in by_id["REG-1"]["findings"] if f["code"] == "OFFICER_CERT_INVALID"]
+    assert finding["evidence"]["officer"] == "ZF-002"
+    assert finding["evidence"]["source"] == "registry"
+    assert "OFFICER_CERT_INVALID" not in by_id["REG-2"]["finding_codes"]  # not in the registry

@@ -27,7 +27,8 @@ def sample(n_hotline: int, n_enforcement: int) -> list[tuple[dt.datetime, Envelo
     """The first events of a generated story, from both ingest topics, still in time order."""
     events = DemoGenerator(21, START).events(200, 60)
     hotline = [p for p in events if p[1].type.startswith("gov.12345.")][:n_hotline]
-    enforcement = [p for p in events if p[1].type.startswith("gov.enforcement.")][:n_enforcement]
+    enforcement = [p for p in events if EXTERNAL_TYPE_TOPICS[p[1].type] is INGEST_ENFORCEMENT]
+    enforcement = enforcement[:n_enforcement]
     return sorted(hotline + enforcement, key=lambda p: p[0])
 
 

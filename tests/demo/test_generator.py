@@ -95,7 +95,11 @@ def test_every_event_validates_against_its_contract_and_fits_kafka() -> None:
     for event in events:
         data = validate_external(event)  # raises EventRejected on any contract breach
         assert city.district(event.district) is not None
-        key = getattr(data, "order_id", None) or data.case_id  # type: ignore[attr-defined]
+        key = next(
+            getattr(data, name)
+            for name in ("order_id", "enterprise", "plan_id", "officer_id", "review_id", "case_id")
+            if getattr(data, name, None)
+        )
         assert event.partitionkey == key
         district_of.setdefault(key, event.district)
         assert district_of[key] == event.district, "one entity, one district"

@@ -13,7 +13,7 @@ import sys
 
 from prometheus_client import generate_latest
 
-SERVICES = ("gateway", "hotline", "casereview", "penalty", "notify")
+SERVICES = ("gateway", "hotline", "casereview", "penalty", "notify", "inspection")
 MARKER = "JIANDU-FACTS "
 
 

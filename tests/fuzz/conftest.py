@@ -28,6 +28,8 @@ from services.gateway.main import build as build_gateway
 from services.gateway.settings import GatewaySettings
 from services.hotline.main import build as build_hotline
 from services.hotline.settings import HotlineSettings
+from services.inspection.main import build as build_inspection
+from services.inspection.settings import InspectionSettings
 from services.notify.main import build as build_notify
 from services.notify.settings import NotifySettings
 from services.penalty.main import build as build_penalty
@@ -47,6 +49,7 @@ BUILDS: dict[str, tuple[Callable[..., Service], type[ServiceSettings]]] = {
     "casereview": (build_casereview, CasereviewSettings),
     "penalty": (build_penalty, PenaltySettings),
     "notify": (build_notify, NotifySettings),
+    "inspection": (build_inspection, InspectionSettings),
 }
 
 

@@ -23,7 +23,13 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from shared.envelope import MAX_EVENT_BYTES, Envelope
-from shared.topics import EXTERNAL_TYPE_TOPICS, INGEST_ENFORCEMENT, INGEST_HOTLINE, Topic
+from shared.topics import (
+    EXTERNAL_TYPE_TOPICS,
+    INGEST_ENFORCEMENT,
+    INGEST_HOTLINE,
+    INGEST_INSPECTIONS,
+    Topic,
+)
 from tests.fuzz.conftest import EXAMPLES, FuzzPlatform
 from tests.gateway.support import workorder
 from tests.helpers import eventually
@@ -173,6 +179,22 @@ def good_event(service: str) -> Envelope:
     entity = f"FZ-OK-{uuid.uuid4().hex[:6]}"
     if service == "hotline":
         return Envelope.parse_attributes(workorder(entity, district="310101"))
+    if service == "inspection":
+        return Envelope(
+            type="gov.enforcement.review.decided",
+            source="/fuzz/court",
+            district="310106",
+            partitionkey=entity,
+            data={
+                "review_id": entity,
+                "case_id": f"C-{entity}",
+                "unit": "310106-scjg",
+                "district": "310106",
+                "channel": "litigation",
+                "outcome": "upheld",
+                "decided_at": datetime.now(UTC).isoformat(),
+            },
+        )
     return Envelope(
         type="gov.enforcement.penalty.decided",
         source="/fuzz/case-system",
@@ -205,6 +227,13 @@ CASES = [
         "gov.enforcement.penalty.decided",
         ["case_id", "decided_at", "fine", "unit", "provision", "district", "party_type"],
         id="penalty-decisions",
+    ),
+    pytest.param(
+        "inspection",
+        INGEST_INSPECTIONS,
+        "gov.enforcement.inspection.conducted",
+        ["inspection_id", "at", "enterprise", "officers", "unit", "district", "code_scanned"],
+        id="inspection-inspections",
     ),
 ]
 

@@ -25,6 +25,8 @@ from services.gateway.main import build as build_gateway
 from services.gateway.settings import GatewaySettings
 from services.hotline.main import build as build_hotline
 from services.hotline.settings import HotlineSettings
+from services.inspection.main import build as build_inspection
+from services.inspection.settings import InspectionSettings
 from services.notify.main import build as build_notify
 from services.notify.settings import NotifySettings
 from services.penalty.main import build as build_penalty
@@ -227,6 +229,7 @@ SERVICES = [
     pytest.param(build_casereview, CasereviewSettings, id="casereview"),
     pytest.param(build_penalty, PenaltySettings, id="penalty"),
     pytest.param(build_notify, NotifySettings, id="notify"),
+    pytest.param(build_inspection, InspectionSettings, id="inspection"),
 ]
 
 

@@ -29,6 +29,17 @@ CONSUMERS: dict[str, list[tuple[str, str]]] = {
     ],
     "gov.enforcement.penalty.decided": [("penalty", "ingest.enforcement.cases")],
     "gov.enforcement.penalty.filed": [("penalty", "ingest.enforcement.cases")],
+    **{
+        f"gov.enforcement.{kind}": [("inspection", "ingest.enforcement.inspections")]
+        for kind in (
+            "inspection.planned",
+            "inspection.conducted",
+            "officer.certified",
+            "officer.suspended",
+            "officer.revoked",
+            "review.decided",
+        )
+    },
 }
 
 
@@ -109,7 +120,7 @@ async def account(
         )
         if coll in ("notices",):
             result.duplicate_notices.extend(await docs.to_list())
-    for service in ("hotline", "casereview", "penalty", "notify", "gateway"):
+    for service in ("hotline", "casereview", "penalty", "notify", "gateway", "inspection"):
         timers = mongo[f"jiandu_{service}"]["timers"]
         twice = await timers.find({"fired_count": {"$gt": 1}}).to_list()
         result.timers_fired_twice.extend(twice)

@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 EVENTS = int(os.environ.get("JIANDU_CHAOS_EVENTS", "400"))
 SEED = int(os.environ.get("JIANDU_CHAOS_SEED", "7"))
-SERVICES = ["hotline", "casereview", "penalty", "notify", "gateway"]
+SERVICES = ["hotline", "casereview", "penalty", "notify", "gateway", "inspection"]
 
 
 async def _produce(bootstrap: str, events: list, stop_after: asyncio.Event) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from shared.certificates import Certificate
 from shared.contracts import CaseClosed
 
 
@@ -467,6 +468,56 @@ def check_certificates(case: CaseClosed, policy: PrecheckPolicy) -> list[Finding
                     dates_not_covered={k: acts[k].isoformat() for k in lapsed},
                 )
             )
+    return out
+
+
+def check_registered_certificates(
+    case: CaseClosed, findings: list[Finding], registry: Mapping[str, Certificate | None]
+) -> list[Finding]:
+    """持证上岗 against the officer registry instead of the certificate the file records.
+
+    For every officer the registry knows (``registry`` maps officer id → certificate, or
+    ``None`` for one seen but never certified), the file's own certificate findings are
+    replaced by the registry's verdict: a certificate valid on every act date, not suspended
+    or revoked then, and the number the file names. Officers the registry does not know are
+    judged on the file as before.
+    """
+    known = {o.id for o in case.officers if o.id in registry}
+    out = [
+        f
+        for f in findings
+        if not (f.code == "OFFICER_CERT_INVALID" and f.evidence.get("officer") in known)
+    ]
+    acts = case_act_dates(case)
+    for officer in case.officers:
+        if officer.id not in known:
+            continue
+        certificate = registry[officer.id]
+        if certificate is None:
+            problem = "无登记的行政执法证件"
+            bad = dict(acts)
+        elif officer.cert_no and officer.cert_no != certificate.cert_no:
+            problem = f"案卷记载的证号{officer.cert_no}与登记证号{certificate.cert_no}不符"
+            bad = dict(acts)
+        else:
+            bad = {k: v for k, v in acts.items() if not certificate.valid_on(v)}
+            if not bad:
+                continue
+            statuses = sorted({certificate.status_on(v) for v in bad.values()})
+            problem = f"执法证{certificate.cert_no}在办案期间无效（{'、'.join(statuses)}）"
+        out.append(
+            finding(
+                "OFFICER_CERT_INVALID",
+                Severity.CRITICAL,
+                f"执法人员{officer.id}{problem}（据执法人员资格登记）",
+                field="officers",
+                officer=officer.id,
+                cert_no=officer.cert_no,
+                source="registry",
+                registered_cert_no=certificate.cert_no if certificate else None,
+                dates_not_covered={k: v.isoformat() for k, v in bad.items()},
+            )
+        )
     return out
 
 

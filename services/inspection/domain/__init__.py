@@ -1,0 +1,1 @@
+"""Pure rules of the inspection service (no I/O)."""

@@ -1,0 +1,39 @@
+"""Composition root of the inspection service: wires handlers, indexes and routes."""
+
+from __future__ import annotations
+
+from services.inspection import storage
+from services.inspection.api import build_router
+from services.inspection.handlers import InspectionWorkflow
+from services.inspection.settings import InspectionSettings
+from shared.clock import Clock
+from shared.consumer import data_key
+from shared.service import Service
+from shared.topics import INGEST_INSPECTIONS, INSPECTION_EVENTS, NOTIFY_REQUESTS, SUPERVISION_LEADS
+
+
+def build(settings: InspectionSettings | None = None, clock: Clock | None = None) -> Service:
+    settings = settings or InspectionSettings()
+    service = Service(settings, clock=clock, title="Jiandu inspection (涉企行政检查监督)")
+    workflow = InspectionWorkflow(settings, service.source)
+    service.indexes(storage.INDEXES)
+    service.consume(
+        INGEST_INSPECTIONS,
+        {
+            "gov.enforcement.inspection.planned": workflow.on_planned,
+            "gov.enforcement.inspection.conducted": workflow.on_conducted,
+            "gov.enforcement.officer.certified": workflow.on_certified,
+            "gov.enforcement.officer.suspended": workflow.on_suspended,
+            "gov.enforcement.officer.revoked": workflow.on_revoked,
+            "gov.enforcement.review.decided": workflow.on_review,
+        },
+        prefetch={
+            storage.PLANS: data_key("plan_id"),
+            storage.INSPECTIONS: data_key("inspection_id"),
+            storage.OFFICERS: data_key("officer_id"),
+            storage.REVIEWS: data_key("review_id"),
+        },
+    )
+    service.publishes(INSPECTION_EVENTS, SUPERVISION_LEADS, NOTIFY_REQUESTS)
+    service.routes(build_router)
+    return service
