@@ -61,6 +61,10 @@ async def on_lead(event: Envelope, uow: UnitOfWork) -> None:
     doc = lead.model_dump(mode="python")
     doc["kind"] = lead.kind.value
     doc.pop("lead_id")
+    # Which ingested events (and API keys) the lead's subject came from: clients find theirs.
+    sources = await storage.accepted_from(uow.db, lead.subject_id)
+    doc["event_ids"] = [s["_id"] for s in sources]
+    doc["key_ids"] = sorted({s["key_id"] for s in sources if s.get("key_id")})
     await uow.db[storage.LEADS].update_one(
         {"_id": lead.lead_id},
         {"$setOnInsert": {**doc, "status": "open", "trace_id": current_trace_id()}},
