@@ -6,10 +6,12 @@ from pathlib import Path
 
 import typer
 
+from services.gateway.keys import app as keys_app
 from shared.demo.cli import app as demo_app
 
 app = typer.Typer(help="Jiandu (监督): supervision of administrative law enforcement.")
 app.add_typer(demo_app, name="demo")
+app.add_typer(keys_app, name="keys")
 
 
 @app.command()
