@@ -23,7 +23,9 @@ def run(
     port_offset: int = typer.Option(
         0, envvar="JIANDU_PORT_OFFSET", help="Added to every service's HTTP port."
     ),
-    demo: bool = typer.Option(True, help="Feed realistic demo events while running."),
+    demo: bool = typer.Option(
+        True, envvar="JIANDU_DEMO", help="Feed realistic demo events while running."
+    ),
 ) -> None:
     """Start noida-db, SecantusDB and every service; Ctrl-C stops everything."""
     from shared.runner import run_platform
