@@ -619,10 +619,27 @@ def build_router(svc: Service) -> APIRouter:
             unit: str | None = Query(default=None, max_length=100),
             status: str | None = Query(default=None, max_length=64),
             flag: str | None = Query(default=None, max_length=64, description="e.g. overdue"),
+            subject_id: str | None = Query(
+                default=None, max_length=200, description="the work order or case it is about"
+            ),
+            event_id: str | None = Query(
+                default=None, max_length=200, description="an ingested event about its subject"
+            ),
+            key_id: str | None = Query(
+                default=None, max_length=64, description="the API key that sent such an event"
+            ),
             limit: int = limit_param(),
             offset: int = offset_param(),
         ) -> EntityPage:
-            wanted: dict[str, Any] = {}
+            wanted: dict[str, Any] = {
+                k: v
+                for k, v in {
+                    "subject_id": subject_id,
+                    "event_ids": event_id,
+                    "key_ids": key_id,
+                }.items()
+                if v
+            }
             if district:
                 wanted["district"] = district
             if unit:

@@ -46,6 +46,12 @@ def entity_handler(kind: EntityKind) -> Handler:
         coll = uow.db[kind.collection]
         current = await coll.find_one({"_id": ev.entity_id}, session=uow.session)
         doc = apply_event(current, ev)
+        if current is None:  # which ingested events (and keys) it came from: clients find theirs
+            subject_id = str(ev.snapshot.get("subject_id") or ev.entity_id)
+            sources = await storage.accepted_from(uow.db, subject_id)
+            doc["subject_id"] = subject_id
+            doc["event_ids"] = [s["_id"] for s in sources]
+            doc["key_ids"] = sorted({s["key_id"] for s in sources if s.get("key_id")})
         await coll.replace_one({"_id": ev.entity_id}, doc, upsert=True, session=uow.session)
         await uow.db[storage.TIMELINE].insert_one(
             timeline_entry(ev, storage.next_seq()), session=uow.session

@@ -53,7 +53,9 @@ TALLIED = ["overdue", "returns", "grade", "late", "missing", "top_tier"]
 
 def _entity_indexes() -> list[IndexModel]:
     return [
-        *list_indexes(ENTITY_ORDER, ["status", "flags", *TALLIED]),
+        *list_indexes(
+            ENTITY_ORDER, ["status", "flags", *TALLIED, "subject_id", "event_ids", "key_ids"]
+        ),
         IndexModel([("district", ASCENDING), ("event_time", DESCENDING)], name="by_district"),
         IndexModel([("unit", ASCENDING), ("event_time", DESCENDING)], name="by_unit"),
         IndexModel([("event_time", DESCENDING)], name="recent"),
