@@ -6,13 +6,16 @@ Ingest (``POST /v1/events``) answers:
   again without a second Kafka record, and also listed under ``duplicates``);
 * **207** for a batch where some events were accepted and some refused (both listed);
 * **4xx** when nothing was accepted: a single event's status follows its refusal code
-  (400 malformed/invalid, 401 unauthenticated/bad signature, 413 too large, 415 media
-  type, 422 unknown type or data failing its contract); a batch where every event was
-  refused is **400**; **429** when the key's rate limit is exhausted (not quarantined).
+  (400 malformed/invalid, 401 unauthenticated/bad signature, 403 a district the key may
+  not send for, 413 too large, 415 media type, 422 unknown type or data failing its
+  contract); a batch where every event was refused is **400**; **429** when the client
+  address's bucket (taken before authentication) or the key's is empty (not quarantined).
 
-Every refused event is kept in ``quarantine`` with the reason and the raw body and announced
-on ``ingest.quarantine``. Accepted events are written to the outbox in the same transaction
-as their idempotency record, so a 202 means durable.
+Every event refused to an authenticated sender is kept in ``quarantine`` with the reason and
+the raw body and announced on ``ingest.quarantine``; unauthenticated refusals are counted per
+hour and code, and only a bounded sample of them is kept and announced. Accepted events are
+written to the outbox in the same transaction as their idempotency record, so a 202 means
+durable.
 """
 
 from __future__ import annotations
@@ -365,6 +368,7 @@ def build_router(svc: Service) -> APIRouter:
             207: {"model": IngestResult, "description": "batch: some accepted, some refused"},
             400: {"model": IngestResult},
             401: {"model": IngestResult},
+            403: {"model": IngestResult},
             413: {"model": IngestResult},
             415: {"model": IngestResult},
             422: {"model": IngestResult},
