@@ -5,6 +5,7 @@ BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
 DATA     ?= .data
 REPLICAS ?= 1
+DEMO     ?=
 PYTEST   := $(BIN)/pytest -q -p no:cacheprovider
 
 .PHONY: run test lint typecheck browser clean-data clean bench chaos fuzz asyncapi
@@ -16,8 +17,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## run: the whole platform on the embedded default (noida-db + SecantusDB); Ctrl-C stops it
+## (DEMO=0: no demo feed)
 run: $(STAMP)
-	$(BIN)/jiandu run --data-dir $(DATA) --replicas $(REPLICAS)
+	$(BIN)/jiandu run --data-dir $(DATA) --replicas $(REPLICAS) $(if $(filter 0 no false,$(DEMO)),--no-demo)
 
 ## test: lint, type-check and the whole suite against real embedded Kafka and MongoDB
 test: $(STAMP) lint typecheck browser

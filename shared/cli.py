@@ -6,10 +6,12 @@ from pathlib import Path
 
 import typer
 
+from services.gateway.keys import app as keys_app
 from shared.demo.cli import app as demo_app
 
 app = typer.Typer(help="Jiandu (监督): supervision of administrative law enforcement.")
 app.add_typer(demo_app, name="demo")
+app.add_typer(keys_app, name="keys")
 
 
 @app.command()
@@ -21,7 +23,9 @@ def run(
     port_offset: int = typer.Option(
         0, envvar="JIANDU_PORT_OFFSET", help="Added to every service's HTTP port."
     ),
-    demo: bool = typer.Option(True, help="Feed realistic demo events while running."),
+    demo: bool = typer.Option(
+        True, envvar="JIANDU_DEMO", help="Feed realistic demo events while running."
+    ),
 ) -> None:
     """Start noida-db, SecantusDB and every service; Ctrl-C stops everything."""
     from shared.runner import run_platform

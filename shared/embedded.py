@@ -27,6 +27,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.protocol.group import LeaveGroupRequest
 from pymongo import AsyncMongoClient
 
+from shared.processes import die_with_parent
 from shared.topics import topic_plan
 
 
@@ -68,6 +69,8 @@ class EmbeddedServers:
     kafka_port: int = 9092
     mongo_port: int = 27017
     log_dir: Path | None = None
+    tie_to_parent: bool = False
+    """SecantusDB gets SIGTERM when the thread that started it dies (``jiandu run``)."""
     _mongo: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -112,6 +115,10 @@ class EmbeddedServers:
             stderr=subprocess.DEVNULL,
         )
 
+    @property
+    def mongo_pid(self) -> int | None:
+        return self._mongo.pid if self._mongo is not None else None
+
     def start_mongo(self) -> None:
         mongo_dir = self.data_dir / "mongo"
         mongo_dir.mkdir(parents=True, exist_ok=True)
@@ -130,6 +137,7 @@ class EmbeddedServers:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent(os.getpid()) if self.tie_to_parent else None,
         )
         wait_for_port(self.mongo_port, proc=self._mongo)
 

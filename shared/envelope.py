@@ -2,8 +2,12 @@
 
 One pydantic model (:class:`Envelope`) validates the attributes, including the two
 extensions of the event contract: ``district`` (行政区划代码) and ``partitionkey`` (the
-entity id, used as the Kafka key). Kafka encoding is binary content mode (``ce_*``
-headers) through the CloudEvents SDK's Kafka binding.
+entity id, used as the Kafka key). Every other CloudEvents 1.0 attribute is accepted too:
+``dataschema`` is validated, and any other extension (``traceparent``/``tracestate`` of the
+distributed-tracing extension, a producer's own) is kept in ``extension_attributes`` when its
+name follows the spec (lowercase a-z and 0-9, at most 20 characters), within a bounded count
+and size. Kafka encoding is binary content mode (``ce_*`` headers, extensions included)
+through the CloudEvents SDK's Kafka binding.
 """
 
 from __future__ import annotations
@@ -16,12 +20,24 @@ from typing import Any
 
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.v1.event import CloudEvent
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 
 MAX_EVENT_BYTES = 64 * 1024
 """Events over 64 KiB are refused (event contract)."""
 
 DISTRICT_CODE = re.compile(r"^\d{6}$")
+
+EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+"""CloudEvents 1.0 attribute naming: lowercase a-z and 0-9; 20 characters at most."""
+MAX_EXTENSIONS = 16
+"""Extension attributes an event may carry besides ``district`` and ``partitionkey``."""
+MAX_EXTENSION_CHARS = 2048
+"""Longest value of one extension attribute (W3C ``tracestate`` fits easily)."""
+MAX_EXTENSIONS_CHARS = 8192
+"""All extension values of one event together."""
+
+ExtensionValue = StrictBool | StrictInt | StrictStr
+"""CloudEvents extension types as JSON carries them (binary modes carry strings)."""
 
 
 class EventRejected(ValueError):
@@ -45,9 +61,14 @@ class Envelope(BaseModel):
     time: datetime = Field(default_factory=lambda: datetime.now(UTC))
     subject: str | None = Field(default=None, max_length=500)
     datacontenttype: str = "application/json"
+    dataschema: str | None = Field(default=None, min_length=1, max_length=2000)
     district: str = Field(description="行政区划代码, six digits, e.g. 310106")
     partitionkey: str = Field(min_length=1, max_length=200)
     data: dict[str, Any] = Field(default_factory=dict)
+    extension_attributes: dict[str, ExtensionValue] = Field(
+        default_factory=dict,
+        description="Other CloudEvents extension attributes (e.g. traceparent), kept as sent.",
+    )
 
     @field_validator("specversion")
     @classmethod
@@ -62,6 +83,11 @@ class Envelope(BaseModel):
         if not DISTRICT_CODE.match(value):
             raise ValueError("district must be a six-digit administrative division code")
         return value
+
+    @field_validator("extension_attributes")
+    @classmethod
+    def _extensions(cls, value: dict[str, ExtensionValue]) -> dict[str, ExtensionValue]:
+        return check_extensions(value)
 
     @field_validator("time")
     @classmethod
@@ -84,6 +110,10 @@ class Envelope(BaseModel):
         }
         if self.subject is not None:
             attributes["subject"] = self.subject
+        if self.dataschema is not None:
+            attributes["dataschema"] = self.dataschema
+        for name, value in self.extension_attributes.items():
+            attributes[name] = canonical_string(value)
         message = ce_kafka.to_binary_event(CloudEvent(attributes=attributes, data=self.data))
         if len(message.value) > MAX_EVENT_BYTES:
             raise EventRejected(
@@ -131,9 +161,20 @@ class Envelope(BaseModel):
 
     @classmethod
     def parse_attributes(cls, attrs: dict[str, Any]) -> Envelope:
-        """Validate a structured-mode dict, turning pydantic errors into one clear reason."""
+        """Validate a structured-mode dict, turning pydantic errors into one clear reason.
+
+        Attributes that are not Jiandu's fields are extension attributes (checked by
+        ``check_extensions``); a JSON ``null`` attribute counts as absent, as the spec says.
+        """
+        known = {k: v for k, v in attrs.items() if k in CE_FIELDS}
+        extensions = {k: v for k, v in attrs.items() if k not in CE_FIELDS and v is not None}
+        nested = extensions.pop("extension_attributes", None)  # a model_dump() fed back
+        if isinstance(nested, dict):
+            extensions = {**nested, **extensions}
+        elif nested is not None:
+            extensions["extension_attributes"] = nested
         try:
-            return cls.model_validate(attrs)
+            return cls.model_validate({**known, "extension_attributes": extensions})
         except Exception as exc:
             raise EventRejected(describe_validation_error(exc), code="invalid") from exc
 
@@ -148,6 +189,41 @@ class Envelope(BaseModel):
             data=data,
             **extra,
         )
+
+
+CE_FIELDS = frozenset(Envelope.model_fields) - {"extension_attributes"}
+"""Attributes that are fields of the envelope; any other one is an extension attribute."""
+
+
+def canonical_string(value: ExtensionValue) -> str:
+    """The CloudEvents canonical string of an attribute value (Kafka and HTTP headers)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def check_extensions(values: dict[str, Any]) -> dict[str, ExtensionValue]:
+    """Extension attributes as the spec names them, bounded in count and size."""
+    if len(values) > MAX_EXTENSIONS:
+        raise ValueError(f"{len(values)} extension attributes; at most {MAX_EXTENSIONS}")
+    total = 0
+    for name, value in values.items():
+        if not EXTENSION_NAME.match(name):
+            raise ValueError(
+                f"attribute name {name[:40]!r} is not a CloudEvents name"
+                " (lowercase a-z and 0-9, at most 20 characters)"
+            )
+        size = len(canonical_string(value))
+        if size > MAX_EXTENSION_CHARS:
+            raise ValueError(
+                f"extension {name} is {size} characters; at most {MAX_EXTENSION_CHARS}"
+            )
+        total += size
+    if total > MAX_EXTENSIONS_CHARS:
+        raise ValueError(
+            f"extension attributes hold {total} characters; at most {MAX_EXTENSIONS_CHARS}"
+        )
+    return values
 
 
 def describe_validation_error(exc: Exception) -> str:

@@ -1,8 +1,18 @@
-"""``jiandu run``: the whole platform on the embedded default, stopped cleanly by Ctrl-C."""
+"""``jiandu run``: the whole platform on the embedded default, stopped cleanly by Ctrl-C.
+
+Stops: the runner installs its own SIGINT and SIGTERM handlers (a runner started in the
+background inherits SIGINT ignored). Every process it starts gets a parent-death signal
+(``PR_SET_PDEATHSIG``: SIGTERM when the runner dies, even by SIGKILL) and a pid file under
+``<data>/run/``; noida-db daemonizes and is stopped through its own data folder. A runner
+that starts on a data folder a dead runner left behind stops what the pid files name (pid
+and start time both checked, never by process name) before it starts anything.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import random
 import signal
@@ -18,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shared.embedded import EmbeddedServers, create_topics, evict_group_members
+from shared.processes import die_with_parent, live_pid, write_pid_file
 from shared.settings import kafka_client_id
 
 SERVICES: dict[str, int] = {
@@ -45,6 +56,43 @@ DEMO_USERS = ",".join(
 """Console logins ``make run`` creates when JIANDU_BOOTSTRAP_USERS is not set (local demo only)."""
 
 console = Console(stderr=True)
+
+PLATFORM_FILE = "platform.json"
+"""Written into the data folder while the platform runs (``jiandu keys`` reads it)."""
+
+
+def stop_leftovers(data_dir: Path, timeout: float = 15.0) -> list[str]:
+    """Stop what a dead runner left under ``data_dir`` (pid files; noida-db by its folder).
+
+    Raises when a runner is still alive on this folder: two platforms cannot share it.
+    """
+    data_dir = data_dir.resolve()
+    runner = live_pid(data_dir / "run" / "runner.pid")
+    if runner is not None and runner != os.getpid():
+        raise RuntimeError(f"a jiandu runner (pid {runner}) already runs on {data_dir}")
+    stopped: list[str] = []
+    pids: dict[int, Path] = {}
+    for path in sorted((data_dir / "run").glob("*.pid")):
+        pid = live_pid(path)
+        if pid is not None and pid != os.getpid():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+                pids[pid] = path
+                stopped.append(path.stem)
+        else:
+            path.unlink(missing_ok=True)
+    deadline = time.monotonic() + timeout
+    for pid, path in pids.items():
+        while live_pid(path) == pid and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if live_pid(path) == pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        path.unlink(missing_ok=True)
+    if (data_dir / "kafka").is_dir():
+        EmbeddedServers(data_dir).stop_kafka()  # noida-db finds its daemon by its data folder
+    (data_dir / PLATFORM_FILE).unlink(missing_ok=True)
+    return stopped
 
 
 def free_port_offset(replicas: int = 2) -> int:
@@ -95,15 +143,25 @@ class Platform:
         port_offset: int = 0,
         extra_env: dict[str, str] | None = None,
         services: list[str] | None = None,
+        tie_to_runner: bool = False,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.replicas = replicas
-        self.servers = EmbeddedServers(self.data_dir, kafka_port=kafka_port, mongo_port=mongo_port)
+        self.tie_to_runner = tie_to_runner
+        """Processes get a parent-death signal; only for a runner that starts them all from
+        its main thread (the signal follows the thread that forked, not the process)."""
+        self.servers = EmbeddedServers(
+            self.data_dir,
+            kafka_port=kafka_port,
+            mongo_port=mongo_port,
+            tie_to_parent=tie_to_runner,
+        )
         self.port_offset = port_offset
         self.extra_env = extra_env or {}
         self.services = services or list(SERVICES)
         self.processes: list[ServiceProcess] = []
         self.log_dir = self.data_dir / "logs"
+        self.run_dir = self.data_dir / "run"
 
     def env_for(self, name: str, replica: int, port: int) -> dict[str, str]:
         env = dict(os.environ)
@@ -135,14 +193,22 @@ class Platform:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent(os.getpid()) if self.tie_to_runner else None,
         )
+        write_pid_file(self.run_dir / f"{name}-{replica}.pid", proc.pid)
         sp = ServiceProcess(name, replica, port, proc)
         self.processes.append(sp)
         return sp
 
     def start(self, timeout: float = 120.0) -> None:
         console.print(f"[bold]Jiandu[/] data folder: {self.data_dir}")
+        left = stop_leftovers(self.data_dir)
+        if left:
+            console.print(f"  stopped what a previous run left: {', '.join(left)}")
+        write_pid_file(self.run_dir / "runner.pid", os.getpid())
         self.servers.start()
+        if self.servers.mongo_pid is not None:
+            write_pid_file(self.run_dir / "secantus.pid", self.servers.mongo_pid)
         console.print(
             f"  Kafka (noida-db)   {self.servers.kafka_bootstrap}\n"
             f"  MongoDB (Secantus) {self.servers.mongo_uri}"
@@ -153,6 +219,17 @@ class Platform:
             for name in self.services:
                 self.start_service(name, replica)
         self.wait_ready(timeout)
+        self.write_platform_file()
+
+    def write_platform_file(self) -> None:
+        gateway = next((p for p in self.processes if p.name == "gateway"), None)
+        info = {
+            "runner_pid": os.getpid(),
+            "mongo_uri": self.servers.mongo_uri,
+            "kafka_bootstrap": self.servers.kafka_bootstrap,
+            "gateway_url": gateway.url if gateway else None,
+        }
+        (self.data_dir / PLATFORM_FILE).write_text(json.dumps(info, indent=2))
 
     def kill(self, sp: ServiceProcess) -> None:
         """SIGKILL one replica (fault injection): no shutdown hooks run."""
@@ -270,6 +347,9 @@ class Platform:
                 sp.proc.wait()
         self.processes.clear()
         self.servers.stop()
+        for path in self.run_dir.glob("*.pid"):
+            path.unlink(missing_ok=True)
+        (self.data_dir / PLATFORM_FILE).unlink(missing_ok=True)
         console.print("stopped", style="bold")
 
 
@@ -288,6 +368,7 @@ def run_platform(
         kafka_port=kafka_port,
         mongo_port=mongo_port,
         port_offset=port_offset,
+        tie_to_runner=True,
     )
     stopping = False
 
@@ -298,6 +379,9 @@ def run_platform(
         stopping = True
         raise KeyboardInterrupt
 
+    # Our own handlers for both: a runner started in the background (``cmd &`` in a script)
+    # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler.
+    signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
         platform.start()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import Any
 
 import structlog
@@ -19,6 +20,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanProcessor
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _pymongo_instrumented = False
 _logging_configured = False
@@ -94,3 +96,29 @@ def setup_telemetry(
         PymongoInstrumentor().instrument(tracer_provider=provider)
         _pymongo_instrumented = True
     return provider
+
+
+@contextmanager
+def producer_trace(
+    tracer_provider: trace.TracerProvider | None, name: str, traceparent: object, tracestate: object
+) -> Iterator[None]:
+    """A span continuing the trace a CloudEvent's ``traceparent`` extension names.
+
+    The distributed-tracing extension carries the producer's W3C trace context inside the
+    event; what is emitted under this span (the outbox keeps the current context) continues
+    that trace instead of the request's. Without a valid ``traceparent``, nothing changes.
+    """
+    if not isinstance(traceparent, str):
+        yield
+        return
+    carrier = {"traceparent": traceparent}
+    if isinstance(tracestate, str):
+        carrier["tracestate"] = tracestate
+    parent = TraceContextTextMapPropagator().extract(carrier)
+    if not trace.get_current_span(parent).get_span_context().is_valid:
+        yield
+        return
+    tracer = trace.get_tracer("jiandu.ingest", tracer_provider=tracer_provider)
+    link = trace.Link(trace.get_current_span().get_span_context())  # the HTTP request's span
+    with tracer.start_as_current_span(name, context=parent, links=[link]):
+        yield

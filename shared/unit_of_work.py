@@ -166,19 +166,22 @@ class UnitOfWork:
         return repo
 
     async def collection(self, name: str) -> AsyncCollection[Document]:
-        """Raw access for queries and operator updates (pass ``session=uow.session``).
+        """Raw access to one collection for queries and operator updates (pass
+        ``session=uow.session``).
 
-        Pending writes go first, so the query sees every earlier change of this unit; what
-        memory held of ``name`` is dropped, since a raw write may change it.
+        What is pending for ``name`` is written first, so a query sees every earlier change
+        of this unit (the other collections' writes stay batched); what memory held of it is
+        dropped, since a raw write may change it.
         """
-        await self.flush_state()
-        if name in self._repos:
-            self._repos[name].forget()
+        repo = self._repos.get(name)
+        if repo is not None:
+            await repo.flush()
+            repo.forget()
+        if name == TIMERS:
+            await self._flush_timers()
         return self._db[name]
 
-    async def flush_state(self) -> None:
-        for repo in self._repos.values():
-            await repo.flush()
+    async def _flush_timers(self) -> None:
         if self._timers:
             ops, self._timers = list(self._timers.values()), {}
             await self._db[TIMERS].bulk_write(ops, ordered=True, session=self.session)
@@ -186,7 +189,9 @@ class UnitOfWork:
 
     async def flush(self) -> None:
         """Write everything pending, the outbox last; called once, just before commit."""
-        await self.flush_state()
+        for repo in self._repos.values():
+            await repo.flush()
+        await self._flush_timers()
         entries, self._outbox = self._outbox, []
         if entries:
             await add_to_outbox(self._db, self.session, entries)

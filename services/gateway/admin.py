@@ -83,7 +83,7 @@ def create_user_cmd(
 def create_api_key(
     name: str = typer.Argument(..., help="who uses it, e.g. 12345-platform"),
 ) -> None:
-    """Create an API key for an external system; prints the key and its signing secret once."""
+    """Create an API key for an external system (``jiandu keys create`` does more)."""
 
     async def work(db: storage.Db, settings: GatewaySettings) -> None:
         key_id, key = new_api_key()

@@ -6,13 +6,16 @@ Ingest (``POST /v1/events``) answers:
   again without a second Kafka record, and also listed under ``duplicates``);
 * **207** for a batch where some events were accepted and some refused (both listed);
 * **4xx** when nothing was accepted: a single event's status follows its refusal code
-  (400 malformed/invalid, 401 unauthenticated/bad signature, 413 too large, 415 media
-  type, 422 unknown type or data failing its contract); a batch where every event was
-  refused is **400**; **429** when the key's rate limit is exhausted (not quarantined).
+  (400 malformed/invalid, 401 unauthenticated/bad signature, 403 a district the key may
+  not send for, 413 too large, 415 media type, 422 unknown type or data failing its
+  contract); a batch where every event was refused is **400**; **429** when the client
+  address's bucket (taken before authentication) or the key's is empty (not quarantined).
 
-Every refused event is kept in ``quarantine`` with the reason and the raw body and announced
-on ``ingest.quarantine``. Accepted events are written to the outbox in the same transaction
-as their idempotency record, so a 202 means durable.
+Every event refused to an authenticated sender is kept in ``quarantine`` with the reason and
+the raw body and announced on ``ingest.quarantine``; unauthenticated refusals are counted per
+hour and code, and only a bounded sample of them is kept and announced. Accepted events are
+written to the outbox in the same transaction as their idempotency record, so a 202 means
+durable.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -31,11 +34,12 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
+from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from services.gateway import ops, storage
-from services.gateway.auth import Auth, Caller, issue_token
+from services.gateway.auth import Auth, Caller, IngestCredential, issue_token
 from services.gateway.domain.access import (
     Permission,
     Principal,
@@ -48,8 +52,10 @@ from services.gateway.domain.ingest import (
     BodyRefused,
     Parsed,
     Refusal,
+    binary_attributes,
     media_type,
     parse_body,
+    restrict_to,
 )
 from services.gateway.domain.ratelimit import RateLimiter
 from services.gateway.settings import GatewaySettings
@@ -58,6 +64,7 @@ from shared.consumer import QUARANTINE_TYPE
 from shared.envelope import DISTRICT_CODE, Envelope
 from shared.mongo import page
 from shared.service import Service
+from shared.telemetry import producer_trace
 from shared.topics import EXTERNAL_TYPE_TOPICS, INGEST_QUARANTINE, SUPERVISION_LEADS
 from shared.unit_of_work import UnitOfWork
 
@@ -223,7 +230,22 @@ def build_router(svc: Service) -> APIRouter:
     assert isinstance(settings, GatewaySettings)
     cfg: GatewaySettings = settings
     auth = Auth(cfg, lambda: svc.db)
-    limiter = RateLimiter(cfg.rate_per_s, cfg.rate_burst)
+    limiter = RateLimiter(cfg.rate_per_s, cfg.rate_burst, cfg.rate_limit_tracked)
+    address_limiter = RateLimiter(
+        cfg.address_rate_per_s, cfg.address_rate_burst, cfg.rate_limit_tracked
+    )
+    rate_limited = Counter(
+        "jiandu_ingest_rate_limited_total",
+        "Ingest requests answered 429, by the limit that was hit",
+        ["limit"],
+        registry=svc.registry,
+    )
+    refused_unauthenticated = Counter(
+        "jiandu_ingest_unauthenticated_total",
+        "Ingest requests refused for missing or bad credentials (all counted, few kept)",
+        ["code"],
+        registry=svc.registry,
+    )
     pii_roles = cfg.pii_role_set()
     audit_log: list[storage.AuditLog] = []
     router = APIRouter()
@@ -272,6 +294,7 @@ def build_router(svc: Service) -> APIRouter:
             "index": refusal.index,
             "event_id": refusal.event_id,
             "event_type": refusal.event_type,
+            "subject_id": refusal.subject_id,
             "district": refusal.district
             if refusal.district and DISTRICT_CODE.match(refusal.district)
             else None,
@@ -280,10 +303,17 @@ def build_router(svc: Service) -> APIRouter:
         }
 
     async def keep_refused(
-        uow: UnitOfWork, refused: list[Refusal], key_id: str | None, remote: str | None
+        uow: UnitOfWork,
+        refused: list[Refusal],
+        key_id: str | None,
+        remote: str | None,
+        *,
+        key_verified: bool = True,
     ) -> None:
         for refusal in refused:
             doc = quarantine_doc(refusal, key_id, remote, uow.now())
+            if not key_verified:
+                doc["key_verified"] = False  # an oversized body's signature cannot be checked
             storage.quarantine(uow, doc)
             await uow.emit(
                 Envelope(
@@ -311,14 +341,20 @@ def build_router(svc: Service) -> APIRouter:
         )
 
     async def refuse_body(
-        code: str, reason: str, raw: bytes, key_id: str | None, remote: str | None
+        code: str,
+        reason: str,
+        raw: bytes,
+        key_id: str | None,
+        remote: str | None,
+        *,
+        key_verified: bool = True,
     ) -> JSONResponse:
         refusal = Refusal(
             index=None, code=code, reason=reason, raw=raw[:32768].decode("utf-8", "replace")
         )
 
         async def work(uow: UnitOfWork) -> None:
-            await keep_refused(uow, [refusal], key_id, remote)
+            await keep_refused(uow, [refusal], key_id, remote, key_verified=key_verified)
 
         await in_uow_retrying(svc, work)
         return refused_response(refusal)
@@ -332,6 +368,7 @@ def build_router(svc: Service) -> APIRouter:
             207: {"model": IngestResult, "description": "batch: some accepted, some refused"},
             400: {"model": IngestResult},
             401: {"model": IngestResult},
+            403: {"model": IngestResult},
             413: {"model": IngestResult},
             415: {"model": IngestResult},
             422: {"model": IngestResult},
@@ -350,36 +387,51 @@ def build_router(svc: Service) -> APIRouter:
         },
     )
     async def ingest(request: Request) -> JSONResponse:
-        """Accept CloudEvents from external systems (API key or HMAC signature)."""
+        """Accept CloudEvents from external systems (API key or HMAC signature).
+
+        Structured mode, batch mode and binary mode (``ce-*`` headers, JSON data as the body).
+        """
         remote = request.client.host if request.client else None
+        address = remote or "unknown"
+        # Before reading the body or checking credentials, so a flood stays cheap. A request
+        # that authenticates gives its token back: only refused credentials drain the bucket,
+        # and authenticated traffic is limited per key below.
+        wait = address_limiter.take(address, time.monotonic())
+        if wait > 0:
+            rate_limited.labels("address").inc()
+            return too_many(f"rate limit of client address {remote} exceeded", wait)
         body, too_big = await read_limited(request, cfg.max_body_bytes)
+        credential = await auth.ingest_key(request, body, body_complete=not too_big)
+        if credential.failure is not None:
+            return await refuse_unauthenticated(credential, body, remote)
+        address_limiter.give_back(address)
+        key_id = credential.key_id
+        assert key_id is not None
         if too_big:
             return await refuse_body(
-                "too_large", f"body over the {cfg.max_body_bytes}-byte limit", body, None, remote
+                "too_large",
+                f"body over the {cfg.max_body_bytes}-byte limit",
+                body,
+                key_id,
+                remote,
+                key_verified=credential.verified,
             )
-        key_id, failure = await auth.ingest_key(request, body)
-        if failure is not None:
-            reason = (
-                "signature does not match the body (X-Signature: sha256=<hex HMAC>)"
-                if failure == "bad_signature"
-                else "a valid X-Api-Key (or X-Key-Id with X-Signature) is required"
-            )
-            return await refuse_body(failure, reason, body, key_id, remote)
-        assert key_id is not None
+        ce_headers = binary_attributes(request.headers)
         try:
             parsed = parse_body(
-                body, request.headers.get("content-type"), max_batch=cfg.max_batch_events
+                body,
+                request.headers.get("content-type"),
+                max_batch=cfg.max_batch_events,
+                ce_headers=ce_headers,
             )
         except BodyRefused as exc:
             return await refuse_body(exc.code, exc.reason, body, key_id, remote)
         wait = limiter.take(key_id, time.monotonic(), len(parsed.events) + len(parsed.refused))
         if wait > 0:
-            detail = f"rate limit of API key {key_id} exceeded; retry in {wait:.1f}s"
-            return JSONResponse(
-                IngestResult(accepted=[], detail=detail).model_dump(),
-                status_code=429,
-                headers={"Retry-After": str(max(1, round(wait)))},
-            )
+            rate_limited.labels("key").inc()
+            return too_many(f"rate limit of API key {key_id} exceeded", wait)
+        if credential.districts is not None:
+            parsed = restrict_to(parsed, credential.districts, key_id)
         accepted, duplicates = await in_uow_retrying(
             svc, lambda uow: accept(uow, parsed, key_id, remote)
         )
@@ -395,6 +447,30 @@ def build_router(svc: Service) -> APIRouter:
             )
         return ingest_response(parsed, accepted, duplicates)
 
+    def too_many(detail: str, wait: float) -> JSONResponse:
+        return JSONResponse(
+            IngestResult(accepted=[], detail=f"{detail}; retry in {wait:.1f}s").model_dump(),
+            status_code=429,
+            headers={"Retry-After": str(max(1, round(wait)))},
+        )
+
+    async def refuse_unauthenticated(
+        credential: IngestCredential, body: bytes, remote: str | None
+    ) -> JSONResponse:
+        """401, counted per hour and code; only a bounded sample is kept and announced."""
+        code = credential.failure or "unauthenticated"
+        reason = (
+            "signature does not match the body (X-Signature: sha256=<hex HMAC>)"
+            if code == "bad_signature"
+            else "a valid X-Api-Key (or X-Key-Id with X-Signature) is required"
+        )
+        refused_unauthenticated.labels(code).inc()
+        seen = await storage.count_refusal(svc.db, code, remote, svc.clock.now())
+        if seen <= cfg.unauthenticated_sample_per_hour:
+            return await refuse_body(code, reason, body, credential.key_id, remote)
+        refusal = Refusal(index=None, code=code, reason=reason, raw="")
+        return refused_response(refusal)
+
     async def accept(
         uow: UnitOfWork, parsed: Parsed, key_id: str, remote: str | None
     ) -> tuple[list[str], list[str]]:
@@ -406,12 +482,26 @@ def build_router(svc: Service) -> APIRouter:
         storage.mark_accepted(
             uow,
             [
-                {"_id": e.id, "type": e.type, "source": e.source, "key_id": key_id, "at": uow.now()}
+                {
+                    "_id": e.id,
+                    "type": e.type,
+                    "source": e.source,
+                    "subject_id": e.partitionkey,
+                    "key_id": key_id,
+                    "at": uow.now(),
+                }
                 for e in fresh
             ],
         )
         for event in fresh:
-            await uow.emit(event, EXTERNAL_TYPE_TOPICS[event.type])
+            ext = event.extension_attributes
+            with producer_trace(
+                svc.tracer_provider,
+                f"accept {event.type}",
+                ext.get("traceparent"),
+                ext.get("tracestate"),
+            ):
+                await uow.emit(event, EXTERNAL_TYPE_TOPICS[event.type])
         await keep_refused(uow, parsed.refused, key_id, remote)
         seen: set[str] = set()
         duplicates: list[str] = []
@@ -532,10 +622,27 @@ def build_router(svc: Service) -> APIRouter:
             unit: str | None = Query(default=None, max_length=100),
             status: str | None = Query(default=None, max_length=64),
             flag: str | None = Query(default=None, max_length=64, description="e.g. overdue"),
+            subject_id: str | None = Query(
+                default=None, max_length=200, description="the work order or case it is about"
+            ),
+            event_id: str | None = Query(
+                default=None, max_length=200, description="an ingested event about its subject"
+            ),
+            key_id: str | None = Query(
+                default=None, max_length=64, description="the API key that sent such an event"
+            ),
             limit: int = limit_param(),
             offset: int = offset_param(),
         ) -> EntityPage:
-            wanted: dict[str, Any] = {}
+            wanted: dict[str, Any] = {
+                k: v
+                for k, v in {
+                    "subject_id": subject_id,
+                    "event_ids": event_id,
+                    "key_ids": key_id,
+                }.items()
+                if v
+            }
             if district:
                 wanted["district"] = district
             if unit:
@@ -622,13 +729,28 @@ def build_router(svc: Service) -> APIRouter:
         district: str | None = Query(default=None, pattern=r"^\d{6}$"),
         kind: str | None = Query(default=None, max_length=64),
         status: Literal["open", "disposed"] | None = None,
+        event_id: str | None = Query(
+            default=None, max_length=200, description="an ingested event about the lead's subject"
+        ),
+        key_id: str | None = Query(
+            default=None, max_length=64, description="the API key that sent such an event"
+        ),
+        subject_id: str | None = Query(
+            default=None, max_length=200, description="the complaint, case or filing id"
+        ),
         limit: int = limit_param(),
         offset: int = offset_param(),
     ) -> LoosePage:
         """监督线索 in the caller's scope."""
-        wanted = {
-            k: v for k, v in {"district": district, "kind": kind, "status": status}.items() if v
+        filters = {
+            "district": district,
+            "kind": kind,
+            "status": status,
+            "event_ids": event_id,
+            "key_ids": key_id,
+            "subject_id": subject_id,
         }
+        wanted = {k: v for k, v in filters.items() if v}
         total, docs = await page(
             svc.db,
             storage.LEADS,
@@ -702,11 +824,26 @@ def build_router(svc: Service) -> APIRouter:
         caller: Caller = Depends(auth.scoped(Permission.READ_QUARANTINE)),
         source: Literal["http", "kafka"] | None = None,
         code: str | None = Query(default=None, max_length=64),
+        event_id: str | None = Query(default=None, max_length=200),
+        key_id: str | None = Query(default=None, max_length=64, description="ingest API key"),
+        subject_id: str | None = Query(
+            default=None, max_length=200, description="the event's partitionkey (entity id)"
+        ),
         limit: int = limit_param(),
         offset: int = offset_param(),
     ) -> LoosePage:
-        """Refused input with the reason and the raw body."""
-        wanted = {k: v for k, v in {"source": source, "code": code}.items() if v}
+        """Refused input with the reason and the raw body.
+
+        Unauthenticated refusals are only sampled here (see ``/v1/ingest/refusals``).
+        """
+        filters = {
+            "source": source,
+            "code": code,
+            "event_id": event_id,
+            "key_id": key_id,
+            "subject_id": subject_id,
+        }
+        wanted = {k: v for k, v in filters.items() if v}
         total, docs = await page(
             svc.db,
             storage.QUARANTINE,
@@ -717,6 +854,17 @@ def build_router(svc: Service) -> APIRouter:
             projection={"raw_b64": 0},
         )
         return LoosePage(items=[loose(d) for d in docs], total=total, limit=limit, offset=offset)
+
+    @router.get("/v1/ingest/refusals", tags=["operations"])
+    async def refusals(
+        caller: Caller = Depends(auth.scoped(Permission.READ_QUARANTINE)),
+        hours: int = Query(default=24, ge=1, le=24 * 31, description="how far back"),
+    ) -> dict[str, Any]:
+        """Unauthenticated ingest refusals counted per hour and code (only a sample is kept)."""
+        since = svc.clock.now() - timedelta(hours=hours)
+        rows = await storage.refusal_counts(svc.db, since)
+        items = [{k: v for k, v in r.items() if k != "_id"} for r in rows]
+        return {"items": items, "total": sum(int(r.get("count", 0)) for r in rows)}
 
     @router.get("/v1/dead-letters", tags=["operations"], response_model=LoosePage)
     async def dead_letters(

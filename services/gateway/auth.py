@@ -94,7 +94,7 @@ class Auth:
     def __init__(self, settings: GatewaySettings, db: Callable[[], storage.Db]) -> None:
         self.settings = settings
         self._db = db
-        self._verified_keys: dict[str, str] = {}  # sha256(api key) → key id, after argon2
+        self._verified_keys: dict[str, str] = {}  # sha256(api key) → its hash, after argon2
 
     # -- bearer tokens --------------------------------------------------------------------
 
@@ -140,34 +140,57 @@ class Auth:
 
     # -- ingest credentials ---------------------------------------------------------------
 
-    async def ingest_key(self, request: Request, body: bytes) -> tuple[str | None, str | None]:
-        """(key id, None) when authenticated, else (key id or None, refusal code)."""
+    async def ingest_key(
+        self, request: Request, body: bytes, *, body_complete: bool = True
+    ) -> IngestCredential:
+        """Who sent this ingest request, or why they are not recognised.
+
+        With ``body_complete`` False (an oversized body, cut at the limit) an HMAC signature
+        cannot be checked: the key id it names is reported unverified when that key exists.
+        """
         api_key = request.headers.get("x-api-key")
         signature = request.headers.get("x-signature")
         if api_key:
             key_id = key_id_of(api_key)
             if key_id is None:
-                return None, "unauthenticated"
-            digest = hashlib.sha256(api_key.encode()).hexdigest()
-            if self._verified_keys.get(digest) == key_id:
-                if await storage.find_api_key(self._db(), key_id) is not None:
-                    return key_id, None
+                return IngestCredential(None, "unauthenticated")
             record = await storage.find_api_key(self._db(), key_id)
-            if record is None or not await asyncio.to_thread(
-                verify_secret, api_key, record["hash"]
-            ):
-                return key_id, "unauthenticated"
-            self._verified_keys[digest] = key_id
-            return key_id, None
+            if record is None:
+                return IngestCredential(key_id, "unauthenticated")
+            digest = hashlib.sha256(api_key.encode()).hexdigest()
+            if self._verified_keys.get(digest) != record.get("hash"):
+                if not await asyncio.to_thread(verify_secret, api_key, record["hash"]):
+                    return IngestCredential(key_id, "unauthenticated")
+                self._verified_keys[digest] = record["hash"]
+            return IngestCredential(key_id, None, districts_of(record))
         if signature:
             key_id = request.headers.get("x-key-id", "").strip()
-            if not key_id or await storage.find_api_key(self._db(), key_id) is None:
-                return key_id or None, "bad_signature"
+            record = await storage.find_api_key(self._db(), key_id) if key_id else None
+            if record is None:
+                return IngestCredential(key_id or None, "bad_signature")
+            if not body_complete:
+                return IngestCredential(key_id, None, districts_of(record), verified=False)
             secret = signing_secret(self.settings.signing_master_key, key_id)
             if not signature_ok(secret, body, signature):
-                return key_id, "bad_signature"
-            return key_id, None
-        return None, "unauthenticated"
+                return IngestCredential(key_id, "bad_signature")
+            return IngestCredential(key_id, None, districts_of(record))
+        return IngestCredential(None, "unauthenticated")
+
+
+@dataclass(frozen=True)
+class IngestCredential:
+    """The ingest key a request names, and ``failure`` (a refusal code) unless it is valid."""
+
+    key_id: str | None
+    failure: str | None
+    districts: frozenset[str] | None = None
+    """The districts the key may send events for; None: every district."""
+    verified: bool = True
+
+
+def districts_of(record: Document) -> frozenset[str] | None:
+    districts = record.get("districts")
+    return frozenset(districts) if districts else None
 
 
 async def create_user(

@@ -44,7 +44,15 @@ def entity_handler(kind: EntityKind) -> Handler:
     async def on_entity_event(event: Envelope, uow: UnitOfWork) -> None:
         ev = unpack(kind, event, current_trace_id())
         entities = uow.documents(kind.collection)
-        entities.put(apply_event(await entities.get(ev.entity_id), ev))
+        current = await entities.get(ev.entity_id)
+        doc = apply_event(current, ev)
+        if current is None:  # which ingested events (and keys) it came from: clients find theirs
+            subject_id = str(ev.snapshot.get("subject_id") or ev.entity_id)
+            sources = await storage.accepted_from(uow, subject_id)
+            doc["subject_id"] = subject_id
+            doc["event_ids"] = [s["_id"] for s in sources]
+            doc["key_ids"] = sorted({s["key_id"] for s in sources if s.get("key_id")})
+        entities.put(doc)
         timeline = uow.documents(storage.TIMELINE)
         if await timeline.get(ev.event_id) is None:
             timeline.add(timeline_entry(ev, storage.next_seq()))
@@ -61,6 +69,10 @@ async def on_lead(event: Envelope, uow: UnitOfWork) -> None:
     doc.pop("lead_id")
     leads = uow.documents(storage.LEADS)
     if await leads.get(lead.lead_id) is None:
+        # Which ingested events (and API keys) the lead's subject came from: clients find theirs.
+        sources = await storage.accepted_from(uow, lead.subject_id)
+        doc["event_ids"] = [s["_id"] for s in sources]
+        doc["key_ids"] = sorted({s["key_id"] for s in sources if s.get("key_id")})
         leads.add({"_id": lead.lead_id, **doc, "status": "open", "trace_id": current_trace_id()})
     timeline = uow.documents(storage.TIMELINE)
     if await timeline.get(event.id) is None:

@@ -39,6 +39,24 @@ class GatewaySettings(ServiceSettings):
     max_batch_events: int = Field(default=500, ge=1)
     rate_per_s: float = Field(default=50.0, gt=0, description="Token refill per API key.")
     rate_burst: int = Field(default=200, ge=1, description="Bucket size per API key.")
+    address_rate_per_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="Requests per second per client address, taken before authentication and"
+        " given back when the request authenticates: it limits refused credentials.",
+    )
+    address_rate_burst: int = Field(
+        default=30, ge=1, description="Bucket size (requests) per client address."
+    )
+    rate_limit_tracked: int = Field(
+        default=10_000, ge=10, description="Buckets kept per limiter (least recently used go)."
+    )
+    unauthenticated_sample_per_hour: int = Field(
+        default=20,
+        ge=0,
+        description="Unauthenticated refusals kept in quarantine (and announced) per hour and"
+        " code; beyond that they are only counted in refusal_counts.",
+    )
 
     # -- operations ---------------------------------------------------------------------
     peers: str = Field(

@@ -3,7 +3,8 @@
 Read models: ``complaints``, ``cases``, ``filings``, ``notices`` (latest snapshot per entity),
 ``timeline`` (every entity event with its trace id), ``leads`` (监督线索 with disposal),
 ``dead_letters`` (raw DLT records), ``quarantine`` (shared with the runtime: refused input).
-Access: ``users``, ``api_keys``, ``accepted`` (ingest idempotency), ``audit`` (hash chain).
+Access: ``users``, ``api_keys``, ``accepted`` (ingest idempotency), ``audit`` (hash chain),
+``refusal_counts`` (unauthenticated ingest refusals counted per hour and code).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -37,6 +38,7 @@ AUDIT = "audit"
 TIMELINE = "timeline"
 LEADS = "leads"
 DEAD_LETTERS = "dead_letters"
+REFUSAL_COUNTS = "refusal_counts"
 
 Db = AsyncDatabase[Document]
 
@@ -51,7 +53,9 @@ TALLIED = ["overdue", "returns", "grade", "late", "missing", "top_tier"]
 
 def _entity_indexes() -> list[IndexModel]:
     return [
-        *list_indexes(ENTITY_ORDER, ["status", "flags", *TALLIED]),
+        *list_indexes(
+            ENTITY_ORDER, ["status", "flags", *TALLIED, "subject_id", "event_ids", "key_ids"]
+        ),
         IndexModel([("district", ASCENDING), ("event_time", DESCENDING)], name="by_district"),
         IndexModel([("unit", ASCENDING), ("event_time", DESCENDING)], name="by_unit"),
         IndexModel([("event_time", DESCENDING)], name="recent"),
@@ -67,7 +71,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("unit", ASCENDING), ("seq", DESCENDING)], name="feed_unit"),
     ],
     LEADS: [
-        *list_indexes(LEADS_ORDER, ["kind", "status"]),
+        *list_indexes(LEADS_ORDER, ["kind", "status", "event_ids", "key_ids", "subject_id"]),
         IndexModel([("district", ASCENDING), ("raised_at", DESCENDING)], name="by_district"),
         IndexModel([("unit", ASCENDING), ("raised_at", DESCENDING)], name="by_unit"),
     ],
@@ -77,8 +81,11 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     QUARANTINE: [
         IndexModel([("district", ASCENDING), ("at", DESCENDING)], name="by_district"),
-        *list_indexes(RECENT_FIRST, ["source", "code"]),
+        *list_indexes(RECENT_FIRST, ["source", "code", "event_id", "key_id", "subject_id"]),
     ],
+    ACCEPTED: [IndexModel([("subject_id", ASCENDING), ("at", ASCENDING)], name="by_subject")],
+    API_KEYS: [IndexModel([("name", ASCENDING), ("created_at", ASCENDING)], name="by_name")],
+    REFUSAL_COUNTS: [IndexModel([("hour", DESCENDING)], name="by_hour")],
 }
 
 _last_seq = 0
@@ -108,6 +115,55 @@ async def insert_api_key(db: Db, record: Document) -> None:
 
 async def find_api_key(db: Db, key_id: str) -> Document | None:
     return await db[API_KEYS].find_one({"_id": key_id, "revoked": {"$ne": True}})
+
+
+async def list_api_keys(db: Db, *, include_revoked: bool = False) -> list[Document]:
+    query: Document = {} if include_revoked else {"revoked": {"$ne": True}}
+    return await db[API_KEYS].find(query, {"hash": 0}).sort("created_at", ASCENDING).to_list()
+
+
+async def revoke_api_key(db: Db, key_id: str, at: datetime) -> Document | None:
+    """Mark a key revoked (kept for the record); None when there is no such active key."""
+    return await db[API_KEYS].find_one_and_update(
+        {"_id": key_id, "revoked": {"$ne": True}},
+        {"$set": {"revoked": True, "revoked_at": at}},
+        projection={"hash": 0},
+        return_document=ReturnDocument.AFTER,
+    )
+
+
+# ------------------------------------------------------------------ unauthenticated refusals
+
+
+async def count_refusal(db: Db, code: str, remote: str | None, at: datetime) -> int:
+    """Count one unauthenticated refusal in its hour; returns the count so far that hour."""
+    hour = at.replace(minute=0, second=0, microsecond=0)
+    doc = await db[REFUSAL_COUNTS].find_one_and_update(
+        {"_id": f"{hour:%Y-%m-%dT%H}:{code}"},
+        {
+            "$inc": {"count": 1},
+            "$set": {"last_at": at, "last_remote": remote},
+            "$setOnInsert": {"hour": hour, "code": code},
+        },
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+    )
+    return int(doc["count"]) if doc else 1
+
+
+async def refusal_counts(db: Db, since: datetime) -> list[Document]:
+    return await db[REFUSAL_COUNTS].find({"hour": {"$gte": since}}).sort("hour", -1).to_list()
+
+
+async def accepted_from(uow: UnitOfWork, subject_id: str) -> list[Document]:
+    """The accepted ingest records about one entity (its id is their partition key)."""
+    accepted = await uow.collection(ACCEPTED)
+    return (
+        await accepted.find({"subject_id": subject_id}, {"key_id": 1}, session=uow.session)
+        .sort("at", ASCENDING)
+        .limit(200)
+        .to_list()
+    )
 
 
 # ------------------------------------------------------------------ ingest

@@ -21,7 +21,7 @@ from services.gateway.domain.access import (
 from services.gateway.domain.credentials import key_id_of, new_api_key, sign, signature_ok
 from services.gateway.domain.ingest import BodyRefused, parse_body
 from services.gateway.domain.projections import ENTITY_BY_NAME, apply_event, unpack
-from services.gateway.domain.ratelimit import TokenBucket
+from services.gateway.domain.ratelimit import RateLimiter, TokenBucket
 from services.gateway.settings import GatewaySettings
 from tests.gateway.support import T0, complaint_event, workorder
 
@@ -161,3 +161,14 @@ def test_bad_tokens_are_401_not_500() -> None:
         with pytest.raises(HTTPException) as exc:
             decode_token(settings, token)
         assert exc.value.status_code == 401
+
+
+def test_address_limiter_forgets_the_least_recent_and_gives_back_tokens() -> None:
+    limiter = RateLimiter(rate=0.001, burst=2, tracked=10)
+    assert limiter.take("a", 0.0) == 0 and limiter.take("a", 0.0) == 0
+    assert limiter.take("a", 0.0) > 0  # empty
+    limiter.give_back("a")
+    assert limiter.take("a", 0.0) == 0  # a request that authenticated did not count
+    for i in range(50):
+        limiter.take(f"flood-{i}", 0.0)
+    assert len(limiter) == 10  # bounded memory under a flood from many addresses

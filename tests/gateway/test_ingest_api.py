@@ -5,16 +5,22 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from cloudevents.core.bindings import http as ce_http
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
 
+from services.gateway import storage
 from services.gateway.domain.access import Role
 from services.gateway.domain.credentials import sign, signing_secret
 from services.gateway.main import build
 from services.gateway.settings import GatewaySettings
 from shared.consumer import QUARANTINE
+from shared.envelope import MAX_EXTENSION_CHARS, MAX_EXTENSIONS
 from shared.service import Service
 from shared.topics import INGEST_ENFORCEMENT, INGEST_HOTLINE, INGEST_QUARANTINE
 from tests.gateway.support import bearer, make_api_key, workorder
@@ -247,3 +253,147 @@ async def test_mutated_events_never_cause_a_5xx(
         refused = sum(n for status, n in statuses.items() if status != 202)
         assert await svc.db[QUARANTINE].count_documents({"source": "http"}) == refused
     assert {400, 422} <= set(statuses)
+
+
+# ------------------------------------------------------------------ standard CloudEvents
+
+
+def _sdk_event(order_id: str, **extensions: Any) -> CloudEvent:
+    """A work order made with the official CloudEvents SDK (time as a datetime, as it wants)."""
+    base = workorder(order_id)
+    attributes = {k: v for k, v in base.items() if k != "data"}
+    attributes["time"] = datetime(2025, 3, 3, 1, 0, tzinfo=UTC)
+    attributes.update(extensions)
+    return CloudEvent(attributes=attributes, data=base["data"])
+
+
+async def test_events_made_by_the_cloudevents_sdk_are_accepted_in_every_mode(
+    settings_for: Callable[..., GatewaySettings], tap: Any
+) -> None:
+    settings = settings_for(GatewaySettings)
+    hotline: KafkaTap = await tap(settings.topic_prefix + INGEST_HOTLINE.name)
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traceparent = f"00-{trace_id}-00f067aa0ba902b7-01"
+    structured = _sdk_event(
+        "WO-sdk-s",
+        dataschema="https://jiandu.example/schemas/workorder-created.json",
+        traceparent=traceparent,
+        tracestate="congo=t61rcWkgMzE",
+        knativearrivaltime="2025-03-03T01:00:01Z",
+        priority=2,
+        replayed=False,
+    )
+    binary = _sdk_event("WO-sdk-b", sequence="17")
+    batch = [_sdk_event("WO-sdk-1"), _sdk_event("WO-sdk-2")]
+    async with gateway(settings) as (svc, client):
+        _, key = await make_api_key(svc)
+        auth = {"X-Api-Key": key}
+        message = ce_http.to_structured_event(structured)
+        first = await client.post(
+            "/v1/events", content=message.body, headers={**message.headers, **auth}
+        )
+        assert first.status_code == 202, first.text
+        message = ce_http.to_binary_event(binary)
+        assert "ce-id" in message.headers  # really binary mode: attributes in ce-* headers
+        second = await client.post(
+            "/v1/events", content=message.body, headers={**message.headers, **auth}
+        )
+        assert second.status_code == 202, second.text
+        fmt = JSONFormat()
+        body = b"[" + b",".join(fmt.write(e) for e in batch) + b"]"
+        third = await client.post("/v1/events", content=body, headers={**BATCH, **auth})
+        assert third.status_code == 202, third.text
+        assert third.json()["accepted"] == [e.get_id() for e in batch]
+        events = await hotline.wait_for_events(lambda es: len(es) >= 4)
+    by_key = {e.partitionkey: e for e in events}
+    assert sorted(by_key) == ["WO-sdk-1", "WO-sdk-2", "WO-sdk-b", "WO-sdk-s"]
+    seen = by_key["WO-sdk-s"]  # what a consumer of the ingest topic gets
+    assert seen.dataschema == "https://jiandu.example/schemas/workorder-created.json"
+    assert seen.extension_attributes == {
+        "traceparent": traceparent,
+        "tracestate": "congo=t61rcWkgMzE",
+        "knativearrivaltime": "2025-03-03T01:00:01Z",
+        "priority": "2",  # Kafka headers carry the canonical string
+        "replayed": "false",
+    }
+    assert by_key["WO-sdk-b"].extension_attributes == {"sequence": "17"}
+    record = next(r for r in hotline.records if dict(r.headers)["ce_id"] == seen.id.encode())
+    headers = dict(record.headers)
+    assert headers["ce_priority"] == b"2"
+    # The producer's trace continues on Kafka (its trace id, a new span of ours).
+    assert headers["traceparent"].decode().split("-")[1] == trace_id
+
+
+async def test_extension_attributes_are_bounded_and_named_per_the_spec(
+    settings_for: Callable[..., GatewaySettings],
+) -> None:
+    settings = settings_for(GatewaySettings)
+    too_many = workorder() | {f"ext{i}": "x" for i in range(MAX_EXTENSIONS + 1)}
+    bad_name = workorder() | {"Trace_Parent": "x"}
+    too_long = workorder() | {"note": "x" * (MAX_EXTENSION_CHARS + 1)}
+    nested = workorder() | {"labels": {"a": 1}}
+    async with gateway(settings) as (svc, client):
+        _, key = await make_api_key(svc)
+        for event in (too_many, bad_name, too_long, nested):
+            response = await client.post(
+                "/v1/events", content=json.dumps(event), headers={**CE, "X-Api-Key": key}
+            )
+            assert response.status_code == 400, response.text
+            assert response.json()["refused"][0]["code"] == "invalid"
+
+
+async def test_anonymous_floods_get_429_and_only_a_bounded_sample_is_kept(
+    settings_for: Callable[..., GatewaySettings], tap: Any
+) -> None:
+    burst, sample = 40, 5
+    settings = settings_for(
+        GatewaySettings,
+        address_rate_burst=burst,
+        address_rate_per_s=0.001,  # no refill during the test: exactly `burst` get through
+        unauthenticated_sample_per_hour=sample,
+    )
+    announced: KafkaTap = await tap(settings.topic_prefix + INGEST_QUARANTINE.name)
+    body = json.dumps(workorder()).encode()
+    async with gateway(settings) as (svc, client):
+        statuses: dict[int, int] = {}
+        for i in range(1000):
+            headers = CE if i % 2 else {**CE, "X-Api-Key": "jdk_nokey_guess"}
+            response = await client.post("/v1/events", content=body, headers=headers)
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            if response.status_code == 429:
+                assert int(response.headers["Retry-After"]) >= 1
+        assert statuses == {401: burst, 429: 1000 - burst}
+        assert await svc.db[QUARANTINE].count_documents({"source": "http"}) == sample
+        counts = await svc.db[storage.REFUSAL_COUNTS].find().to_list()
+        assert [(c["code"], c["count"]) for c in counts] == [("unauthenticated", burst)]
+        listed = await client.get("/v1/ingest/refusals", headers=bearer(settings, Role.OPERATOR))
+        assert listed.status_code == 200 and listed.json()["total"] == burst
+        # The address bucket is checked before any key: a valid key from there waits too.
+        _, key = await make_api_key(svc)
+        held = await client.post("/v1/events", content=body, headers={**CE, "X-Api-Key": key})
+        assert held.status_code == 429
+        svc_metrics = (await client.get("/metrics")).text
+        assert 'jiandu_ingest_rate_limited_total{limit="address"}' in svc_metrics
+        await announced.wait_for_events(lambda es: len(es) >= sample)
+    assert len(announced.events()) == sample
+
+
+async def test_an_oversized_body_keeps_the_senders_key_id(
+    settings_for: Callable[..., GatewaySettings],
+) -> None:
+    settings = settings_for(GatewaySettings, max_body_bytes=4096)
+    async with gateway(settings) as (svc, client):
+        key_id, key = await make_api_key(svc)
+        big = json.dumps(workorder(description="噪" * 3000)).encode()
+        response = await client.post("/v1/events", content=big, headers={**CE, "X-Api-Key": key})
+        assert response.status_code == 413
+        secret = signing_secret(settings.signing_master_key, key_id)
+        signed = await client.post(
+            "/v1/events",
+            content=big,
+            headers={**CE, "X-Key-Id": key_id, "X-Signature": sign(secret, big)},
+        )
+        assert signed.status_code == 413
+        docs = await svc.db[QUARANTINE].find({"code": "too_large"}).sort("at", 1).to_list()
+    assert [d["key_id"] for d in docs] == [key_id, key_id]
+    assert "key_verified" not in docs[0] and docs[1]["key_verified"] is False

@@ -16,8 +16,8 @@ from services.gateway.domain.access import Role
 from services.gateway.settings import GatewaySettings
 from shared.contracts import LeadKind, SupervisionLead
 from shared.envelope import Envelope
-from shared.topics import HOTLINE_EVENTS, SUPERVISION_LEADS
-from tests.gateway.support import T0, add_user, bearer, complaint_event
+from shared.topics import HOTLINE_EVENTS, NOTIFY_EVENTS, SUPERVISION_LEADS
+from tests.gateway.support import T0, add_user, bearer, complaint_event, make_api_key, workorder
 from tests.gateway.test_ingest_api import gateway
 from tests.helpers import KafkaTap, Publisher, eventually
 
@@ -281,3 +281,83 @@ async def test_dead_letters_are_listed_and_replayed_by_operators_only(
 
         mine = await eventually(lag_reported)
         assert mine["lag"] >= 0 and any(t["topic"] == original for t in mine["topics"])
+
+
+async def test_clients_find_their_own_leads_and_quarantine_by_event_key_and_subject(
+    settings_for: Callable[..., GatewaySettings], publisher: Publisher
+) -> None:
+    settings = settings_for(GatewaySettings)
+    ce = {"Content-Type": "application/cloudevents+json"}
+    async with gateway(settings) as (svc, client):
+        mine, theirs = await make_api_key(svc, "12345"), await make_api_key(svc, "other")
+        sent: dict[str, str] = {}
+        for order, (_, key) in (("WO-K1", mine), ("WO-K2", theirs)):
+            event = workorder(order)
+            sent[order] = event["id"]
+            response = await client.post(
+                "/v1/events", content=json.dumps(event), headers={**ce, "X-Api-Key": key}
+            )
+            assert response.status_code == 202, response.text
+            lead = SupervisionLead(
+                lead_id=SupervisionLead.make_id(LeadKind.BOUNCE, order),
+                kind=LeadKind.BOUNCE,
+                district=JINGAN,
+                unit="310106-cgzf",
+                subject_type="complaint",
+                subject_id=order,
+                summary="退单2次",
+                raised_at=T0,
+                raised_by="hotline",
+            )
+            await publisher.event(svc.topic(SUPERVISION_LEADS), lead.to_event("/jiandu/hotline"))
+            notice = Envelope(
+                type="jiandu.notify.notice.created",
+                source="/jiandu/notify",
+                subject=f"notice/N-{order}",
+                district=JINGAN,
+                partitionkey=f"N-{order}",
+                time=T0,
+                data={
+                    "notice": {
+                        "id": f"N-{order}",
+                        "district": JINGAN,
+                        "recipient_unit": "310106-cgzf",
+                        "status": "created",
+                        "subject_type": "complaint",
+                        "subject_id": order,
+                    },
+                    "change": {},
+                },
+            )
+            await publisher.event(svc.topic(NOTIFY_EVENTS), notice)
+        bad = workorder("WO-K3")
+        bad["type"] = "gov.12345.workorder.deleted"
+        refused = await client.post(
+            "/v1/events", content=json.dumps(bad), headers={**ce, "X-Api-Key": mine[1]}
+        )
+        assert refused.status_code == 422
+
+        async def raised() -> bool:
+            leads = await svc.db[storage.LEADS].count_documents({})
+            return leads == 2 and await svc.db["notices"].count_documents({}) == 2
+
+        await eventually(raised)
+        city = bearer(settings, Role.CITY_SUPERVISOR)
+
+        async def subjects(path: str, **params: str) -> list[str]:
+            response = await client.get(path, params=params, headers=city)
+            assert response.status_code == 200, response.text
+            return sorted(item["subject_id"] for item in response.json()["items"])
+
+        assert await subjects("/v1/leads", key_id=mine[0]) == ["WO-K1"]
+        assert await subjects("/v1/leads", key_id=theirs[0]) == ["WO-K2"]
+        assert await subjects("/v1/leads", event_id=sent["WO-K2"]) == ["WO-K2"]
+        assert await subjects("/v1/leads", subject_id="WO-K1") == ["WO-K1"]
+        assert await subjects("/v1/quarantine", key_id=mine[0]) == ["WO-K3"]
+        assert await subjects("/v1/quarantine", key_id=theirs[0]) == []
+        assert await subjects("/v1/quarantine", event_id=bad["id"]) == ["WO-K3"]
+        assert await subjects("/v1/quarantine", subject_id="WO-K3") == ["WO-K3"]
+        # the notices about a client's work orders, through the gateway's projection
+        assert await subjects("/v1/notices", key_id=mine[0]) == ["WO-K1"]
+        assert await subjects("/v1/notices", event_id=sent["WO-K2"]) == ["WO-K2"]
+        assert await subjects("/v1/notices", subject_id="WO-K2") == ["WO-K2"]

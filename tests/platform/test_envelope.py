@@ -81,3 +81,47 @@ def test_any_bytes_either_decode_or_raise_event_rejected(
         Envelope.from_kafka(value, headers, None)
     except EventRejected as exc:
         assert exc.reason
+
+
+def test_extension_attributes_and_dataschema_travel_in_kafka_headers() -> None:
+    event = Envelope.parse_attributes(
+        {
+            **make(n=1).model_dump(mode="json"),
+            "dataschema": "https://example.org/s.json",
+            "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "flag": True,
+            "count": 3,
+            "gone": None,  # null counts as absent
+        }
+    )
+    assert set(event.extension_attributes) == {"traceparent", "flag", "count"}
+    key, value, headers = event.to_kafka()
+    assert headers["ce_flag"] == "true" and headers["ce_count"] == "3"
+    assert headers["ce_dataschema"] == "https://example.org/s.json"
+    back = Envelope.from_kafka(value, {k: v.encode() for k, v in headers.items()}, key)
+    assert back.dataschema == event.dataschema
+    assert back.extension_attributes == {
+        "traceparent": event.extension_attributes["traceparent"],
+        "flag": "true",
+        "count": "3",
+    }
+
+
+@pytest.mark.parametrize(
+    "extension",
+    [
+        {"Upper": "x"},
+        {"under_score": "x"},
+        {"a" * 21: "x"},
+        {"f": 1.5},
+        {"f": {"nested": 1}},
+        {f"e{i}": "x" for i in range(17)},
+        {"big": "x" * 2049},
+    ],
+)
+def test_extensions_outside_the_spec_or_the_bounds_are_refused(
+    extension: dict[str, object],
+) -> None:
+    with pytest.raises(EventRejected) as exc:
+        Envelope.parse_attributes({**make().model_dump(mode="json"), **extension})
+    assert "extension_attributes" in exc.value.reason

@@ -1,7 +1,10 @@
-"""``jiandu run`` (what ``make run`` calls) reaches all-ready and Ctrl-C leaves nothing behind."""
+"""``jiandu run`` (what ``make run`` calls) reaches all-ready and every way of stopping it
+leaves nothing behind: Ctrl-C, SIGINT to a runner that inherited SIGINT ignored, and SIGKILL
+(its services die with it; the next run stops what is left under the data folder)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,7 +17,8 @@ import pytest
 from pymongo import MongoClient
 
 from shared.embedded import free_port
-from shared.runner import SERVICES, free_port_offset
+from shared.processes import live_pid
+from shared.runner import SERVICES, free_port_offset, stop_leftovers
 
 pytestmark = pytest.mark.integration
 
@@ -32,8 +36,48 @@ def test_run_reaches_all_ready_and_ctrl_c_stops_everything(tmp_path: Path) -> No
     _run_until_ready_then_interrupt(data, demo=True)
     marker = data / "mongo" / "reused"
     marker.touch()
-    _run_until_ready_then_interrupt(data, demo=False)  # a second run reuses the data folder
+    # A second run reuses the data folder; started the way a script's `cmd &` starts it, with
+    # SIGINT ignored, it still stops on SIGINT (the runner installs its own handler).
+    _run_until_ready_then_interrupt(data, demo=False, sigint_ignored=True)
     assert marker.exists()
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def test_services_die_with_a_killed_runner_and_the_next_run_stops_the_rest(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    proc, kafka, mongo, offset = _start_until_ready(data, demo=False)
+    try:
+        pid_files = sorted((data / "run").glob("*.pid"))
+        names = {p.stem for p in pid_files}
+        assert {f"{n}-0" for n in SERVICES} | {"runner", "secantus"} <= names
+        children = {p.stem: live_pid(p) for p in pid_files if p.stem != "runner"}
+        assert all(children.values()), children
+        assert json.loads((data / "platform.json").read_text())["mongo_uri"].endswith(
+            f":{mongo}/?retryWrites=false&directConnection=true"
+        )
+        proc.kill()  # SIGKILL: no handler, no cleanup in the runner
+        proc.wait(10)
+        deadline = time.monotonic() + 45
+        alive = children
+        while alive:
+            alive = {n: pid for n, pid in alive.items() if live_pid(data / "run" / f"{n}.pid")}
+            assert time.monotonic() < deadline, f"still running after the runner died: {alive}"
+            time.sleep(0.2)
+        for port in [*[p + offset for p in SERVICES.values()], mongo]:
+            assert not _listening(port), f"port {port} still open after the runner died"
+        assert _listening(kafka)  # noida-db daemonized: it is the next run's to stop
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        left = stop_leftovers(data)  # what `jiandu run` does first on this data folder
+    assert not _listening(kafka)
+    assert "runner" not in left  # a dead runner is not stopped again, nor taken for alive
+    assert _leftovers(data) == []
 
 
 def _hotline_took_events(mongo_port: int) -> bool:
@@ -42,7 +86,10 @@ def _hotline_took_events(mongo_port: int) -> bool:
         return client["jiandu_hotline"]["inbox"].count_documents({}) > 0
 
 
-def _run_until_ready_then_interrupt(data: Path, *, demo: bool) -> None:
+def _start_until_ready(
+    data: Path, *, demo: bool, sigint_ignored: bool = False
+) -> tuple[subprocess.Popen[str], int, int, int]:
+    """``jiandu run`` on free ports, once it printed all-ready: (process, kafka, mongo, offset)."""
     kafka, mongo = free_port(), free_port()
     offset = free_port_offset()
     env = dict(os.environ, JIANDU_LOG_JSON="true")
@@ -67,18 +114,35 @@ def _run_until_ready_then_interrupt(data: Path, *, demo: bool) -> None:
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
+        preexec_fn=_ignore_sigint if sigint_ignored else None,
     )
     lines: list[str] = []
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 180
+    for line in proc.stderr:
+        lines.append(line)
+        if "all ready" in line:
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("".join(lines))
+    else:
+        proc.wait()
+        pytest.fail("jiandu run exited before all-ready:\n" + "".join(lines))
+    return proc, kafka, mongo, offset
+
+
+def _leftovers(data: Path) -> list[str]:
+    return subprocess.run(
+        ["pgrep", "-f", str(data)], capture_output=True, text=True, check=False
+    ).stdout.split()
+
+
+def _run_until_ready_then_interrupt(
+    data: Path, *, demo: bool, sigint_ignored: bool = False
+) -> None:
+    proc, kafka, mongo, offset = _start_until_ready(data, demo=demo, sigint_ignored=sigint_ignored)
     try:
-        assert proc.stderr is not None
-        deadline = time.monotonic() + 180
-        for line in proc.stderr:
-            lines.append(line)
-            if "all ready" in line:
-                break
-            assert time.monotonic() < deadline, "".join(lines)
-        else:
-            pytest.fail("jiandu run exited before all-ready:\n" + "".join(lines))
         ports = [p + offset for p in SERVICES.values()]
         assert all(_listening(p) for p in ports)
         assert _listening(kafka) and _listening(mongo)
@@ -94,7 +158,6 @@ def _run_until_ready_then_interrupt(data: Path, *, demo: bool) -> None:
     assert proc.returncode == 0, rest
     for port in [*[p + offset for p in SERVICES.values()], kafka, mongo]:
         assert not _listening(port), f"port {port} still open after Ctrl-C"
-    leftovers = subprocess.run(
-        ["pgrep", "-f", str(data)], capture_output=True, text=True, check=False
-    ).stdout.split()
+    leftovers = _leftovers(data)
     assert leftovers == [], f"processes left behind: {leftovers}"
+    assert list((data / "run").glob("*.pid")) == [] and not (data / "platform.json").exists()

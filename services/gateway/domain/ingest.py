@@ -1,7 +1,8 @@
 """Ingest validation (接入校验): from an HTTP body to accepted envelopes and refusals.
 
 Pure: no I/O. A body is one structured-mode CloudEvent (``application/cloudevents+json`` or
-``application/json``) or a batch (``application/cloudevents-batch+json``, a JSON array).
+``application/json``), a batch (``application/cloudevents-batch+json``, a JSON array), or
+one binary-mode event (``ce-*`` headers, the JSON data as the body).
 Each event is checked for the required CloudEvents attributes, the Jiandu extensions
 (``shared.envelope.Envelope``), its type's data contract (``shared.contracts``), the 64 KiB
 limit, and that its ``district``/``partitionkey`` agree with its data.
@@ -10,8 +11,10 @@ limit, and that its ``district``/``partitionkey`` agree with its data.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from shared.contracts import validate_external
 from shared.envelope import MAX_EVENT_BYTES, Envelope, EventRejected
@@ -19,6 +22,7 @@ from shared.envelope import MAX_EVENT_BYTES, Envelope, EventRejected
 REQUIRED_ATTRIBUTES = ("id", "source", "specversion", "type")
 STRUCTURED = ("application/cloudevents+json", "application/json")
 BATCH = "application/cloudevents-batch+json"
+CE_HEADER = "ce-"
 
 STATUS_BY_CODE: dict[str, int] = {
     "malformed_json": 400,
@@ -34,6 +38,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "unauthenticated": 401,
     "bad_signature": 401,
     "not_cloudevent": 400,
+    "out_of_scope": 403,
 }
 """HTTP status for a refusal code (a single event, or a batch where every event was refused)."""
 
@@ -69,6 +74,7 @@ class Refusal:
     event_id: str | None = None
     event_type: str | None = None
     district: str | None = None
+    subject_id: str | None = None
 
     @property
     def status(self) -> int:
@@ -89,15 +95,67 @@ class Parsed:
     batch: bool
     events: list[Envelope] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    """Index in the body of each of ``events``."""
+
+    def add(self, index: int, event: Envelope) -> None:
+        self.events.append(event)
+        self.positions.append(index)
+
+
+def restrict_to(parsed: Parsed, districts: frozenset[str], key_id: str) -> Parsed:
+    """Refuse the events of districts an ingest key may not send for (``out_of_scope``)."""
+    out = Parsed(batch=parsed.batch, refused=list(parsed.refused))
+    for index, event in zip(parsed.positions, parsed.events, strict=True):
+        if event.district in districts:
+            out.add(index, event)
+            continue
+        raw = json.dumps(event.model_dump(mode="json"), ensure_ascii=False)
+        out.refused.append(
+            Refusal(
+                index=index if parsed.batch else None,
+                code="out_of_scope",
+                reason=f"API key {key_id} may not send events for district {event.district}"
+                f" (allowed: {', '.join(sorted(districts))})",
+                raw=raw[:32768],
+                event_id=event.id,
+                event_type=event.type,
+                district=event.district,
+                subject_id=event.partitionkey,
+            )
+        )
+    out.refused.sort(key=lambda r: r.index or 0)
+    return out
 
 
 def media_type(content_type: str | None) -> str:
     return (content_type or "application/json").split(";", 1)[0].strip().lower()
 
 
-def parse_body(body: bytes, content_type: str | None, *, max_batch: int) -> Parsed:
-    """Split a request body into valid envelopes and per-event refusals."""
+def binary_attributes(headers: Mapping[str, str]) -> dict[str, str]:
+    """The ``ce-*`` headers of an HTTP binary-mode event, percent-decoded, by attribute name."""
+    return {
+        name[len(CE_HEADER) :].lower(): unquote(value)
+        for name, value in headers.items()
+        if name.lower().startswith(CE_HEADER)
+    }
+
+
+def parse_body(
+    body: bytes,
+    content_type: str | None,
+    *,
+    max_batch: int,
+    ce_headers: Mapping[str, str] | None = None,
+) -> Parsed:
+    """Split a request body into valid envelopes and per-event refusals.
+
+    ``ce_headers`` (the ``ce-*`` headers, see ``binary_attributes``) make the body the data
+    of one binary-mode event whose ``datacontenttype`` is the content type.
+    """
     kind = media_type(content_type)
+    if ce_headers:
+        return _parse_binary(body, kind, dict(ce_headers))
     if kind != BATCH and kind not in STRUCTURED:
         raise BodyRefused(
             "unsupported_media_type",
@@ -124,12 +182,37 @@ def parse_body(body: bytes, content_type: str | None, *, max_batch: int) -> Pars
     parsed = Parsed(batch=kind == BATCH)
     for index, item in enumerate(items):
         try:
-            parsed.events.append(check_event(item))
+            parsed.add(index, check_event(item))
         except EventRejected as exc:
             parsed.refused.append(_refusal(index if parsed.batch else None, item, exc))
         except Exception as exc:  # never let odd input become a 500
             rejected = EventRejected(f"cannot read event: {exc}", code="invalid")
             parsed.refused.append(_refusal(index if parsed.batch else None, item, rejected))
+    return parsed
+
+
+def _parse_binary(body: bytes, kind: str, attributes: dict[str, Any]) -> Parsed:
+    if kind != "application/json" and not kind.endswith("+json"):
+        raise BodyRefused(
+            "unsupported_media_type",
+            f"binary-mode data of type {kind!r} is not accepted; the data must be JSON",
+        )
+    try:
+        data = json.loads(body.decode("utf-8")) if body.strip() else None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BodyRefused("malformed_json", f"data is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise BodyRefused("malformed_json", "data is nested too deeply") from exc
+    item: dict[str, Any] = {**attributes, "datacontenttype": kind}
+    if data is not None:
+        item["data"] = data
+    parsed = Parsed(batch=False)
+    try:
+        parsed.add(0, check_event(item))
+    except EventRejected as exc:
+        parsed.refused.append(_refusal(None, item, exc))
+    except Exception as exc:  # never let odd input become a 500
+        parsed.refused.append(_refusal(None, item, EventRejected(f"cannot read event: {exc}")))
     return parsed
 
 
@@ -178,6 +261,7 @@ def _refusal(index: int | None, item: Any, exc: EventRejected) -> Refusal:
         event_id=_text(attrs.get("id")),
         event_type=_text(attrs.get("type")),
         district=_text(attrs.get("district")),
+        subject_id=_text(attrs.get("partitionkey")),
     )
 
 
