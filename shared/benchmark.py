@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pymongo import AsyncMongoClient
@@ -176,6 +177,7 @@ class BenchReport:
     machine: dict[str, Any]
     raw: list[dict[str, Any]] = field(default_factory=list)
     end_to_end: list[dict[str, Any]] = field(default_factory=list)
+    catch_up: dict[str, Any] = field(default_factory=dict)
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -275,6 +277,57 @@ async def latencies(mongo: AsyncMongoClient[Document], sent: Sent) -> dict[str, 
         if start is not None:
             notice.append((doc["created_at"].timestamp() - start) * 1000)
     return {"ingest_to_routed": percentiles(routed), "ingest_to_notice": percentiles(notice)}
+
+
+async def command_counters(platform: Platform) -> dict[str, dict[str, dict[str, float]]]:
+    """Each service's MongoDB command and written-document counters (replicas summed)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    async with httpx.AsyncClient(timeout=10) as client:
+        for sp in platform.processes:
+            if sp.proc.poll() is not None:
+                continue
+            text = (await client.get(f"{sp.url}/metrics")).text
+            mine = out.setdefault(sp.name, {"commands": {}, "documents": {}})
+            for family in text_string_to_metric_families(text):
+                kind = {
+                    "jiandu_mongo_commands": "commands",
+                    "jiandu_mongo_documents_written": "documents",
+                }.get(family.name)
+                if kind is None:
+                    continue
+                for sample in family.samples:
+                    if sample.name.endswith("_total"):
+                        name = sample.labels["command"]
+                        mine[kind][name] = mine[kind].get(name, 0.0) + sample.value
+    return out
+
+
+def cost_per_event(
+    before: dict[str, dict[str, dict[str, float]]],
+    after: dict[str, dict[str, dict[str, float]]],
+    events: int,
+) -> dict[str, Any]:
+    """Commands and written documents per ingest event: per service, by command, and in all."""
+    services: dict[str, Any] = {}
+    totals = {"commands": 0.0, "documents": 0.0}
+    for name, counters in sorted(after.items()):
+        row: dict[str, Any] = {}
+        for kind in ("commands", "documents"):
+            was = before.get(name, {}).get(kind, {})
+            delta = {c: v - was.get(c, 0.0) for c, v in counters[kind].items()}
+            delta = {c: d for c, d in delta.items() if d > 0}
+            row[kind] = round(sum(delta.values()) / events, 3)
+            row[f"{kind}_by_name"] = {c: round(d / events, 3) for c, d in sorted(delta.items())}
+            totals[kind] += sum(delta.values())
+        services[name] = row
+    return {
+        "events": events,
+        "commands_per_event": round(totals["commands"] / events, 3),
+        "documents_per_event": round(totals["documents"] / events, 3),
+        "services": services,
+    }
 
 
 class ProcessWatch:
@@ -389,10 +442,22 @@ class EndToEnd:
     machine_cpu_pct_of_one_core: float | None
     """Whole machine during the burst; minus the processes' sum: what other work took."""
     limit: str
+    costs: dict[str, Any] = field(default_factory=dict)
+    """MongoDB commands and written documents per ingest event of the burst, by service and
+    command name (from each service's ``jiandu_mongo_*`` counters)."""
+    prefilled: int = 0
+    """Documents already in every collection of every service when the burst ran."""
 
 
 async def end_to_end(
-    platform: Platform, replicas: int, plan: BenchPlan, progress: Progress
+    platform: Platform,
+    replicas: int,
+    plan: BenchPlan,
+    progress: Progress,
+    *,
+    seed: int = 1,
+    paced_runs: bool = True,
+    prefilled: int = 0,
 ) -> EndToEnd:
     """Drive the platform with demo events: sustained rate, then paced at 50% and 100%."""
     bootstrap = platform.servers.kafka_bootstrap
@@ -406,18 +471,23 @@ async def end_to_end(
         pids["kafka"] = kafka_pid
     pids["bench-driver"] = os.getpid()  # it shares the machine: publishing, polling lag
     try:
-        burst = plan.demo_events(seed=1, start=start)
+        burst = plan.demo_events(seed=seed, start=start)
+        counters = await command_counters(platform)
         watch = ProcessWatch(pids)
         watch.start()
         t0 = time.perf_counter()
-        await publish_events(bootstrap, burst, None, progress, f"{replicas}× burst", Sent())
+        label = f"{replicas}× burst" + (
+            f" ({prefilled:,} docs in every collection)" if prefilled else ""
+        )
+        await publish_events(bootstrap, burst, None, progress, label, Sent())
         done = await drained(bootstrap, mongo, timeout=1800)
         processes = await watch.stop()
+        costs = cost_per_event(counters, await command_counters(platform), len(burst))
         await settle(bootstrap, mongo)  # the burst's timers must not spill into the paced runs
         sustained = len(burst) / (done - t0)
         paced: list[dict[str, Any]] = []
-        for seed, share in ((2, 0.5), (3, 1.0)):
-            events = plan.demo_events(seed=seed, start=start)
+        for paced_seed, share in ((seed + 1, 0.5), (seed + 2, 1.0)) if paced_runs else ():
+            events = plan.demo_events(seed=paced_seed, start=start)
             sent = Sent()
             rate = sustained * share
             label = f"{replicas}× paced {share:.0%}"
@@ -434,7 +504,95 @@ async def end_to_end(
             processes,
             watch.machine_pct,
             explain_limit(processes, cpus, watch.machine_pct),
+            costs,
+            prefilled,
         )
+    finally:
+        await mongo.close()
+
+
+# ------------------------------------------------------------------ catch-up and a full database
+
+
+@dataclass
+class CatchUp:
+    """A backlog published while no service ran, then drained by the starting platform."""
+
+    events: int
+    seconds_from_start: float
+    """From starting the services (start-up included) until the platform went quiet."""
+    seconds_from_ready: float
+    """From every service answering ready until the platform went quiet."""
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds_from_ready if self.seconds_from_ready else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "events_per_s": round(self.events_per_s, 1)}
+
+
+def catch_up(platform: Platform, plan: BenchPlan, progress: Progress) -> CatchUp:
+    """Publish ``plan.backlog`` demo events with every service down, start them, time the drain."""
+    start = datetime.now(UTC) - timedelta(days=20)
+    groups = math.ceil(plan.backlog / EVENTS_PER_GROUP) + 1
+    backlog = [e for _, e in DemoGenerator(seed=9, start=start).events(3 * groups, groups)][
+        : plan.backlog
+    ]
+    bootstrap = platform.servers.kafka_bootstrap
+    asyncio.run(publish_events(bootstrap, backlog, None, progress, "backlog", Sent()))
+    t0 = time.perf_counter()
+    platform.start_services(timeout=300)
+    ready = time.perf_counter()
+
+    async def drain() -> float:
+        mongo = make_client(platform.servers.mongo_uri, "jiandu-bench")
+        try:
+            return await drained(bootstrap, mongo, timeout=3600)
+        finally:
+            await mongo.close()
+
+    done = asyncio.run(drain())
+    return CatchUp(len(backlog), round(done - t0, 2), round(done - ready, 2))
+
+
+FILLER_BATCH = 1000
+
+
+def filler(collection: str, i: int, far: datetime) -> Document:
+    """A document that sits in ``collection`` without taking part in what runs: a timer due
+    in a far future, a sent outbox entry, an old inbox id; elsewhere an entity of no district."""
+    doc: Document = {"_id": f"bench-fill-{i}", "bench_filler": True}
+    if collection == "timers":
+        doc.update(kind="bench.filler", status="pending", due=far, next_at=far, payload={})
+    elif collection == "outbox":
+        doc.update(topic="bench.filler", seq=i, sent_at=far - timedelta(days=36500))
+    return doc
+
+
+async def prefill(mongo_uri: str, per_collection: int, progress: Progress) -> int:
+    """Bring every collection of every service database to ``per_collection`` documents."""
+    mongo = make_client(mongo_uri, "jiandu-bench")
+    far = datetime(2199, 1, 1, tzinfo=UTC)
+    try:
+        targets: list[tuple[str, str, int]] = []
+        for db_name in SERVICE_DBS.values():
+            for name in await mongo[db_name].list_collection_names():
+                have = await mongo[db_name][name].estimated_document_count()
+                if have < per_collection:
+                    targets.append((db_name, name, per_collection - have))
+        task = progress.add_task(
+            f"prefill to {per_collection:,} per collection", total=sum(t[2] for t in targets)
+        )
+        for db_name, name, missing in targets:
+            coll = mongo[db_name][name]
+            for offset in range(0, missing, FILLER_BATCH):
+                docs = [
+                    filler(name, i, far) for i in range(offset, min(missing, offset + FILLER_BATCH))
+                ]
+                await coll.insert_many(docs, ordered=False)
+                progress.advance(task, len(docs))
+        return len(targets)
     finally:
         await mongo.close()
 
@@ -455,16 +613,31 @@ class BenchPlan:
     raw_n: int
     events: int | None = None
     """Exact events per end-to-end phase (``--events``); None: whatever the counts give."""
+    backlog: int = 10_000
+    """Events published before the services start (the catch-up figure)."""
+    prefill: int = 100_000
+    """Documents in every collection for the last burst (flat query plans); 0: no such run."""
 
     @classmethod
-    def of(cls, replicas: list[int], quick: bool, events: int | None = None) -> BenchPlan:
+    def of(
+        cls,
+        replicas: list[int],
+        quick: bool,
+        events: int | None = None,
+        backlog: int | None = None,
+        prefill: int | None = None,
+    ) -> BenchPlan:
         raw_n = 500 if quick else 5000
+        sizes = {
+            "backlog": backlog if backlog is not None else (300 if quick else 10_000),
+            "prefill": prefill if prefill is not None else (2_000 if quick else 100_000),
+        }
         if events is not None:
             groups = math.ceil(events / EVENTS_PER_GROUP) + 1
-            return cls(replicas, n_orders=3 * groups, n_cases=groups, raw_n=raw_n, events=events)
+            return cls(replicas, 3 * groups, groups, raw_n=raw_n, events=events, **sizes)
         if quick:
-            return cls(replicas, n_orders=15, n_cases=5, raw_n=raw_n)
-        return cls(replicas, n_orders=150, n_cases=50, raw_n=raw_n)
+            return cls(replicas, n_orders=15, n_cases=5, raw_n=raw_n, **sizes)
+        return cls(replicas, n_orders=150, n_cases=50, raw_n=raw_n, **sizes)
 
     def demo_events(self, seed: int, start: datetime) -> list[Envelope]:
         """One phase's events in time order (cut to ``events`` when that is set)."""
@@ -508,13 +681,31 @@ def run_bench(plan: BenchPlan, out: Path, work_dir: Path) -> BenchReport:
                 port_offset=free_port_offset(replicas),
                 extra_env={"JIANDU_SESSION_TIMEOUT_MS": "6000", "JIANDU_LOG_LEVEL": "WARNING"},
             )
-            platform.start(timeout=300)
+            platform.start_servers()
             try:
                 if i == 0:
                     raw = asyncio.run(raw_baselines(platform, plan.raw_n, progress))
                     report.raw = [r.as_dict() for r in raw]
+                    if plan.backlog:
+                        report.catch_up = catch_up(platform, plan, progress).as_dict()
+                if not platform.processes:
+                    platform.start_services(timeout=300)
                 result = asyncio.run(end_to_end(platform, replicas, plan, progress))
                 report.end_to_end.append(asdict(result))
+                if i == 0 and plan.prefill:
+                    asyncio.run(prefill(platform.servers.mongo_uri, plan.prefill, progress))
+                    full = asyncio.run(
+                        end_to_end(
+                            platform,
+                            replicas,
+                            plan,
+                            progress,
+                            seed=11,
+                            paced_runs=False,
+                            prefilled=plan.prefill,
+                        )
+                    )
+                    report.end_to_end.append(asdict(full))
             finally:
                 platform.stop()
     insert_one = next(r for r in report.raw if r["name"] == "mongo_insert_one")["per_second"]
@@ -534,7 +725,11 @@ def chart(report: BenchReport, path: Path) -> None:
 
     fig, (rate_ax, lat_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
     runs = report.end_to_end
-    labels = [f"{r['replicas']} replica(s)" for r in runs]
+    labels = [
+        f"{r['replicas']} replica(s)"
+        + (f"\n{r['prefilled']:,} docs/coll." if r["prefilled"] else "")
+        for r in runs
+    ]
     rate_ax.bar(labels, [r["sustained_events_per_s"] for r in runs], color="#3b6ea5")
     rate_ax.set_ylabel("events / s (ingest → last downstream change)")
     rate_ax.set_title("Sustained end-to-end throughput")
@@ -576,21 +771,47 @@ def summary(report: BenchReport) -> Table:
         table.add_column(column)
     for raw in report.raw:
         table.add_row(f"raw {raw['name']}", f"{raw['per_second']:.0f} /s")
+    if report.catch_up:
+        c = report.catch_up
+        table.add_row(
+            f"catch-up of {c['events']:,} events",
+            f"{c['events_per_s']:.0f} events/s ({c['seconds_from_ready']:.1f} s after ready,"
+            f" {c['seconds_from_start']:.1f} s with start-up)",
+        )
     for run in report.end_to_end:
-        r = run["replicas"]
-        table.add_row(f"{r}× sustained", f"{run['sustained_events_per_s']:.1f} events/s")
-        table.add_row(f"{r}× ÷ mongo insert_one", f"{run['ratio_to_mongo_insert_one']:.3f}")
+        r = f"{run['replicas']}×" + (f" +{run['prefilled'] // 1000}k" if run["prefilled"] else "")
+        table.add_row(f"{r} sustained", f"{run['sustained_events_per_s']:.1f} events/s")
+        table.add_row(f"{r} ÷ mongo insert_one", f"{run['ratio_to_mongo_insert_one']:.3f}")
+        costs = run.get("costs") or {}
+        if costs:
+            table.add_row(
+                f"{r} MongoDB per event",
+                f"{costs['commands_per_event']:.2f} commands, "
+                f"{costs['documents_per_event']:.2f} documents written",
+            )
+            for name, row in costs["services"].items():
+                table.add_row(
+                    f"  {name}",
+                    f"{row['commands']:.2f} cmd ({_top(row['commands_by_name'])}), "
+                    f"{row['documents']:.2f} docs",
+                )
         for paced in run["paced"]:
             for metric in ("ingest_to_routed", "ingest_to_notice"):
                 stats = paced.get(metric) or {}
                 if stats:
                     table.add_row(
-                        f"{r}× @{paced['share']:.0%} {metric}",
+                        f"{r} @{paced['share']:.0%} {metric}",
                         " / ".join(f"{p} {stats[p]:.0f}" for p in ("p50", "p95", "p99")) + " ms",
                     )
         ours = sum(p["cpu_pct_of_one_core"] for p in run["processes"].values())
         machine = run.get("machine_cpu_pct_of_one_core")
         whole = f" of the machine's {machine:.0f}%" if machine is not None else ""
-        table.add_row(f"{r}× burst CPU", f"{ours:.0f}% of one core{whole}")
-        table.add_row(f"{r}× limit", run["limit"])
+        table.add_row(f"{r} burst CPU", f"{ours:.0f}% of one core{whole}")
+        table.add_row(f"{r} limit", run["limit"])
     return table
+
+
+def _top(by_name: dict[str, float], n: int = 3) -> str:
+    """The costliest commands, e.g. ``find 0.21, insert 0.12, update 0.05``."""
+    ranked = sorted(by_name.items(), key=lambda kv: -kv[1])[:n]
+    return ", ".join(f"{name} {v:.2f}" for name, v in ranked)

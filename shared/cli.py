@@ -124,6 +124,12 @@ def bench(
     events: int | None = typer.Option(
         None, min=1, help="Demo events per end-to-end phase (default ~680, --quick ~70)."
     ),
+    backlog: int | None = typer.Option(
+        None, min=0, help="Events published before the services start (catch-up; default 10,000)."
+    ),
+    prefill: int | None = typer.Option(
+        None, min=0, help="Documents per collection for a last burst (default 100,000; 0: off)."
+    ),
     work_dir: Path | None = typer.Option(None, help="Data folder (default: a temporary one)."),
 ) -> None:
     """Run the whole platform on fresh embedded servers and measure it (``make bench``)."""
@@ -134,7 +140,7 @@ def bench(
     from shared.benchmark import BenchPlan, run_bench, summary
 
     counts = [int(r) for r in replicas.split(",") if r.strip()]
-    plan = BenchPlan.of(counts, quick, events)
+    plan = BenchPlan.of(counts, quick, events, backlog, prefill)
     with tempfile.TemporaryDirectory(prefix="jiandu-bench-") as tmp:
         report = run_bench(plan, out, work_dir or Path(tmp))
     Console().print(summary(report))

@@ -201,6 +201,11 @@ class Platform:
         return sp
 
     def start(self, timeout: float = 120.0) -> None:
+        self.start_servers()
+        self.start_services(timeout)
+
+    def start_servers(self) -> None:
+        """The embedded servers and the topics, no service yet (the bench fills a backlog)."""
         console.print(f"[bold]Jiandu[/] data folder: {self.data_dir}")
         left = stop_leftovers(self.data_dir)
         if left:
@@ -215,6 +220,8 @@ class Platform:
         )
         topics = asyncio.run(create_topics(self.servers.kafka_bootstrap))
         console.print(f"  topics: {len(topics)} ready")
+
+    def start_services(self, timeout: float = 120.0) -> None:
         for replica in range(self.replicas):
             for name in self.services:
                 self.start_service(name, replica)

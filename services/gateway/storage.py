@@ -201,17 +201,27 @@ class AuditLog:
     def __init__(self, db: Db) -> None:
         self.db = db
         self._lock = asyncio.Lock()
+        self._head: Document | None = None
+        """The last record this replica knows; read from MongoDB only when another replica
+        appended meanwhile (the insert of the next ``seq`` then fails), so an append costs one
+        insert however long the chain is."""
+
+    async def _read_head(self) -> Document | None:
+        return await self.db[AUDIT].find_one(sort=[("_id", DESCENDING)])
 
     async def append(self, *, at: datetime, **fields: Any) -> Document:
         async with self._lock:
+            if self._head is None:
+                self._head = await self._read_head()
             for _ in range(50):
-                prev = await self.db[AUDIT].find_one(sort=[("_id", DESCENDING)])
-                record = audit_chain.chain(prev, at=at, **fields)
+                record = audit_chain.chain(self._head, at=at, **fields)
                 try:
                     await self.db[AUDIT].insert_one({"_id": record["seq"], **record})
-                    return record
                 except DuplicateKeyError:  # another replica appended first: chain after it
+                    self._head = await self._read_head()
                     continue
+                self._head = record
+                return record
         raise RuntimeError("audit log contended: could not append")
 
     async def records(self) -> AsyncIterator[Document]:

@@ -48,9 +48,23 @@ def test_quick_bench_reports_rates_latencies_and_processes(tmp_path: Path) -> No
     raw = {r["name"]: r["per_second"] for r in report["raw"]}
     assert set(raw) == {"kafka_produce", "kafka_consume", "mongo_insert_one", "mongo_insert_many"}
     assert all(rate > 0 for rate in raw.values())
-    (run,) = report["end_to_end"]
+    run, full = report["end_to_end"]
     assert run["replicas"] == 1 and run["events"] > 0 and run["sustained_events_per_s"] > 0
-    assert run["ratio_to_mongo_insert_one"] > 0
+    for each in (run, full):  # the ratio is the rate over the same run's insert_one rate
+        expected = each["sustained_events_per_s"] / raw["mongo_insert_one"]
+        assert each["ratio_to_mongo_insert_one"] == pytest.approx(expected, abs=0.001)
+    assert full["prefilled"] == 2_000 and full["sustained_events_per_s"] > 0 and not full["paced"]
+    catch = report["catch_up"]
+    assert catch["events"] == 300 and catch["seconds_from_start"] >= catch["seconds_from_ready"]
+    assert catch["events_per_s"] == pytest.approx(300 / catch["seconds_from_ready"], rel=0.01)
+    costs = run["costs"]
+    assert costs["events"] == run["events"]
+    assert set(costs["services"]) == set(SERVICES)
+    per_service = sum(row["commands"] for row in costs["services"].values())
+    assert costs["commands_per_event"] == pytest.approx(per_service, abs=0.01)
+    assert costs["commands_per_event"] > 0 and costs["documents_per_event"] > 0
+    for row in costs["services"].values():
+        assert row["commands"] == pytest.approx(sum(row["commands_by_name"].values()), abs=0.02)
     assert [p["share"] for p in run["paced"]] == [0.5, 1.0]
     for paced in run["paced"]:
         routed = paced["ingest_to_routed"]
