@@ -458,7 +458,9 @@ class HotlineWorkflow:
         outcome: str,
         verdict: Verdict | None,
     ) -> None:
-        confirmed = confirms_violation(verdict, outcome, self.settings.violation_keywords)
+        confirmed = confirms_violation(
+            verdict, outcome, self.settings.violation_keywords, self.settings.violation_negations
+        )
         if verdict is None and confirmed:
             verdict = "violation_confirmed"
         entry = self._apply(

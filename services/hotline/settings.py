@@ -55,6 +55,20 @@ class HotlineSettings(ServiceSettings):
         default_factory=lambda: ["属实", "违法行为成立"],
         description="Outcome phrases that confirm a violation when no verdict is given.",
     )
+    violation_negations: list[str] = Field(
+        default_factory=lambda: [
+            "不属实",
+            "非属实",
+            "部分属实",
+            "是否属实",
+            "属实与否",
+            "无法核实",
+            "未能核实",
+            "无法证实",
+            "不成立",
+        ],
+        description="Phrases that negate or qualify a violation keyword (struck out first).",
+    )
     platform_unit: str = Field(
         default="12345", description="Who the timeline names for the platform's own decisions."
     )

@@ -29,6 +29,7 @@ from services.hotline.domain.routing import (
     route,
     validate_entry,
 )
+from services.hotline.settings import HotlineSettings
 from shared.city import CITY_BUREAU, load_city
 from shared.demo import catalogue as demo
 from shared.workcalendar import CST
@@ -445,3 +446,27 @@ def test_violation_confirmed_by_verdict_or_wording() -> None:
     assert not confirms_violation("no_violation", "反映情况属实", words)  # the verdict wins
     assert confirms_violation(None, demo.OUTCOME_CONFIRMED[0], words)
     assert not any(confirms_violation(None, t, words) for t in demo.OUTCOME_RECTIFIED)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "confirmed"),
+    [
+        ("经核查，反映情况不属实", False),
+        ("经核查，反映情况部分属实，已督促整改", False),
+        ("经多次上门，无法核实反映情况是否属实", False),
+        ("经核查，违法行为不成立", False),
+        ("反映情况并非属实", False),
+        ("经核查，反映情况属实，已立案查处", True),
+        ("经核查，部分属实，其中占道经营问题属实", True),  # one part is confirmed outright
+    ],
+)
+def test_negated_or_uncertain_wording_does_not_confirm_a_violation(
+    outcome: str, confirmed: bool
+) -> None:
+    """应立尽立 (seed 000_ea473ff1d8cb02b8.txt, 静安区2025年行政执法监督工作计划: “12345政务服务
+    热线高频投诉执法问题，开展行政执法监督”): only a confirmed violation (属实) obliges the unit to
+    open a case. “不属实”“部分属实”“无法核实……是否属实” contain the characters 属实 but confirm
+    nothing; they must not raise a CASE_NOT_OPENED lead."""
+    words = HotlineSettings().violation_keywords
+    negations = HotlineSettings().violation_negations
+    assert confirms_violation(None, outcome, words, negations) is confirmed

@@ -79,11 +79,23 @@ def window_start(received_at: dt.datetime, window_days: float) -> dt.datetime:
     return received_at - dt.timedelta(days=window_days)
 
 
-def confirms_violation(verdict: str | None, outcome: str | None, keywords: Iterable[str]) -> bool:
-    """A verdict says so; without one, the outcome's wording (e.g. 属实) does."""
+def confirms_violation(
+    verdict: str | None,
+    outcome: str | None,
+    keywords: Iterable[str],
+    negations: Iterable[str] = (),
+) -> bool:
+    """A verdict says so; without one, the outcome's wording (e.g. 属实) does.
+
+    Wording that contains a keyword but negates or qualifies it (不属实、部分属实、无法核实……
+    是否属实、违法行为不成立) confirms nothing: those phrases are struck out first, and only a
+    keyword left standing confirms the violation ("部分属实，其中占道经营问题属实" still does).
+    """
     if verdict is not None:
         return verdict == "violation_confirmed"
     text = outcome or ""
+    for phrase in sorted((n for n in negations if n), key=len, reverse=True):
+        text = text.replace(phrase, "\u3000")
     return any(k and k in text for k in keywords)
 
 
