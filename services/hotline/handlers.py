@@ -302,6 +302,7 @@ class HotlineWorkflow:
     async def _dispatch(
         self, uow: UnitOfWork, c: Complaint, target: Route, *, by: str, at: dt.datetime
     ) -> None:
+        held_by = list(c.units_seen)
         if c.dispatch_seq:
             await uow.cancel(ack_timer(c))  # the previous holder's 签收 clock stops
         try:
@@ -319,6 +320,7 @@ class HotlineWorkflow:
             subject=f"complaint/{c.id}",
         )
         if entry.verb == "rerouted":
+            await self._check_shift(uow, c, target, held_by)
             await self._check_bounce(uow, c)
 
     # ------------------------------------------------------------------ actions
@@ -336,24 +338,6 @@ class HotlineWorkflow:
         """退单, then re-dispatch by the catalogue (or to triage) in the same step."""
         entry = self._apply(lambda: lc.return_order(c, unit=unit, by=by, at=at, reason=reason))
         await self._emit(uow, c, entry)
-        actor = self.city.unit(unit)
-        if is_responsibility_shift(
-            matter_level=c.matter_level,
-            actor_level=actor.level if actor else None,
-            actor_kind=actor.kind if actor else None,
-            reason=reason,
-            keywords=self.settings.shift_keywords,
-        ):
-            await self._lead(
-                uow,
-                c,
-                LeadKind.RESPONSIBILITY_SHIFT,
-                (c.id, unit),
-                f"区级部门 {unit} 以属地管理为由退回其区级管辖事项「{c.matter_name}」"
-                f"（工单 {c.id}）：{reason}",
-                {"unit": unit, "matter": c.matter, "reason": reason, "returns": c.returns},
-                unit=unit,
-            )
         planned = await self._planned_route(uow, c)
         await self._dispatch(
             uow, c, redispatch_after_return(self.city, planned, unit, c.district), by=SYSTEM, at=at
@@ -581,6 +565,41 @@ class HotlineWorkflow:
                 f"在单位间流转 {c.handovers} 次，疑似推诿",
                 {"returns": c.returns, "handovers": c.handovers, "units": c.units_seen},
             )
+
+    async def _check_shift(
+        self, uow: UnitOfWork, c: Complaint, target: Route, held_by: list[str]
+    ) -> None:
+        """以属地为由推责: judged from the routing catalogue, not from the return's wording."""
+        if target.level != "street" or c.matter is None:
+            return
+        entry = await storage.get_entry(uow.db, uow.session, c.district, c.matter)
+        if entry is None or not is_responsibility_shift(
+            matter_level=entry.level,
+            owner=entry.unit,
+            held_by=held_by,
+            to_unit=target.unit,
+            to_level=target.level,
+            exceptions=entry.streets.values(),
+        ):
+            return
+        returns = [e for e in c.timeline if e.verb == "returned" and e.unit == entry.unit]
+        await self._lead(
+            uow,
+            c,
+            LeadKind.RESPONSIBILITY_SHIFT,
+            (c.id, entry.unit),
+            f"区级部门 {entry.unit} 的区级管辖事项「{c.matter_name}」（工单 {c.id}）"
+            f"在其{'退单' if returns else '经手'}后转由街镇 {target.unit} 办理",
+            {
+                "unit": entry.unit,
+                "matter": c.matter,
+                "to_unit": target.unit,
+                "reasons": [e.reason for e in returns],
+                "returns": c.returns,
+                "catalogue_level": entry.level,
+            },
+            unit=entry.unit,
+        )
 
     async def _check_hotspot(self, uow: UnitOfWork, c: Complaint) -> None:
         """高频投诉: at most one lead per complaint, and one per place within a window."""

@@ -43,9 +43,6 @@ class HotlineSettings(ServiceSettings):
     # -- supervision leads (监督线索)
     bounce_returns: int = Field(default=2, ge=1, description="推诿: returned this many times.")
     bounce_handovers: int = Field(default=3, ge=1, description="推诿: passed this many times.")
-    shift_keywords: list[str] = Field(
-        default_factory=lambda: ["属地"], description="Reasons that cite territorial management."
-    )
     hotspot_threshold: int = Field(default=3, ge=2, description="高频投诉: N complaints ...")
     hotspot_window_days: float = Field(default=7.0, gt=0, description="... within this window.")
     case_deadline_days: int = Field(

@@ -377,27 +377,43 @@ def test_bounce_edges(returns: int, handovers: int, bounce: bool) -> None:
     assert is_bounce(returns, handovers, BounceThresholds(returns=2, handovers=3)) is bounce
 
 
+SHIFT_OWNER = "310106-sthj"
+SHIFT_STREET = "310106-st02-zhzf"
+
+
 @pytest.mark.parametrize(
-    ("matter_level", "actor_level", "actor_kind", "reason", "shift"),
+    ("matter_level", "held_by", "to_unit", "to_level", "exceptions", "shift"),
     [
-        ("district", "district", "environment", "属地管理，请街道处理", True),
-        ("district", "district", "environment", "非本单位职责", False),  # no 属地
-        ("street", "district", "city_management", "属地管理，请街道处理", False),  # delegated
-        ("district", "street", "street_enforcement", "属地管理", False),  # a street team
-        ("district", "district", "justice", "属地管理", False),  # the bureau triaging
-        (None, "district", "environment", "属地管理", False),  # matter unknown
+        # the department held its own matter, then the order went to a street team
+        ("district", [SHIFT_OWNER, "310106-sfj"], SHIFT_STREET, "street", [], True),
+        ("district", [SHIFT_OWNER], SHIFT_STREET, "street", [], True),  # handed over directly
+        ("district", ["310106-sfj"], SHIFT_STREET, "street", [], False),  # never held it
+        ("street", [SHIFT_OWNER], SHIFT_STREET, "street", [], False),  # delegated (赋权街镇)
+        ("district", [SHIFT_OWNER], "310106-cgzf", "district", [], False),  # not to a street
+        ("district", [SHIFT_OWNER], SHIFT_STREET, "street", [SHIFT_STREET], False),  # exception
+        (None, [SHIFT_OWNER], SHIFT_STREET, "street", [], False),  # matter unknown
     ],
 )
-def test_responsibility_shift(
-    matter_level: str | None, actor_level: str, actor_kind: str, reason: str, shift: bool
+def test_responsibility_shift_is_judged_from_the_routing_catalogue(
+    matter_level: str | None,
+    held_by: list[str],
+    to_unit: str,
+    to_level: str,
+    exceptions: list[str],
+    shift: bool,
 ) -> None:
+    """Seed 000_ea473ff1d8cb02b8.txt (静安区2025年行政执法监督工作计划, 一(六)): “是否存在违反规定，
+    擅自将本部门的执法事项转交给街镇执行的情况……以属地管理为借口，将本应自身承担的责任转嫁给
+    街镇的行为”. The catalogue says whose matter it is; the reason's wording (属地 or not) does not
+    matter: a district department's own matter that it held and that then went to a street is it."""
     assert (
         is_responsibility_shift(
             matter_level=matter_level,
-            actor_level=actor_level,
-            actor_kind=actor_kind,
-            reason=reason,
-            keywords=["属地"],
+            owner=SHIFT_OWNER,
+            held_by=held_by,
+            to_unit=to_unit,
+            to_level=to_level,
+            exceptions=exceptions,
         )
         is shift
     )

@@ -453,7 +453,8 @@ async def test_responsibility_shift_hotspot_and_routing_catalogue_update(
     async with build(settings, clock=clock).running() as svc:
         topic = svc.topic(INGEST_HOTLINE)
         async with api(svc) as client:
-            # 油烟污染 is district-level in 静安: the department returns it citing 属地.
+            # 油烟污染 is district-level in 静安 (seed 000: 擅自将本部门的执法事项转交给街镇执行):
+            # the department returns it; only when it then goes to a street is it a shift.
             await publisher.event(topic, created("GD-S1", category="YYWR", address="延安中路1号"))
             await out.wait_for_events(lambda es: bool(of(out, "GD-S1", "routed")))
             shifted = await client.post(
@@ -466,9 +467,26 @@ async def test_responsibility_shift_hotspot_and_routing_catalogue_update(
             )
             rerouted = await client.post(
                 "/v1/complaints/GD-S1/reroute",
-                json={"unit": "310106-sfj", "by": "吴", "to_unit": "310106-sthj",
-                      "reason": "区级管辖事项，由区生态环境局办理"},
+                json={"unit": "310106-sfj", "by": "吴", "to_unit": STREET.unit.id,
+                      "reason": "转街道综合执法队"},
             )  # fmt: skip
+            # The same matter returned without the word 属地, then 12345 hands it to the street.
+            await publisher.event(topic, created("GD-S2", category="YYWR", address="延安中路2号"))
+            await out.wait_for_events(lambda es: bool(of(out, "GD-S2", "routed")))
+            await client.post(
+                "/v1/complaints/GD-S2/return",
+                json={"unit": "310106-sthj", "by": "周", "reason": "非本单位职责"},
+            )
+            await publisher.event(
+                topic,
+                updated("GD-S2", "acknowledged", STREET.unit.id, START + dt.timedelta(hours=2)),
+            )
+            # 占道经营 is delegated to the streets: a street holding it is no shift.
+            await publisher.event(topic, created("GD-S3", address="延安中路3号"))
+            await out.wait_for_events(lambda es: bool(of(out, "GD-S3", "routed")))
+            await lead_tap.wait_for_events(
+                lambda es: bool(leads(lead_tap, LeadKind.RESPONSIBILITY_SHIFT, "GD-S2"))
+            )
             # Hotspot: the 3rd complaint within 7 days at the same address raises one lead.
             for i, day in enumerate((0, 3, 6, 6)):
                 when = START + dt.timedelta(days=day, hours=i)
@@ -497,12 +515,19 @@ async def test_responsibility_shift_hotspot_and_routing_catalogue_update(
             await eventually(lambda: drained(svc))
     assert shifted.status_code == 200, shifted.text
     assert (shifted.json()["unit"], shifted.json()["returns"]) == ("310106-sfj", 1)
+    assert shifted.json()["leads"] == []  # the word 属地 alone is no shift
+    shift_id = SupervisionLead.make_id(LeadKind.RESPONSIBILITY_SHIFT, "GD-S1", "310106-sthj")
+    assert rerouted.json()["leads"] == [shift_id]
     assert len(leads(lead_tap, LeadKind.RESPONSIBILITY_SHIFT, "GD-S1")) == 1
+    s2 = leads(lead_tap, LeadKind.RESPONSIBILITY_SHIFT, "GD-S2")
+    assert len(s2) == 1 and s2[0].data["evidence"]["reasons"] == ["非本单位职责"]
+    assert s2[0].data["unit"] == "310106-sthj"
+    assert leads(lead_tap, LeadKind.RESPONSIBILITY_SHIFT, "GD-S3") == []
     assert triage_return.status_code == 409 and "triage" in triage_return.json()["detail"]
-    assert rerouted.status_code == 200 and rerouted.json()["unit"] == "310106-sthj"
+    assert rerouted.status_code == 200 and rerouted.json()["unit"] == STREET.unit.id
     assert [e.data["change"]["unit"] for e in of(out, "GD-S1", "rerouted")] == [
         "310106-sfj",
-        "310106-sthj",
+        STREET.unit.id,
     ]
     hotspots = [e for e in lead_tap.events() if e.data.get("kind") == "hotspot"]
     assert len(hotspots) == 1 and hotspots[0].data["subject_id"] == "GD-P2"
