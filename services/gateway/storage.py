@@ -22,6 +22,7 @@ from pymongo.errors import DuplicateKeyError
 from services.gateway.domain import audit as audit_chain
 from services.gateway.domain.projections import (
     ANOMALY_LEAD_KINDS,
+    BOUNCE_LEAD_KIND,
     BOUNCE_LEAD_KINDS,
     ENTITIES,
     disposal_rate,
@@ -202,7 +203,9 @@ async def _grades_by_district(db: Db, scope: dict[str, Any]) -> dict[str, dict[s
 OVERVIEW_METRICS: dict[str, tuple[str, dict[str, Any]]] = {
     "complaints": ("complaints", {}),
     "overdue_complaints": ("complaints", {"overdue": True}),
-    "bounced_complaints": ("complaints", {"returns": {"$gte": 1}}),
+    # 推诿: complaints the hotline's bounce rule found (one BOUNCE lead per complaint), not
+    # every complaint returned once
+    "bounced_complaints": (LEADS, {"kind": BOUNCE_LEAD_KIND, "subject_type": "complaint"}),
     "cases": ("cases", {}),
     "top_tier_filings": ("filings", {"top_tier": True}),
     "filed_on_time": ("filings", {"top_tier": True, "filed": True, "late": {"$ne": True}}),

@@ -115,7 +115,8 @@ async def test_district_isolation_masking_timeline_and_overview(
             for d in (await client.get("/v1/overview", headers=city)).json()["districts"]
         }
         assert len(rows) == 16
-        assert (rows[JINGAN]["overdue_complaints"], rows[JINGAN]["bounced_complaints"]) == (1, 1)
+        # returned once is no 推诿: the KPI counts the hotline's bounce rule, not any return
+        assert (rows[JINGAN]["overdue_complaints"], rows[JINGAN]["bounced_complaints"]) == (1, 0)
         assert (rows[HUANGPU]["complaints"], rows[HUANGPU]["overdue_complaints"]) == (1, 0)
 
         feed = await client.get("/v1/stream", params={"max_events": 4}, headers=jingan)
@@ -130,6 +131,9 @@ async def test_district_isolation_masking_timeline_and_overview(
 async def test_leads_are_disposed_within_scope_and_counted(
     settings_for: Callable[..., GatewaySettings], publisher: Publisher, tap: Any
 ) -> None:
+    """Seed 000_ea473ff1d8cb02b8.txt: “对各相关区级执法部门在处理12345市民服务热线等投诉案件时推诿
+    责任……的行为进行监督”. The console's 推诿 complaints are those the bounce rule found (a
+    BOUNCE lead from the hotline), one per complaint, not every complaint returned once."""
     settings = settings_for(GatewaySettings)
     leads_topic: KafkaTap = await tap(settings.topic_prefix + SUPERVISION_LEADS.name)
     async with gateway(settings) as (svc, client):
@@ -175,6 +179,7 @@ async def test_leads_are_disposed_within_scope_and_counted(
         row = (await client.get("/v1/overview", headers=jingan)).json()["districts"][0]
         assert (row["leads_raised"], row["leads_disposed"], row["disposal_rate"]) == (2, 1, 0.5)
         assert row["bounce_leads"] == 2
+        assert row["bounced_complaints"] == 2
         opened = await client.get("/v1/leads", params={"status": "open"}, headers=officer)
         assert [x["id"] for x in opened.json()["items"]] == [ids[1]]
         events = await leads_topic.wait_for_events(

@@ -244,4 +244,6 @@ def disposal_rate(raised: int, disposed: int) -> float | None:
 
 
 ANOMALY_LEAD_KINDS = ("fine_anomaly", "disproportion")
-BOUNCE_LEAD_KINDS = ("bounce", "responsibility_shift")
+BOUNCE_LEAD_KIND = "bounce"
+"""The hotline raises one per complaint that meets the bounce rule (推诿)."""
+BOUNCE_LEAD_KINDS = (BOUNCE_LEAD_KIND, "responsibility_shift")
