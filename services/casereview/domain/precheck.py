@@ -185,8 +185,13 @@ TIME_LIMITS: dict[str, TimeLimit] = {
         "working",
         "《行政处罚法》第六十一条：七日内送达；第八十五条：“七日”指工作日，不含法定节假日",
     ),
+    "rectification": TimeLimit(
+        "calendar",
+        "002_8cc9de9d925df07c.txt 瓯海区2022年度行政执法监督工作计划：对评查反馈函反映的问题"
+        "予以整改落实，提交书面整改报告（未定期限：JIANDU_RECTIFICATION_DAYS 自然日）",
+    ),
 }
-"""Every time limit of the pre-check, by rule: calendar or working days, and why."""
+"""Every time limit of case review, by name: calendar or working days, and why."""
 
 
 class Finding(BaseModel):
