@@ -50,22 +50,15 @@ def topics(
         typer.echo(name)
 
 
-SERVICE_NAMES = ("gateway", "hotline", "casereview", "penalty", "notify")
-
-
 @app.command()
 def asyncapi(
     out: Path = typer.Option(Path("docs/asyncapi"), help="Folder for the AsyncAPI documents."),
 ) -> None:
-    """Write each service's AsyncAPI document, generated from its FastStream app."""
-    import importlib
+    """Write each service's AsyncAPI document: FastStream's channels, a payload schema per
+    event type (shared/asyncapi.py)."""
+    from shared.asyncapi import write
 
-    out.mkdir(parents=True, exist_ok=True)
-    for name in SERVICE_NAMES:
-        build = importlib.import_module(f"services.{name}.main").build
-        schema = build().stream_app.schema.to_specification()  # what `faststream docs gen` does
-        target = out / f"{name}.yaml"
-        target.write_text(schema.to_yaml(), encoding="utf-8")
+    for target in write(out):
         typer.echo(f"{target}")
 
 

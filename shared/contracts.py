@@ -295,6 +295,8 @@ class LeadKind(StrEnum):
 
 
 LEAD_TYPE = "jiandu.supervision.lead.raised"
+LEAD_DISPOSED_TYPE = "jiandu.gateway.lead.disposed"
+"""A supervisor's disposal (处置) of a lead, emitted by the gateway on ``supervision.leads``."""
 
 
 class SupervisionLead(Contract):

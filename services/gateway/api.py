@@ -55,6 +55,7 @@ from services.gateway.domain.ratelimit import RateLimiter
 from services.gateway.settings import GatewaySettings
 from shared.api import limit_param, offset_param
 from shared.consumer import QUARANTINE_TYPE
+from shared.contracts import LEAD_DISPOSED_TYPE
 from shared.envelope import DISTRICT_CODE, Envelope
 from shared.mongo import page
 from shared.service import Service
@@ -62,7 +63,6 @@ from shared.topics import EXTERNAL_TYPE_TOPICS, INGEST_QUARANTINE, SUPERVISION_L
 from shared.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
-LEAD_DISPOSED_TYPE = "jiandu.gateway.lead.disposed"
 CONSOLE_DIR = Path(str(resources.files("services.gateway").joinpath("console")))
 
 
