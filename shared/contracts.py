@@ -79,7 +79,9 @@ class WorkOrderCreated(Contract):
     complainant: Complainant
 
 
-WorkOrderAction = Literal["acknowledged", "returned", "extended", "resolved", "rated"]
+WorkOrderAction = Literal[
+    "acknowledged", "returned", "extended", "resolved", "rated", "reclassified"
+]
 
 
 class WorkOrderUpdated(Contract):
@@ -93,6 +95,15 @@ class WorkOrderUpdated(Contract):
     outcome: str | None = Field(default=None, max_length=2000)
     satisfaction: int | None = Field(default=None, ge=1, le=5)
     extension_days: int | None = Field(default=None, ge=1, le=60)
+    category: str | None = Field(
+        default=None, max_length=64, description="the new matter code (action reclassified)"
+    )
+
+    @model_validator(mode="after")
+    def _reclassified_has_a_category(self) -> Self:
+        if self.action == "reclassified" and not self.category:
+            raise ValueError("a reclassified work order needs its new category")
+        return self
 
 
 # ---------------------------------------------------------------- enforcement cases

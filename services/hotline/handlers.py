@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from pydantic_core import to_jsonable_python
@@ -66,6 +66,7 @@ from shared.unit_of_work import UnitOfWork
 from shared.workcalendar import CST
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 EVENT_PREFIX = "jiandu.hotline.complaint."
 RAISED_BY = "hotline"
@@ -106,7 +107,10 @@ def snapshot(c: Complaint) -> dict[str, Any]:
 
 def update_fingerprint(data: WorkOrderUpdated) -> str:
     """The same platform action re-sent under a new event id is recognised by this."""
-    return f"{data.action}|{data.by_unit}|{local(data.at).isoformat()}"
+    parts = [data.action, data.by_unit, local(data.at).isoformat()]
+    if data.category:
+        parts.append(data.category)
+    return "|".join(parts)
 
 
 class HotlineWorkflow:
@@ -300,14 +304,26 @@ class HotlineWorkflow:
         await uow.cancel(escalate_timer(c, due))
 
     async def _dispatch(
-        self, uow: UnitOfWork, c: Complaint, target: Route, *, by: str, at: dt.datetime
+        self,
+        uow: UnitOfWork,
+        c: Complaint,
+        target: Route,
+        *,
+        by: str,
+        at: dt.datetime,
+        handover: bool = True,
     ) -> None:
         held_by = list(c.units_seen)
         if c.dispatch_seq:
             await uow.cancel(ack_timer(c))  # the previous holder's 签收 clock stops
         try:
             entry = lc.dispatch(
-                c, target, by=by, at=at, ack_due=ack_deadline(at, self.settings.ack_hours)
+                c,
+                target,
+                by=by,
+                at=at,
+                ack_due=ack_deadline(at, self.settings.ack_hours),
+                handover=handover,
             )
         except TransitionRefused as exc:
             raise self._refuse(exc) from exc
@@ -319,7 +335,7 @@ class HotlineWorkflow:
             {"order_id": c.id, "dispatch_seq": c.dispatch_seq},
             subject=f"complaint/{c.id}",
         )
-        if entry.verb == "rerouted":
+        if entry.verb == "rerouted" and handover:
             await self._check_shift(uow, c, target, held_by)
             await self._check_bounce(uow, c)
 
@@ -462,13 +478,58 @@ class HotlineWorkflow:
                 subject=f"complaint/{c.id}",
             )
 
+    async def reclassify(
+        self, uow: UnitOfWork, c: Complaint, category: str, by: str, at: dt.datetime
+    ) -> None:
+        """12345 改变分类: new matter, 办结 deadline recomputed (approved extensions kept), and
+        re-routed by the catalogue for the new matter (not a hand-over by a unit)."""
+        found = classify(self.matters, category, c.description)
+        if found.matter is None:
+            raise Conflict(f"unknown matter category {category!r}")
+        matter = self.matters.get(found.matter)
+        days = resolve_limit_days(
+            c.kind, self.settings.resolve_days, matter.resolve_days if matter else {}
+        )
+        due = resolve_deadline(c.received_at, days)
+        for ext in c.extensions:
+            if ext.status == "approved":
+                due = extend_deadline(due, ext.days)
+        previous_due = c.due
+        entry = self._apply(
+            lambda: lc.reclassify(
+                c,
+                matter=found.matter or "",
+                matter_name=matter.name if matter else None,
+                classified_by=found.by,
+                category=category,
+                by=by,
+                at=at,
+                due=due,
+                limit_days=days,
+            )
+        )
+        if entry is None:
+            return
+        await self._emit(uow, c, entry)
+        if c.due != previous_due:
+            await self._disarm_deadline(uow, c, previous_due)
+            await self._arm_deadline(uow, c)
+        planned = await self._planned_route(uow, c)
+        if planned.unit == c.unit:
+            c.matter_level = planned.matter_level
+            return
+        reason = f"12345改变分类为「{c.matter_name or c.matter}」，{planned.reason}"
+        await self._dispatch(
+            uow, c, planned.model_copy(update={"reason": reason}), by=by, at=at, handover=False
+        )
+
     async def rate(
         self, uow: UnitOfWork, c: Complaint, by: str, at: dt.datetime, satisfaction: int
     ) -> None:
         entry = self._apply(lambda: lc.rate(c, by=by, at=at, satisfaction=satisfaction))
         await self._emit(uow, c, entry)
 
-    def _apply(self, transition: Callable[[], TimelineEntry]) -> TimelineEntry:
+    def _apply(self, transition: Callable[[], T]) -> T:
         try:
             return transition()
         except TransitionRefused as exc:
@@ -517,6 +578,9 @@ class HotlineWorkflow:
         unit, by, platform = data.by_unit, data.by_unit, self.settings.platform_unit
         if data.action == "rated":
             await self.rate(uow, c, platform, at, data.satisfaction or 0)
+            return
+        if data.action == "reclassified":
+            await self.reclassify(uow, c, data.category or "", platform, at)
             return
         if c.is_open and c.unit != unit:
             # 12345 re-dispatched it to the unit now acting: a hand-over.

@@ -486,3 +486,53 @@ def test_negated_or_uncertain_wording_does_not_confirm_a_violation(
     words = HotlineSettings().violation_keywords
     negations = HotlineSettings().violation_negations
     assert confirms_violation(None, outcome, words, negations) is confirmed
+
+
+# ------------------------------------------------------------------ reclassification (row 4)
+
+
+def test_reclassification_changes_the_matter_and_deadline_and_keeps_the_rest() -> None:
+    """12345 re-classifies an order: new matter, recomputed deadline, overdue cleared when the
+    new deadline is later; returns, hand-overs and the timeline so far are kept."""
+    c = acknowledged()
+    lc.mark_overdue(c, stage="resolve", by="h", at=c.due)  # type: ignore[arg-type]
+    before = (c.returns, c.handovers, len(c.timeline))
+    new_due = T0 + dt.timedelta(days=30)
+    entry = lc.reclassify(
+        c, matter="YYWR", matter_name="油烟污染", classified_by="category", category="YYWR",
+        by="12345", at=T0 + 2 * HOUR, due=new_due, limit_days=20,
+    )  # fmt: skip
+    assert entry is not None and entry.verb == "reclassified"
+    assert entry.detail["from_matter"] == "ZDJY" and entry.detail["to_matter"] == "YYWR"
+    assert (c.matter, c.matter_name, c.category, c.due, c.limit_days) == (
+        "YYWR", "油烟污染", "YYWR", new_due, 20,
+    )  # fmt: skip
+    assert not c.overdue
+    assert (c.returns, c.handovers, len(c.timeline)) == (before[0], before[1], before[2] + 1)
+    same = lc.reclassify(
+        c, matter="YYWR", matter_name="油烟污染", classified_by="category", category="YYWR",
+        by="12345", at=T0 + 3 * HOUR, due=new_due, limit_days=20,
+    )  # fmt: skip
+    assert same is None  # the same matter again changes nothing
+
+
+def test_a_closed_complaint_cannot_be_reclassified() -> None:
+    c = resolved()
+    with pytest.raises(TransitionRefused):
+        lc.reclassify(
+            c, matter="YYWR", matter_name="油烟污染", classified_by="category", category="YYWR",
+            by="12345", at=T0 + 4 * HOUR, due=T0, limit_days=1,
+        )  # fmt: skip
+
+
+def test_reclassified_needs_a_category() -> None:
+    from shared.contracts import WorkOrderUpdated
+
+    with pytest.raises(ValueError):
+        WorkOrderUpdated.model_validate(
+            {"order_id": "X", "action": "reclassified", "by_unit": "12345", "at": T0}
+        )
+    ok = WorkOrderUpdated.model_validate(
+        {"order_id": "X", "action": "reclassified", "by_unit": "12345", "at": T0, "category": "Q"}
+    )
+    assert ok.category == "Q"

@@ -50,6 +50,7 @@ ENTITIES: tuple[EntityKind, ...] = (
             "rated",
             "overdue",
             "escalated",
+            "reclassified",
         ),
     ),
     EntityKind(
