@@ -18,6 +18,7 @@ from faststream.kafka import KafkaMessage
 from opentelemetry import trace
 
 from services.gateway import storage
+from services.gateway.domain.export import month_of
 from services.gateway.domain.projections import (
     ENTITIES,
     EntityKind,
@@ -60,6 +61,7 @@ async def on_lead(event: Envelope, uow: UnitOfWork) -> None:
     lead = parse_data(event, SupervisionLead)
     doc = lead.model_dump(mode="python")
     doc["kind"] = lead.kind.value
+    doc["month"] = month_of(lead.raised_at)
     doc.pop("lead_id")
     await uow.db[storage.LEADS].update_one(
         {"_id": lead.lead_id},

@@ -286,3 +286,62 @@ async def test_dead_letters_are_listed_and_replayed_by_operators_only(
 
         mine = await eventually(lag_reported)
         assert mine["lag"] >= 0 and any(t["topic"] == original for t in mine["topics"])
+
+
+async def test_csv_export_in_scope_and_anonymous_open_data(
+    settings_for: Callable[..., GatewaySettings], publisher: Publisher
+) -> None:
+    """Row 28: CSV export of complaints, filings, leads and reviews in the caller's scope
+    (no personal data), and an anonymous aggregate per district and month."""
+    settings = settings_for(GatewaySettings)
+    async with gateway(settings) as (svc, client):
+        await seed_complaints(svc, publisher)
+        lead = SupervisionLead(
+            lead_id=SupervisionLead.make_id(LeadKind.BOUNCE, "WO-A"),
+            kind=LeadKind.BOUNCE,
+            district=JINGAN,
+            unit="310106-cgzf",
+            subject_type="complaint",
+            subject_id="WO-A",
+            summary="工单 WO-A 被退单 2 次",
+            raised_at=T0,
+            raised_by="hotline",
+        )
+        await publisher.event(svc.topic(SUPERVISION_LEADS), lead.to_event("/jiandu/hotline"))
+
+        async def lead_stored() -> bool:
+            return await svc.db[storage.LEADS].count_documents({}) == 1
+
+        await eventually(lead_stored)
+        jingan = bearer(settings, Role.DISTRICT_SUPERVISOR, district=JINGAN)
+        city = bearer(settings, Role.CITY_SUPERVISOR)
+        reviewer = bearer(settings, Role.REVIEWER)
+        own = await client.get("/v1/export/complaints.csv", headers=jingan)
+        everyone = await client.get("/v1/export/complaints.csv", headers=city)
+        leads_csv = await client.get("/v1/export/leads.csv", headers=city)
+        cases_csv = await client.get("/v1/export/cases.csv", headers=reviewer)
+        filings_csv = await client.get("/v1/export/filings.csv", headers=jingan)
+        refused = await client.get("/v1/export/complaints.csv", headers=reviewer)
+        anonymous = await client.get("/v1/export/complaints.csv")
+        opened = await client.get("/v1/open-data/monthly")  # no credentials at all
+        exports = await svc.db[storage.AUDIT].count_documents({"action": "export"})
+
+    def rows(text: str) -> list[list[str]]:
+        return [line.split(",") for line in text.lstrip("\ufeff").splitlines()]
+
+    assert own.status_code == 200 and own.headers["content-type"].startswith("text/csv")
+    assert [r[0] for r in rows(own.text)] == ["id", "WO-A"]  # 静安 only
+    assert sorted(r[0] for r in rows(everyone.text)[1:]) == ["WO-A", "WO-B"]
+    assert "13812345678" not in everyone.text and "王小明" not in everyone.text
+    assert [r[0] for r in rows(leads_csv.text)[1:]] == [lead.lead_id]
+    assert cases_csv.status_code == 200 and rows(cases_csv.text)[1:] == []
+    assert filings_csv.status_code == 200
+    assert (refused.status_code, anonymous.status_code) == (403, 401)
+    assert exports == 3  # the empty case and filing exports sent no rows
+    body = opened.json()
+    assert opened.status_code == 200 and "13812345678" not in opened.text
+    by_key = {(r["district"], r["month"]): r for r in body["rows"]}
+    assert by_key[(JINGAN, "2025-03")]["complaints"] == 1
+    assert by_key[(JINGAN, "2025-03")]["bounced_complaints"] == 1
+    assert by_key[(HUANGPU, "2025-03")]["complaints"] == 1
+    assert "WO-A" not in opened.text

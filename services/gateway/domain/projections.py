@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from services.gateway.domain.export import month_of
 from shared.envelope import Envelope, EventRejected
 from shared.topics import CASEREVIEW_EVENTS, HOTLINE_EVENTS, NOTIFY_EVENTS, PENALTY_EVENTS, Topic
 
@@ -185,6 +186,8 @@ def apply_event(current: dict[str, Any] | None, ev: EntityEvent) -> dict[str, An
             "first_at": ev.at,
         }
     )
+    if not doc.get("month"):  # open data counts each entity in the month it first appeared
+        doc["month"] = month_of(doc.get("first_at") or ev.at)
     newer = current is None or ev.at >= current.get("event_time", ev.at)
     if newer:
         doc.update(
