@@ -8,6 +8,7 @@ import typer
 
 from services.gateway.keys import app as keys_app
 from shared.demo.cli import app as demo_app
+from shared.runner import SERVICES
 
 app = typer.Typer(help="Jiandu (监督): supervision of administrative law enforcement.")
 app.add_typer(demo_app, name="demo")
@@ -54,39 +55,22 @@ def topics(
         typer.echo(name)
 
 
-SERVICE_NAMES = ("gateway", "hotline", "casereview", "penalty", "notify", "inspection")
-
-
 @app.command()
 def asyncapi(
     out: Path = typer.Option(Path("docs/asyncapi"), help="Folder for the AsyncAPI documents."),
 ) -> None:
-    """Write each service's AsyncAPI document, generated from its FastStream app."""
-    import importlib
+    """Write each service's AsyncAPI document: FastStream's channels, a payload schema per
+    event type (shared/asyncapi.py)."""
+    from shared.asyncapi import write
 
-    out.mkdir(parents=True, exist_ok=True)
-    for name in SERVICE_NAMES:
-        build = importlib.import_module(f"services.{name}.main").build
-        schema = build().stream_app.schema.to_specification()  # what `faststream docs gen` does
-        target = out / f"{name}.yaml"
-        target.write_text(schema.to_yaml(), encoding="utf-8")
+    for target in write(out):
         typer.echo(f"{target}")
 
 
 @app.command()
 def status(
     peers: str = typer.Option(
-        ",".join(
-            f"{n}=http://127.0.0.1:{p}"
-            for n, p in {
-                "gateway": 8000,
-                "hotline": 8001,
-                "casereview": 8002,
-                "penalty": 8003,
-                "notify": 8004,
-                "inspection": 8005,
-            }.items()
-        ),
+        ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in SERVICES.items()),
         envvar="JIANDU_PEERS",
         help="name=url,… of the services to ask.",
     ),

@@ -79,7 +79,9 @@ class WorkOrderCreated(Contract):
     complainant: Complainant
 
 
-WorkOrderAction = Literal["acknowledged", "returned", "extended", "resolved", "rated"]
+WorkOrderAction = Literal[
+    "acknowledged", "returned", "extended", "resolved", "rated", "reclassified"
+]
 
 
 class WorkOrderUpdated(Contract):
@@ -93,6 +95,15 @@ class WorkOrderUpdated(Contract):
     outcome: str | None = Field(default=None, max_length=2000)
     satisfaction: int | None = Field(default=None, ge=1, le=5)
     extension_days: int | None = Field(default=None, ge=1, le=60)
+    category: str | None = Field(
+        default=None, max_length=64, description="the new matter code (action reclassified)"
+    )
+
+    @model_validator(mode="after")
+    def _reclassified_has_a_category(self) -> Self:
+        if self.action == "reclassified" and not self.category:
+            raise ValueError("a reclassified work order needs its new category")
+        return self
 
 
 # ---------------------------------------------------------------- enforcement cases
@@ -153,8 +164,28 @@ class CaseClosed(Contract):
     source_order_id: str | None = Field(default=None, max_length=64)
 
 
+PenaltyMeasure = Literal[
+    "warning",
+    "confiscate_gains",
+    "confiscate_property",
+    "suspend_license",
+    "lower_qualification",
+    "revoke_license",
+    "restrict_business",
+    "suspend_business",
+    "order_closure",
+    "restrict_practice",
+]
+"""Penalties other than the fine (《行政处罚法》第九条): 警告, 没收违法所得, 没收非法财物,
+暂扣许可证件, 降低资质等级, 吊销许可证件, 限制开展生产经营活动, 责令停产停业, 责令关闭, 限制从业."""
+
+
 class PenaltyDecided(Contract):
-    """``gov.enforcement.penalty.decided``: a penalty decision (处罚决定)."""
+    """``gov.enforcement.penalty.decided``: a penalty decision (处罚决定).
+
+    ``goods_value`` (货值金额) and ``illegal_gains`` (违法所得) are the basis of 倍数罚
+    provisions; ``measures`` are the non-fine penalties the decision imposes besides the fine.
+    """
 
     case_id: str = Field(min_length=1, max_length=64)
     unit: str = Field(min_length=1, max_length=100)
@@ -165,6 +196,9 @@ class PenaltyDecided(Contract):
     decided_at: Instant
     circumstances: list[str] = Field(default_factory=list, max_length=50)
     party_name: str | None = Field(default=None, max_length=200)
+    goods_value: float | None = Field(default=None, ge=0, description="货值金额 (元)")
+    illegal_gains: float | None = Field(default=None, ge=0, description="违法所得 (元)")
+    measures: list[PenaltyMeasure] = Field(default_factory=list, max_length=10)
 
 
 class PenaltyFiled(Contract):
@@ -392,6 +426,8 @@ class LeadKind(StrEnum):
 
 
 LEAD_TYPE = "jiandu.supervision.lead.raised"
+LEAD_DISPOSED_TYPE = "jiandu.gateway.lead.disposed"
+"""A supervisor's disposal (处置) of a lead, emitted by the gateway on ``supervision.leads``."""
 
 OFFICER_CHANGED_TYPE = "jiandu.inspection.officer.changed"
 """The officer registry entry after a change (on ``inspection.events``, ``data.officer``):

@@ -151,6 +151,9 @@ class RectificationOut(Out):
     campaign_id: str
     unit: str
     district: str
+    kind: Literal["failed", "deductions"] = Field(
+        default="failed", description="failed: 不合格, escalated; deductions: problems to fix"
+    )
     grade: str
     score: float
     vetoes: list[str]

@@ -28,11 +28,13 @@ from services.casereview.domain.rubric import (
     Decision,
     Extra,
     Proposal,
+    RectificationKind,
     Rubric,
     ScoreSheet,
     current_rubric,
     load_rubrics,
     propose,
+    rectification_kind,
     review_sheet,
 )
 from services.casereview.domain.sampling import (
@@ -473,6 +475,7 @@ class CaseReviewWorkflow:
         sheet = self.preview(review, submission)  # ReviewError → 422
         now = uow.now()
         failed = rubric.needs_rectification(sheet.grade)
+        kind = rectification_kind(rubric, sheet)
         review.update(
             status="scored",
             sheet=sheet.model_dump(mode="json"),
@@ -502,13 +505,19 @@ class CaseReviewWorkflow:
                 "rubric_version": sheet.rubric_version,
             },
         )
-        if failed:
-            await self._require_rectification(uow, case, review, sheet)
+        if kind is not None:
+            await self._require_rectification(uow, case, review, sheet, kind)
         return review
 
     async def _require_rectification(
-        self, uow: UnitOfWork, case: Document, review: Document, sheet: ScoreSheet
+        self,
+        uow: UnitOfWork,
+        case: Document,
+        review: Document,
+        sheet: ScoreSheet,
+        kind: RectificationKind,
     ) -> None:
+        """整改: every file with deductions; a failing one is also escalated (REVIEW_FAILED)."""
         rect_id = f"rect:{review['_id']}"
         if await uow.documents(storage.RECTIFICATIONS).get(rect_id):
             return  # one order per review, whatever happens
@@ -525,6 +534,7 @@ class CaseReviewWorkflow:
             "campaign_id": review["campaign_id"],
             "unit": case["unit"],
             "district": case["district"],
+            "kind": kind,
             "grade": sheet.grade,
             "score": sheet.total,
             "vetoes": sheet.vetoes,
@@ -539,26 +549,27 @@ class CaseReviewWorkflow:
         }
         uow.documents(storage.RECTIFICATIONS).add(rect)
         await self._order_notice(uow, rect)
-        lead_id = SupervisionLead.make_id(LeadKind.REVIEW_FAILED, case["_id"], review["_id"])
-        await uow.raise_lead(
-            SupervisionLead(
-                lead_id=lead_id,
-                kind=LeadKind.REVIEW_FAILED,
-                district=case["district"],
-                unit=case["unit"],
-                subject_type="case",
-                subject_id=case["_id"],
-                summary=f"案卷{case['_id']}评查{sheet.grade}（{sheet.total}分）",
-                evidence={
-                    "review_id": review["_id"],
-                    "vetoes": sheet.vetoes,
-                    "defects": [i["item"] for i in issues],
-                    "rubric_version": sheet.rubric_version,
-                },
-                raised_at=now,
-                raised_by=RAISED_BY,
+        if kind == "failed":
+            lead_id = SupervisionLead.make_id(LeadKind.REVIEW_FAILED, case["_id"], review["_id"])
+            await uow.raise_lead(
+                SupervisionLead(
+                    lead_id=lead_id,
+                    kind=LeadKind.REVIEW_FAILED,
+                    district=case["district"],
+                    unit=case["unit"],
+                    subject_type="case",
+                    subject_id=case["_id"],
+                    summary=f"案卷{case['_id']}评查{sheet.grade}（{sheet.total}分）",
+                    evidence={
+                        "review_id": review["_id"],
+                        "vetoes": sheet.vetoes,
+                        "defects": [i["item"] for i in issues],
+                        "rubric_version": sheet.rubric_version,
+                    },
+                    raised_at=now,
+                    raised_by=RAISED_BY,
+                )
             )
-        )
         await uow.schedule(
             rectification_timer(rect_id),
             RECTIFICATION_DUE,
@@ -577,7 +588,13 @@ class CaseReviewWorkflow:
             uow,
             case,
             "rectification_required",
-            {"at": now, "rectification_id": rect_id, "deadline": deadline, "round": 1},
+            {
+                "at": now,
+                "rectification_id": rect_id,
+                "kind": kind,
+                "deadline": deadline,
+                "round": 1,
+            },
         )
 
     async def _order_notice(self, uow: UnitOfWork, rect: Document) -> None:
@@ -593,12 +610,14 @@ class CaseReviewWorkflow:
                 subject_id=rect["_id"],
                 summary=(
                     f"案卷{rect['case_id']}经评查为{rect['grade']}（{rect['score']}分），"
-                    f"请于{deadline.astimezone(CST):%Y年%m月%d日}前完成整改并报送整改情况"
+                    f"请对评查反馈的{len(rect['issues'])}项问题逐项整改，"
+                    f"于{deadline.astimezone(CST):%Y年%m月%d日}前提交书面整改报告"
                 ),
                 deadline=deadline,
                 context={
                     "case_id": rect["case_id"],
                     "review_id": rect["review_id"],
+                    "kind": rect.get("kind", "failed"),
                     "round": rect["round"],
                     "vetoes": rect["vetoes"],
                     "issues": rect["issues"],

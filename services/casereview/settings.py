@@ -28,8 +28,12 @@ class CasereviewSettings(ServiceSettings):
     )
 
     # -- pre-check (自动预检) thresholds, 《行政处罚法》 defaults
-    decision_limit_days: int = Field(default=90, ge=1, description="立案 → 决定, 第六十条")
-    service_limit_days: int = Field(default=7, ge=0, description="决定 → 送达, 第六十一条")
+    decision_limit_days: int = Field(
+        default=90, ge=1, description="立案 → 决定, calendar days (第六十条)"
+    )
+    service_limit_days: int = Field(
+        default=7, ge=0, description="决定 → 送达, working days (第六十一条、第八十五条)"
+    )
     min_officers: int = Field(default=2, ge=1, description="执法人员不得少于两人, 第四十二条")
     large_fine_thresholds: dict[str, float] = Field(
         default_factory=lambda: {"individual": 5000.0, "business": 50000.0, "other": 50000.0},

@@ -6,7 +6,8 @@
   seed, the sample and the assignments, so the draw can be re-run and verified.
 - ``reviews``: one per sampled case and campaign (``_id`` = ``<campaign>:<case>``): the
   assigned reviewer, the proposed deductions and, once scored, the computed sheet.
-- ``rectifications``: one per failed review (``_id`` = ``rect:<review>``): the order, its
+- ``rectifications``: one per review with deductions (``_id`` = ``rect:<review>``; ``kind``
+  failed or deductions): the order, its
   deadline, the unit's answer and the outcome.
 """
 

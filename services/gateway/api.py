@@ -33,7 +33,13 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field
 from pymongo.errors import DuplicateKeyError, PyMongoError
@@ -48,6 +54,7 @@ from services.gateway.domain.access import (
     within,
 )
 from services.gateway.domain.audit import ChainReport
+from services.gateway.domain.export import EXPORT_COLUMNS, OPEN_DATA_FIGURES, to_csv
 from services.gateway.domain.ingest import (
     BodyRefused,
     Parsed,
@@ -61,6 +68,7 @@ from services.gateway.domain.ratelimit import RateLimiter
 from services.gateway.settings import GatewaySettings
 from shared.api import limit_param, offset_param
 from shared.consumer import QUARANTINE_TYPE
+from shared.contracts import LEAD_DISPOSED_TYPE
 from shared.envelope import DISTRICT_CODE, Envelope
 from shared.mongo import page
 from shared.service import Service
@@ -69,7 +77,6 @@ from shared.topics import EXTERNAL_TYPE_TOPICS, INGEST_QUARANTINE, SUPERVISION_L
 from shared.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
-LEAD_DISPOSED_TYPE = "jiandu.gateway.lead.disposed"
 CONSOLE_DIR = Path(str(resources.files("services.gateway").joinpath("console")))
 
 
@@ -130,6 +137,11 @@ class TimelineOut(BaseModel):
     change: dict[str, Any] = Field(default_factory=dict)
     trace_id: str | None = None
     trace_url: str | None = None
+
+
+class OpenData(BaseModel):
+    figures: list[str]
+    rows: list[dict[str, Any]]
 
 
 class EntityDetail(BaseModel):
@@ -706,6 +718,50 @@ def build_router(svc: Service) -> APIRouter:
     entity_routes("cases", "cases", Permission.READ_CASES, {})
     entity_routes("filings", "filings", Permission.READ_FILINGS, {})
     entity_routes("notices", "notices", Permission.READ_NOTICES, {})
+
+    # -------------------------------------------------------------- export, open data
+
+    def export_route(entity: str, permission: Permission) -> None:
+        columns = EXPORT_COLUMNS[entity]
+
+        async def export(caller: Caller = Depends(auth.scoped(permission))) -> Response:
+            docs = await storage.export_docs(svc.db, entity, caller.scope, cfg.export_max_rows)
+            if docs:  # data left the system: who, what, how many rows
+                await record(
+                    caller.principal.sub,
+                    caller.principal.role.value,
+                    "export",
+                    entity,
+                    None,
+                    district=caller.principal.district,
+                    personal_data=False,
+                    details={"rows": len(docs), "columns": [c.header for c in columns]},
+                )
+            return Response(
+                to_csv(columns, docs),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{entity}.csv"'},
+            )
+
+        router.add_api_route(
+            f"/v1/export/{entity}.csv",
+            export,
+            methods=["GET"],
+            tags=["read"],
+            response_class=Response,
+            summary=f"CSV of the {entity} in the caller's scope (no personal data)",
+        )
+
+    export_route("complaints", Permission.READ_COMPLAINTS)
+    export_route("cases", Permission.READ_CASES)
+    export_route("filings", Permission.READ_FILINGS)
+    export_route("leads", Permission.READ_LEADS)
+
+    @router.get("/v1/open-data/monthly", tags=["open data"], response_model=OpenData)
+    async def open_data() -> OpenData:
+        """Anonymous: aggregate figures per district and month (counts only, no personal
+        data, no ids); each entity counts in the month it first appeared."""
+        return OpenData(figures=list(OPEN_DATA_FIGURES), rows=await storage.open_data(svc.db))
 
     def loose(doc: dict[str, Any]) -> LooseDoc:
         return LooseDoc(**{k: v for k, v in doc.items() if k != "_id"}, id=str(doc["_id"]))

@@ -18,6 +18,7 @@ from opentelemetry import trace
 from pymongo import UpdateOne
 
 from services.gateway import storage
+from services.gateway.domain.export import month_of
 from services.gateway.domain.projections import (
     ENTITIES,
     EntityKind,
@@ -66,6 +67,7 @@ async def on_lead(event: Envelope, uow: UnitOfWork) -> None:
     lead = parse_data(event, SupervisionLead)
     doc = lead.model_dump(mode="python")
     doc["kind"] = lead.kind.value
+    doc["month"] = month_of(lead.raised_at)
     doc.pop("lead_id")
     leads = uow.documents(storage.LEADS)
     if await leads.get(lead.lead_id) is None:

@@ -66,6 +66,9 @@ class GatewaySettings(ServiceSettings):
     jaeger_url: str = Field(default="http://127.0.0.1:16686", description="Trace links base.")
     stream_poll_s: float = Field(default=1.0, gt=0, description="Live feed polling interval.")
     stream_backlog: int = Field(default=20, ge=0, description="Recent events sent on connect.")
+    export_max_rows: int = Field(
+        default=50000, ge=1, le=1_000_000, description="Rows one CSV export may hold."
+    )
 
     def peer_map(self) -> dict[str, str]:
         out: dict[str, str] = {}

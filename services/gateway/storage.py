@@ -20,8 +20,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.gateway.domain import audit as audit_chain
+from services.gateway.domain.export import OPEN_DATA_FIGURES, open_data_rows
 from services.gateway.domain.projections import (
     ANOMALY_LEAD_KINDS,
+    BOUNCE_LEAD_KIND,
     BOUNCE_LEAD_KINDS,
     ENTITIES,
     disposal_rate,
@@ -268,7 +270,9 @@ async def _grades_by_district(db: Db, scope: dict[str, Any]) -> dict[str, dict[s
 OVERVIEW_METRICS: dict[str, tuple[str, dict[str, Any]]] = {
     "complaints": ("complaints", {}),
     "overdue_complaints": ("complaints", {"overdue": True}),
-    "bounced_complaints": ("complaints", {"returns": {"$gte": 1}}),
+    # 推诿: complaints the hotline's bounce rule found (one BOUNCE lead per complaint), not
+    # every complaint returned once
+    "bounced_complaints": (LEADS, {"kind": BOUNCE_LEAD_KIND, "subject_type": "complaint"}),
     "cases": ("cases", {}),
     "top_tier_filings": ("filings", {"top_tier": True}),
     "filed_on_time": ("filings", {"top_tier": True, "filed": True, "late": {"$ne": True}}),
@@ -308,3 +312,52 @@ async def overview(db: Db, scope: dict[str, Any]) -> list[Document]:
         row["disposal_rate"] = disposal_rate(row["leads_raised"], row["leads_disposed"])
         rows.append(row)
     return rows
+
+
+# ------------------------------------------------------------------ export and open data
+
+EXPORT_SOURCES: dict[str, tuple[str, list[tuple[str, int]]]] = {
+    "complaints": ("complaints", ENTITY_ORDER),
+    "cases": ("cases", ENTITY_ORDER),
+    "filings": ("filings", ENTITY_ORDER),
+    "leads": (LEADS, LEADS_ORDER),
+}
+"""Exported entity → (collection, order): the same indexed order as its paged list."""
+
+
+async def export_docs(db: Db, entity: str, scope: dict[str, Any], max_rows: int) -> list[Document]:
+    """The caller's rows of one entity, newest first, at most ``max_rows``."""
+    collection, order = EXPORT_SOURCES[entity]
+    return await db[collection].find(scope).sort(order).limit(max_rows).to_list()
+
+
+OPEN_DATA_METRICS: dict[str, tuple[str, dict[str, Any]]] = {
+    **{name: OVERVIEW_METRICS[name] for name in OPEN_DATA_FIGURES if name in OVERVIEW_METRICS},
+    "reviewed_cases": ("cases", {"grade": {"$gt": ""}}),
+}
+"""Open-data figure → (collection, filter): counted per district and month, city-wide."""
+
+
+async def _count_by_district_month(
+    db: Db, collection: str, match: dict[str, Any]
+) -> dict[tuple[str, str], int]:
+    pipeline: list[dict[str, Any]] = [
+        {"$match": match},
+        {"$group": {"_id": {"d": "$district", "m": "$month"}, "n": {"$sum": 1}}},
+    ]
+    out: dict[tuple[str, str], int] = {}
+    async for row in await db[collection].aggregate(pipeline):
+        key = row["_id"] or {}
+        if key.get("d") is not None and key.get("m") is not None:
+            out[(str(key["d"]), str(key["m"]))] = int(row["n"])
+    return out
+
+
+async def open_data(db: Db) -> list[Document]:
+    """Anonymous aggregate figures per district and month (no personal data, no ids)."""
+    counts = {
+        name: await _count_by_district_month(db, coll, match)
+        for name, (coll, match) in OPEN_DATA_METRICS.items()
+    }
+    names = {d.code: d.name for d in load_city().districts}
+    return open_data_rows(counts, names)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from pydantic_core import to_jsonable_python
@@ -66,6 +66,7 @@ from shared.unit_of_work import UnitOfWork
 from shared.workcalendar import CST
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 EVENT_PREFIX = "jiandu.hotline.complaint."
 RAISED_BY = "hotline"
@@ -106,7 +107,10 @@ def snapshot(c: Complaint) -> dict[str, Any]:
 
 def update_fingerprint(data: WorkOrderUpdated) -> str:
     """The same platform action re-sent under a new event id is recognised by this."""
-    return f"{data.action}|{data.by_unit}|{local(data.at).isoformat()}"
+    parts = [data.action, data.by_unit, local(data.at).isoformat()]
+    if data.category:
+        parts.append(data.category)
+    return "|".join(parts)
 
 
 class HotlineWorkflow:
@@ -296,13 +300,26 @@ class HotlineWorkflow:
         await uow.cancel(escalate_timer(c, due))
 
     async def _dispatch(
-        self, uow: UnitOfWork, c: Complaint, target: Route, *, by: str, at: dt.datetime
+        self,
+        uow: UnitOfWork,
+        c: Complaint,
+        target: Route,
+        *,
+        by: str,
+        at: dt.datetime,
+        handover: bool = True,
     ) -> None:
+        held_by = list(c.units_seen)
         if c.dispatch_seq:
             await uow.cancel(ack_timer(c))  # the previous holder's 签收 clock stops
         try:
             entry = lc.dispatch(
-                c, target, by=by, at=at, ack_due=ack_deadline(at, self.settings.ack_hours)
+                c,
+                target,
+                by=by,
+                at=at,
+                ack_due=ack_deadline(at, self.settings.ack_hours),
+                handover=handover,
             )
         except TransitionRefused as exc:
             raise self._refuse(exc) from exc
@@ -314,7 +331,8 @@ class HotlineWorkflow:
             {"order_id": c.id, "dispatch_seq": c.dispatch_seq},
             subject=f"complaint/{c.id}",
         )
-        if entry.verb == "rerouted":
+        if entry.verb == "rerouted" and handover:
+            await self._check_shift(uow, c, target, held_by)
             await self._check_bounce(uow, c)
 
     # ------------------------------------------------------------------ actions
@@ -332,24 +350,6 @@ class HotlineWorkflow:
         """退单, then re-dispatch by the catalogue (or to triage) in the same step."""
         entry = self._apply(lambda: lc.return_order(c, unit=unit, by=by, at=at, reason=reason))
         await self._emit(uow, c, entry)
-        actor = self.city.unit(unit)
-        if is_responsibility_shift(
-            matter_level=c.matter_level,
-            actor_level=actor.level if actor else None,
-            actor_kind=actor.kind if actor else None,
-            reason=reason,
-            keywords=self.settings.shift_keywords,
-        ):
-            await self._lead(
-                uow,
-                c,
-                LeadKind.RESPONSIBILITY_SHIFT,
-                (c.id, unit),
-                f"区级部门 {unit} 以属地管理为由退回其区级管辖事项「{c.matter_name}」"
-                f"（工单 {c.id}）：{reason}",
-                {"unit": unit, "matter": c.matter, "reason": reason, "returns": c.returns},
-                unit=unit,
-            )
         planned = await self._planned_route(uow, c)
         await self._dispatch(
             uow, c, redispatch_after_return(self.city, planned, unit, c.district), by=SYSTEM, at=at
@@ -454,7 +454,9 @@ class HotlineWorkflow:
         outcome: str,
         verdict: Verdict | None,
     ) -> None:
-        confirmed = confirms_violation(verdict, outcome, self.settings.violation_keywords)
+        confirmed = confirms_violation(
+            verdict, outcome, self.settings.violation_keywords, self.settings.violation_negations
+        )
         if verdict is None and confirmed:
             verdict = "violation_confirmed"
         entry = self._apply(
@@ -472,13 +474,58 @@ class HotlineWorkflow:
                 subject=f"complaint/{c.id}",
             )
 
+    async def reclassify(
+        self, uow: UnitOfWork, c: Complaint, category: str, by: str, at: dt.datetime
+    ) -> None:
+        """12345 改变分类: new matter, 办结 deadline recomputed (approved extensions kept), and
+        re-routed by the catalogue for the new matter (not a hand-over by a unit)."""
+        found = classify(self.matters, category, c.description)
+        if found.matter is None:
+            raise Conflict(f"unknown matter category {category!r}")
+        matter = self.matters.get(found.matter)
+        days = resolve_limit_days(
+            c.kind, self.settings.resolve_days, matter.resolve_days if matter else {}
+        )
+        due = resolve_deadline(c.received_at, days)
+        for ext in c.extensions:
+            if ext.status == "approved":
+                due = extend_deadline(due, ext.days)
+        previous_due = c.due
+        entry = self._apply(
+            lambda: lc.reclassify(
+                c,
+                matter=found.matter or "",
+                matter_name=matter.name if matter else None,
+                classified_by=found.by,
+                category=category,
+                by=by,
+                at=at,
+                due=due,
+                limit_days=days,
+            )
+        )
+        if entry is None:
+            return
+        await self._emit(uow, c, entry)
+        if c.due != previous_due:
+            await self._disarm_deadline(uow, c, previous_due)
+            await self._arm_deadline(uow, c)
+        planned = await self._planned_route(uow, c)
+        if planned.unit == c.unit:
+            c.matter_level = planned.matter_level
+            return
+        reason = f"12345改变分类为「{c.matter_name or c.matter}」，{planned.reason}"
+        await self._dispatch(
+            uow, c, planned.model_copy(update={"reason": reason}), by=by, at=at, handover=False
+        )
+
     async def rate(
         self, uow: UnitOfWork, c: Complaint, by: str, at: dt.datetime, satisfaction: int
     ) -> None:
         entry = self._apply(lambda: lc.rate(c, by=by, at=at, satisfaction=satisfaction))
         await self._emit(uow, c, entry)
 
-    def _apply(self, transition: Callable[[], TimelineEntry]) -> TimelineEntry:
+    def _apply(self, transition: Callable[[], T]) -> T:
         try:
             return transition()
         except TransitionRefused as exc:
@@ -525,6 +572,9 @@ class HotlineWorkflow:
         unit, by, platform = data.by_unit, data.by_unit, self.settings.platform_unit
         if data.action == "rated":
             await self.rate(uow, c, platform, at, data.satisfaction or 0)
+            return
+        if data.action == "reclassified":
+            await self.reclassify(uow, c, data.category or "", platform, at)
             return
         if c.is_open and c.unit != unit:
             # 12345 re-dispatched it to the unit now acting: a hand-over.
@@ -573,6 +623,41 @@ class HotlineWorkflow:
                 f"在单位间流转 {c.handovers} 次，疑似推诿",
                 {"returns": c.returns, "handovers": c.handovers, "units": c.units_seen},
             )
+
+    async def _check_shift(
+        self, uow: UnitOfWork, c: Complaint, target: Route, held_by: list[str]
+    ) -> None:
+        """以属地为由推责: judged from the routing catalogue, not from the return's wording."""
+        if target.level != "street" or c.matter is None:
+            return
+        entry = await storage.get_entry(uow, c.district, c.matter)
+        if entry is None or not is_responsibility_shift(
+            matter_level=entry.level,
+            owner=entry.unit,
+            held_by=held_by,
+            to_unit=target.unit,
+            to_level=target.level,
+            exceptions=entry.streets.values(),
+        ):
+            return
+        returns = [e for e in c.timeline if e.verb == "returned" and e.unit == entry.unit]
+        await self._lead(
+            uow,
+            c,
+            LeadKind.RESPONSIBILITY_SHIFT,
+            (c.id, entry.unit),
+            f"区级部门 {entry.unit} 的区级管辖事项「{c.matter_name}」（工单 {c.id}）"
+            f"在其{'退单' if returns else '经手'}后转由街镇 {target.unit} 办理",
+            {
+                "unit": entry.unit,
+                "matter": c.matter,
+                "to_unit": target.unit,
+                "reasons": [e.reason for e in returns],
+                "returns": c.returns,
+                "catalogue_level": entry.level,
+            },
+            unit=entry.unit,
+        )
 
     async def _check_hotspot(self, uow: UnitOfWork, c: Complaint) -> None:
         """高频投诉: at most one lead per complaint, and one per place within a window."""

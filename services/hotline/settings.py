@@ -43,9 +43,6 @@ class HotlineSettings(ServiceSettings):
     # -- supervision leads (监督线索)
     bounce_returns: int = Field(default=2, ge=1, description="推诿: returned this many times.")
     bounce_handovers: int = Field(default=3, ge=1, description="推诿: passed this many times.")
-    shift_keywords: list[str] = Field(
-        default_factory=lambda: ["属地"], description="Reasons that cite territorial management."
-    )
     hotspot_threshold: int = Field(default=3, ge=2, description="高频投诉: N complaints ...")
     hotspot_window_days: float = Field(default=7.0, gt=0, description="... within this window.")
     case_deadline_days: int = Field(
@@ -54,6 +51,20 @@ class HotlineSettings(ServiceSettings):
     violation_keywords: list[str] = Field(
         default_factory=lambda: ["属实", "违法行为成立"],
         description="Outcome phrases that confirm a violation when no verdict is given.",
+    )
+    violation_negations: list[str] = Field(
+        default_factory=lambda: [
+            "不属实",
+            "非属实",
+            "部分属实",
+            "是否属实",
+            "属实与否",
+            "无法核实",
+            "未能核实",
+            "无法证实",
+            "不成立",
+        ],
+        description="Phrases that negate or qualify a violation keyword (struck out first).",
     )
     platform_unit: str = Field(
         default="12345", description="Who the timeline names for the platform's own decisions."

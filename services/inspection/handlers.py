@@ -51,6 +51,14 @@ from shared.workcalendar import CST
 log = structlog.get_logger(__name__)
 
 EVENT_PREFIX = "jiandu.inspection."
+EVENT_VERBS: dict[str, tuple[str, ...]] = {
+    "plan": ("filed",),
+    "inspection": ("recorded", "repeated"),
+    "officer": ("changed",),
+    "review": ("recorded",),
+    "rate": ("crossed",),
+}
+"""Every state change this service announces on ``inspection.events`` (AsyncAPI lists them)."""
 RAISED_BY = "inspection"
 
 METRIC_LEADS: dict[str, LeadKind] = {

@@ -205,6 +205,7 @@ class PenaltyWorkflow:
             utc(doc["decided_at"]),
             self.settings.filing_deadline_days,
             self.settings.filing_deadline_calendar,
+            roll_over=self.settings.filing_deadline_roll_over,
         )
 
     # ------------------------------------------------------------------ penalty decided
@@ -235,6 +236,10 @@ class PenaltyWorkflow:
             data.party_type,
             data.fine,
             self.settings.large_fine_thresholds,
+            goods_value=data.goods_value,
+            illegal_gains=data.illegal_gains,
+            measures=data.measures,
+            top_tier_measures=self.settings.top_tier_measures,
         )
         doc: Document = existing or {"_id": data.case_id, "filed": False, "flags": []}
         doc.update(
@@ -246,6 +251,9 @@ class PenaltyWorkflow:
             party_type=data.party_type,
             party_name=data.party_name,
             fine=data.fine,
+            goods_value=data.goods_value,
+            illegal_gains=data.illegal_gains,
+            measures=list(data.measures),
             decided_at=utc(data.decided_at),
             month=month_of(utc(data.decided_at)),
             circumstances=list(data.circumstances),
@@ -286,6 +294,11 @@ class PenaltyWorkflow:
             "domain": a.domain,
             "range_min": a.range_min,
             "range_max": a.range_max,
+            "range_kind": a.range_kind,
+            "basis": a.basis,
+            "basis_value": a.basis_value,
+            "top_tier_measures": a.top_tier_measures,
+            "measures_not_provided": a.measures_not_provided,
             "band": a.band,
             "band_label": a.band_label,
             "above_range": a.above_range,

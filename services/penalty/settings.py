@@ -25,7 +25,24 @@ class PenaltySettings(ServiceSettings):
     # -- 顶格处罚备案: filing deadline
     filing_deadline_days: int = Field(default=10, ge=1, le=90)
     filing_deadline_calendar: Literal["calendar", "working"] = Field(
-        default="calendar", description="Count the deadline in calendar days or working days."
+        default="calendar",
+        description="Count the deadline in calendar days (seed 000: 10日内) or working days.",
+    )
+    filing_deadline_roll_over: bool = Field(
+        default=True,
+        description="A calendar deadline ending on a day off (法定节假日, weekend) ends on the "
+        "next working day instead (《民法典》第二百零三条).",
+    )
+    top_tier_measures: list[str] = Field(
+        default_factory=lambda: [
+            "revoke_license",
+            "suspend_business",
+            "order_closure",
+            "restrict_practice",
+            "confiscate_property",
+        ],
+        description="Non-fine penalties that make a decision top-tier whatever the fine "
+        "(吊销许可证件、责令停产停业、责令关闭、限制从业、没收非法财物).",
     )
 
     # -- large top-tier fines (大额顶格罚款), 元, per party type

@@ -105,7 +105,9 @@ class DemoMix(BaseModel):
     )
     warning_rate: float = Field(default=0.05, ge=0, le=1)
     missing_document_rate: float = Field(default=0.08, ge=0, le=1)
-    late_service_rate: float = Field(default=0.05, ge=0, le=1, description="served > 7 days after")
+    late_service_rate: float = Field(
+        default=0.05, ge=0, le=1, description="served > 7 working days after"
+    )
     late_decision_rate: float = Field(
         default=0.03, ge=0, le=1, description="decided > 90 days after"
     )
@@ -791,8 +793,10 @@ class DemoGenerator:
             discovered = filed - dt.timedelta(days=rng.randint(0, 5))
         if "decided_before_notice" in plan.defects:
             notified = decided + dt.timedelta(days=rng.randint(1, 3))
-        served = decided + dt.timedelta(
-            days=rng.randint(9, 25) if "late_service" in plan.defects else rng.randint(0, 5)
+        served = (  # 七日 are working days (《行政处罚法》第八十五条)
+            add_working_days(decided, rng.randint(8, 18))
+            if "late_service" in plan.defects
+            else decided + dt.timedelta(days=rng.randint(0, 5))
         )
         closed = max(served, notified) + dt.timedelta(days=rng.randint(2, 20))
         return {

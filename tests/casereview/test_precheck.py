@@ -70,10 +70,10 @@ FAILING: dict[str, list[tuple[Mutation, str, Severity, dict[str, Any]]]] = {
     ],
     "service_time_limit": [
         (
-            lambda: mutate(clean_file(), **{"dates.served": "2025-04-05"}),
+            lambda: mutate(clean_file(), **{"dates.served": "2025-04-10"}),
             "SERVICE_LATE",
             Severity.MAJOR,
-            {"decided": "2025-03-28", "served": "2025-04-05", "days": 8},
+            {"decided": "2025-03-28", "served": "2025-04-10", "days": 8, "calendar": "working"},
         ),
         (
             lambda: mutate(clean_file(), **{"dates.served": "2025-03-27"}),
@@ -277,8 +277,9 @@ def test_approved_extension_lifts_the_90_day_limit() -> None:
 
 
 def test_thresholds_come_from_the_policy() -> None:
-    data = mutate(clean_file(), **{"dates.served": "2025-04-05"})  # 8 days after the decision
+    data = mutate(clean_file(), **{"dates.served": "2025-04-10"})  # 8 working days after
     assert RULES["service_time_limit"](case(data), PrecheckPolicy(service_limit_days=10)) == []
+    assert RULES["service_time_limit"](case(data), POLICY) != []
     strict = PrecheckPolicy(large_fine_thresholds={"business": 10000})
     assert [f.code for f in RULES["hearing_notice"](case(clean_file()), strict)] == [
         "HEARING_NOTICE_MISSING"
@@ -359,3 +360,24 @@ def test_unregistered_and_mismatched_officers_are_flagged_and_valid_ones_are_not
     assert "无登记" in found["ZF-001"] and "不符" in found["ZF-002"]
     valid = {"ZF-001": registered("ZF-001", "31010600123")}
     assert registry_findings(clean_file(), valid) == []
+
+
+def test_seven_day_service_counts_working_days() -> None:
+    """《行政处罚法》第六十一条: 当事人不在场的，行政机关应当在七日内……送达; 第八十五条: 本法中
+    “二日”“三日”“五日”“七日”的规定是指工作日，不含法定节假日. Decided Fri 2025-03-28, served
+    Sat 2025-04-05: Mon 03-31 … Thu 04-03 are 4 working days, 04-04…04-06 is 清明节. Not late."""
+    data = mutate(clean_file(), **{"dates.served": "2025-04-05"})
+    assert RULES["service_time_limit"](case(data), POLICY) == []
+    last_day = mutate(clean_file(), **{"dates.served": "2025-04-09"})  # the 7th working day
+    assert RULES["service_time_limit"](case(last_day), POLICY) == []
+
+
+def test_every_time_limit_of_the_precheck_names_its_calendar_and_article() -> None:
+    """《行政处罚法》第八十五条 makes 二日/三日/五日/七日 working days; 九十日 (第六十条) stays
+    calendar days. The rule table says which applies and cites the article."""
+    from services.casereview.domain.precheck import TIME_LIMITS
+
+    assert TIME_LIMITS["service_time_limit"].calendar == "working"
+    assert "第八十五条" in TIME_LIMITS["service_time_limit"].source
+    assert TIME_LIMITS["decision_time_limit"].calendar == "calendar"
+    assert "第六十条" in TIME_LIMITS["decision_time_limit"].source

@@ -145,3 +145,18 @@ def test_rubric_file_must_be_consistent() -> None:
     raw["grades"] = list(reversed(raw["grades"]))
     with pytest.raises(ValueError, match="ordered"):
         Rubric.model_validate(raw)
+
+
+def test_every_file_with_deductions_is_rectified_and_failing_ones_are_escalated() -> None:
+    """Seed 002_8cc9de9d925df07c.txt (瓯海区2022年度行政执法监督工作计划, 分解清单 案卷评查):
+    “各行政执法机关对评查反馈函反映的问题予以整改落实，提交书面整改报告” — every problem the
+    review names is rectified, not only those of failing files; 不合格 files stay escalated."""
+    from services.casereview.domain.rubric import rectification_kind
+
+    clean = review_sheet(RUBRIC, [], [], [])
+    deducted = review_sheet(RUBRIC, [], [], extras_deducting(RUBRIC, 5))
+    failed = review_sheet(RUBRIC, [], [], [Extra(item=RUBRIC.veto_items[0].code, comment="x")])
+    assert not RUBRIC.needs_rectification(deducted.grade)
+    assert rectification_kind(RUBRIC, clean) is None
+    assert rectification_kind(RUBRIC, deducted) == "deductions"
+    assert rectification_kind(RUBRIC, failed) == "failed"

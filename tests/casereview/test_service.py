@@ -150,6 +150,7 @@ async def test_closed_cases_sampled_scored_and_failed_file_rectified_exactly_onc
             )
         ).json()["items"]
         assert len(reviews) == len(campaign["sample"])
+        deducted: list[str] = []  # reviews with any deduction: each gets a rectification
         for n, review in enumerate(reviews):
             body: dict[str, Any] = {
                 "reviewer_id": review["reviewer_id"],
@@ -173,6 +174,8 @@ async def test_closed_cases_sampled_scored_and_failed_file_rectified_exactly_onc
             r = await http.post(f"/v1/casereview/reviews/{review['id']}/score", json=body)
             assert r.status_code == 200, r.text
             scored = r.json()
+            if scored["sheet"]["lines"]:
+                deducted.append(scored["id"])
             vetoed = n < 2 or any(p["kind"] == "veto" for p in review["proposals"])
             assert (scored["grade"] == FAIL) == vetoed
             if not vetoed:
@@ -187,9 +190,12 @@ async def test_closed_cases_sampled_scored_and_failed_file_rectified_exactly_onc
                 "items"
             ]
         ]
-        assert len(failed) >= 2
-        rects = (await http.get("/v1/casereview/rectifications")).json()
-        assert rects["total"] == len(failed)
+        assert len(failed) >= 2 and len(deducted) > len(failed)
+        assert {r["id"] for r in failed} <= set(deducted)
+        rects = (await http.get("/v1/casereview/rectifications", params={"limit": 100})).json()
+        assert rects["total"] == len(deducted)  # seed 002: every problem named is rectified
+        kinds = Counter(r["kind"] for r in rects["items"])
+        assert kinds == {"failed": len(failed), "deductions": len(deducted) - len(failed)}
 
         # -- redelivery of a failed case's event: same id, new id, then a revised file
         target = failed[0]["case_id"]
@@ -209,11 +215,12 @@ async def test_closed_cases_sampled_scored_and_failed_file_rectified_exactly_onc
         assert await svc.db[OUTBOX].count_documents({"key": key.encode()}) == 1
         await notices.wait_for_events(
             lambda es: (
-                sum(1 for e in es if e.data["kind"] == NoticeKind.RECTIFICATION) >= len(failed)
+                sum(1 for e in es if e.data["kind"] == NoticeKind.RECTIFICATION) >= len(deducted)
             )
         )
         orders = [e for e in notices.events() if e.data["kind"] == NoticeKind.RECTIFICATION]
-        assert len(orders) == len(failed)
+        assert len(orders) == len(deducted)
+        assert all("书面整改报告" in e.data["summary"] for e in orders)
         assert [e.data["idempotency_key"] for e in orders].count(key) == 1
         order = next(e for e in orders if e.data["idempotency_key"] == key)
         assert order.data["recipient_unit"] == by_id[target]["unit"]
@@ -247,16 +254,16 @@ async def test_closed_cases_sampled_scored_and_failed_file_rectified_exactly_onc
         clock.set(deadline - dt.timedelta(seconds=1))
         assert await svc.timers.tick() == 0  # type: ignore[union-attr]
         clock.set(deadline + dt.timedelta(seconds=1))
-        assert await svc.timers.tick() == len(failed) - 1  # type: ignore[union-attr]
+        assert await svc.timers.tick() == len(deducted) - 1  # type: ignore[union-attr]
         assert await svc.timers.tick() == 0  # type: ignore[union-attr]
         await notices.wait_for_events(
             lambda es: (
-                sum(1 for e in es if e.data["kind"] == NoticeKind.ESCALATION) >= len(failed) - 1
+                sum(1 for e in es if e.data["kind"] == NoticeKind.ESCALATION) >= len(deducted) - 1
             )
         )
         escalations = [e for e in notices.events() if e.data["kind"] == NoticeKind.ESCALATION]
         assert sorted(e.data["subject_id"] for e in escalations) == sorted(
-            f"rect:{r['id']}" for r in failed[1:]
+            f"rect:{r}" for r in deducted if r != failed[0]["id"]
         )
         assert all(
             e.data["recipient_unit"]
@@ -264,7 +271,7 @@ async def test_closed_cases_sampled_scored_and_failed_file_rectified_exactly_onc
             for e in escalations
         )
         overdue = (await http.get("/v1/casereview/rectifications", params={"overdue": True})).json()
-        assert overdue["total"] == len(failed) - 1
+        assert overdue["total"] == len(deducted) - 1
 
         # -- reports per unit, JSON and CSV
         params = {"group_by": "unit", "period_from": "2025-04-01", "period_to": "2025-04-30"}
@@ -285,9 +292,9 @@ async def test_closed_cases_sampled_scored_and_failed_file_rectified_exactly_onc
     verbs = Counter(e.type.rsplit(".", 1)[-1] for e in events.events())
     assert verbs["registered"] == 200
     assert verbs["sampled"] == verbs["review_assigned"] == verbs["scored"] == len(reviews)
-    assert verbs["rectification_required"] == len(failed)
+    assert verbs["rectification_required"] == len(deducted)
     assert verbs["rectification_answered"] == verbs["rectification_closed"] == 1
-    assert verbs["rectification_overdue"] == len(failed) - 1
+    assert verbs["rectification_overdue"] == len(deducted) - 1
     snapshot = of_type(events.events(), "scored")[0].data["case"]
     assert {"id", "district", "unit", "status", "updated_at", "grade"} <= set(snapshot)
 

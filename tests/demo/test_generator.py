@@ -16,6 +16,7 @@ from shared.demo.catalogue import LARGE_FINE, PROVISION_BY_TEXT
 from shared.demo.fakes import is_valid_uscc
 from shared.envelope import Envelope
 from shared.topics import EXTERNAL_TYPE_TOPICS
+from shared.workcalendar import working_days_between
 
 START = dt.datetime(2025, 9, 15, tzinfo=dt.UTC)  # spans the National Day holiday
 
@@ -196,7 +197,11 @@ def test_case_and_penalty_mix_rates_are_honoured() -> None:
     def days(c: dict[str, dict[str, str]], a: str, b: str) -> int:
         return (dt.date.fromisoformat(c["dates"][b]) - dt.date.fromisoformat(c["dates"][a])).days
 
-    late_service = sum(days(c, "decided", "served") > 7 for c in general)
+    def working_days(c: dict[str, dict[str, str]], a: str, b: str) -> int:
+        start, end = (dt.date.fromisoformat(c["dates"][k]) for k in (a, b))
+        return working_days_between(start, end)
+
+    late_service = sum(working_days(c, "decided", "served") > 7 for c in general)
     assert close_to(late_service / len(general), MIX.late_service_rate)
     before_notice = sum(days(c, "notified", "decided") < 0 for c in general)
     assert close_to(before_notice / len(general), MIX.decided_before_notice_rate)

@@ -172,3 +172,55 @@ def test_address_limiter_forgets_the_least_recent_and_gives_back_tokens() -> Non
     for i in range(50):
         limiter.take(f"flood-{i}", 0.0)
     assert len(limiter) == 10  # bounded memory under a flood from many addresses
+
+
+# ------------------------------------------------------------------ export and open data (row 28)
+
+
+def test_export_columns_are_an_allow_list_without_personal_data() -> None:
+    """A complaint projection with a complainant and free text exports neither."""
+    from services.gateway.domain.export import EXPORT_COLUMNS, to_csv
+
+    doc = {
+        "_id": "GD-1",
+        "district": "310106",
+        "unit": "310106-cgzf",
+        "status": "resolved",
+        "overdue": True,
+        "snapshot": {
+            "matter": "ZDJY",
+            "kind": "complaint",
+            "returns": 2,
+            "leads": ["a", "b"],
+            "complainant": {"name": "王小明", "phone": "13812345678"},
+            "description": "我家住南京西路1000号3楼",
+            "matter_name": "=HYPERLINK(1)",
+        },
+    }
+    text = to_csv(EXPORT_COLUMNS["complaints"], [doc])
+    assert text.startswith("\ufeffid,district,unit,")
+    assert "13812345678" not in text and "王小明" not in text and "3楼" not in text
+    header, row = (line.split(",") for line in text.lstrip("\ufeff").splitlines())
+    values = dict(zip(header, row, strict=True))
+    assert (values["overdue"], values["returns"], values["leads"]) == ("true", "2", "2")
+    assert values["matter_name"] == "'=HYPERLINK(1)"  # no formula injection
+    for entity, columns in EXPORT_COLUMNS.items():
+        headers = {c.header for c in columns}
+        assert not headers & {"complainant", "description", "party_name", "summary"}, entity
+
+
+def test_open_data_rows_per_district_and_month() -> None:
+    from services.gateway.domain.export import OPEN_DATA_FIGURES, month_of, open_data_rows
+
+    assert month_of(datetime(2025, 3, 31, 17, 0, tzinfo=UTC)) == "2025-04"  # 01:00 CST
+    assert month_of(datetime(2025, 3, 31, 15, 0)) == "2025-03"  # naive: UTC from MongoDB
+    rows = open_data_rows(
+        {"complaints": {("310106", "2025-03"): 3}, "filed_late": {("310101", "2025-04"): 1}},
+        {"310106": "静安区"},
+    )
+    assert [(r["district"], r["month"]) for r in rows] == [
+        ("310106", "2025-03"),
+        ("310101", "2025-04"),
+    ]
+    assert rows[0]["name"] == "静安区" and rows[0]["complaints"] == 3
+    assert rows[0]["filed_late"] == 0 and set(OPEN_DATA_FIGURES) <= set(rows[1])

@@ -115,7 +115,8 @@ async def test_district_isolation_masking_timeline_and_overview(
             for d in (await client.get("/v1/overview", headers=city)).json()["districts"]
         }
         assert len(rows) == 16
-        assert (rows[JINGAN]["overdue_complaints"], rows[JINGAN]["bounced_complaints"]) == (1, 1)
+        # returned once is no 推诿: the KPI counts the hotline's bounce rule, not any return
+        assert (rows[JINGAN]["overdue_complaints"], rows[JINGAN]["bounced_complaints"]) == (1, 0)
         assert (rows[HUANGPU]["complaints"], rows[HUANGPU]["overdue_complaints"]) == (1, 0)
 
         feed = await client.get("/v1/stream", params={"max_events": 4}, headers=jingan)
@@ -130,6 +131,9 @@ async def test_district_isolation_masking_timeline_and_overview(
 async def test_leads_are_disposed_within_scope_and_counted(
     settings_for: Callable[..., GatewaySettings], publisher: Publisher, tap: Any
 ) -> None:
+    """Seed 000_ea473ff1d8cb02b8.txt: “对各相关区级执法部门在处理12345市民服务热线等投诉案件时推诿
+    责任……的行为进行监督”. The console's 推诿 complaints are those the bounce rule found (a
+    BOUNCE lead from the hotline), one per complaint, not every complaint returned once."""
     settings = settings_for(GatewaySettings)
     leads_topic: KafkaTap = await tap(settings.topic_prefix + SUPERVISION_LEADS.name)
     async with gateway(settings) as (svc, client):
@@ -175,6 +179,7 @@ async def test_leads_are_disposed_within_scope_and_counted(
         row = (await client.get("/v1/overview", headers=jingan)).json()["districts"][0]
         assert (row["leads_raised"], row["leads_disposed"], row["disposal_rate"]) == (2, 1, 0.5)
         assert row["bounce_leads"] == 2
+        assert row["bounced_complaints"] == 2
         opened = await client.get("/v1/leads", params={"status": "open"}, headers=officer)
         assert [x["id"] for x in opened.json()["items"]] == [ids[1]]
         events = await leads_topic.wait_for_events(
@@ -361,3 +366,62 @@ async def test_clients_find_their_own_leads_and_quarantine_by_event_key_and_subj
         assert await subjects("/v1/notices", key_id=mine[0]) == ["WO-K1"]
         assert await subjects("/v1/notices", event_id=sent["WO-K2"]) == ["WO-K2"]
         assert await subjects("/v1/notices", subject_id="WO-K2") == ["WO-K2"]
+
+
+async def test_csv_export_in_scope_and_anonymous_open_data(
+    settings_for: Callable[..., GatewaySettings], publisher: Publisher
+) -> None:
+    """Row 28: CSV export of complaints, filings, leads and reviews in the caller's scope
+    (no personal data), and an anonymous aggregate per district and month."""
+    settings = settings_for(GatewaySettings)
+    async with gateway(settings) as (svc, client):
+        await seed_complaints(svc, publisher)
+        lead = SupervisionLead(
+            lead_id=SupervisionLead.make_id(LeadKind.BOUNCE, "WO-A"),
+            kind=LeadKind.BOUNCE,
+            district=JINGAN,
+            unit="310106-cgzf",
+            subject_type="complaint",
+            subject_id="WO-A",
+            summary="工单 WO-A 被退单 2 次",
+            raised_at=T0,
+            raised_by="hotline",
+        )
+        await publisher.event(svc.topic(SUPERVISION_LEADS), lead.to_event("/jiandu/hotline"))
+
+        async def lead_stored() -> bool:
+            return await svc.db[storage.LEADS].count_documents({}) == 1
+
+        await eventually(lead_stored)
+        jingan = bearer(settings, Role.DISTRICT_SUPERVISOR, district=JINGAN)
+        city = bearer(settings, Role.CITY_SUPERVISOR)
+        reviewer = bearer(settings, Role.REVIEWER)
+        own = await client.get("/v1/export/complaints.csv", headers=jingan)
+        everyone = await client.get("/v1/export/complaints.csv", headers=city)
+        leads_csv = await client.get("/v1/export/leads.csv", headers=city)
+        cases_csv = await client.get("/v1/export/cases.csv", headers=reviewer)
+        filings_csv = await client.get("/v1/export/filings.csv", headers=jingan)
+        refused = await client.get("/v1/export/complaints.csv", headers=reviewer)
+        anonymous = await client.get("/v1/export/complaints.csv")
+        opened = await client.get("/v1/open-data/monthly")  # no credentials at all
+        exports = await svc.db[storage.AUDIT].count_documents({"action": "export"})
+
+    def rows(text: str) -> list[list[str]]:
+        return [line.split(",") for line in text.lstrip("\ufeff").splitlines()]
+
+    assert own.status_code == 200 and own.headers["content-type"].startswith("text/csv")
+    assert [r[0] for r in rows(own.text)] == ["id", "WO-A"]  # 静安 only
+    assert sorted(r[0] for r in rows(everyone.text)[1:]) == ["WO-A", "WO-B"]
+    assert "13812345678" not in everyone.text and "王小明" not in everyone.text
+    assert [r[0] for r in rows(leads_csv.text)[1:]] == [lead.lead_id]
+    assert cases_csv.status_code == 200 and rows(cases_csv.text)[1:] == []
+    assert filings_csv.status_code == 200
+    assert (refused.status_code, anonymous.status_code) == (403, 401)
+    assert exports == 3  # the empty case and filing exports sent no rows
+    body = opened.json()
+    assert opened.status_code == 200 and "13812345678" not in opened.text
+    by_key = {(r["district"], r["month"]): r for r in body["rows"]}
+    assert by_key[(JINGAN, "2025-03")]["complaints"] == 1
+    assert by_key[(JINGAN, "2025-03")]["bounced_complaints"] == 1
+    assert by_key[(HUANGPU, "2025-03")]["complaints"] == 1
+    assert "WO-A" not in opened.text

@@ -29,6 +29,7 @@ from services.hotline.domain.routing import (
     route,
     validate_entry,
 )
+from services.hotline.settings import HotlineSettings
 from shared.city import CITY_BUREAU, load_city
 from shared.demo import catalogue as demo
 from shared.workcalendar import CST
@@ -376,27 +377,43 @@ def test_bounce_edges(returns: int, handovers: int, bounce: bool) -> None:
     assert is_bounce(returns, handovers, BounceThresholds(returns=2, handovers=3)) is bounce
 
 
+SHIFT_OWNER = "310106-sthj"
+SHIFT_STREET = "310106-st02-zhzf"
+
+
 @pytest.mark.parametrize(
-    ("matter_level", "actor_level", "actor_kind", "reason", "shift"),
+    ("matter_level", "held_by", "to_unit", "to_level", "exceptions", "shift"),
     [
-        ("district", "district", "environment", "属地管理，请街道处理", True),
-        ("district", "district", "environment", "非本单位职责", False),  # no 属地
-        ("street", "district", "city_management", "属地管理，请街道处理", False),  # delegated
-        ("district", "street", "street_enforcement", "属地管理", False),  # a street team
-        ("district", "district", "justice", "属地管理", False),  # the bureau triaging
-        (None, "district", "environment", "属地管理", False),  # matter unknown
+        # the department held its own matter, then the order went to a street team
+        ("district", [SHIFT_OWNER, "310106-sfj"], SHIFT_STREET, "street", [], True),
+        ("district", [SHIFT_OWNER], SHIFT_STREET, "street", [], True),  # handed over directly
+        ("district", ["310106-sfj"], SHIFT_STREET, "street", [], False),  # never held it
+        ("street", [SHIFT_OWNER], SHIFT_STREET, "street", [], False),  # delegated (赋权街镇)
+        ("district", [SHIFT_OWNER], "310106-cgzf", "district", [], False),  # not to a street
+        ("district", [SHIFT_OWNER], SHIFT_STREET, "street", [SHIFT_STREET], False),  # exception
+        (None, [SHIFT_OWNER], SHIFT_STREET, "street", [], False),  # matter unknown
     ],
 )
-def test_responsibility_shift(
-    matter_level: str | None, actor_level: str, actor_kind: str, reason: str, shift: bool
+def test_responsibility_shift_is_judged_from_the_routing_catalogue(
+    matter_level: str | None,
+    held_by: list[str],
+    to_unit: str,
+    to_level: str,
+    exceptions: list[str],
+    shift: bool,
 ) -> None:
+    """Seed 000_ea473ff1d8cb02b8.txt (静安区2025年行政执法监督工作计划, 一(六)): “是否存在违反规定，
+    擅自将本部门的执法事项转交给街镇执行的情况……以属地管理为借口，将本应自身承担的责任转嫁给
+    街镇的行为”. The catalogue says whose matter it is; the reason's wording (属地 or not) does not
+    matter: a district department's own matter that it held and that then went to a street is it."""
     assert (
         is_responsibility_shift(
             matter_level=matter_level,
-            actor_level=actor_level,
-            actor_kind=actor_kind,
-            reason=reason,
-            keywords=["属地"],
+            owner=SHIFT_OWNER,
+            held_by=held_by,
+            to_unit=to_unit,
+            to_level=to_level,
+            exceptions=exceptions,
         )
         is shift
     )
@@ -445,3 +462,77 @@ def test_violation_confirmed_by_verdict_or_wording() -> None:
     assert not confirms_violation("no_violation", "反映情况属实", words)  # the verdict wins
     assert confirms_violation(None, demo.OUTCOME_CONFIRMED[0], words)
     assert not any(confirms_violation(None, t, words) for t in demo.OUTCOME_RECTIFIED)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "confirmed"),
+    [
+        ("经核查，反映情况不属实", False),
+        ("经核查，反映情况部分属实，已督促整改", False),
+        ("经多次上门，无法核实反映情况是否属实", False),
+        ("经核查，违法行为不成立", False),
+        ("反映情况并非属实", False),
+        ("经核查，反映情况属实，已立案查处", True),
+        ("经核查，部分属实，其中占道经营问题属实", True),  # one part is confirmed outright
+    ],
+)
+def test_negated_or_uncertain_wording_does_not_confirm_a_violation(
+    outcome: str, confirmed: bool
+) -> None:
+    """应立尽立 (seed 000_ea473ff1d8cb02b8.txt, 静安区2025年行政执法监督工作计划: “12345政务服务
+    热线高频投诉执法问题，开展行政执法监督”): only a confirmed violation (属实) obliges the unit to
+    open a case. “不属实”“部分属实”“无法核实……是否属实” contain the characters 属实 but confirm
+    nothing; they must not raise a CASE_NOT_OPENED lead."""
+    words = HotlineSettings().violation_keywords
+    negations = HotlineSettings().violation_negations
+    assert confirms_violation(None, outcome, words, negations) is confirmed
+
+
+# ------------------------------------------------------------------ reclassification (row 4)
+
+
+def test_reclassification_changes_the_matter_and_deadline_and_keeps_the_rest() -> None:
+    """12345 re-classifies an order: new matter, recomputed deadline, overdue cleared when the
+    new deadline is later; returns, hand-overs and the timeline so far are kept."""
+    c = acknowledged()
+    lc.mark_overdue(c, stage="resolve", by="h", at=c.due)  # type: ignore[arg-type]
+    before = (c.returns, c.handovers, len(c.timeline))
+    new_due = T0 + dt.timedelta(days=30)
+    entry = lc.reclassify(
+        c, matter="YYWR", matter_name="油烟污染", classified_by="category", category="YYWR",
+        by="12345", at=T0 + 2 * HOUR, due=new_due, limit_days=20,
+    )  # fmt: skip
+    assert entry is not None and entry.verb == "reclassified"
+    assert entry.detail["from_matter"] == "ZDJY" and entry.detail["to_matter"] == "YYWR"
+    assert (c.matter, c.matter_name, c.category, c.due, c.limit_days) == (
+        "YYWR", "油烟污染", "YYWR", new_due, 20,
+    )  # fmt: skip
+    assert not c.overdue
+    assert (c.returns, c.handovers, len(c.timeline)) == (before[0], before[1], before[2] + 1)
+    same = lc.reclassify(
+        c, matter="YYWR", matter_name="油烟污染", classified_by="category", category="YYWR",
+        by="12345", at=T0 + 3 * HOUR, due=new_due, limit_days=20,
+    )  # fmt: skip
+    assert same is None  # the same matter again changes nothing
+
+
+def test_a_closed_complaint_cannot_be_reclassified() -> None:
+    c = resolved()
+    with pytest.raises(TransitionRefused):
+        lc.reclassify(
+            c, matter="YYWR", matter_name="油烟污染", classified_by="category", category="YYWR",
+            by="12345", at=T0 + 4 * HOUR, due=T0, limit_days=1,
+        )  # fmt: skip
+
+
+def test_reclassified_needs_a_category() -> None:
+    from shared.contracts import WorkOrderUpdated
+
+    with pytest.raises(ValueError):
+        WorkOrderUpdated.model_validate(
+            {"order_id": "X", "action": "reclassified", "by_unit": "12345", "at": T0}
+        )
+    ok = WorkOrderUpdated.model_validate(
+        {"order_id": "X", "action": "reclassified", "by_unit": "12345", "at": T0, "category": "Q"}
+    )
+    assert ok.category == "Q"

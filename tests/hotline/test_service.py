@@ -6,10 +6,13 @@ import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from services.hotline.main import build
 from services.hotline.settings import HotlineSettings
@@ -453,7 +456,8 @@ async def test_responsibility_shift_hotspot_and_routing_catalogue_update(
     async with build(settings, clock=clock).running() as svc:
         topic = svc.topic(INGEST_HOTLINE)
         async with api(svc) as client:
-            # 油烟污染 is district-level in 静安: the department returns it citing 属地.
+            # 油烟污染 is district-level in 静安 (seed 000: 擅自将本部门的执法事项转交给街镇执行):
+            # the department returns it; only when it then goes to a street is it a shift.
             await publisher.event(topic, created("GD-S1", category="YYWR", address="延安中路1号"))
             await out.wait_for_events(lambda es: bool(of(out, "GD-S1", "routed")))
             shifted = await client.post(
@@ -466,9 +470,26 @@ async def test_responsibility_shift_hotspot_and_routing_catalogue_update(
             )
             rerouted = await client.post(
                 "/v1/complaints/GD-S1/reroute",
-                json={"unit": "310106-sfj", "by": "吴", "to_unit": "310106-sthj",
-                      "reason": "区级管辖事项，由区生态环境局办理"},
+                json={"unit": "310106-sfj", "by": "吴", "to_unit": STREET.unit.id,
+                      "reason": "转街道综合执法队"},
             )  # fmt: skip
+            # The same matter returned without the word 属地, then 12345 hands it to the street.
+            await publisher.event(topic, created("GD-S2", category="YYWR", address="延安中路2号"))
+            await out.wait_for_events(lambda es: bool(of(out, "GD-S2", "routed")))
+            await client.post(
+                "/v1/complaints/GD-S2/return",
+                json={"unit": "310106-sthj", "by": "周", "reason": "非本单位职责"},
+            )
+            await publisher.event(
+                topic,
+                updated("GD-S2", "acknowledged", STREET.unit.id, START + dt.timedelta(hours=2)),
+            )
+            # 占道经营 is delegated to the streets: a street holding it is no shift.
+            await publisher.event(topic, created("GD-S3", address="延安中路3号"))
+            await out.wait_for_events(lambda es: bool(of(out, "GD-S3", "routed")))
+            await lead_tap.wait_for_events(
+                lambda es: bool(leads(lead_tap, LeadKind.RESPONSIBILITY_SHIFT, "GD-S2"))
+            )
             # Hotspot: the 3rd complaint within 7 days at the same address raises one lead.
             for i, day in enumerate((0, 3, 6, 6)):
                 when = START + dt.timedelta(days=day, hours=i)
@@ -497,12 +518,19 @@ async def test_responsibility_shift_hotspot_and_routing_catalogue_update(
             await eventually(lambda: drained(svc))
     assert shifted.status_code == 200, shifted.text
     assert (shifted.json()["unit"], shifted.json()["returns"]) == ("310106-sfj", 1)
+    assert shifted.json()["leads"] == []  # the word 属地 alone is no shift
+    shift_id = SupervisionLead.make_id(LeadKind.RESPONSIBILITY_SHIFT, "GD-S1", "310106-sthj")
+    assert rerouted.json()["leads"] == [shift_id]
     assert len(leads(lead_tap, LeadKind.RESPONSIBILITY_SHIFT, "GD-S1")) == 1
+    s2 = leads(lead_tap, LeadKind.RESPONSIBILITY_SHIFT, "GD-S2")
+    assert len(s2) == 1 and s2[0].data["evidence"]["reasons"] == ["非本单位职责"]
+    assert s2[0].data["unit"] == "310106-sthj"
+    assert leads(lead_tap, LeadKind.RESPONSIBILITY_SHIFT, "GD-S3") == []
     assert triage_return.status_code == 409 and "triage" in triage_return.json()["detail"]
-    assert rerouted.status_code == 200 and rerouted.json()["unit"] == "310106-sthj"
+    assert rerouted.status_code == 200 and rerouted.json()["unit"] == STREET.unit.id
     assert [e.data["change"]["unit"] for e in of(out, "GD-S1", "rerouted")] == [
         "310106-sfj",
-        "310106-sthj",
+        STREET.unit.id,
     ]
     hotspots = [e for e in lead_tap.events() if e.data.get("kind") == "hotspot"]
     assert len(hotspots) == 1 and hotspots[0].data["subject_id"] == "GD-P2"
@@ -512,3 +540,63 @@ async def test_responsibility_shift_hotspot_and_routing_catalogue_update(
     assert changed.status_code == 200 and changed.json()["version"] == 2
     assert listing["total"] == 10
     assert of(out, "GD-C1", "routed")[0].data["complaint"]["unit"] == "310106-cgzf"
+
+
+async def test_reclassified_work_order_is_rerouted_with_its_deadline_recomputed(
+    settings_for: Settings, publisher: Publisher, tap: Any, tmp_path: Path
+) -> None:
+    """Row 4: 12345 re-classifies an order (new matter code in ``workorder.updated``): the
+    complaint is re-routed by the new matter with a timeline entry, its 办结 deadline (and
+    durable timer) recomputed, and nothing else lost (no hand-over, no bounce)."""
+    table = yaml.safe_load(
+        resources.files("services.hotline").joinpath("data/matters.yaml").read_text("utf-8")
+    )
+    for m in table["matters"]:
+        if m["code"] == "YYWR":
+            m["resolve_days"] = {"complaint": 5}
+    matters = tmp_path / "matters.yaml"
+    matters.write_text(yaml.safe_dump(table, allow_unicode=True), encoding="utf-8")
+    settings = settings_for(HotlineSettings, matters_path=str(matters))
+    out: KafkaTap = await tap(settings.topic_prefix + HOTLINE_EVENTS.name)
+    at = START + dt.timedelta(hours=1)
+    async with build(settings, clock=ManualClock(at)).running() as svc:
+        topic = svc.topic(INGEST_HOTLINE)
+        await publisher.event(topic, created("GD-R1"))  # 占道经营: the street's team
+        await out.wait_for_events(lambda es: bool(of(out, "GD-R1", "routed")))
+        street_unit = of(out, "GD-R1", "routed")[0].data["complaint"]["unit"]
+        await publisher.event(topic, updated("GD-R1", "acknowledged", street_unit, at))
+        reclassify = updated("GD-R1", "reclassified", street_unit, at, category="YYWR")
+        reclassify.data["by_unit"] = "12345"  # the platform itself re-classifies
+        await publisher.event(topic, reclassify)
+        await out.wait_for_events(lambda es: bool(of(out, "GD-R1", "rerouted")))
+        await eventually(lambda: drained(svc))
+        async with api(svc) as client:
+            body = (await client.get("/v1/complaints/GD-R1")).json()
+        timers = {
+            t["status"]: t["due"]
+            for t in await svc.db[TIMERS]
+            .find({"kind": "hotline.resolve_due", "payload.order_id": "GD-R1"})
+            .to_list()
+        }
+    reclassified = of(out, "GD-R1", "reclassified")
+    assert len(reclassified) == 1
+    change = reclassified[0].data["change"]
+    assert (change["from_matter"], change["to_matter"], change["limit_days"]) == (
+        "ZDJY", "YYWR", 5,
+    )  # fmt: skip
+    rerouted = of(out, "GD-R1", "rerouted")[0].data["change"]
+    assert rerouted["unit"] == "310106-sthj" and "改变分类" in rerouted["reason"]
+    assert street_unit != "310106-sthj"
+    assert (body["matter"], body["matter_name"], body["unit"]) == (
+        "YYWR",
+        "油烟污染",
+        "310106-sthj",
+    )
+    # 5 working days after Monday 03-03 is Monday 03-10, close of business (18:00 CST)
+    assert body["due"] == "2025-03-10T10:00:00Z" and body["limit_days"] == 5
+    assert (body["handovers"], body["returns"], body["leads"]) == (0, 0, [])
+    assert body["description"].startswith("市民反映南京西路1000号")
+    assert timers == {
+        "cancelled": dt.datetime(2025, 3, 20, 10, tzinfo=dt.UTC),
+        "pending": dt.datetime(2025, 3, 10, 10, tzinfo=dt.UTC),
+    }

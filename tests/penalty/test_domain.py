@@ -80,7 +80,7 @@ def test_top_tier_at_the_maximum_but_not_one_yuan_below(catalogue: Catalogue) ->
 
 
 def test_above_the_legal_maximum_is_top_tier_and_says_so(catalogue: Catalogue) -> None:
-    result = assess_penalty(catalogue, FOOD_124, "business", 120000, LARGE)
+    result = assess_penalty(catalogue, FOOD_124, "business", 120000, LARGE, goods_value=5000)
     assert result.top_tier is True and result.above_range is True
     assert result.band == "above_range"
 
@@ -136,7 +136,109 @@ def test_working_day_deadline_skips_the_national_day_holiday() -> None:
     decided = dt.datetime(2025, 9, 26, 15, 0, tzinfo=CST)
     deadline = filing_deadline(decided, 10, "working")
     assert deadline.last_day == dt.date(2025, 10, 16)
-    assert filing_deadline(decided, 10, "calendar").last_day == dt.date(2025, 10, 6)
+    assert filing_deadline(decided, 10, "calendar", roll_over=False).last_day == dt.date(
+        2025, 10, 6
+    )
+
+
+def test_calendar_deadline_ending_on_a_holiday_rolls_to_the_next_working_day() -> None:
+    """Seed 000_ea473ff1d8cb02b8.txt (静安区2025年行政执法监督工作计划): “将本单位作出的顶格行政
+    处罚案件自作出之日起10日内报区司法局备案” — calendar days. 《民法典》第二百零三条: 期间的最后
+    一日是法定休假日的，以法定休假日结束的次日为期间的最后一日. Decided Fri 2025-09-26: day 10 is
+    Mon 10-06 (国庆中秋 10-01…10-08), so the last day is Thu 10-09."""
+    decided = dt.datetime(2025, 9, 26, 15, 0, tzinfo=CST)
+    deadline = filing_deadline(decided, 10)
+    assert deadline.last_day == dt.date(2025, 10, 9)
+    assert deadline.rolled_from == dt.date(2025, 10, 6)
+    assert days_late(dt.datetime(2025, 10, 9, 18, 0, tzinfo=CST), deadline) == 0
+    weekend = filing_deadline(dt.datetime(2025, 3, 5, 10, 0, tzinfo=CST), 10)  # day 10: Sat
+    assert weekend.last_day == dt.date(2025, 3, 17)
+    plain = filing_deadline(dt.datetime(2025, 3, 3, 10, 0, tzinfo=CST), 10)  # day 10: Thu
+    assert plain.last_day == dt.date(2025, 3, 13) and plain.rolled_from is None
+    assert SETTINGS.filing_deadline_roll_over is True
+
+
+def test_filing_time_limit_is_in_the_rule_table_with_its_source() -> None:
+    """Every time limit of the penalty service says calendar or working days, and why."""
+    from services.penalty.domain.filing import TIME_LIMITS
+
+    assert TIME_LIMITS["filing"].calendar == "calendar"
+    assert "000_ea473ff1d8cb02b8.txt" in TIME_LIMITS["filing"].source
+    assert "第二百零三条" in TIME_LIMITS["filing"].source
+    assert TIME_LIMITS["recommendation_reply"].calendar == "calendar"
+
+
+# ------------------------------------------------------------------ 倍数罚, non-fine penalties
+
+
+def test_multiple_based_fine_is_judged_against_the_goods_value(catalogue: Catalogue) -> None:
+    """《食品安全法》第一百二十四条: 货值金额不足一万元的，并处五万元以上十万元以下罚款；货值金额
+    一万元以上的，并处货值金额十倍以上二十倍以下罚款. 货值 15,000 元 → 150,000–300,000 元: a
+    200,000 元 fine is lawful and not top-tier; 300,000 元 is the top."""
+    lawful = assess_penalty(catalogue, FOOD_124, "business", 200000, LARGE, goods_value=15000)
+    assert lawful.top_tier is False and lawful.above_range is False
+    assert (lawful.range_min, lawful.range_max) == (150000, 300000)
+    assert lawful.range_kind == "multiple" and lawful.band_label == "一般"
+    top = assess_penalty(catalogue, FOOD_124, "business", 300000, LARGE, goods_value=15000)
+    assert top.top_tier is True and top.above_range is False and "货值金额" in top.reason
+    small = assess_penalty(catalogue, FOOD_124, "business", 200000, LARGE, goods_value=5000)
+    assert small.above_range is True and small.range_max == 100000  # 货值 < 1 万: fixed range
+
+
+def test_fine_above_the_fixed_range_without_the_basis_is_not_called_unlawful(
+    catalogue: Catalogue,
+) -> None:
+    """Without 货值金额 a 200,000 元 fine under 第一百二十四条 may be lawful (货值 ≥ 1 万): it needs
+    the basis or a person, not an “above the legal maximum” verdict."""
+    result = assess_penalty(catalogue, FOOD_124, "business", 200000, LARGE)
+    assert result.top_tier is None and result.classification == "basis_needed"
+    assert result.above_range is False and "货值金额" in result.reason
+    within = assess_penalty(catalogue, FOOD_124, "business", 100000, LARGE)
+    assert within.top_tier is True and within.range_kind == "fixed"
+
+
+def test_illegal_gains_multiple(catalogue: Catalogue) -> None:
+    """《消费者权益保护法》第五十六条: 有违法所得的，处以违法所得一倍以上十倍以下的罚款."""
+    provision = "《中华人民共和国消费者权益保护法》第五十六条"
+    top = assess_penalty(catalogue, provision, "business", 100000, LARGE, illegal_gains=10000)
+    assert top.top_tier is True and (top.range_min, top.range_max) == (10000, 100000)
+    assert "违法所得" in top.reason
+
+
+@pytest.mark.parametrize(
+    ("measure", "label"),
+    [
+        ("revoke_license", "吊销许可证件"),
+        ("suspend_business", "责令停产停业"),
+        ("confiscate_property", "没收非法财物"),
+        ("restrict_practice", "限制从业"),
+    ],
+)
+def test_non_fine_top_tier_penalties(catalogue: Catalogue, measure: str, label: str) -> None:
+    """《行政处罚法》第九条 lists the kinds of penalty; 吊销许可证件、责令停产停业、没收、
+    限制从业 are the heaviest a provision allows: a decision imposing one is top-tier whatever
+    the fine."""
+    result = assess_penalty(
+        catalogue, FOOD_124, "business", 60000, LARGE, measures=[measure],
+        top_tier_measures=SETTINGS.top_tier_measures,
+    )  # fmt: skip
+    assert result.top_tier is True and result.top_tier_measures == [measure]
+    assert label in result.reason
+    plain = assess_penalty(
+        catalogue, FOOD_124, "business", 60000, LARGE, measures=["confiscate_gains"],
+        top_tier_measures=SETTINGS.top_tier_measures,
+    )  # fmt: skip
+    assert plain.top_tier is False  # 没收违法所得 is mandatory, not the discretionary top
+
+
+def test_a_measure_the_provision_does_not_provide_is_above_the_law(catalogue: Catalogue) -> None:
+    """《行政处罚法》第三十八条: 行政处罚没有依据或者实施主体不具有行政主体资格的，行政处罚无效."""
+    result = assess_penalty(
+        catalogue, SHIRONG_24, "business", 500, LARGE, measures=["revoke_license"],
+        top_tier_measures=SETTINGS.top_tier_measures,
+    )  # fmt: skip
+    assert result.top_tier is True and result.above_range is True
+    assert "未规定" in result.reason
 
 
 # ------------------------------------------------------------------ disproportion

@@ -379,3 +379,43 @@ async def test_bureau_review_letters_replies_escalation_and_manual_classificatio
     assert timer is not None and timer["status"] == "pending"
     assert catalogue["total"] >= 5 and all(p["domain"] == "food_safety" for p in catalogue["items"])
     assert {"letter_issued", "reply_recorded"} <= set(verbs(events, "R-1"))
+
+
+async def test_multiples_measures_and_a_holiday_deadline_over_the_real_servers(
+    settings_for: Settings, publisher: Publisher, tap: Any
+) -> None:
+    """《食品安全法》第一百二十四条 (货值金额一万元以上 10–20 倍), 《行政处罚法》第九条
+    (吊销许可证件), seed 000 (10日内备案) with 《民法典》第二百零三条
+    (最后一日为法定休假日的顺延)."""
+    settings = settings_for(PenaltySettings)
+    events: KafkaTap = await tap(settings.topic_prefix + PENALTY_EVENTS.name)
+    national_day = dt.datetime(2025, 9, 26, 15, 0, tzinfo=CST)
+    clock = ManualClock(national_day + dt.timedelta(hours=1))
+    async with build(settings, clock=clock).running() as svc:
+        topic = svc.topic(INGEST_ENFORCEMENT)
+        lawful = decided("M-LAWFUL", fine=200000, at=national_day)
+        lawful.data["goods_value"] = 15000
+        unknown = decided("M-BASIS", fine=200000, at=national_day)
+        revoked = decided("M-REVOKE", fine=60000, at=national_day)
+        revoked.data["measures"] = ["revoke_license"]
+        for event in (lawful, unknown, revoked):
+            await publisher.event(topic, event)
+        await events.wait_for_events(
+            lambda es: (
+                "decided" in verbs(events, "M-LAWFUL")
+                and "classification_needed" in verbs(events, "M-BASIS")
+                and "top_tier_detected" in verbs(events, "M-REVOKE")
+            )
+        )
+        async with api(svc) as client:
+            docs = {
+                c: (await client.get(f"/v1/penalty/filings/{c}")).json()
+                for c in ("M-LAWFUL", "M-BASIS", "M-REVOKE")
+            }
+    assert docs["M-LAWFUL"]["status"] == "not_required", docs["M-LAWFUL"]
+    assert docs["M-LAWFUL"]["above_range"] is False
+    assert docs["M-BASIS"]["status"] == "classification_needed"
+    assert docs["M-REVOKE"]["status"] == "awaiting_filing"
+    assert docs["M-REVOKE"]["deadline_last_day"] == "2025-10-09"  # day 10 (10-06) is 国庆
+    top = [e for e in events.events() if e.type.endswith("top_tier_detected")]
+    assert [e.partitionkey for e in top] == ["M-REVOKE"]

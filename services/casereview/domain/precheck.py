@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.certificates import Certificate
 from shared.contracts import CaseClosed
+from shared.workcalendar import working_days_between
 
 
 class Severity(StrEnum):
@@ -99,13 +100,13 @@ NORMS: dict[str, Norm] = {
     ),
     "SERVICE_LATE": Norm(
         "行政处罚决定书应当在宣告后当场交付当事人；当事人不在场的，行政机关应当在七日内依照"
-        "《中华人民共和国民事诉讼法》的有关规定送达当事人",
-        "《行政处罚法》第六十一条",
+        "《中华人民共和国民事诉讼法》的有关规定送达当事人（七日指工作日，不含法定节假日）",
+        "《行政处罚法》第六十一条、第八十五条",
         (SEED_PUDONG_2024_SERVICE,),
     ),
     "SERVICE_TIME_UNVERIFIABLE": Norm(
-        "决定日期与送达日期须载明，方能核实七日送达期限",
-        "《行政处罚法》第六十一条",
+        "决定日期与送达日期须载明，方能核实七日（工作日）送达期限",
+        "《行政处罚法》第六十一条、第八十五条",
         (SEED_PUDONG_2024_SERVICE,),
     ),
     "NOTICE_MISSING": Norm(
@@ -166,6 +167,32 @@ NORMS: dict[str, Norm] = {
         (SEED_JINGAN_2025, SEED_XIALU_FIRST_OFFENCE),
     ),
 }
+
+
+@dataclass(frozen=True)
+class TimeLimit:
+    """A time limit a rule checks: how its days are counted, and the article that says so."""
+
+    calendar: str  # "calendar" (自然日) or "working" (工作日)
+    source: str
+
+
+TIME_LIMITS: dict[str, TimeLimit] = {
+    "decision_time_limit": TimeLimit(
+        "calendar",
+        "《行政处罚法》第六十条：自立案之日起九十日内作出决定（九十日不在第八十五条所列，按自然日）",
+    ),
+    "service_time_limit": TimeLimit(
+        "working",
+        "《行政处罚法》第六十一条：七日内送达；第八十五条：“七日”指工作日，不含法定节假日",
+    ),
+    "rectification": TimeLimit(
+        "calendar",
+        "002_8cc9de9d925df07c.txt 瓯海区2022年度行政执法监督工作计划：对评查反馈函反映的问题"
+        "予以整改落实，提交书面整改报告（未定期限：JIANDU_RECTIFICATION_DAYS 自然日）",
+    ),
+}
+"""Every time limit of case review, by name: calendar or working days, and why."""
 
 
 class Finding(BaseModel):
@@ -340,7 +367,7 @@ def check_decision_time_limit(case: CaseClosed, policy: PrecheckPolicy) -> list[
 
 
 def check_service_time_limit(case: CaseClosed, policy: PrecheckPolicy) -> list[Finding]:
-    """七日送达: decided → served."""
+    """七日送达: decided → served, in working days (第八十五条; holidays and 调休 aware)."""
     decided, served = case.dates.decided, case.dates.served
     if decided is None or served is None:
         return [
@@ -353,12 +380,13 @@ def check_service_time_limit(case: CaseClosed, policy: PrecheckPolicy) -> list[F
                 served=_iso(served),
             )
         ]
-    days = (served - decided).days
-    if 0 <= days <= policy.service_limit_days:
+    calendar_days = (served - decided).days
+    days = working_days_between(decided, served)
+    if 0 <= calendar_days and days <= policy.service_limit_days:
         return []
     message = (
-        f"决定后{days}日才送达，超过{policy.service_limit_days}日"
-        if days > 0
+        f"决定后第{days}个工作日才送达，超过{policy.service_limit_days}个工作日"
+        if calendar_days >= 0
         else "送达日期早于决定日期"
     )
     return [
@@ -369,7 +397,9 @@ def check_service_time_limit(case: CaseClosed, policy: PrecheckPolicy) -> list[F
             field="dates.served",
             decided=_iso(decided),
             served=_iso(served),
-            days=days,
+            days=days if calendar_days >= 0 else calendar_days,
+            calendar_days=calendar_days,
+            calendar=TIME_LIMITS["service_time_limit"].calendar,
             limit_days=policy.service_limit_days,
         )
     ]

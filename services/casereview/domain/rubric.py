@@ -360,3 +360,24 @@ def review_sheet(
 ) -> ScoreSheet:
     lines, rejected = decide(rubric, proposals, decisions, extras)
     return score(rubric, lines, rejected)
+
+
+# ---------------------------------------------------------------- rectification
+
+RectificationKind = Literal["failed", "deductions"]
+"""``failed``: a grade that needs rectification (不合格), escalated with a REVIEW_FAILED lead;
+``deductions``: a passing file the review still found problems in."""
+
+
+def rectification_kind(rubric: Rubric, sheet: ScoreSheet) -> RectificationKind | None:
+    """Which rectification a scored file gets (None: nothing to rectify).
+
+    Seed 002_8cc9de9d925df07c.txt (瓯海区2022年度行政执法监督工作计划): “各行政执法机关对评查
+    反馈函反映的问题予以整改落实，提交书面整改报告” — every file the review deducted points from
+    (or vetoed) is rectified with the listed problems; failing grades stay the escalated kind.
+    """
+    if rubric.needs_rectification(sheet.grade):
+        return "failed"
+    if sheet.vetoes or any(line.points > 0 or line.kind == "veto" for line in sheet.lines):
+        return "deductions"
+    return None

@@ -131,7 +131,7 @@ async function overview() {
     series: [
       { name: "投诉 complaints", type: "bar", data: rows.map((r) => r.complaints) },
       { name: "超期 overdue", type: "bar", data: rows.map((r) => r.overdue_complaints) },
-      { name: "退单 bounced", type: "bar", data: rows.map((r) => r.bounced_complaints) },
+      { name: "推诿工单 bounced", type: "bar", data: rows.map((r) => r.bounced_complaints) },
       { name: "推诿线索 bounce leads", type: "bar", data: rows.map((r) => r.bounce_leads) },
     ] }), true);
   const grades = [...new Set(rows.flatMap((r) => Object.keys(r.grades || {})))];

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from services.gateway.domain.export import month_of
 from shared.envelope import Envelope, EventRejected
 from shared.topics import CASEREVIEW_EVENTS, HOTLINE_EVENTS, NOTIFY_EVENTS, PENALTY_EVENTS, Topic
 
@@ -50,6 +51,7 @@ ENTITIES: tuple[EntityKind, ...] = (
             "rated",
             "overdue",
             "escalated",
+            "reclassified",
         ),
     ),
     EntityKind(
@@ -184,6 +186,8 @@ def apply_event(current: dict[str, Any] | None, ev: EntityEvent) -> dict[str, An
             "first_at": ev.at,
         }
     )
+    if not doc.get("month"):  # open data counts each entity in the month it first appeared
+        doc["month"] = month_of(doc.get("first_at") or ev.at)
     newer = current is None or ev.at >= current.get("event_time", ev.at)
     if newer:
         doc.update(
@@ -244,4 +248,6 @@ def disposal_rate(raised: int, disposed: int) -> float | None:
 
 
 ANOMALY_LEAD_KINDS = ("fine_anomaly", "disproportion")
-BOUNCE_LEAD_KINDS = ("bounce", "responsibility_shift")
+BOUNCE_LEAD_KIND = "bounce"
+"""The hotline raises one per complaint that meets the bounce rule (推诿)."""
+BOUNCE_LEAD_KINDS = (BOUNCE_LEAD_KIND, "responsibility_shift")

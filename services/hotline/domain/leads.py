@@ -1,8 +1,9 @@
 """Supervision-lead detectors (监督线索) over complaints: pure decisions, no I/O.
 
 - 推诿 (bounce): returned ``returns`` times, or handed between units ``handovers`` times.
-- 以属地为由推责 (responsibility shift): a district department returns a matter the
-  catalogue keeps at district level, citing territorial management (属地).
+- 以属地为由推责 (responsibility shift): a matter the routing catalogue keeps with a district
+  department goes to a street team after that department held it (seed 000: 擅自将本部门的
+  执法事项转交给街镇执行), whatever words the return gave.
 - 高频投诉 (hotspot): N complaints of one matter at one address or target within a window.
 - 应立未立 (case not opened): a confirmed violation with no enforcement case for the
   target within N days of the resolution.
@@ -34,16 +35,24 @@ def is_bounce(returns: int, handovers: int, t: BounceThresholds) -> bool:
 def is_responsibility_shift(
     *,
     matter_level: str | None,
-    actor_level: str | None,
-    actor_kind: str | None,
-    reason: str | None,
-    keywords: Sequence[str],
+    owner: str | None,
+    held_by: Sequence[str],
+    to_unit: str,
+    to_level: str,
+    exceptions: Iterable[str] = (),
 ) -> bool:
-    """A district department pushes its own (district-level) matter away citing 属地."""
-    if matter_level != "district" or actor_level != "district" or actor_kind == "justice":
+    """A district department's own matter went to a street team after the department held it.
+
+    ``matter_level``/``owner``: the routing catalogue's level and department for the matter;
+    ``held_by``: the units that held the order before this dispatch; ``to_unit``/``to_level``:
+    where it goes now; ``exceptions``: units the catalogue names for single streets (a lawful
+    street route). Seed 000_ea473ff1d8cb02b8.txt: “擅自将本部门的执法事项转交给街镇执行”.
+    """
+    if matter_level != "district" or not owner or to_level != "street":
         return False
-    text = reason or ""
-    return any(k and k in text for k in keywords)
+    if to_unit in set(exceptions):
+        return False
+    return owner in held_by
 
 
 def normalise_place(text: str) -> str:
@@ -79,11 +88,23 @@ def window_start(received_at: dt.datetime, window_days: float) -> dt.datetime:
     return received_at - dt.timedelta(days=window_days)
 
 
-def confirms_violation(verdict: str | None, outcome: str | None, keywords: Iterable[str]) -> bool:
-    """A verdict says so; without one, the outcome's wording (e.g. 属实) does."""
+def confirms_violation(
+    verdict: str | None,
+    outcome: str | None,
+    keywords: Iterable[str],
+    negations: Iterable[str] = (),
+) -> bool:
+    """A verdict says so; without one, the outcome's wording (e.g. 属实) does.
+
+    Wording that contains a keyword but negates or qualifies it (不属实、部分属实、无法核实……
+    是否属实、违法行为不成立) confirms nothing: those phrases are struck out first, and only a
+    keyword left standing confirms the violation ("部分属实，其中占道经营问题属实" still does).
+    """
     if verdict is not None:
         return verdict == "violation_confirmed"
     text = outcome or ""
+    for phrase in sorted((n for n in negations if n), key=len, reverse=True):
+        text = text.replace(phrase, "\u3000")
     return any(k and k in text for k in keywords)
 
 

@@ -148,9 +148,16 @@ def _text(value: str | None, what: str) -> str:
 
 
 def dispatch(
-    c: Complaint, target: Route, *, by: str, at: dt.datetime, ack_due: dt.datetime
+    c: Complaint,
+    target: Route,
+    *,
+    by: str,
+    at: dt.datetime,
+    ack_due: dt.datetime,
+    handover: bool = True,
 ) -> TimelineEntry:
-    """派单 (first dispatch: ``routed``) or 重新派单 (``rerouted``, a hand-over)."""
+    """派单 (first dispatch: ``routed``) or 重新派单 (``rerouted``, a hand-over unless
+    ``handover`` is false: a re-route after 12345 re-classified the order is none)."""
     _status(c, ("received", "dispatched", "acknowledged"), "dispatch")
     first = c.status == "received"
     if not first and target.unit == c.unit:
@@ -165,7 +172,7 @@ def dispatch(
     c.acknowledged_at = None
     c.ack_due = ack_due
     c.ack_late = False
-    if not first and target.level != "triage":
+    if handover and not first and target.level != "triage":
         c.handovers += 1  # passing through the triage queue is not a hand-over
     if target.unit not in c.units_seen:
         c.units_seen.append(target.unit)
@@ -289,6 +296,48 @@ def decide_extension(
                 "days": ext.days,
                 "previous_due": previous_due,
                 "due": c.due,
+            },
+        )
+    )
+
+
+def reclassify(
+    c: Complaint,
+    *,
+    matter: str,
+    matter_name: str | None,
+    classified_by: str,
+    category: str | None,
+    by: str,
+    at: dt.datetime,
+    due: dt.datetime,
+    limit_days: int,
+) -> TimelineEntry | None:
+    """12345 改变分类: the new matter and its recomputed 办结 deadline (None: same matter).
+
+    The caller re-routes by the new matter; returns, hand-overs and the timeline are kept.
+    """
+    _status(c, ("received", "dispatched", "acknowledged"), "re-classification")
+    if matter == c.matter:
+        return None
+    previous, previous_due = c.matter, c.due
+    c.matter, c.matter_name, c.classified_by = matter, matter_name, classified_by
+    c.category = category
+    c.due, c.limit_days = due, limit_days
+    if c.overdue and at < due:
+        c.overdue, c.overdue_since = False, None
+    return c.record(
+        TimelineEntry(
+            verb="reclassified",
+            at=at,
+            by=by,
+            detail={
+                "from_matter": previous,
+                "to_matter": matter,
+                "classified_by": classified_by,
+                "previous_due": previous_due,
+                "due": due,
+                "limit_days": limit_days,
             },
         )
     )
