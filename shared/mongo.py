@@ -18,7 +18,15 @@ def make_client(uri: str, app_name: str) -> AsyncMongoClient[Document]:
 
 
 async def ensure_indexes(db: AsyncDatabase[Document], plan: IndexPlan) -> None:
+    """Every collection of the plan exists (none is created inside a transaction, where two
+    first writers would conflict) with its indexes."""
+    existing = set(await db.list_collection_names())
     for collection, indexes in plan.items():
+        if collection not in existing:
+            try:
+                await db.create_collection(collection)
+            except CollectionInvalid:  # another replica created it meanwhile
+                pass
         if indexes:
             await db[collection].create_indexes(list(indexes))
 

@@ -116,9 +116,15 @@ class TimerWheel:
 
     async def migrate(self) -> None:
         """Timers written before ``next_at`` existed get it from their due time."""
-        await self._db[TIMERS].update_many(
-            {"status": "pending", "next_at": {"$exists": False}}, [{"$set": {"next_at": "$due"}}]
-        )
+        old = {"status": "pending", "next_at": {"$exists": False}}
+        if await self._db[TIMERS].find_one(old, {"_id": 1}) is None:
+            return
+
+        async def work(uow: UnitOfWork) -> None:
+            timers = await uow.collection(TIMERS)
+            await timers.update_many(old, [{"$set": {"next_at": "$due"}}], session=uow.session)
+
+        await self._run_in_uow(work)
 
     async def due_count(self) -> int:
         return await self._db[TIMERS].count_documents(
@@ -133,20 +139,40 @@ class TimerWheel:
             self._wake.set()
 
     async def _claim(self) -> tuple[str, list[str]]:
-        """Claim up to a batch of claimable timers; returns the claim token and their ids."""
+        """Claim up to a batch of claimable timers; returns the claim token and their ids.
+
+        In a transaction like every write to ``timers``: a replica killed in the middle of a
+        transaction leaves its writes locked until the server reaps it, and on SecantusDB a
+        plain write to such a document retries without end while holding the collection
+        (measured: the whole server stalls); a transaction's write fails at once instead.
+        """
         now = self._clock.now()
         query = {"status": "pending", "next_at": {"$lte": now}}
-        candidates = await (
-            self._db[TIMERS].find(query, {"_id": 1}).sort("next_at", ASCENDING).limit(self._batch)
-        ).to_list()
-        if not candidates:
-            return "", []
         token = f"{self._owner}:{uuid.uuid4().hex}"
-        ids = [c["_id"] for c in candidates]
-        await self._db[TIMERS].update_many(
-            {"_id": {"$in": ids}, **query},
-            {"$set": {"claim": token, "claimed_by": self._owner, "next_at": now + self._lease}},
-        )
+
+        async def work(uow: UnitOfWork) -> list[str]:
+            timers = await uow.collection(TIMERS)
+            candidates = await (
+                timers.find(query, {"_id": 1}, session=uow.session)
+                .sort("next_at", ASCENDING)
+                .limit(self._batch)
+            ).to_list()
+            ids = [c["_id"] for c in candidates]
+            if ids:
+                await timers.update_many(
+                    {"_id": {"$in": ids}, **query},
+                    {
+                        "$set": {
+                            "claim": token,
+                            "claimed_by": self._owner,
+                            "next_at": now + self._lease,
+                        }
+                    },
+                    session=uow.session,
+                )
+            return ids
+
+        ids: list[str] = await self._run_in_uow(work)
         return token, ids
 
     async def _fire_batch(self, token: str, ids: list[str]) -> int:
@@ -181,20 +207,26 @@ class TimerWheel:
     async def _failed(self, token: str, timer_id: str, exc: BaseException) -> None:
         """Leave it claimed: after the lease it is tried again, until it has failed too often."""
         log.error("timer failed", timer=timer_id, error=repr(exc))
-        timer = await self._db[TIMERS].find_one({"_id": timer_id, "claim": token})
-        if timer is None:
-            return
-        failures = int(timer.get("failures", 0)) + 1
-        await self._db[TIMERS].update_one(
-            {"_id": timer_id, "status": "pending", "claim": token},
-            {
-                "$set": {
-                    "failures": failures,
-                    "last_error": repr(exc)[:1000],
-                    **({"status": "failed"} if failures >= self._max_failures else {}),
-                }
-            },
-        )
+
+        async def work(uow: UnitOfWork) -> None:
+            timers = await uow.collection(TIMERS)
+            timer = await timers.find_one({"_id": timer_id, "claim": token}, session=uow.session)
+            if timer is None:
+                return
+            failures = int(timer.get("failures", 0)) + 1
+            await timers.update_one(
+                {"_id": timer_id, "status": "pending", "claim": token},
+                {
+                    "$set": {
+                        "failures": failures,
+                        "last_error": repr(exc)[:1000],
+                        **({"status": "failed"} if failures >= self._max_failures else {}),
+                    }
+                },
+                session=uow.session,
+            )
+
+        await self._run_in_uow(work)
 
     async def tick(self) -> int:
         """Fire every timer due now; returns how many fired (tests call this directly)."""

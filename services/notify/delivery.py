@@ -133,12 +133,14 @@ class DeliveryWorker:
         """Claim one due delivery and attempt it; False when nothing was due."""
         s = self.settings
         token = uuid.uuid4().hex
-        delivery = await storage.claim_delivery(
-            self.service.db,
-            owner=self.service.instance,
-            token=token,
-            now=wall_now(),
-            lease_s=s.delivery_lease_s,
+        delivery = await self.service.run_in_uow(
+            lambda uow: storage.claim_delivery(
+                uow,
+                owner=self.service.instance,
+                token=token,
+                now=wall_now(),
+                lease_s=s.delivery_lease_s,
+            )
         )
         if delivery is None:
             return False

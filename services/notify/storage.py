@@ -135,11 +135,13 @@ async def deliveries_of(db: AsyncDatabase[Document], notice_id: str) -> list[Doc
 
 
 async def claim_delivery(
-    db: AsyncDatabase[Document], *, owner: str, token: str, now: dt.datetime, lease_s: float
+    uow: UnitOfWork, *, owner: str, token: str, now: dt.datetime, lease_s: float
 ) -> Document | None:
     """Take one due delivery for ``lease_s``; counts the attempt at once, so a replica that
-    dies mid-send still uses up one of the bounded attempts."""
-    return await db[DELIVERIES].find_one_and_update(
+    dies mid-send still uses up one of the bounded attempts. In a transaction, like every
+    write to a collection that transactions write (see ``shared.timers.TimerWheel._claim``)."""
+    deliveries = await uow.collection(DELIVERIES)
+    return await deliveries.find_one_and_update(
         {
             "status": "pending",
             "next_attempt_at": {"$lte": now},
@@ -155,4 +157,5 @@ async def claim_delivery(
         },
         sort=[("next_attempt_at", ASCENDING)],
         return_document=ReturnDocument.AFTER,
+        session=uow.session,
     )
