@@ -5,16 +5,75 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pymongo import AsyncMongoClient, IndexModel
+from prometheus_client import CollectorRegistry, Counter
+from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import CollectionInvalid
 
 Document = dict[str, Any]
 IndexPlan = Mapping[str, Sequence[IndexModel]]
 
 
-def make_client(uri: str, app_name: str) -> AsyncMongoClient[Document]:
+def make_client(
+    uri: str, app_name: str, listeners: Sequence[monitoring._EventListener] = ()
+) -> AsyncMongoClient[Document]:
     """A client with UTC-aware datetimes; call from the event loop that will use it."""
-    return AsyncMongoClient(uri, tz_aware=True, appname=app_name, serverSelectionTimeoutMS=10000)
+    return AsyncMongoClient(
+        uri,
+        tz_aware=True,
+        appname=app_name,
+        serverSelectionTimeoutMS=10000,
+        event_listeners=list(listeners),
+    )
+
+
+class CommandCounter(monitoring.CommandListener):
+    """Counts the MongoDB commands a service sends, and the documents they write, by name.
+
+    Exposed on ``/metrics``; ``jiandu bench`` divides them by the events of a run (the cost
+    of an event is the commands and written documents it takes, not only its latency).
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.commands = Counter(
+            "jiandu_mongo_commands", "MongoDB commands sent", ["command"], registry=registry
+        )
+        self.documents = Counter(
+            "jiandu_mongo_documents_written",
+            "Documents inserted, updated or deleted by MongoDB commands",
+            ["command"],
+            registry=registry,
+        )
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.commands.labels(event.command_name).inc()
+
+    def totals(self) -> dict[str, dict[str, float]]:
+        """``{"commands": {name: n}, "documents": {name: n}}`` so far."""
+        out: dict[str, dict[str, float]] = {"commands": {}, "documents": {}}
+        for key, counter in (("commands", self.commands), ("documents", self.documents)):
+            for metric in counter.collect():
+                for sample in metric.samples:
+                    if sample.name.endswith("_total"):
+                        out[key][sample.labels["command"]] = sample.value
+        return out
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        """Documents the server says it wrote (an ``update_many`` may write thousands)."""
+        reply, name = event.reply, event.command_name
+        if name in ("insert", "delete"):
+            written = int(reply.get("n", 0))
+        elif name == "update":
+            written = int(reply.get("nModified", 0)) + len(reply.get("upserted") or ())
+        elif name == "findAndModify":
+            written = int((reply.get("lastErrorObject") or {}).get("n", 0))
+        else:
+            return
+        if written:
+            self.documents.labels(name).inc(written)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
 
 
 async def ensure_indexes(db: AsyncDatabase[Document], plan: IndexPlan) -> None:

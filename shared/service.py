@@ -43,7 +43,7 @@ from shared.clock import Clock, SystemClock
 from shared.consumer import INBOX, QUARANTINE, EventConsumer, EventHandler, KeyOf
 from shared.embedded import emulate_fetch_wait
 from shared.leases import LEASES
-from shared.mongo import Document, ensure_indexes, make_client
+from shared.mongo import CommandCounter, Document, ensure_indexes, make_client
 from shared.outbox import OUTBOX, OUTBOX_INDEXES, OutboxRelay
 from shared.settings import ServiceSettings, kafka_client_id
 from shared.telemetry import configure_logging, setup_telemetry
@@ -157,6 +157,7 @@ class Service:
         self.relay: OutboxRelay | None = None
         self.timers: TimerWheel | None = None
         self.started = False
+        self.mongo_commands = CommandCounter(self.registry)
         self._outbox_gauge = Gauge(
             "jiandu_outbox_pending", "Outbox events not yet published", registry=self.registry
         )
@@ -346,7 +347,7 @@ class Service:
         s = self.settings
         if s.kafka_fetch_wait_ms:
             emulate_fetch_wait(s.kafka_fetch_wait_ms)
-        self._client = make_client(s.mongo_uri, f"jiandu-{self.name}")
+        self._client = make_client(s.mongo_uri, f"jiandu-{self.name}", [self.mongo_commands])
         await ensure_indexes(self.db, self._indexes)
         self.relay = OutboxRelay(
             self.db,

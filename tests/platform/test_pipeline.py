@@ -186,3 +186,31 @@ async def test_poison_record_inside_a_batch_is_isolated_and_the_rest_commit_in_o
     assert dict(dlt.records[0].headers)["ce_type"] == b"test.poison"
     assert doc == {"_id": "F-1", "n": 19}
     assert [e.data["n"] for e in counted if e.partitionkey == "F-1"] == list(range(1, 20))
+
+
+async def test_a_batch_costs_less_than_one_mongodb_command_per_event(
+    settings_for: Callable[..., LedgerSettings], publisher: Publisher, tap: Any
+) -> None:
+    """The cost model of the batch runtime: inbox look-up, prefetch, one write per collection
+    and the commit are paid per batch, so 200 events on 20 keys take far fewer commands and
+    written documents than events (one transaction per event took about 6 and 4)."""
+    settings = settings_for(LedgerSettings, batch_max_records=200)
+    topic = settings.topic_prefix + HOTLINE_EVENTS.name
+    out: KafkaTap = await tap(settings.topic_prefix + CASEREVIEW_EVENTS.name)
+    n = 200
+    for i in range(n):
+        await publisher.event(topic, thing(f"G-{i % 20}"))
+    ledger = build_ledger(settings)
+    async with ledger.running() as svc:
+        await out.wait_for_events(lambda es: len(es) >= n)
+        counts = {d["_id"]: d["n"] for d in await svc.db["counts"].find().to_list()}
+        totals = svc.mongo_commands.totals()  # everything since start: indexes, relay, all
+    consumer = next(iter(ledger.consumers.values()))
+    commands = sum(totals["commands"].values())
+    written = sum(totals["documents"].values())
+    assert counts == {f"G-{k}": n // 20 for k in range(20)}
+    assert consumer.largest_batch > 1
+    assert commands < n / 2, totals
+    # per event: its inbox id, its outbox entry and that entry marked sent; plus per batch
+    # one counter document for each key the batch touched
+    assert written <= 3 * n + 20 * consumer.transactions, totals
