@@ -12,12 +12,26 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError
 
 T = TypeVar("T")
 
-NOT_ISOLATED: tuple[type[BaseException], ...] = (ConnectionFailure,)
-"""Failures that are nobody's item's fault (the database is away): they propagate."""
+
+class StorageUnavailable(Exception):
+    """The database cannot take the work now; nobody's item is at fault. The caller gives
+    the items back (Kafka: seek back and deliver them again) instead of dead-lettering."""
+
+
+def is_storage_unavailable(exc: BaseException) -> bool:
+    """The database is away, or still in conflict after the unit of work's own retries.
+
+    A conflict that outlasts them is held by a transaction that will not end soon, e.g.
+    one of a replica killed mid-transaction, whose locks the server keeps until it reaps
+    the transaction (60 s on MongoDB and SecantusDB): waiting is the cure, not the DLT.
+    """
+    if isinstance(exc, StorageUnavailable | ConnectionFailure | ExecutionTimeout):
+        return True
+    return isinstance(exc, PyMongoError) and exc.has_error_label("TransientTransactionError")
 
 
 async def isolate_failures(
@@ -30,9 +44,9 @@ async def isolate_failures(
         return
     try:
         await apply(list(items))
-    except NOT_ISOLATED:
-        raise
     except Exception as exc:
+        if is_storage_unavailable(exc):
+            raise
         if len(items) == 1:
             await on_failure(items[0], exc)
             return

@@ -15,9 +15,10 @@ For each batch Kafka hands over (up to ``JIANDU_BATCH_MAX_RECORDS``):
    that record gets the single-record path: retried ``handler_attempts`` times with doubling
    backoff, quarantined if the handler refused its data (``EventRejected``), else sent to
    ``<topic>.dlt`` with error headers. Every other record commits.
-4. When MongoDB itself is unreachable nothing is dead-lettered: the error propagates,
-   FastStream (``AckPolicy.NACK_ON_ERROR``) seeks every partition of the batch back, and the
-   records are delivered again later (the inbox absorbs what had committed).
+4. When MongoDB cannot take the work (unreachable, or a conflict that outlasts the unit of
+   work's retries: ``shared.batching.is_storage_unavailable``) nothing is dead-lettered: the
+   error propagates, FastStream (``AckPolicy.NACK_ON_ERROR``) seeks every partition of the
+   batch back, and the records are delivered again later (the inbox absorbs what committed).
 
 Offsets are committed once per batch, only after one of these outcomes (no auto-commit).
 """
@@ -36,9 +37,8 @@ import structlog
 from aiokafka.structs import ConsumerRecord
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Tracer
-from pymongo.errors import ConnectionFailure
 
-from shared.batching import isolate_failures
+from shared.batching import is_storage_unavailable, isolate_failures
 from shared.envelope import Envelope, EventRejected
 from shared.topics import INGEST_QUARANTINE
 
@@ -216,12 +216,9 @@ class EventConsumer:
             try:
                 outcome = await self.service.run_in_uow(lambda uow: _apply([item], uow))
                 return outcome[item.index]
-            except ConnectionFailure:
-                # The database is away: not the record's fault. Back off, then let
-                # FastStream seek back so the record is delivered again later.
-                await asyncio.sleep(settings.retry_backoff_s * 4)
-                raise
             except Exception as exc:
+                if is_storage_unavailable(exc):
+                    raise  # not the record's fault: it is delivered again later
                 last = exc
         await self._dead_letter(item.record, last, settings.handler_attempts)
         return RecordOutcome("dead_lettered", event_id)
@@ -242,9 +239,9 @@ class EventConsumer:
 
         try:
             await self.service.run_in_uow(work)
-        except ConnectionFailure:
-            raise
         except Exception as failure:
+            if is_storage_unavailable(failure):
+                raise
             log.error("quarantine failed", consumer=self.name, error=repr(failure))
             await self._dead_letter(record, failure, 1)
             return RecordOutcome("dead_lettered", event_id)

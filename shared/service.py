@@ -37,8 +37,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import AutoReconnect, ConnectionFailure, PyMongoError
+from pymongo.errors import AutoReconnect, PyMongoError
 
+from shared.batching import is_storage_unavailable
 from shared.clock import Clock, SystemClock
 from shared.consumer import INBOX, QUARANTINE, EventConsumer, EventHandler, KeyOf
 from shared.embedded import emulate_fetch_wait
@@ -221,10 +222,12 @@ class Service:
             records: tuple[ConsumerRecord[bytes, bytes], ...] = msg.raw_message  # type: ignore[assignment]
             try:
                 await apply(records)
-            except ConnectionFailure:
-                # MongoDB is away: not the records' fault. Back off, then FastStream seeks
-                # every partition of the batch back and they come again.
-                await asyncio.sleep(backoff)
+            except Exception as exc:
+                if is_storage_unavailable(exc):
+                    # Not the records' fault: back off, then FastStream seeks every
+                    # partition of the batch back and they come again.
+                    log.warning("batch given back", consumer=consumer_name, error=repr(exc))
+                    await asyncio.sleep(backoff)
                 raise
 
         on_batch.__name__ = "on_" + re.sub(r"\W", "_", consumer_name)
