@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.identity import LOOPBACK, IdentitySettings
 
 
 class PlatformSettings(BaseSettings):
@@ -29,8 +31,14 @@ class PlatformSettings(BaseSettings):
     instance_id: str = Field(default="", description="Replica name; defaults to host:pid.")
 
 
-class ServiceSettings(PlatformSettings):
-    """Settings shared by the five services; each service subclasses this."""
+class ServiceSettings(PlatformSettings, IdentitySettings):
+    """Settings shared by the five services; each service subclasses this.
+
+    The token settings (``JIANDU_JWT_*``, ``JIANDU_PII_ROLES``) come from
+    :class:`shared.identity.IdentitySettings`: every service verifies the gateway's tokens.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="JIANDU_", extra="ignore")
 
     service_name: str = "jiandu"
     mongo_db: str = ""
@@ -63,6 +71,16 @@ class ServiceSettings(PlatformSettings):
     transaction_attempts: int = Field(
         default=10, ge=1, description="Tries of one transaction that hit a write conflict."
     )
+
+    @model_validator(mode="after")
+    def _no_dev_secret_off_loopback(self) -> ServiceSettings:
+        """The built-in token secret is for the embedded default on 127.0.0.1 only."""
+        if self.uses_dev_secret() and self.http_host not in LOOPBACK:
+            raise ValueError(
+                f"JIANDU_HTTP_HOST={self.http_host} needs a real token secret: set"
+                " JIANDU_JWT_SECRET_FILE (or JIANDU_JWT_SECRET), never the built-in default"
+            )
+        return self
 
     @property
     def database(self) -> str:

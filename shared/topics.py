@@ -38,6 +38,9 @@ PENALTY_EVENTS = Topic("penalty.filing.events", 6, "top-tier penalties, filings,
 NOTIFY_REQUESTS = Topic("notify.requests", 6, "notices to send to units")
 NOTIFY_EVENTS = Topic("notify.notice.events", 6, "notice sent/failed/acknowledged/escalated")
 SUPERVISION_LEADS = Topic("supervision.leads", 3, "监督线索 raised by any service")
+AUDIT_EVENTS = Topic(
+    "audit.events", 3, "unmasked personal-data reads of every service, for the audit chain"
+)
 
 ALL_TOPICS: tuple[Topic, ...] = (
     INGEST_HOTLINE,
@@ -49,6 +52,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     NOTIFY_REQUESTS,
     NOTIFY_EVENTS,
     SUPERVISION_LEADS,
+    AUDIT_EVENTS,
 )
 
 EXTERNAL_TYPE_TOPICS: dict[str, Topic] = {

@@ -152,6 +152,10 @@ async def get_entry(db: Db, session: Session, district: str, matter: str) -> Rou
     return RoutingEntry.model_validate(doc) if doc else None
 
 
+async def get_entry_doc(db: Db, district: str, matter: str) -> Document | None:
+    return await db[ROUTING].find_one({"_id": f"{district}:{matter}"})
+
+
 async def list_entries(
     db: Db, query: Mapping[str, Any], *, limit: int, offset: int
 ) -> tuple[int, list[Document]]:

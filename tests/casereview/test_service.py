@@ -32,7 +32,7 @@ from shared.topics import (
     SUPERVISION_LEADS,
 )
 from tests.casereview.cases import case, clean_file, closed_event, mutate, without_doc
-from tests.helpers import KafkaTap, Publisher, eventually
+from tests.helpers import ActingAs, KafkaTap, Publisher, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +69,9 @@ def of_type(events: list[Envelope], verb: str) -> list[Envelope]:
 @asynccontextmanager
 async def api(svc: Service) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=svc.http_app(manage_lifecycle=False))
-    async with httpx.AsyncClient(transport=transport, base_url="http://casereview") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://casereview", auth=ActingAs(svc.settings)
+    ) as client:
         yield client
 
 

@@ -32,7 +32,7 @@ from shared.envelope import Envelope
 from shared.service import Service
 from shared.topics import INGEST_QUARANTINE, NOTIFY_EVENTS, NOTIFY_REQUESTS
 from shared.workcalendar import CST
-from tests.helpers import KafkaTap, Publisher
+from tests.helpers import ActingAs, KafkaTap, Publisher
 
 pytestmark = pytest.mark.integration
 
@@ -204,7 +204,9 @@ def count(events: list[Envelope], pred: Callable[[Envelope], bool]) -> int:
 @asynccontextmanager
 async def api(svc: Service) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=svc.http_app(manage_lifecycle=False))
-    async with httpx.AsyncClient(transport=transport, base_url="http://notify") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://notify", auth=ActingAs(svc.settings)
+    ) as client:
         yield client
 
 

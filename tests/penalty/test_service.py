@@ -24,7 +24,7 @@ from shared.topics import (
     SUPERVISION_LEADS,
 )
 from shared.workcalendar import CST
-from tests.helpers import KafkaTap, Publisher, eventually
+from tests.helpers import ActingAs, KafkaTap, Publisher, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -95,7 +95,9 @@ def leads_of(tap: KafkaTap, kind: LeadKind) -> list[Envelope]:
 @asynccontextmanager
 async def api(svc: Service) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=svc.http_app(manage_lifecycle=False))
-    async with httpx.AsyncClient(transport=transport, base_url="http://penalty") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://penalty", auth=ActingAs(svc.settings)
+    ) as client:
         yield client
 
 
