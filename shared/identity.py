@@ -166,7 +166,10 @@ def rename_scope(scope: dict[str, Any], fields: dict[str, str]) -> dict[str, Any
 
 def in_scope(scope: dict[str, Any], doc: dict[str, Any]) -> bool:
     """Whether ``doc`` lies in ``scope`` (a flat equality filter from :func:`scope_filter`)."""
-    return all(doc.get(k) == v for k, v in scope.items())
+    def fits(value: Any, wanted: Any) -> bool:
+        return wanted in value if isinstance(value, list) else value == wanted
+
+    return all(fits(doc.get(k), v) for k, v in scope.items())
 
 
 @dataclass

@@ -239,7 +239,7 @@ async def test_closed_cases_sampled_scored_and_failed_file_rectified_exactly_onc
         assert r.status_code == 200 and r.json()["status"] == "answered"
         r = await http.post(
             f"/v1/casereview/rectifications/{rect_id}/close",
-            json={"by": "310106-sfj", "accepted": True},
+            json={"by": f"{unit[:6]}-sfj", "accepted": True},  # its district bureau
         )
         assert r.status_code == 200 and r.json()["status"] == "closed"
 
