@@ -27,6 +27,7 @@ __all__ = ["Auth", "Caller", "create_user", "decode_token", "issue_token", "prin
 PASSWORDS = PasswordHash.recommended()
 """Argon2 (pwdlib's recommendation) for user passwords and API-key secrets."""
 
+
 def hash_secret(secret: str) -> str:
     return PASSWORDS.hash(secret)
 

@@ -25,11 +25,12 @@ from services.gateway.domain.projections import (
     timeline_entry,
     unpack,
 )
+from shared.api import AUDIT_READ_TYPE
 from shared.consumer import QUARANTINE_TYPE, EventConsumer
 from shared.contracts import LEAD_TYPE, SupervisionLead, parse_data
 from shared.envelope import Envelope
 from shared.service import Service
-from shared.topics import ALL_TOPICS, INGEST_QUARANTINE, SUPERVISION_LEADS, Topic
+from shared.topics import ALL_TOPICS, AUDIT_EVENTS, INGEST_QUARANTINE, SUPERVISION_LEADS, Topic
 from shared.unit_of_work import UnitOfWork
 
 Handler = Callable[[Envelope, UnitOfWork], Any]
@@ -47,9 +48,8 @@ def entity_handler(kind: EntityKind) -> Handler:
         current = await coll.find_one({"_id": ev.entity_id}, session=uow.session)
         doc = apply_event(current, ev)
         await coll.replace_one({"_id": ev.entity_id}, doc, upsert=True, session=uow.session)
-        await uow.db[storage.TIMELINE].insert_one(
-            timeline_entry(ev, storage.next_seq()), session=uow.session
-        )
+        seq = await storage.next_seq(uow.db, uow.session)
+        await uow.db[storage.TIMELINE].insert_one(timeline_entry(ev, seq), session=uow.session)
 
     on_entity_event.__name__ = f"on_{kind.name}_event"
     return on_entity_event
@@ -67,6 +67,7 @@ async def on_lead(event: Envelope, uow: UnitOfWork) -> None:
         upsert=True,
         session=uow.session,
     )
+    seq = await storage.next_seq(uow.db, uow.session)
     await uow.db[storage.TIMELINE].update_one(
         {"_id": event.id},
         {
@@ -81,7 +82,7 @@ async def on_lead(event: Envelope, uow: UnitOfWork) -> None:
                 "status": "open",
                 "change": {"kind": lead.kind.value, "summary": lead.summary},
                 "trace_id": current_trace_id(),
-                "seq": storage.next_seq(),
+                "seq": seq,
             }
         },
         upsert=True,
@@ -99,6 +100,31 @@ async def on_quarantined(event: Envelope, uow: UnitOfWork) -> None:
         announced_by=event.source,
     )
     await storage.upsert_quarantine(uow.db, uow.session, doc)
+
+
+async def on_audit_read(event: Envelope, uow: UnitOfWork) -> None:
+    """An unmasked personal-data read served by another service: chained into the audit
+    log like the gateway's own reads (who, what, when, where)."""
+    data = event.data
+    await storage.AuditLog(uow.db).append_in(
+        uow.session,
+        at=event.time,
+        actor=str(data.get("actor")),
+        role=str(data.get("role")),
+        action="read",
+        resource=f"{data.get('service')}:{data.get('path')}",
+        resource_ids=[str(i) for i in data.get("resource_ids") or []],
+        district=data.get("district"),
+        personal_data=True,
+        details={
+            "service": data.get("service"),
+            "method": data.get("method"),
+            "path": data.get("path"),
+            "unit": data.get("unit"),
+            "event_id": event.id,
+            "source": event.source,
+        },
+    )
 
 
 def _text(value: bytes | None, limit: int = 65536) -> str:
@@ -148,6 +174,7 @@ def register(service: Service) -> None:
     }
     plan[SUPERVISION_LEADS] = {LEAD_TYPE: on_lead}
     plan[INGEST_QUARANTINE] = {QUARANTINE_TYPE: on_quarantined}
+    plan[AUDIT_EVENTS] = {AUDIT_READ_TYPE: on_audit_read}
     consumers: dict[str, EventConsumer] = {}
     for topic, handlers in plan.items():
         name = f"{service.name}.{topic.name}"

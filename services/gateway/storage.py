@@ -9,12 +9,11 @@ Access: ``users``, ``api_keys``, ``accepted`` (ingest idempotency), ``audit`` (h
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -81,14 +80,36 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
 }
 
-_last_seq = 0
+COUNTERS = "counters"
+FEED_COUNTER = "timeline"
 
 
-def next_seq() -> int:
-    """Feed order: strictly increasing in this process, roughly ordered across replicas."""
-    global _last_seq
-    _last_seq = max(time.time_ns(), _last_seq + 1)
-    return _last_seq
+async def next_seq(db: Db, session: AsyncClientSession | None) -> int:
+    """Feed order (``timeline.seq``): a counter incremented inside the handler's transaction.
+
+    The increment holds the counter until the transaction commits or aborts, so a second
+    transaction cannot take the next number before the first one is done (it hits a write
+    conflict and runs again after): numbers become visible in commit order and a reader that
+    has seen ``seq = n`` has seen every committed entry below ``n``. The feed's ``seq > last``
+    cursor therefore never skips an entry, whatever the replicas' clocks say.
+    """
+    doc = await db[COUNTERS].find_one_and_update(
+        {"_id": FEED_COUNTER},
+        {"$inc": {"seq": 1}},
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+        session=session,
+    )
+    assert doc is not None  # upserted
+    return int(doc["seq"])
+
+
+async def init_seq(db: Db) -> None:
+    """Start the counter above any ``seq`` already stored (data written before the counter
+    existed used nanosecond clock readings)."""
+    top = await db[TIMELINE].find_one({}, {"seq": 1}, sort=[("seq", DESCENDING)])
+    highest = int(top["seq"]) if top and isinstance(top.get("seq"), int) else 0
+    await db[COUNTERS].update_one({"_id": FEED_COUNTER}, {"$max": {"seq": highest}}, upsert=True)
 
 
 # ------------------------------------------------------------------ users and keys
@@ -157,6 +178,17 @@ class AuditLog:
                 except DuplicateKeyError:  # another replica appended first: chain after it
                     continue
         raise RuntimeError("audit log contended: could not append")
+
+    async def append_in(
+        self, session: AsyncClientSession | None, *, at: datetime, **fields: Any
+    ) -> Document:
+        """Append inside the caller's transaction (an audit event from another service: the
+        inbox and the record commit together, so a redelivered event is chained once). A
+        concurrent append makes the transaction fail and the consumer runs it again."""
+        prev = await self.db[AUDIT].find_one(sort=[("_id", DESCENDING)], session=session)
+        record = audit_chain.chain(prev, at=at, **fields)
+        await self.db[AUDIT].insert_one({"_id": record["seq"], **record}, session=session)
+        return record
 
     async def records(self) -> AsyncIterator[Document]:
         async for doc in self.db[AUDIT].find().sort("_id", ASCENDING):
