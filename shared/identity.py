@@ -166,6 +166,7 @@ def rename_scope(scope: dict[str, Any], fields: dict[str, str]) -> dict[str, Any
 
 def in_scope(scope: dict[str, Any], doc: dict[str, Any]) -> bool:
     """Whether ``doc`` lies in ``scope`` (a flat equality filter from :func:`scope_filter`)."""
+
     def fits(value: Any, wanted: Any) -> bool:
         return wanted in value if isinstance(value, list) else value == wanted
 
@@ -433,7 +434,7 @@ PERSONAL_FIELDS = ("name", "phone", "id_number", "address")
 """What counts as personal data (个人信息) in every response, log line and dead letter."""
 
 
-def _mask_person(person: dict[str, Any]) -> bool:
+def _mask_person(person: dict[str, Any], seen: dict[str, str]) -> bool:
     found = False
     for key, value in list(person.items()):
         if not isinstance(value, str) or not value:
@@ -448,28 +449,30 @@ def _mask_person(person: dict[str, Any]) -> bool:
             person[key] = mask_address(value)
         else:
             continue
+        seen[value] = person[key]
         found = True
     return found
 
 
-def _mask_in_place(node: Any) -> bool:
-    """Mask every personal-data field under ``node``; True when there was any."""
+def _mask_fields(node: Any, seen: dict[str, str]) -> bool:
+    """Mask every personal-data field under ``node``; ``seen`` maps each original value to
+    its mask (the same value quoted in free text is masked by :func:`_mask_quotes`)."""
     found = False
     if isinstance(node, list):
         for item in node:
-            found = _mask_in_place(item) or found
+            found = _mask_fields(item, seen) or found
         return found
     if not isinstance(node, dict):
         return False
     individual = node.get("party_type") == "individual"
     for key, value in list(node.items()):
         if key in PERSON_KEYS and isinstance(value, dict):
-            found = _mask_person(value) or found
+            found = _mask_person(value, seen) or found
         elif key == "party" and isinstance(value, dict):
             if value.get("type") == "individual":
-                found = _mask_person(value) or found
+                found = _mask_person(value, seen) or found
         elif key == "party_name" and individual and isinstance(value, str) and value:
-            node[key] = mask_name(value)
+            node[key] = seen[value] = mask_name(value)
             found = True
         elif isinstance(value, str) and value:
             if key in PHONE_KEYS:
@@ -480,16 +483,33 @@ def _mask_in_place(node: Any) -> bool:
                 node[key] = mask_address(value)
             else:
                 continue
+            seen[value] = node[key]
             found = True
         elif isinstance(value, dict | list):
-            found = _mask_in_place(value) or found
+            found = _mask_fields(value, seen) or found
     return found
+
+
+def _mask_quotes(node: Any, seen: dict[str, str]) -> Any:
+    """Personal data quoted in free text (a notice's text quoting the address) masked too."""
+    if isinstance(node, str):
+        for original, masked in seen.items():
+            if len(original) >= 2 and original in node:
+                node = node.replace(original, masked)
+        return node
+    if isinstance(node, list):
+        return [_mask_quotes(v, seen) for v in node]
+    if isinstance(node, dict):
+        return {k: _mask_quotes(v, seen) for k, v in node.items()}
+    return node
 
 
 def mask_tree(value: Any) -> tuple[Any, bool]:
     """A masked deep copy of a JSON-like value, and whether it held personal data."""
     out = copy.deepcopy(value)
-    return out, _mask_in_place(out)
+    seen: dict[str, str] = {}
+    found = _mask_fields(out, seen)
+    return (_mask_quotes(out, seen) if found else out), found
 
 
 def has_personal_data(value: Any) -> bool:
@@ -513,6 +533,20 @@ def mask_text(text: str) -> str:
             pass
     text = PHONE_RE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
     return ID_RE.sub(lambda m: f"{m.group(1)}{'*' * 14}{m.group(2)}", text)
+
+
+def present(caller: Caller, doc: dict[str, Any]) -> dict[str, Any]:
+    """A stored document as this caller may see it, before it is cut to a response model:
+    masked for roles without personal data (so free text quoting a masked field, e.g. a
+    notice's summary quoting the address, is masked even where the field is left out);
+    for the others it is noted for the audit record of this request."""
+    masked, found = mask_tree(doc)
+    if not found:
+        return doc
+    if not caller.pii:
+        return dict(masked)
+    caller.reads.append(str(doc.get("_id", doc.get("id"))))
+    return doc
 
 
 def ids_of(body: Any) -> list[str]:
@@ -548,12 +582,13 @@ class GuardedRoute(APIRoute):
                 return response
             body = json.loads(bytes(response.body) or b"null")
             masked, found = mask_tree(body)
-            if not found:
+            pending = caller.reads if isinstance(caller, Caller) else []
+            if not found and not pending:
                 return response
             if not isinstance(caller, Caller) or not caller.pii:
-                return _json_response(masked, response)
+                return _json_response(masked, response) if found else response
             if hook is not None:
-                await hook(caller, request, ids_of(body))
+                await hook(caller, request, ids_of(body) or pending)
             return response
 
         return guarded

@@ -31,6 +31,7 @@ from shared.identity import (
     Permission,
     acting_person,
     acting_unit,
+    present,
     rename_scope,
     require_in_scope,
     within,
@@ -179,7 +180,7 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
         """The notice when it exists and lies in the caller's scope, else 404."""
         caller.require(Permission.READ_NOTICES)
         doc = await storage.get_notice(svc.db, nid)
-        return require_in_scope(caller, doc, f"notice {nid}", recipient)
+        return present(caller, require_in_scope(caller, doc, f"notice {nid}", recipient))
 
     def filters(
         kind: NoticeKind | None,
@@ -219,7 +220,10 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
             svc.db, storage.NOTICES, query, limit=limit, offset=offset, sort=storage.NOTICES_ORDER
         )
         return Page(
-            total=total, limit=limit, offset=offset, items=[NoticeSummary.of(d) for d in docs]
+            total=total,
+            limit=limit,
+            offset=offset,
+            items=[NoticeSummary.of(present(caller, d)) for d in docs],
         )
 
     @router.get("/units/{unit}", response_model=UnitOut, tags=["directory"])
@@ -266,7 +270,10 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
             svc.db, storage.NOTICES, query, limit=limit, offset=offset, sort=storage.NOTICES_ORDER
         )
         return Page(
-            total=total, limit=limit, offset=offset, items=[NoticeSummary.of(d) for d in docs]
+            total=total,
+            limit=limit,
+            offset=offset,
+            items=[NoticeSummary.of(present(caller, d)) for d in docs],
         )
 
     @router.get("/notices/{notice_id}", response_model=NoticeOut)
