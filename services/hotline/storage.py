@@ -50,7 +50,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     ROUTING: [
         IndexModel([("matter", ASCENDING), ("district", ASCENDING)], name="by_matter"),
-        *list_indexes(BY_DISTRICT_MATTER, ["level"]),
+        *list_indexes(BY_DISTRICT_MATTER, ["level", "unit"]),  # unit: a unit officer's scope
     ],
     CASES: [
         IndexModel([("target_keys", ASCENDING)], name="by_target"),
