@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import re
+import ssl
+from pathlib import Path
+from typing import Any
 
+from faststream.security import BaseSecurity, SASLScram512
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,6 +23,14 @@ class PlatformSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JIANDU_", extra="ignore")
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: str = Field(
+        default="PLAINTEXT",
+        pattern=r"^(PLAINTEXT|SASL_PLAINTEXT|SASL_SSL)$",
+        description="PLAINTEXT only for the embedded default on 127.0.0.1; production uses"
+        " SASL (SCRAM-SHA-512) with one user per service.",
+    )
+    kafka_username: str = Field(default="", description="SCRAM user (one per service)")
+    kafka_password_file: str | None = Field(default=None, description="file with its password")
     mongo_uri: str = "mongodb://127.0.0.1:27017/?retryWrites=false"
     topic_prefix: str = Field(
         default="", description="Namespace for every topic name (isolates test runs)."
@@ -29,6 +41,36 @@ class PlatformSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     instance_id: str = Field(default="", description="Replica name; defaults to host:pid.")
+
+    def kafka_password(self) -> str:
+        if not self.kafka_password_file:
+            return ""
+        return Path(self.kafka_password_file).read_text(encoding="utf-8").strip()
+
+    def kafka_security(self) -> BaseSecurity | None:
+        """FastStream security for the broker: SCRAM-SHA-512 as the service's own user."""
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return None
+        tls = self.kafka_security_protocol == "SASL_SSL"
+        return SASLScram512(
+            self.kafka_username,
+            self.kafka_password(),
+            ssl_context=ssl.create_default_context() if tls else None,
+            use_ssl=tls,
+        )
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """The same, for plain aiokafka clients (admin, lag)."""
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return {}
+        tls = self.kafka_security_protocol == "SASL_SSL"
+        return {
+            "security_protocol": self.kafka_security_protocol,
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_plain_username": self.kafka_username,
+            "sasl_plain_password": self.kafka_password(),
+            **({"ssl_context": ssl.create_default_context()} if tls else {}),
+        }
 
 
 class ServiceSettings(PlatformSettings, IdentitySettings):
