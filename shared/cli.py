@@ -53,6 +53,14 @@ def topics(
 SERVICE_NAMES = ("gateway", "hotline", "casereview", "penalty", "notify")
 
 
+@app.command("kafka-acls")
+def kafka_acls(prefix: str = typer.Option("", envvar="JIANDU_TOPIC_PREFIX")) -> None:
+    """Print the script that creates one Kafka user per service with only its topics."""
+    from shared.topics import kafka_acl_script
+
+    typer.echo(kafka_acl_script(prefix), nl=False)
+
+
 @app.command()
 def asyncapi(
     out: Path = typer.Option(Path("docs/asyncapi"), help="Folder for the AsyncAPI documents."),

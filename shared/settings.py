@@ -6,6 +6,7 @@ import re
 import ssl
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from faststream.security import BaseSecurity, SASLScram512
 from pydantic import Field, model_validator
@@ -23,6 +24,10 @@ class PlatformSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JIANDU_", extra="ignore")
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    mongo_username: str = Field(default="", description="the service's own MongoDB user")
+    mongo_password_file: str | None = Field(
+        default=None, description="file with its password (Docker/Kubernetes secret)"
+    )
     kafka_security_protocol: str = Field(
         default="PLAINTEXT",
         pattern=r"^(PLAINTEXT|SASL_PLAINTEXT|SASL_SSL)$",
@@ -41,6 +46,18 @@ class PlatformSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     instance_id: str = Field(default="", description="Replica name; defaults to host:pid.")
+
+    @model_validator(mode="after")
+    def _mongo_credentials(self) -> PlatformSettings:
+        """``mongodb://host/...`` + user + password file → the URI with the credentials (the
+        password never sits in the environment or in a manifest)."""
+        if self.mongo_username and self.mongo_password_file:
+            password = Path(self.mongo_password_file).read_text(encoding="utf-8").strip()
+            scheme, sep, rest = self.mongo_uri.partition("://")
+            if sep and "@" not in rest.split("/", 1)[0]:
+                user = quote(self.mongo_username, safe="")
+                self.mongo_uri = f"{scheme}://{user}:{quote(password, safe='')}@{rest}"
+        return self
 
     def kafka_password(self) -> str:
         if not self.kafka_password_file:
