@@ -29,6 +29,7 @@ from shared.api import AUDIT_READ_TYPE
 from shared.consumer import QUARANTINE_TYPE, EventConsumer
 from shared.contracts import LEAD_TYPE, SupervisionLead, parse_data
 from shared.envelope import Envelope
+from shared.identity import mask_text
 from shared.service import Service
 from shared.topics import ALL_TOPICS, AUDIT_EVENTS, INGEST_QUARANTINE, SUPERVISION_LEADS, Topic
 from shared.unit_of_work import UnitOfWork
@@ -152,7 +153,8 @@ def dead_letter_doc(record: ConsumerRecord[bytes, bytes]) -> dict[str, Any]:
         ],
         "key_b64": base64.b64encode(record.key).decode() if record.key is not None else None,
         "value_b64": base64.b64encode(record.value or b"").decode(),
-        "value_text": _text(record.value, 32768),
+        # what operators read: personal data masked (the raw bytes stay for replay only)
+        "value_text": mask_text(_text(record.value, 32768)),
         "at": datetime.fromtimestamp(record.timestamp / 1000, UTC)
         if record.timestamp
         else datetime.now(UTC),
