@@ -182,6 +182,7 @@ def test_only_the_gateway_is_published_through_the_edge(
     upstreams = set(re.findall(r"http://([a-z]+):\d+", edge_conf))
     assert upstreams == {"gateway"}
     assert re.findall(r"listen (\d+);", edge_conf) == [gateway_port]
+    assert "location = /metrics { return 404; }" in edge_conf  # internal only
     assert (
         "./deploy/nginx/edge.conf:/etc/nginx/conf.d/default.conf:ro" in services["edge"]["volumes"]
     )

@@ -461,6 +461,83 @@ async def test_gateway_routes_refuse_anonymous_callers(
     assert refused == len(ops) > 10
 
 
+async def test_gateway_lists_and_feed_never_leak_another_district(
+    settings_for: Callable[..., Any],
+) -> None:
+    """Every gateway list (from its OpenAPI: the GET routes answering ``items``) and the live
+    feed, as a district and a unit caller, with and without filters naming another district."""
+    settings = settings_for(GatewaySettings, stream_backlog=50)
+    async with build_gateway(settings).running() as svc, client_for(svc) as client:
+        for coll in ("complaints", "cases", "filings", "notices", "leads", "quarantine"):
+            await svc.db[coll].insert_many(
+                [
+                    {
+                        "_id": f"{coll}-{where}",
+                        "entity": coll.rstrip("s"),
+                        "district": district,
+                        "unit": unit,
+                        "status": "open",
+                        "event_time": T0,
+                        "raised_at": T0,
+                        "at": T0,
+                        "snapshot": {},
+                    }
+                    for where, district, unit in (
+                        ("away", AWAY, AWAY_UNIT),
+                        ("sibling", HOME, SIBLING_UNIT),
+                        ("home", HOME, HOME_UNIT),
+                    )
+                ]
+            )
+        await svc.db["timeline"].insert_many(
+            [
+                {
+                    "_id": f"t-{i}",
+                    "entity": "complaint",
+                    "entity_id": f"c-{i}",
+                    "seq": i,
+                    "district": district,
+                    "unit": unit,
+                    "time": T0,
+                    "verb": "routed",
+                    "type": "jiandu.hotline.complaint.routed",
+                }
+                for i, (district, unit) in enumerate(
+                    [(AWAY, AWAY_UNIT), (HOME, HOME_UNIT), (AWAY, AWAY_UNIT)], start=1
+                )
+            ]
+        )
+        openapi = (await client.get("/openapi.json")).json()
+        defs = openapi.get("components", {}).get("schemas", {})
+
+        def is_page(path: str) -> bool:
+            ref = (response_schema(openapi, "GET", path) or {}).get("$ref", "")
+            return "items" in defs.get(ref.rsplit("/", 1)[-1], {}).get("properties", {})
+
+        lists = [p for m, p in operations(openapi) if m == "GET" and "{" not in p and is_page(p)]
+        assert {"/v1/complaints", "/v1/cases", "/v1/filings", "/v1/notices", "/v1/leads"} <= set(
+            lists
+        )
+        leaks = seen = 0
+        for role in ("district", "unit"):
+            kind, claims = ROLES[role]
+            headers = bearer(settings, kind, **claims)
+            for path in lists:
+                for params in ({}, {"district": AWAY}, {"unit": AWAY_UNIT}):
+                    r = await client.get(path, params=params, headers=headers)
+                    if r.status_code in (403, 422):
+                        continue
+                    assert r.status_code == 200, (path, r.text)
+                    items = r.json()["items"]
+                    seen += len(items)
+                    leaks += len(leaks_in(Route("list", None), role, r.json()))
+            feed = await client.get("/v1/stream", params={"max_events": 1}, headers=headers)
+            streamed = [json.loads(x[6:]) for x in feed.text.splitlines() if x.startswith("data:")]
+            assert [x["district"] for x in streamed] == [HOME]
+    print(f"gateway lists and feed: {seen} rows seen in scope, {leaks} leaks")
+    assert leaks == 0 and seen > 0
+
+
 async def test_personal_data_is_masked_by_role_and_unmasked_reads_are_audited(
     settings_for: Callable[..., Any],
 ) -> None:
