@@ -8,7 +8,13 @@ from services.casereview.handlers import CASE_CLOSED, RECTIFICATION_DUE, CaseRev
 from services.casereview.settings import CasereviewSettings
 from shared.clock import Clock
 from shared.service import Service
-from shared.topics import CASEREVIEW_EVENTS, INGEST_ENFORCEMENT, NOTIFY_REQUESTS, SUPERVISION_LEADS
+from shared.topics import (
+    AUDIT_EVENTS,
+    CASEREVIEW_EVENTS,
+    INGEST_ENFORCEMENT,
+    NOTIFY_REQUESTS,
+    SUPERVISION_LEADS,
+)
 
 
 def build(settings: CasereviewSettings | None = None, clock: Clock | None = None) -> Service:
@@ -19,6 +25,6 @@ def build(settings: CasereviewSettings | None = None, clock: Clock | None = None
     # Only closed case files: penalty decided/filed on the same topic belong to `penalty`.
     service.consume(INGEST_ENFORCEMENT, {CASE_CLOSED: workflow.on_case_closed})
     service.on_timer(RECTIFICATION_DUE, workflow.on_rectification_due)
-    service.publishes(CASEREVIEW_EVENTS, NOTIFY_REQUESTS, SUPERVISION_LEADS)
+    service.publishes(CASEREVIEW_EVENTS, NOTIFY_REQUESTS, SUPERVISION_LEADS, AUDIT_EVENTS)
     service.routes(lambda svc: build_router(svc, workflow))
     return service
