@@ -229,9 +229,10 @@ def acting_unit(caller: Caller, named: str | None) -> str:
 
 
 def acting_person(caller: Caller, named: str | None) -> str:
-    """Who acts: the body may name the officer (a display name) only for its own token
-    subject or leave it out; the token's subject is what is recorded as acting."""
-    return named if named else caller.principal.sub
+    """Who acts: the token's subject. A body may repeat it; naming someone else is refused."""
+    if named is not None and named != caller.principal.sub:
+        raise HTTPException(403, detail=f"the token is {caller.principal.sub}, not {named}")
+    return caller.principal.sub
 
 
 def district_in_scope(caller: Caller, district: str | None) -> None:

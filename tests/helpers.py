@@ -239,10 +239,17 @@ class ActingAs(httpx.Auth):
         if self.role is not None:
             role, claims = self.role, self.claims
         else:
-            try:  # only a POST is a command; a PUT's ``unit`` is data (routing target)
-                body = json.loads(request.content or b"null") if request.method == "POST" else None
+            try:
+                body = json.loads(request.content or b"null")
             except ValueError:
                 body = None
-            role, claims = principal_for_body(body)
+            if request.method == "POST":
+                role, claims = principal_for_body(body)
+            else:  # a PUT's ``unit`` is data (a routing target); its ``by`` is the city's
+                by = body.get("by") if isinstance(body, dict) else None
+                role, claims = (
+                    Role.CITY_SUPERVISOR,
+                    {"sub": by if isinstance(by, str) else "tester"},
+                )
         request.headers["Authorization"] = f"Bearer {token_for(self.settings, role, **claims)}"
         yield request

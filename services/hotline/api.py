@@ -4,7 +4,7 @@ timeline, unit actions) and the routing catalogue (``/v1/routing``: read, previe
 Every route needs a bearer token (``shared.identity``): lists and reads are limited to the
 caller's district or unit (another district's complaint answers 404), personal data is masked
 by role. Unit actions act as the unit in the token: the body's ``unit`` may be left out and a
-body naming another unit is refused (403); ``by`` is a display name, the token's subject is
+body naming another unit is refused (403); ``by`` may repeat the token's subject, which is
 who acts. An action that does not fit the complaint's state answers 409 with the reason. Lists
 are paginated (``limit``, ``offset``) and filterable; bad input answers 4xx, never 500.
 """

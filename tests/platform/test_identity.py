@@ -17,6 +17,7 @@ from shared.identity import (
     IdentitySettings,
     Principal,
     Role,
+    acting_person,
     acting_unit,
     caller_of,
     decode_token,
@@ -82,6 +83,10 @@ def test_unit_actions_act_as_the_token_unit() -> None:
         assert refused.value.status_code == 403
     with pytest.raises(HTTPException) as refused:
         acting_unit(caller(Role.OPERATOR), None)  # operators do not act for units
+    assert refused.value.status_code == 403
+    assert acting_person(officer, None) == acting_person(officer, "u") == "u"
+    with pytest.raises(HTTPException) as refused:
+        acting_person(officer, "someone-else")  # the body cannot name another officer
     assert refused.value.status_code == 403
 
 
