@@ -46,13 +46,23 @@ def topics(
     bootstrap: str = typer.Option("127.0.0.1:9092", envvar="JIANDU_KAFKA_BOOTSTRAP"),
     prefix: str = typer.Option("", envvar="JIANDU_TOPIC_PREFIX"),
 ) -> None:
-    """Create every topic with its partitions (idempotent)."""
+    """Create every topic with its partitions (idempotent); SASL from JIANDU_KAFKA_* settings."""
     import asyncio
 
     from shared.embedded import create_topics
+    from shared.settings import PlatformSettings
 
-    for name in asyncio.run(create_topics(bootstrap, prefix)):
+    options = PlatformSettings().kafka_client_options()
+    for name in asyncio.run(create_topics(bootstrap, prefix, **options)):
         typer.echo(name)
+
+
+@app.command("kafka-acls")
+def kafka_acls(prefix: str = typer.Option("", envvar="JIANDU_TOPIC_PREFIX")) -> None:
+    """Print the script that creates one Kafka user per service with only its topics."""
+    from shared.topics import kafka_acl_script
+
+    typer.echo(kafka_acl_script(prefix), nl=False)
 
 
 @app.command()

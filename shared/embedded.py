@@ -159,10 +159,13 @@ class EmbeddedServers:
         self.stop_kafka()
 
 
-async def create_topics(bootstrap: str, prefix: str = "", replication: int = 1) -> list[str]:
-    """Create every platform topic (and its DLT) with its partitions; existing ones are kept."""
+async def create_topics(
+    bootstrap: str, prefix: str = "", replication: int = 1, **client_options: Any
+) -> list[str]:
+    """Create every platform topic (and its DLT) with its partitions; existing ones are kept.
+    ``client_options``: SASL settings (``PlatformSettings.kafka_client_options``)."""
     plan = topic_plan(prefix)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -218,6 +218,11 @@ class Platform:
             f"  Kafka (noida-db)   {self.servers.kafka_bootstrap}\n"
             f"  MongoDB (Secantus) {self.servers.mongo_uri}"
         )
+        console.print(
+            "  [yellow]embedded default: Kafka and MongoDB without authentication, the built-in"
+            " token secret, every port on 127.0.0.1 only (production: docker-compose.yml,"
+            " deploy/k8s)[/]"
+        )
         topics = asyncio.run(create_topics(self.servers.kafka_bootstrap))
         console.print(f"  topics: {len(topics)} ready")
 

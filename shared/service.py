@@ -136,6 +136,7 @@ class Service:
         self.broker = KafkaBroker(
             settings.kafka_bootstrap,
             client_id=kafka_client_id(self.instance),
+            security=settings.kafka_security(),  # SASL/SCRAM as the service's own user
             middlewares=(
                 KafkaTelemetryMiddleware(tracer_provider=self.tracer_provider),
                 KafkaPrometheusMiddleware(registry=self.registry, app_name=self.name),

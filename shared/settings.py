@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import re
+import ssl
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
-from pydantic import Field
+from faststream.security import BaseSecurity, SASLScram512
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.identity import LOOPBACK, IdentitySettings
 
 
 class PlatformSettings(BaseSettings):
@@ -17,6 +24,18 @@ class PlatformSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JIANDU_", extra="ignore")
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    mongo_username: str = Field(default="", description="the service's own MongoDB user")
+    mongo_password_file: str | None = Field(
+        default=None, description="file with its password (Docker/Kubernetes secret)"
+    )
+    kafka_security_protocol: str = Field(
+        default="PLAINTEXT",
+        pattern=r"^(PLAINTEXT|SASL_PLAINTEXT|SASL_SSL)$",
+        description="PLAINTEXT only for the embedded default on 127.0.0.1; production uses"
+        " SASL (SCRAM-SHA-512) with one user per service.",
+    )
+    kafka_username: str = Field(default="", description="SCRAM user (one per service)")
+    kafka_password_file: str | None = Field(default=None, description="file with its password")
     mongo_uri: str = "mongodb://127.0.0.1:27017/?retryWrites=false"
     topic_prefix: str = Field(
         default="", description="Namespace for every topic name (isolates test runs)."
@@ -28,9 +47,57 @@ class PlatformSettings(BaseSettings):
     log_json: bool = True
     instance_id: str = Field(default="", description="Replica name; defaults to host:pid.")
 
+    @model_validator(mode="after")
+    def _mongo_credentials(self) -> PlatformSettings:
+        """``mongodb://host/...`` + user + password file → the URI with the credentials (the
+        password never sits in the environment or in a manifest)."""
+        if self.mongo_username and self.mongo_password_file:
+            password = Path(self.mongo_password_file).read_text(encoding="utf-8").strip()
+            scheme, sep, rest = self.mongo_uri.partition("://")
+            if sep and "@" not in rest.split("/", 1)[0]:
+                user = quote(self.mongo_username, safe="")
+                self.mongo_uri = f"{scheme}://{user}:{quote(password, safe='')}@{rest}"
+        return self
 
-class ServiceSettings(PlatformSettings):
-    """Settings shared by the six services; each service subclasses this."""
+    def kafka_password(self) -> str:
+        if not self.kafka_password_file:
+            return ""
+        return Path(self.kafka_password_file).read_text(encoding="utf-8").strip()
+
+    def kafka_security(self) -> BaseSecurity | None:
+        """FastStream security for the broker: SCRAM-SHA-512 as the service's own user."""
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return None
+        tls = self.kafka_security_protocol == "SASL_SSL"
+        return SASLScram512(
+            self.kafka_username,
+            self.kafka_password(),
+            ssl_context=ssl.create_default_context() if tls else None,
+            use_ssl=tls,
+        )
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """The same, for plain aiokafka clients (admin, lag)."""
+        if self.kafka_security_protocol == "PLAINTEXT":
+            return {}
+        tls = self.kafka_security_protocol == "SASL_SSL"
+        return {
+            "security_protocol": self.kafka_security_protocol,
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_plain_username": self.kafka_username,
+            "sasl_plain_password": self.kafka_password(),
+            **({"ssl_context": ssl.create_default_context()} if tls else {}),
+        }
+
+
+class ServiceSettings(PlatformSettings, IdentitySettings):
+    """Settings shared by the six services; each service subclasses this.
+
+    The token settings (``JIANDU_JWT_*``, ``JIANDU_PII_ROLES``) come from
+    :class:`shared.identity.IdentitySettings`: every service verifies the gateway's tokens.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="JIANDU_", extra="ignore")
 
     service_name: str = "jiandu"
     mongo_db: str = ""
@@ -89,6 +156,16 @@ class ServiceSettings(PlatformSettings):
     transaction_attempts: int = Field(
         default=10, ge=1, description="Tries of one transaction that hit a write conflict."
     )
+
+    @model_validator(mode="after")
+    def _no_dev_secret_off_loopback(self) -> ServiceSettings:
+        """The built-in token secret is for the embedded default on 127.0.0.1 only."""
+        if self.uses_dev_secret() and self.http_host not in LOOPBACK:
+            raise ValueError(
+                f"JIANDU_HTTP_HOST={self.http_host} needs a real token secret: set"
+                " JIANDU_JWT_SECRET_FILE (or JIANDU_JWT_SECRET), never the built-in default"
+            )
+        return self
 
     @property
     def database(self) -> str:

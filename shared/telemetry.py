@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -37,6 +37,19 @@ def _add_trace_ids(
     return event_dict
 
 
+def mask_personal_data(_: Any, __: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    """No log line carries a phone or ID number whole (``shared.identity.mask_text``), nor a
+    personal-data field of a logged document."""
+    from shared.identity import mask_text, mask_tree
+
+    for key, value in list(event.items()):
+        if isinstance(value, str):
+            event[key] = mask_text(value)
+        elif isinstance(value, dict | list):
+            event[key] = mask_tree(value)[0]
+    return event
+
+
 def configure_logging(service: str, level: str = "INFO", json_lines: bool = True) -> None:
     global _logging_configured
     if _logging_configured:
@@ -55,6 +68,7 @@ def configure_logging(service: str, level: str = "INFO", json_lines: bool = True
             _add_trace_ids,
             structlog.processors.EventRenamer("message"),
             structlog.processors.format_exc_info,
+            mask_personal_data,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),

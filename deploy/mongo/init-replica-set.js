@@ -1,8 +1,8 @@
 // One-shot (mongosh --nodb --file): initiate replica set rs0 once, wait for a primary, then
 // create or update Jiandu's application user. Safe to run on every `docker compose up`.
 //
-// Environment: MONGO_HOST, MONGO_ROOT_USER, MONGO_ROOT_PASSWORD, JIANDU_MONGO_APP_USER,
-// JIANDU_MONGO_APP_PASSWORD, JIANDU_MONGO_DATABASES (comma separated, default below).
+// Environment: MONGO_HOST, MONGO_ROOT_USER, MONGO_ROOT_PASSWORD_FILE, JIANDU_SERVICES (comma
+// separated, default below); passwords are read from Docker secret files.
 const env = process.env;
 
 function need(name) {
@@ -16,14 +16,10 @@ function need(name) {
 
 const host = env.MONGO_HOST || "mongo1:27017";
 const replicaSet = env.MONGO_REPLICA_SET || "rs0";
-// One database per service (ServiceSettings.database = "jiandu_<service>").
-const databases = (
-  env.JIANDU_MONGO_DATABASES ||
-  "jiandu_gateway,jiandu_hotline,jiandu_casereview,jiandu_penalty,jiandu_notify,jiandu_inspection"
-).split(",").map((name) => name.trim()).filter((name) => name.length > 0);
-
 const rootUser = encodeURIComponent(need("MONGO_ROOT_USER"));
-const rootPassword = encodeURIComponent(need("MONGO_ROOT_PASSWORD"));
+const rootPassword = encodeURIComponent(
+  require("fs").readFileSync(need("MONGO_ROOT_PASSWORD_FILE"), "utf8").trim()
+);
 const admin = connect(
   `mongodb://${rootUser}:${rootPassword}@${host}/admin?directConnection=true&authSource=admin`
 );
@@ -50,13 +46,24 @@ for (let i = 0; !admin.hello().isWritablePrimary; i++) {
   sleep(1000);
 }
 
-const appUser = need("JIANDU_MONGO_APP_USER");
-const appPassword = need("JIANDU_MONGO_APP_PASSWORD");
-const roles = databases.map((name) => ({ role: "readWrite", db: name }));
-if (admin.getUser(appUser) === null) {
-  admin.createUser({ user: appUser, pwd: appPassword, roles: roles });
-  print(`mongo-init: user ${appUser} created with readWrite on ${databases.join(", ")}`);
-} else {
-  admin.updateUser(appUser, { pwd: appPassword, roles: roles });
-  print(`mongo-init: user ${appUser} updated`);
+// One user per service, readWrite on its own database only (least privilege); each password
+// is a Docker secret file /run/secrets/mongo_<service>.
+const fs = require("fs");
+const services = (env.JIANDU_SERVICES || "gateway,hotline,casereview,penalty,notify,inspection")
+  .split(",").map((name) => name.trim()).filter((name) => name.length > 0);
+for (const service of services) {
+  const user = `jiandu_${service}`;
+  const pwd = fs.readFileSync(`/run/secrets/mongo_${service}`, "utf8").trim();
+  if (!pwd) {
+    print(`mongo-init: /run/secrets/mongo_${service} is empty`);
+    quit(2);
+  }
+  const roles = [{ role: "readWrite", db: `jiandu_${service}` }];
+  if (admin.getUser(user) === null) {
+    admin.createUser({ user: user, pwd: pwd, roles: roles });
+    print(`mongo-init: user ${user} created with readWrite on jiandu_${service}`);
+  } else {
+    admin.updateUser(user, { pwd: pwd, roles: roles });
+    print(`mongo-init: user ${user} updated (readWrite on jiandu_${service})`);
+  }
 }

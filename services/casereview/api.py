@@ -5,6 +5,10 @@ campaigns (draw, population, verification), reviews (preview, score), rectificat
 Lists are paginated (``limit``, ``offset``) and filterable; bad input answers 4xx with the
 reason, never 500. Scores and grades are computed from the reviewer's decisions: no request
 carries a score.
+
+Every route needs a bearer token (``shared.identity``): lists, reads and reports are limited to
+the caller's district or unit (another district's object answers 404); a reviewer scores only
+as itself (the token's subject), a unit answers a rectification only as the token's unit.
 """
 
 from __future__ import annotations
@@ -35,8 +39,20 @@ from services.casereview.handlers import (
     RectificationVerdict,
     ScoreSubmission,
 )
-from shared.api import Out, Page, limit_param, offset_param, run_command
+from shared.api import Out, Page, audited_router, limit_param, offset_param, run_command
 from shared.city import load_city
+from shared.identity import (
+    Caller,
+    CallerDep,
+    Permission,
+    Role,
+    acting_unit,
+    district_in_scope,
+    in_scope,
+    rename_scope,
+    require_in_scope,
+    within,
+)
 from shared.mongo import Document, get_document, page
 from shared.service import Service
 from shared.unit_of_work import UnitOfWork
@@ -181,8 +197,12 @@ def _set(query: dict[str, Any], key: str, value: Any) -> None:
         query[key] = value
 
 
+CAMPAIGN_SCOPE = {"district": "districts", "unit": "units"}
+"""A campaign lists its districts and units: the scope fields have those names there."""
+
+
 def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
-    router = APIRouter(prefix="/v1/casereview", tags=["casereview"])
+    router = audited_router(svc, prefix="/v1/casereview", tags=["casereview"])
     city = load_city()
 
     async def guarded(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
@@ -192,16 +212,23 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
         except ReviewError as exc:
             raise HTTPException(422, detail=exc.problems) from exc
 
-    async def one(collection: str, doc_id: str, what: str) -> Document:
+    async def one(
+        caller: Caller,
+        collection: str,
+        doc_id: str,
+        what: str,
+        fields: dict[str, str] | None = None,
+    ) -> Document:
+        """The document when it exists and lies in the caller's scope, else 404."""
+        caller.require(Permission.READ_CASES)
         doc = await get_document(svc.db, collection, doc_id)
-        if doc is None:
-            raise HTTPException(404, detail=f"{what} {doc_id} not found")
-        return doc
+        return require_in_scope(caller, doc, f"{what} {doc_id}", fields)
 
     # ------------------------------------------------------------------ cases
 
     @router.get("/cases", response_model=Page[CaseSummary])
     async def list_cases(
+        caller: CallerDep,
         district: str | None = None,
         unit: str | None = None,
         status: str | None = None,
@@ -213,6 +240,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
         offset: int = offset_param(),
     ) -> Page[CaseSummary]:
         """Case files with their pre-check result and review state."""
+        caller.require(Permission.READ_CASES)
         query: dict[str, Any] = {}
         _set(query, "district", district)
         _set(query, "unit", unit)
@@ -229,7 +257,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
         total, docs = await page(
             svc.db,
             storage.CASES,
-            query,
+            within(caller.scope, query),
             sort=storage.CASES_ORDER,
             limit=limit,
             offset=offset,
@@ -240,9 +268,9 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
         )
 
     @router.get("/cases/{case_id}", response_model=CaseDetail)
-    async def get_case(case_id: str) -> CaseDetail:
+    async def get_case(case_id: str, caller: CallerDep) -> CaseDetail:
         """One case file: the file as received, every finding with its rule and evidence."""
-        return CaseDetail.of(await one(storage.CASES, case_id, "case"))
+        return CaseDetail.of(await one(caller, storage.CASES, case_id, "case"))
 
     # ------------------------------------------------------------------ reference data
 
@@ -276,19 +304,29 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
     # ------------------------------------------------------------------ campaigns
 
     @router.post("/campaigns", response_model=CampaignOut, status_code=201)
-    async def create_campaign(spec: CampaignSpec) -> CampaignOut:
-        """Draw a 双随机 sample and assign reviewers; the seed is published with the result."""
+    async def create_campaign(spec: CampaignSpec, caller: CallerDep) -> CampaignOut:
+        """Draw a 双随机 sample and assign reviewers; the seed is published with the result.
+        A district bureau draws only within its district (it names it in ``districts``)."""
+        caller.require(Permission.SUPERVISE)
+        if caller.scope:
+            if not spec.districts:
+                raise HTTPException(403, detail="a district bureau names its district")
+            for district in spec.districts:
+                district_in_scope(caller, district)
+            for unit in spec.units:
+                district_in_scope(caller, unit.split("-", 1)[0])
         doc = await guarded(lambda uow: workflow.create_campaign(uow, spec))
         return CampaignOut.of(doc)
 
     @router.get("/campaigns", response_model=Page[CampaignSummary])
     async def list_campaigns(
-        limit: int = limit_param(), offset: int = offset_param()
+        caller: CallerDep, limit: int = limit_param(), offset: int = offset_param()
     ) -> Page[CampaignSummary]:
+        caller.require(Permission.READ_CASES)
         total, docs = await page(
             svc.db,
             storage.CAMPAIGNS,
-            {},
+            rename_scope(caller.scope, CAMPAIGN_SCOPE),
             sort=storage.CAMPAIGNS_ORDER,
             limit=limit,
             offset=offset,
@@ -299,24 +337,29 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
         )
 
     @router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
-    async def get_campaign(campaign_id: str) -> CampaignOut:
-        return CampaignOut.of(await one(storage.CAMPAIGNS, campaign_id, "campaign"))
+    async def get_campaign(campaign_id: str, caller: CallerDep) -> CampaignOut:
+        return CampaignOut.of(
+            await one(caller, storage.CAMPAIGNS, campaign_id, "campaign", CAMPAIGN_SCOPE)
+        )
 
     @router.get("/campaigns/{campaign_id}/population", response_model=CampaignPopulation)
-    async def get_population(campaign_id: str) -> CampaignPopulation:
+    async def get_population(campaign_id: str, caller: CallerDep) -> CampaignPopulation:
         """The published draw input: population, seed, quota, reviewers."""
-        return CampaignPopulation.of(await one(storage.CAMPAIGNS, campaign_id, "campaign"))
+        return CampaignPopulation.of(
+            await one(caller, storage.CAMPAIGNS, campaign_id, "campaign", CAMPAIGN_SCOPE)
+        )
 
     @router.get("/campaigns/{campaign_id}/verify", response_model=Verification)
-    async def verify_campaign(campaign_id: str) -> Verification:
+    async def verify_campaign(campaign_id: str, caller: CallerDep) -> Verification:
         """Re-draw from the recorded input and compare with the recorded result."""
-        doc = await one(storage.CAMPAIGNS, campaign_id, "campaign")
+        doc = await one(caller, storage.CAMPAIGNS, campaign_id, "campaign", CAMPAIGN_SCOPE)
         return Verification.model_validate(workflow.verify_campaign(doc))
 
     # ------------------------------------------------------------------ reviews
 
     @router.get("/reviews", response_model=Page[ReviewOut])
     async def list_reviews(
+        caller: CallerDep,
         campaign_id: str | None = None,
         reviewer_id: str | None = None,
         status: Literal["assigned", "scored"] | None = None,
@@ -333,28 +376,49 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
         _set(query, "unit", unit)
         _set(query, "district", district)
         _set(query, "grade", grade)
+        caller.require(Permission.READ_CASES)
         total, docs = await page(
-            svc.db, storage.REVIEWS, query, sort=storage.REVIEWS_ORDER, limit=limit, offset=offset
+            svc.db,
+            storage.REVIEWS,
+            within(caller.scope, query),
+            sort=storage.REVIEWS_ORDER,
+            limit=limit,
+            offset=offset,
         )
         return Page(total=total, limit=limit, offset=offset, items=[ReviewOut.of(d) for d in docs])
 
     @router.get("/reviews/{review_id}", response_model=ReviewOut)
-    async def get_review(review_id: str) -> ReviewOut:
+    async def get_review(review_id: str, caller: CallerDep) -> ReviewOut:
         """A review with its proposed deductions (pre-filled from the pre-check)."""
-        return ReviewOut.of(await one(storage.REVIEWS, review_id, "review"))
+        return ReviewOut.of(await one(caller, storage.REVIEWS, review_id, "review"))
+
+    async def reviewer_may_score(caller: Caller, review_id: str, reviewer_id: str) -> Document:
+        """A reviewer scores as itself (the token's subject), a review in its scope."""
+        caller.require(Permission.SCORE)
+        review = await one(caller, storage.REVIEWS, review_id, "review")
+        if caller.role is Role.REVIEWER and reviewer_id != caller.sub:
+            raise HTTPException(
+                403, detail=f"the token is reviewer {caller.sub}, not {reviewer_id}"
+            )
+        return review
 
     @router.post("/reviews/{review_id}/preview", response_model=ScoreSheet)
-    async def preview_review(review_id: str, submission: ScoreSubmission) -> ScoreSheet:
+    async def preview_review(
+        review_id: str, submission: ScoreSubmission, caller: CallerDep
+    ) -> ScoreSheet:
         """The sheet these decisions would give, without saving anything."""
-        review = await one(storage.REVIEWS, review_id, "review")
+        review = await reviewer_may_score(caller, review_id, submission.reviewer_id)
         try:
             return workflow.preview(review, submission)
         except ReviewError as exc:
             raise HTTPException(422, detail=exc.problems) from exc
 
     @router.post("/reviews/{review_id}/score", response_model=ReviewOut)
-    async def score_review(review_id: str, submission: ScoreSubmission) -> ReviewOut:
+    async def score_review(
+        review_id: str, submission: ScoreSubmission, caller: CallerDep
+    ) -> ReviewOut:
         """Record the decisions; score and grade are computed; 不合格 orders rectification."""
+        await reviewer_may_score(caller, review_id, submission.reviewer_id)
         doc = await guarded(lambda uow: workflow.score_review(uow, review_id, submission))
         return ReviewOut.of(doc)
 
@@ -362,6 +426,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
 
     @router.get("/rectifications", response_model=Page[RectificationOut])
     async def list_rectifications(
+        caller: CallerDep,
         status: Literal["open", "overdue", "answered", "closed"] | None = None,
         unit: str | None = None,
         district: str | None = None,
@@ -374,10 +439,11 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
         _set(query, "unit", unit)
         _set(query, "district", district)
         _set(query, "overdue", overdue)
+        caller.require(Permission.READ_CASES)
         total, docs = await page(
             svc.db,
             storage.RECTIFICATIONS,
-            query,
+            within(caller.scope, query),
             sort=storage.RECTIFICATIONS_ORDER,
             limit=limit,
             offset=offset,
@@ -387,24 +453,36 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
         )
 
     @router.get("/rectifications/{rect_id}", response_model=RectificationOut)
-    async def get_rectification(rect_id: str) -> RectificationOut:
-        return RectificationOut.of(await one(storage.RECTIFICATIONS, rect_id, "rectification"))
+    async def get_rectification(rect_id: str, caller: CallerDep) -> RectificationOut:
+        return RectificationOut.of(
+            await one(caller, storage.RECTIFICATIONS, rect_id, "rectification")
+        )
 
     @router.post("/rectifications/{rect_id}/answer", response_model=RectificationOut)
-    async def answer_rectification(rect_id: str, answer: RectificationAnswer) -> RectificationOut:
-        """The unit reports what it rectified (整改报告)."""
+    async def answer_rectification(
+        rect_id: str, answer: RectificationAnswer, caller: CallerDep
+    ) -> RectificationOut:
+        """The unit reports what it rectified (整改报告), as the token's unit."""
+        unit = acting_unit(caller, answer.unit)
+        await one(caller, storage.RECTIFICATIONS, rect_id, "rectification")
+        answer = answer.model_copy(update={"unit": unit})
         doc = await guarded(lambda uow: workflow.answer_rectification(uow, rect_id, answer))
         return RectificationOut.of(doc)
 
     @router.post("/rectifications/{rect_id}/close", response_model=RectificationOut)
-    async def close_rectification(rect_id: str, verdict: RectificationVerdict) -> RectificationOut:
+    async def close_rectification(
+        rect_id: str, verdict: RectificationVerdict, caller: CallerDep
+    ) -> RectificationOut:
         """The supervisor accepts the answer (closed) or sends it back with a new deadline."""
+        caller.require(Permission.SUPERVISE)
+        await one(caller, storage.RECTIFICATIONS, rect_id, "rectification")
         doc = await guarded(lambda uow: workflow.close_rectification(uow, rect_id, verdict))
         return RectificationOut.of(doc)
 
     # ------------------------------------------------------------------ reports
 
     async def report(
+        caller: Caller,
         group_by: GroupBy,
         period_from: dt.date,
         period_to: dt.date,
@@ -429,8 +507,11 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
                 raise HTTPException(422, detail="no comparison period before year 1") from exc
         low = min(period_from, compare[0]).isoformat()
         high = max(period_to, compare[1]).isoformat()
+        caller.require(Permission.READ_CASES)
         rows = [
-            ReviewRow.model_validate(d) for d in await storage.scored_reviews(svc.db, low, high)
+            ReviewRow.model_validate(d)
+            for d in await storage.scored_reviews(svc.db, low, high)
+            if in_scope(caller.scope, d)  # a district's report holds its district only
         ]
         names = {d.code: d.name for d in city.districts}
         names.update({u.id: u.name for u in city.all_units()})
@@ -452,6 +533,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
 
     @router.get("/reports", response_model=Report)
     async def get_report(
+        caller: CallerDep,
         period_from: dt.date,
         period_to: dt.date,
         group_by: GroupBy = "district",
@@ -459,10 +541,11 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
         compare_to: dt.date | None = None,
     ) -> Report:
         """Grade distribution, common defects and the comparison period, per unit or district."""
-        return await report(group_by, period_from, period_to, compare_from, compare_to)
+        return await report(caller, group_by, period_from, period_to, compare_from, compare_to)
 
     @router.get("/reports.csv", response_class=Response)
     async def get_report_csv(
+        caller: CallerDep,
         period_from: dt.date,
         period_to: dt.date,
         group_by: GroupBy = "district",
@@ -470,7 +553,9 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
         compare_to: dt.date | None = None,
     ) -> Response:
         """The same report as CSV (UTF-8 with BOM, so spreadsheet tools read the Chinese)."""
-        body = to_csv(await report(group_by, period_from, period_to, compare_from, compare_to))
+        body = to_csv(
+            await report(caller, group_by, period_from, period_to, compare_from, compare_to)
+        )
         filename = f"casereview-{group_by}-{period_from}-{period_to}.csv"
         return Response(
             content="\ufeff" + body,

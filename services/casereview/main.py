@@ -11,6 +11,7 @@ from shared.consumer import data_key
 from shared.contracts import OFFICER_CHANGED_TYPE
 from shared.service import Service
 from shared.topics import (
+    AUDIT_EVENTS,
     CASEREVIEW_EVENTS,
     INGEST_ENFORCEMENT,
     INSPECTION_EVENTS,
@@ -33,6 +34,6 @@ def build(settings: CasereviewSettings | None = None, clock: Clock | None = None
     # The officer registry is the inspection service's: casereview keeps a copy (持证 pre-check).
     service.consume(INSPECTION_EVENTS, {OFFICER_CHANGED_TYPE: workflow.on_officer_changed})
     service.on_timer(RECTIFICATION_DUE, workflow.on_rectification_due)
-    service.publishes(CASEREVIEW_EVENTS, NOTIFY_REQUESTS, SUPERVISION_LEADS)
+    service.publishes(CASEREVIEW_EVENTS, NOTIFY_REQUESTS, SUPERVISION_LEADS, AUDIT_EVENTS)
     service.routes(lambda svc: build_router(svc, workflow))
     return service

@@ -48,7 +48,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     CAMPAIGNS: [
         IndexModel([("created_at", DESCENDING)], name="recent"),
-        *list_indexes(CAMPAIGNS_ORDER),
+        *list_indexes(CAMPAIGNS_ORDER, ["districts", "units"]),  # a district's or unit's scope
     ],
     REVIEWS: [
         *list_indexes(REVIEWS_ORDER, ["district", "unit", "grade"])[1:],  # _id: built in

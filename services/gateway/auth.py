@@ -10,24 +10,23 @@ import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
-import jwt
 from fastapi import Depends, HTTPException, Query, Request
-from fastapi.security import OAuth2PasswordBearer
 from pwdlib import PasswordHash
 
 from services.gateway import storage
-from services.gateway.domain.access import Permission, Principal, Role, scope_filter
+from services.gateway.domain.access import Permission, Principal, Role
 from services.gateway.domain.credentials import key_id_of, signature_ok, signing_secret
 from services.gateway.settings import GatewaySettings
+from shared import identity
+from shared.identity import Caller, caller_of, decode_token, oauth2
 from shared.mongo import Document
+
+__all__ = ["Auth", "Caller", "create_user", "decode_token", "issue_token", "principal_of"]
 
 PASSWORDS = PasswordHash.recommended()
 """Argon2 (pwdlib's recommendation) for user passwords and API-key secrets."""
-
-oauth2 = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
 
 
 def hash_secret(secret: str) -> str:
@@ -42,52 +41,14 @@ def verify_secret(secret: str, hashed: str) -> bool:
 
 
 def issue_token(settings: GatewaySettings, principal: Principal, now: datetime) -> str:
-    claims: dict[str, Any] = {
-        "sub": principal.sub,
-        "role": principal.role.value,
-        "district": principal.district,
-        "unit": principal.unit,
-        "scope": " ".join(principal.scopes),
-        "iss": settings.jwt_issuer,
-        "iat": int(now.timestamp()),
-        "exp": int((now + timedelta(seconds=settings.jwt_ttl_s)).timestamp()),
-    }
-    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
-
-
-def decode_token(settings: GatewaySettings, token: str) -> Principal:
-    try:
-        claims = jwt.decode(
-            token,
-            settings.jwt_secret,
-            algorithms=["HS256"],
-            issuer=settings.jwt_issuer,
-            options={"require": ["sub", "exp", "iss"]},
-        )
-        return Principal(
-            sub=claims["sub"],
-            role=Role(str(claims.get("role"))),
-            district=claims.get("district"),
-            unit=claims.get("unit"),
-        )
-    except (jwt.PyJWTError, ValueError, KeyError) as exc:
-        raise HTTPException(
-            401, detail=f"invalid bearer token: {exc}", headers={"WWW-Authenticate": "Bearer"}
-        ) from exc
+    """A bearer token every service accepts (shared.identity verifies it)."""
+    return identity.issue_token(settings, principal, now, ttl_s=settings.jwt_ttl_s)
 
 
 def principal_of(user: Document) -> Principal:
     return Principal(
         sub=user["_id"], role=user["role"], district=user.get("district"), unit=user.get("unit")
     )
-
-
-@dataclass
-class Caller:
-    """The caller and the data-scope filter derived from it (the only scope in the API)."""
-
-    principal: Principal
-    scope: dict[str, Any]
 
 
 class Auth:
@@ -119,13 +80,14 @@ class Auth:
     def scoped(self, permission: Permission) -> Callable[..., Awaitable[Caller]]:
         """Dependency: the caller must hold ``permission``; yields the caller and its scope."""
         principal_dep = self.principal()
+        settings = self.settings
 
         async def dependency(principal: Principal = Depends(principal_dep)) -> Caller:
             if not principal.can(permission):
                 raise HTTPException(
                     403, detail=f"role {principal.role.value} lacks {permission.value}"
                 )
-            return Caller(principal, scope_filter(principal))
+            return caller_of(settings, principal)
 
         return dependency
 

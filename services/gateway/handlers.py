@@ -26,11 +26,13 @@ from services.gateway.domain.projections import (
     timeline_entry,
     unpack,
 )
+from shared.api import AUDIT_READ_TYPE
 from shared.consumer import QUARANTINE_TYPE, EventConsumer, apply_batch
 from shared.contracts import LEAD_TYPE, SupervisionLead, parse_data
 from shared.envelope import Envelope
+from shared.identity import mask_text
 from shared.service import Service
-from shared.topics import ALL_TOPICS, INGEST_QUARANTINE, SUPERVISION_LEADS, Topic
+from shared.topics import ALL_TOPICS, AUDIT_EVENTS, INGEST_QUARANTINE, SUPERVISION_LEADS, Topic
 from shared.unit_of_work import UnitOfWork
 
 Handler = Callable[[Envelope, UnitOfWork], Any]
@@ -56,7 +58,7 @@ def entity_handler(kind: EntityKind) -> Handler:
         entities.put(doc)
         timeline = uow.documents(storage.TIMELINE)
         if await timeline.get(ev.event_id) is None:
-            timeline.add(timeline_entry(ev, storage.next_seq()))
+            timeline.add(timeline_entry(ev, await storage.next_seq(uow)))
 
     on_entity_event.__name__ = f"on_{kind.name}_event"
     return on_entity_event
@@ -91,7 +93,7 @@ async def on_lead(event: Envelope, uow: UnitOfWork) -> None:
                 "status": "open",
                 "change": {"kind": lead.kind.value, "summary": lead.summary},
                 "trace_id": current_trace_id(),
-                "seq": storage.next_seq(),
+                "seq": await storage.next_seq(uow),
             }
         )
 
@@ -106,6 +108,31 @@ async def on_quarantined(event: Envelope, uow: UnitOfWork) -> None:
         announced_by=event.source,
     )
     await storage.upsert_quarantine(uow, doc)
+
+
+async def on_audit_read(event: Envelope, uow: UnitOfWork) -> None:
+    """An unmasked personal-data read served by another service: chained into the audit
+    log like the gateway's own reads (who, what, when, where)."""
+    data = event.data
+    await storage.append_audit_in(
+        uow,
+        at=event.time,
+        actor=str(data.get("actor")),
+        role=str(data.get("role")),
+        action="read",
+        resource=f"{data.get('service')}:{data.get('path')}",
+        resource_ids=[str(i) for i in data.get("resource_ids") or []],
+        district=data.get("district"),
+        personal_data=True,
+        details={
+            "service": data.get("service"),
+            "method": data.get("method"),
+            "path": data.get("path"),
+            "unit": data.get("unit"),
+            "event_id": event.id,
+            "source": event.source,
+        },
+    )
 
 
 def _text(value: bytes | None, limit: int = 65536) -> str:
@@ -133,7 +160,8 @@ def dead_letter_doc(record: ConsumerRecord[bytes, bytes]) -> dict[str, Any]:
         ],
         "key_b64": base64.b64encode(record.key).decode() if record.key is not None else None,
         "value_b64": base64.b64encode(record.value or b"").decode(),
-        "value_text": _text(record.value, 32768),
+        # what operators read: personal data masked (the raw bytes stay for replay only)
+        "value_text": mask_text(_text(record.value, 32768)),
         "at": datetime.fromtimestamp(record.timestamp / 1000, UTC)
         if record.timestamp
         else datetime.now(UTC),
@@ -155,6 +183,7 @@ def register(service: Service) -> None:
     }
     plan[SUPERVISION_LEADS] = {LEAD_TYPE: on_lead}
     plan[INGEST_QUARANTINE] = {QUARANTINE_TYPE: on_quarantined}
+    plan[AUDIT_EVENTS] = {AUDIT_READ_TYPE: on_audit_read}
     consumers: dict[str, EventConsumer] = {}
     for topic, handlers in plan.items():
         name = f"{service.name}.{topic.name}"

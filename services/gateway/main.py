@@ -47,5 +47,6 @@ def build(settings: GatewaySettings | None = None, clock: Clock | None = None) -
     handlers.register(service)
     service.publishes(*set(EXTERNAL_TYPE_TOPICS.values()), INGEST_QUARANTINE, SUPERVISION_LEADS)
     service.on_start(bootstrap_users)
+    service.on_start(lambda svc: storage.init_seq(svc.db))
     service.routes(build_router)
     return service

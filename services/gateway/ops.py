@@ -53,8 +53,9 @@ async def consumer_lag(settings: GatewaySettings) -> list[dict[str, Any]]:
 
     Only groups of this deployment (``topic_prefix``) are listed.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    options = settings.kafka_client_options()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **options)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, **options)
     await admin.start()
     await consumer.start()
     try:

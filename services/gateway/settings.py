@@ -12,21 +12,12 @@ class GatewaySettings(ServiceSettings):
     http_port: int = 8000
 
     # -- access -------------------------------------------------------------------------
-    jwt_secret: str = Field(
-        default="jiandu-dev-only-change-me-0123456789abcdef",
-        min_length=32,
-        description="HS256 secret for bearer tokens; set a real one in production.",
-    )
-    jwt_issuer: str = "jiandu-gateway"
+    # token signature, issuer, audience and pii_roles: shared.identity.IdentitySettings
     jwt_ttl_s: int = Field(default=8 * 3600, ge=60, description="Lifetime of issued tokens.")
     signing_master_key: str = Field(
         default="jiandu-dev-only-signing-master-key-0123456789",
         min_length=32,
         description="Derives each API key's HMAC signing secret, so none is stored at rest.",
-    )
-    pii_roles: str = Field(
-        default="district_supervisor,unit_officer",
-        description="Roles that see complainants' personal data unmasked (comma-separated).",
     )
     bootstrap_users: str = Field(
         default="",
@@ -77,6 +68,3 @@ class GatewaySettings(ServiceSettings):
             if sep and name.strip() and url.strip():
                 out[name.strip()] = url.strip().rstrip("/")
         return out
-
-    def pii_role_set(self) -> frozenset[str]:
-        return frozenset(r.strip() for r in self.pii_roles.split(",") if r.strip())

@@ -10,14 +10,14 @@ Access: ``users``, ``api_keys``, ``accepted`` (ingest idempotency), ``audit`` (h
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from services.gateway.domain import audit as audit_chain
 from services.gateway.domain.export import OPEN_DATA_FIGURES, open_data_rows
@@ -90,14 +90,60 @@ INDEXES: dict[str, list[IndexModel]] = {
     REFUSAL_COUNTS: [IndexModel([("hour", DESCENDING)], name="by_hour")],
 }
 
-_last_seq = 0
+COUNTERS = "counters"
+FEED_COUNTER = "timeline"
 
 
-def next_seq() -> int:
-    """Feed order: strictly increasing in this process, roughly ordered across replicas."""
-    global _last_seq
-    _last_seq = max(time.time_ns(), _last_seq + 1)
-    return _last_seq
+async def next_seq(uow: UnitOfWork) -> int:
+    """Feed order (``timeline.seq``): a counter taken inside the projection's transaction.
+
+    It is read once per transaction and written back at commit; a second transaction that
+    read it meanwhile conflicts on that write and runs again, so numbers become visible in
+    commit order and a reader that has seen ``seq = n`` has seen every committed entry below
+    ``n``. The feed's ``seq > last`` cursor therefore never skips an entry, whatever the
+    replicas' clocks say.
+    """
+    counters = uow.documents(COUNTERS)
+    doc = await counters.get(FEED_COUNTER) or {"_id": FEED_COUNTER, "seq": 0}
+    doc["seq"] = int(doc["seq"]) + 1
+    counters.put(doc)
+    return int(doc["seq"])
+
+
+async def init_seq(db: Db) -> None:
+    """Start the counter above any ``seq`` already stored (data written before the counter
+    existed used nanosecond clock readings). In a transaction: see ``in_transaction``."""
+    top = await db[TIMELINE].find_one({}, {"seq": 1}, sort=[("seq", DESCENDING)])
+    highest = int(top["seq"]) if top and isinstance(top.get("seq"), int) else 0
+
+    async def raise_counter(session: AsyncClientSession) -> None:
+        await db[COUNTERS].update_one(
+            {"_id": FEED_COUNTER}, {"$max": {"seq": highest}}, upsert=True, session=session
+        )
+
+    await in_transaction(db, raise_counter)
+
+
+async def in_transaction(
+    db: Db, work: Callable[[AsyncClientSession], Awaitable[Any]], attempts: int = 20
+) -> Any:
+    """A write outside the unit of work, in its own transaction, retried on conflicts.
+
+    Every write to a collection that transactions also write goes in a transaction: a
+    replica killed mid-transaction leaves its documents locked until the server reaps it,
+    and on SecantusDB a plain write to such a document retries without end while holding
+    the collection (see ``shared.timers.TimerWheel._claim``).
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            async with db.client.start_session() as session:
+                async with await session.start_transaction():
+                    return await work(session)
+        except PyMongoError as exc:
+            if attempt == attempts or not exc.has_error_label("TransientTransactionError"):
+                raise
+            await asyncio.sleep(min(1.0, 0.01 * 2**attempt))
+    raise AssertionError("unreachable")
 
 
 # ------------------------------------------------------------------ users and keys
@@ -217,8 +263,14 @@ class AuditLog:
                 self._head = await self._read_head()
             for _ in range(50):
                 record = audit_chain.chain(self._head, at=at, **fields)
+
+                async def insert(session: AsyncClientSession, record: Document = record) -> None:
+                    await self.db[AUDIT].insert_one(
+                        {"_id": record["seq"], **record}, session=session
+                    )
+
                 try:
-                    await self.db[AUDIT].insert_one({"_id": record["seq"], **record})
+                    await in_transaction(self.db, insert)
                 except DuplicateKeyError:  # another replica appended first: chain after it
                     self._head = await self._read_head()
                     continue
@@ -233,6 +285,17 @@ class AuditLog:
     async def verify(self) -> audit_chain.ChainReport:
         docs = [d async for d in self.records()]
         return audit_chain.verify_chain(docs)
+
+
+async def append_audit_in(uow: UnitOfWork, *, at: datetime, **fields: Any) -> Document:
+    """Append inside the unit of work (an audit event from another service: the inbox and
+    the record commit together, so a redelivered event is chained once). A concurrent append
+    makes the transaction fail and the consumer runs it again."""
+    audit = await uow.collection(AUDIT)
+    prev = await audit.find_one(sort=[("_id", DESCENDING)], session=uow.session)
+    record = audit_chain.chain(prev, at=at, **fields)
+    await audit.insert_one({"_id": record["seq"], **record}, session=uow.session)
+    return record
 
 
 # ------------------------------------------------------------------ overview

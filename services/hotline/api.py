@@ -1,9 +1,12 @@
 """HTTP API of the hotline service: complaints (``/v1/complaints``: list, one with its
 timeline, unit actions) and the routing catalogue (``/v1/routing``: read, preview, update).
 
-Unit actions name the acting ``unit`` and the officer (``by``) in the body; an action that
-does not fit the complaint's state answers 409 with the reason. Lists are paginated
-(``limit``, ``offset``) and filterable; bad input answers 4xx, never 500.
+Every route needs a bearer token (``shared.identity``): lists and reads are limited to the
+caller's district or unit (another district's complaint answers 404), personal data is masked
+by role. Unit actions act as the unit in the token: the body's ``unit`` may be left out and a
+body naming another unit is refused (403); ``by`` may repeat the token's subject, which is
+who acts. An action that does not fit the complaint's state answers 409 with the reason. Lists
+are paginated (``limit``, ``offset``) and filterable; bad input answers 4xx, never 500.
 """
 
 from __future__ import annotations
@@ -27,15 +30,32 @@ from services.hotline.domain.lifecycle import (
 from services.hotline.domain.matters import Matter
 from services.hotline.domain.routing import Level, Route, RoutingEntry, route, validate_entry
 from services.hotline.handlers import HotlineWorkflow
-from shared.api import Page, limit_param, offset_param, run_command
+from shared.api import Page, audited_router, limit_param, offset_param, run_command
 from shared.clock import Instant
+from shared.identity import (
+    Caller,
+    CallerDep,
+    Permission,
+    acting_person,
+    acting_unit,
+    district_in_scope,
+    require_in_scope,
+    within,
+)
 from shared.service import Service
 from shared.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
 
-Unit = Field(min_length=1, max_length=100, description="the acting unit, e.g. 310106-cgzf")
-By = Field(min_length=1, max_length=100, description="the officer (or office) acting")
+Unit = Field(
+    default=None,
+    min_length=1,
+    max_length=100,
+    description="the acting unit, e.g. 310106-cgzf; must be the token's (default)",
+)
+By = Field(
+    default=None, min_length=1, max_length=100, description="the officer's name (default: token)"
+)
 
 
 class ComplaintSummary(BaseModel):
@@ -97,8 +117,8 @@ def detail(c: Complaint) -> ComplaintDetail:
 
 class UnitAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    unit: str = Unit
-    by: str = By
+    unit: str | None = Unit
+    by: str | None = By
 
 
 class ReturnIn(UnitAction):
@@ -133,7 +153,7 @@ class RoutingIn(BaseModel):
     level: Level
     unit: str = Field(min_length=1, max_length=100)
     streets: dict[str, str] = Field(default_factory=dict)
-    by: str = By
+    by: str | None = By
 
 
 class RoutingOut(RoutingEntry):
@@ -154,21 +174,43 @@ def _filters(**values: Any) -> dict[str, Any]:
 
 
 def build_router(svc: Service, workflow: HotlineWorkflow) -> APIRouter:
-    router = APIRouter(tags=["hotline"])
+    router = audited_router(svc, tags=["hotline"])
     Limit, Offset = limit_param(), offset_param()
 
+    def scoped(caller: Caller, c: Complaint | None, order_id: str) -> Complaint:
+        caller.require(Permission.READ_COMPLAINTS)
+        doc = {"district": c.district, "unit": c.unit} if c is not None else None
+        require_in_scope(caller, doc, f"complaint {order_id}")
+        assert c is not None
+        return c
+
     async def act(
-        order_id: str, action: Callable[[UnitOfWork, Complaint], Awaitable[None]]
+        caller: Caller,
+        order_id: str,
+        action: Callable[[UnitOfWork, Complaint], Awaitable[None]],
     ) -> ComplaintDetail:
+        async def in_scope(uow: UnitOfWork, c: Complaint) -> None:
+            scoped(caller, c, order_id)
+            await action(uow, c)
+
         async def work(uow: UnitOfWork) -> Complaint:
-            return await workflow.command(uow, order_id, lambda c: action(uow, c))
+            return await workflow.command(uow, order_id, lambda c: in_scope(uow, c))
 
         return detail(await run_command(svc, work))
+
+    def actor(caller: Caller, body: UnitAction) -> tuple[str, str]:
+        """The unit and person acting: the token's (a body naming another unit → 403)."""
+        return acting_unit(caller, body.unit), acting_person(caller, body.by)
+
+    def supervisor(caller: Caller, body: UnitAction) -> tuple[str, str]:
+        caller.require(Permission.SUPERVISE)
+        return actor(caller, body)
 
     # ------------------------------------------------------------------ complaints
 
     @router.get("/v1/complaints", response_model=Page[ComplaintSummary])
     async def list_complaints(
+        caller: CallerDep,
         district: str | None = Query(None, pattern=r"^\d{6}$"),
         unit: str | None = Query(None, max_length=100),
         status: Status | None = None,
@@ -180,7 +222,8 @@ def build_router(svc: Service, workflow: HotlineWorkflow) -> APIRouter:
         offset: int = Offset,
     ) -> Page[ComplaintSummary]:
         """Complaints, newest first, filtered by district, unit, status, overdue, matter and
-        the received date range."""
+        the received date range (within the caller's scope)."""
+        caller.require(Permission.READ_COMPLAINTS)
         query = _filters(
             district=district, unit=unit, status=status, overdue=overdue, matter=matter
         )
@@ -188,7 +231,7 @@ def build_router(svc: Service, workflow: HotlineWorkflow) -> APIRouter:
             query["received_at"] = _filters(**{"$gte": received_from, "$lt": received_to})
         total, docs = await storage.page(
             svc.db,
-            query,
+            within(caller.scope, query),
             limit=limit,
             offset=offset,
             projection={"timeline": 0, "applied_updates": 0},
@@ -197,61 +240,68 @@ def build_router(svc: Service, workflow: HotlineWorkflow) -> APIRouter:
         return Page(total=total, limit=limit, offset=offset, items=items)
 
     @router.get("/v1/complaints/{order_id}", response_model=ComplaintDetail)
-    async def get_complaint(order_id: str) -> ComplaintDetail:
+    async def get_complaint(order_id: str, caller: CallerDep) -> ComplaintDetail:
         c = await storage.read_complaint(svc.db, order_id)
-        if c is None:
-            raise HTTPException(404, detail=f"no complaint {order_id}")
-        return detail(c)
+        return detail(scoped(caller, c, order_id))
 
     @router.post("/v1/complaints/{order_id}/acknowledge", response_model=ComplaintDetail)
-    async def acknowledge(order_id: str, body: UnitAction) -> ComplaintDetail:
+    async def acknowledge(order_id: str, body: UnitAction, caller: CallerDep) -> ComplaintDetail:
         """签收 by the unit holding the complaint."""
+        unit, by = actor(caller, body)
         return await act(
-            order_id, lambda uow, c: workflow.acknowledge(uow, c, body.unit, body.by, uow.now())
+            caller, order_id, lambda uow, c: workflow.acknowledge(uow, c, unit, by, uow.now())
         )
 
     @router.post("/v1/complaints/{order_id}/return", response_model=ComplaintDetail)
-    async def return_order(order_id: str, body: ReturnIn) -> ComplaintDetail:
+    async def return_order(order_id: str, body: ReturnIn, caller: CallerDep) -> ComplaintDetail:
         """退单 with a reason; the complaint is re-dispatched at once (catalogue or triage)."""
+        unit, by = actor(caller, body)
         return await act(
+            caller,
             order_id,
-            lambda uow, c: workflow.return_order(
-                uow, c, body.unit, body.by, uow.now(), body.reason
-            ),
+            lambda uow, c: workflow.return_order(uow, c, unit, by, uow.now(), body.reason),
         )
 
     @router.post("/v1/complaints/{order_id}/reroute", response_model=ComplaintDetail)
-    async def reroute(order_id: str, body: RerouteIn) -> ComplaintDetail:
+    async def reroute(order_id: str, body: RerouteIn, caller: CallerDep) -> ComplaintDetail:
         """重新派单 from the triage queue, by the district bureau (or the city bureau)."""
+        unit, by = supervisor(caller, body)
         return await act(
+            caller,
             order_id,
-            lambda uow, c: workflow.reroute(
-                uow, c, body.unit, body.by, uow.now(), body.to_unit, body.reason
-            ),
+            lambda uow, c: workflow.reroute(uow, c, unit, by, uow.now(), body.to_unit, body.reason),
         )
 
     @router.post("/v1/complaints/{order_id}/extension", response_model=ComplaintDetail)
-    async def request_extension(order_id: str, body: ExtensionIn) -> ComplaintDetail:
+    async def request_extension(
+        order_id: str, body: ExtensionIn, caller: CallerDep
+    ) -> ComplaintDetail:
         """延期申请, before the deadline, by the unit holding the complaint."""
+        unit, by = actor(caller, body)
         return await act(
+            caller,
             order_id,
             lambda uow, c: workflow.request_extension(
-                uow, c, body.unit, body.by, uow.now(), body.days, body.reason
+                uow, c, unit, by, uow.now(), body.days, body.reason
             ),
         )
 
     @router.post("/v1/complaints/{order_id}/extension/decision", response_model=ComplaintDetail)
-    async def decide_extension(order_id: str, body: ExtensionDecisionIn) -> ComplaintDetail:
+    async def decide_extension(
+        order_id: str, body: ExtensionDecisionIn, caller: CallerDep
+    ) -> ComplaintDetail:
         """延期审批 by the supervising bureau; an approval moves the deadline."""
+        unit, by = supervisor(caller, body)
         return await act(
+            caller,
             order_id,
             lambda uow, c: workflow.decide_extension(
-                uow, c, body.unit, body.by, uow.now(), body.approved, body.note
+                uow, c, unit, by, uow.now(), body.approved, body.note
             ),
         )
 
     @router.post("/v1/complaints/{order_id}/resolve", response_model=ComplaintDetail)
-    async def resolve(order_id: str, body: ResolveIn) -> ComplaintDetail:
+    async def resolve(order_id: str, body: ResolveIn, caller: CallerDep) -> ComplaintDetail:
         """办结 with the outcome (and whether a violation was confirmed)."""
         verdict = body.verdict
         if verdict is None and body.violation_confirmed is not None:
@@ -262,17 +312,18 @@ def build_router(svc: Service, workflow: HotlineWorkflow) -> APIRouter:
             and ((verdict == "violation_confirmed") != body.violation_confirmed)
         ):
             raise HTTPException(422, detail="verdict and violation_confirmed disagree")
+        unit, by = actor(caller, body)
         return await act(
+            caller,
             order_id,
-            lambda uow, c: workflow.resolve(
-                uow, c, body.unit, body.by, uow.now(), body.outcome, verdict
-            ),
+            lambda uow, c: workflow.resolve(uow, c, unit, by, uow.now(), body.outcome, verdict),
         )
 
     # ------------------------------------------------------------------ routing catalogue
 
     @router.get("/v1/routing", response_model=Page[RoutingOut])
     async def list_routing(
+        caller: CallerDep,
         district: str | None = Query(None, pattern=r"^\d{6}$"),
         matter: str | None = Query(None, max_length=64),
         level: Level | None = None,
@@ -280,7 +331,9 @@ def build_router(svc: Service, workflow: HotlineWorkflow) -> APIRouter:
         offset: int = Offset,
     ) -> Page[RoutingOut]:
         query = _filters(district=district, matter=matter, level=level)
-        total, docs = await storage.list_entries(svc.db, query, limit=limit, offset=offset)
+        total, docs = await storage.list_entries(
+            svc.db, within(caller.scope, query), limit=limit, offset=offset
+        )
         return Page(
             total=total,
             limit=limit,
@@ -307,15 +360,20 @@ def build_router(svc: Service, workflow: HotlineWorkflow) -> APIRouter:
         return route(workflow.city, district, street, code, entry)
 
     @router.get("/v1/routing/{district}/{matter}", response_model=RoutingOut)
-    async def get_routing(district: str, matter: str) -> RoutingOut:
-        doc = await svc.db[storage.ROUTING].find_one({"_id": f"{district}:{matter}"})
-        if doc is None:
-            raise HTTPException(404, detail=f"no routing entry for {matter} in {district}")
+    async def get_routing(district: str, matter: str, caller: CallerDep) -> RoutingOut:
+        doc = await storage.get_entry_doc(svc.db, district, matter)
+        require_in_scope(caller, doc, f"routing entry for {matter} in {district}")
         return RoutingOut.model_validate(doc)
 
     @router.put("/v1/routing/{district}/{matter}", response_model=RoutingOut)
-    async def put_routing(district: str, matter: str, body: RoutingIn) -> RoutingOut:
-        """Change who handles a matter in a district (new work orders follow at once)."""
+    async def put_routing(
+        district: str, matter: str, body: RoutingIn, caller: CallerDep
+    ) -> RoutingOut:
+        """Change who handles a matter in a district (new work orders follow at once); the
+        district's bureau or the city's."""
+        caller.require(Permission.SUPERVISE)
+        district_in_scope(caller, district)
+        by = acting_person(caller, body.by)
         if workflow.matters.get(matter) is None:
             raise HTTPException(404, detail=f"unknown matter {matter}")
         try:
@@ -333,7 +391,7 @@ def build_router(svc: Service, workflow: HotlineWorkflow) -> APIRouter:
             raise HTTPException(422, detail="; ".join(problems))
 
         async def work(uow: UnitOfWork) -> dict[str, Any]:
-            return await storage.put_entry(uow, entry, by=body.by, at=uow.now())
+            return await storage.put_entry(uow, entry, by=by, at=uow.now())
 
         return RoutingOut.model_validate(await run_command(svc, work))
 

@@ -10,6 +10,7 @@ from shared.clock import Clock
 from shared.consumer import data_key
 from shared.service import Service
 from shared.topics import (
+    AUDIT_EVENTS,
     HOTLINE_EVENTS,
     INGEST_ENFORCEMENT,
     INGEST_HOTLINE,
@@ -41,6 +42,6 @@ def build(settings: HotlineSettings | None = None, clock: Clock | None = None) -
     service.on_timer(RESOLVE_DUE, workflow.on_resolve_due)
     service.on_timer(ESCALATE, workflow.on_escalate)
     service.on_timer(CASE_CHECK, workflow.on_case_check)
-    service.publishes(HOTLINE_EVENTS, SUPERVISION_LEADS, NOTIFY_REQUESTS)
+    service.publishes(HOTLINE_EVENTS, SUPERVISION_LEADS, NOTIFY_REQUESTS, AUDIT_EVENTS)
     service.routes(lambda svc: build_router(svc, workflow))
     return service

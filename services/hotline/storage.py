@@ -49,7 +49,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     ROUTING: [
         IndexModel([("matter", ASCENDING), ("district", ASCENDING)], name="by_matter"),
-        *list_indexes(BY_DISTRICT_MATTER, ["level"]),
+        *list_indexes(BY_DISTRICT_MATTER, ["level", "unit"]),  # unit: a unit officer's scope
     ],
     CASES: [
         IndexModel([("target_keys", ASCENDING)], name="by_target"),
@@ -160,6 +160,10 @@ async def get_entry(uow: UnitOfWork, district: str, matter: str) -> RoutingEntry
 async def read_entry(db: Db, district: str, matter: str) -> RoutingEntry | None:
     doc = await get_document(db, ROUTING, entry_id(district, matter))
     return RoutingEntry.model_validate(doc) if doc else None
+
+
+async def get_entry_doc(db: Db, district: str, matter: str) -> Document | None:
+    return await db[ROUTING].find_one({"_id": f"{district}:{matter}"})
 
 
 async def list_entries(

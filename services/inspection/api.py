@@ -11,13 +11,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from services.inspection import storage
 from services.inspection.settings import InspectionSettings
-from shared.api import Out, Page, limit_param, offset_param
-from shared.mongo import Document, SortOrder, page
+from shared.api import Out, Page, audited_router, limit_param, offset_param
+from shared.identity import (
+    Caller,
+    CallerDep,
+    Permission,
+    district_in_scope,
+    require_in_scope,
+    within,
+)
+from shared.mongo import Document, SortOrder, get_document, page
 from shared.service import Service
 
 District = Query(pattern=r"^\d{6}$")
@@ -131,24 +139,33 @@ class DistrictSummary(BaseModel):
 
 
 def build_router(svc: Service) -> APIRouter:
-    router = APIRouter(prefix="/v1/inspection", tags=["inspection"])
+    router = audited_router(svc, prefix="/v1/inspection", tags=["inspection"])
     Limit, Offset = limit_param(), offset_param()
     settings = svc.settings
     assert isinstance(settings, InspectionSettings)
 
     async def listing(
-        collection: str, query: dict[str, Any], sort: SortOrder, limit: int, offset: int
+        caller: Caller,
+        collection: str,
+        query: dict[str, Any],
+        sort: SortOrder,
+        limit: int,
+        offset: int,
     ) -> tuple[int, list[Document]]:
-        return await page(svc.db, collection, query, sort=sort, limit=limit, offset=offset)
+        """One page of what the caller may see: its district or unit only."""
+        caller.require(Permission.READ_INSPECTIONS)
+        scoped = within(caller.scope, query)
+        return await page(svc.db, collection, scoped, sort=sort, limit=limit, offset=offset)
 
-    async def one(collection: str, doc_id: str, what: str) -> Document:
-        doc = await svc.db[collection].find_one({"_id": doc_id})
-        if doc is None:
-            raise HTTPException(404, detail=f"no {what} {doc_id}")
-        return doc
+    async def one(caller: Caller, collection: str, doc_id: str, what: str) -> Document:
+        """The document when it exists and lies in the caller's scope, else 404."""
+        caller.require(Permission.READ_INSPECTIONS)
+        doc = await get_document(svc.db, collection, doc_id)
+        return require_in_scope(caller, doc, f"{what} {doc_id}")
 
     @router.get("/inspections", response_model=Page[InspectionOut])
     async def list_inspections(
+        caller: CallerDep,
         district: str | None = None,
         unit: str | None = None,
         enterprise: str | None = Query(None, description="统一社会信用代码"),
@@ -168,18 +185,19 @@ def build_router(svc: Service) -> APIRouter:
             flags=flag,
         )
         total, docs = await listing(
-            storage.INSPECTIONS, query, storage.INSPECTIONS_ORDER, limit, offset
+            caller, storage.INSPECTIONS, query, storage.INSPECTIONS_ORDER, limit, offset
         )
         return Page(
             total=total, limit=limit, offset=offset, items=[InspectionOut.of(d) for d in docs]
         )
 
     @router.get("/inspections/{inspection_id}", response_model=InspectionOut)
-    async def one_inspection(inspection_id: str) -> InspectionOut:
-        return InspectionOut.of(await one(storage.INSPECTIONS, inspection_id, "inspection"))
+    async def one_inspection(caller: CallerDep, inspection_id: str) -> InspectionOut:
+        return InspectionOut.of(await one(caller, storage.INSPECTIONS, inspection_id, "inspection"))
 
     @router.get("/plans", response_model=Page[PlanOut])
     async def list_plans(
+        caller: CallerDep,
         district: str | None = None,
         unit: str | None = None,
         limit: int = Limit,
@@ -187,11 +205,14 @@ def build_router(svc: Service) -> APIRouter:
     ) -> Page[PlanOut]:
         """Filed inspection plans (检查计划备案), latest filing first."""
         query = storage.filters(district=district, unit=unit)
-        total, docs = await listing(storage.PLANS, query, storage.PLANS_ORDER, limit, offset)
+        total, docs = await listing(
+            caller, storage.PLANS, query, storage.PLANS_ORDER, limit, offset
+        )
         return Page(total=total, limit=limit, offset=offset, items=[PlanOut.of(d) for d in docs])
 
     @router.get("/officers", response_model=Page[OfficerOut])
     async def list_officers(
+        caller: CallerDep,
         district: str | None = None,
         unit: str | None = None,
         status: Literal["valid", "suspended", "revoked", "expired", "not_yet_valid", "unregistered"]
@@ -201,15 +222,18 @@ def build_router(svc: Service) -> APIRouter:
     ) -> Page[OfficerOut]:
         """The officer registry (执法人员资格管理), by unit."""
         query = storage.filters(district=district, unit=unit, status=status)
-        total, docs = await listing(storage.OFFICERS, query, storage.OFFICERS_ORDER, limit, offset)
+        total, docs = await listing(
+            caller, storage.OFFICERS, query, storage.OFFICERS_ORDER, limit, offset
+        )
         return Page(total=total, limit=limit, offset=offset, items=[OfficerOut.of(d) for d in docs])
 
     @router.get("/officers/{officer_id}", response_model=OfficerOut)
-    async def one_officer(officer_id: str) -> OfficerOut:
-        return OfficerOut.of(await one(storage.OFFICERS, officer_id, "officer"))
+    async def one_officer(caller: CallerDep, officer_id: str) -> OfficerOut:
+        return OfficerOut.of(await one(caller, storage.OFFICERS, officer_id, "officer"))
 
     @router.get("/reviews", response_model=Page[ReviewOut])
     async def list_reviews(
+        caller: CallerDep,
         district: str | None = None,
         unit: str | None = None,
         outcome: Literal["upheld", "revised", "revoked", "confirmed_illegal"] | None = None,
@@ -218,11 +242,14 @@ def build_router(svc: Service) -> APIRouter:
     ) -> Page[ReviewOut]:
         """行政复议 / 行政诉讼 / 检察建议 outcomes, newest first."""
         query = storage.filters(district=district, unit=unit, outcome=outcome)
-        total, docs = await listing(storage.REVIEWS, query, storage.REVIEWS_ORDER, limit, offset)
+        total, docs = await listing(
+            caller, storage.REVIEWS, query, storage.REVIEWS_ORDER, limit, offset
+        )
         return Page(total=total, limit=limit, offset=offset, items=[ReviewOut.of(d) for d in docs])
 
     @router.get("/rates", response_model=Page[RateOut])
     async def list_rates(
+        caller: CallerDep,
         district: str | None = None,
         scope: Literal["unit", "district"] | None = None,
         breached: bool | None = None,
@@ -231,11 +258,14 @@ def build_router(svc: Service) -> APIRouter:
     ) -> Page[RateOut]:
         """持证率 and 被纠错率 per unit and per district, with the line each is judged against."""
         query = storage.filters(district=district, scope=scope, breached=breached)
-        total, docs = await listing(storage.RATES, query, storage.RATES_ORDER, limit, offset)
+        total, docs = await listing(
+            caller, storage.RATES, query, storage.RATES_ORDER, limit, offset
+        )
         return Page(total=total, limit=limit, offset=offset, items=[RateOut.of(d) for d in docs])
 
     @router.get("/flags", response_model=Page[FlagOut])
     async def list_flags(
+        caller: CallerDep,
         kind: Literal[
             "unplanned_inspection",
             "repeated_inspection",
@@ -252,16 +282,21 @@ def build_router(svc: Service) -> APIRouter:
     ) -> Page[FlagOut]:
         """Findings, newest first; each raised its lead on ``supervision.leads``."""
         query = storage.filters(kind=kind, district=district, unit=unit)
-        total, docs = await listing(storage.FLAGS, query, storage.FLAGS_ORDER, limit, offset)
+        total, docs = await listing(
+            caller, storage.FLAGS, query, storage.FLAGS_ORDER, limit, offset
+        )
         return Page(total=total, limit=limit, offset=offset, items=[FlagOut.of(d) for d in docs])
 
     @router.get("/summary", response_model=DistrictSummary)
     async def district_summary(
+        caller: CallerDep,
         district: str = District,
         days: int | None = Query(None, ge=1, le=3660, description="default: the repeat window"),
         top: int = Query(20, ge=1, le=500, description="enterprises listed"),
     ) -> DistrictSummary:
         """Inspections of one district in the trailing window: 亮码率, 未备案, per enterprise."""
+        caller.require(Permission.READ_INSPECTIONS)
+        district_in_scope(caller, district)
         since = svc.clock.now() - dt.timedelta(days=days or settings.repeat_window_days)
         totals, enterprises = await storage.district_summary(svc.db, district, since, top)
         count = int(totals.get("inspections", 0))

@@ -57,13 +57,13 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
     ],
     OFFICERS: [
-        *list_indexes(OFFICERS_ORDER, ["district", "status"]),
+        *list_indexes(OFFICERS_ORDER, ["district", "unit", "status"]),
     ],
     REVIEWS: [
         *list_indexes(REVIEWS_ORDER, ["district", "unit", "outcome"]),
     ],
     RATES: [
-        *list_indexes(RATES_ORDER, ["district", "scope", "breached"]),
+        *list_indexes(RATES_ORDER, ["district", "unit", "scope", "breached"]),
     ],
     FLAGS: [
         *list_indexes(FLAGS_ORDER, ["kind", "district", "unit"]),

@@ -3,6 +3,10 @@
 A unit's inbox (站内信), one notice with its rendered text, 签收, delivery status per
 channel, resend. Lists are paginated (``limit``, ``offset``) and filterable; bad input answers
 4xx with the reason, never 500.
+
+Every route needs a bearer token (``shared.identity``): a unit sees its own inbox and notices,
+a district bureau its district's (another's answers 404); 签收 acts as the token's unit (a
+body naming another unit → 403).
 """
 
 from __future__ import annotations
@@ -18,9 +22,20 @@ from services.notify.delivery import DeliveryWorker
 from services.notify.domain.directory import DirectoryEntry
 from services.notify.domain.notice import Channel, NoticeStatus
 from services.notify.handlers import NotifyWorkflow
-from shared.api import Out, Page, limit_param, offset_param, run_command
+from shared.api import Out, Page, audited_router, limit_param, offset_param, run_command
 from shared.clock import Instant
 from shared.contracts import NoticeKind
+from shared.identity import (
+    Caller,
+    CallerDep,
+    Permission,
+    acting_person,
+    acting_unit,
+    present,
+    rename_scope,
+    require_in_scope,
+    within,
+)
 from shared.mongo import Document, page
 from shared.service import Service
 
@@ -108,8 +123,12 @@ class DeliveryOut(BaseModel):
 class AcknowledgeIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    unit: str = Field(min_length=1, max_length=100, description="the acknowledging unit")
-    by: str = Field(min_length=1, max_length=100, description="officer (签收人)")
+    unit: str | None = Field(
+        default=None, min_length=1, max_length=100, description="the token's unit (default)"
+    )
+    by: str | None = Field(
+        default=None, min_length=1, max_length=100, description="officer (签收人)"
+    )
     note: str | None = Field(default=None, max_length=2000)
 
 
@@ -147,8 +166,9 @@ def delivery_rows(notice: Document, jobs: list[Document]) -> list[DeliveryOut]:
 
 
 def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker) -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["notices"])
+    router = audited_router(svc, prefix="/v1", tags=["notices"])
     directory = workflow.directory
+    recipient = {"unit": "recipient_unit"}  # a notice's unit is its recipient
 
     def known_unit(unit: str) -> DirectoryEntry:
         entry = directory.entry(unit)
@@ -156,11 +176,11 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
             raise HTTPException(404, detail=f"unknown unit {unit!r}")
         return entry
 
-    async def notice_or_404(nid: str) -> Document:
+    async def notice_or_404(caller: Caller, nid: str) -> Document:
+        """The notice when it exists and lies in the caller's scope, else 404."""
+        caller.require(Permission.READ_NOTICES)
         doc = await storage.read_notice(svc.db, nid)
-        if doc is None:
-            raise HTTPException(404, detail=f"notice {nid} does not exist")
-        return doc
+        return present(caller, require_in_scope(caller, doc, f"notice {nid}", recipient))
 
     def filters(
         kind: NoticeKind | None,
@@ -183,6 +203,7 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
     @router.get("/units/{unit}/inbox", response_model=Page[NoticeSummary])
     async def inbox(
         unit: str,
+        caller: CallerDep,
         kind: NoticeKind | None = None,
         status: NoticeStatus | None = None,
         acknowledged: bool | None = None,
@@ -191,13 +212,18 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
         offset: int = offset_param(),
     ) -> Page[NoticeSummary]:
         """A unit's inbox (站内信), newest first."""
-        known_unit(unit)
+        caller.require(Permission.READ_NOTICES)
+        entry = known_unit(unit)
+        require_in_scope(caller, {"unit": unit, "district": entry.district}, f"unit {unit}")
         query = {"recipient_unit": unit, **filters(kind, status, acknowledged, since)}
         total, docs = await page(
             svc.db, storage.NOTICES, query, limit=limit, offset=offset, sort=storage.NOTICES_ORDER
         )
         return Page(
-            total=total, limit=limit, offset=offset, items=[NoticeSummary.of(d) for d in docs]
+            total=total,
+            limit=limit,
+            offset=offset,
+            items=[NoticeSummary.of(present(caller, d)) for d in docs],
         )
 
     @router.get("/units/{unit}", response_model=UnitOut, tags=["directory"])
@@ -214,6 +240,7 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
 
     @router.get("/notices", response_model=Page[NoticeSummary])
     async def list_notices(
+        caller: CallerDep,
         district: str | None = Query(None, pattern=r"^\d{6}$"),
         unit: str | None = Query(None, max_length=100, description="recipient unit"),
         issuer: str | None = Query(None, max_length=100),
@@ -227,6 +254,7 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
         offset: int = offset_param(),
     ) -> Page[NoticeSummary]:
         """Notices across units (supervisors), newest first."""
+        caller.require(Permission.READ_NOTICES)
         query = filters(kind, status, acknowledged, since)
         for field, value in (
             ("district", district),
@@ -237,38 +265,47 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
         ):
             if value is not None:
                 query[field] = value
+        query = within(rename_scope(caller.scope, recipient), query)
         total, docs = await page(
             svc.db, storage.NOTICES, query, limit=limit, offset=offset, sort=storage.NOTICES_ORDER
         )
         return Page(
-            total=total, limit=limit, offset=offset, items=[NoticeSummary.of(d) for d in docs]
+            total=total,
+            limit=limit,
+            offset=offset,
+            items=[NoticeSummary.of(present(caller, d)) for d in docs],
         )
 
     @router.get("/notices/{notice_id}", response_model=NoticeOut)
-    async def get_notice(notice_id: str) -> NoticeOut:
+    async def get_notice(notice_id: str, caller: CallerDep) -> NoticeOut:
         """One notice with its rendered text and channel states."""
-        return NoticeOut.of(await notice_or_404(notice_id))
+        return NoticeOut.of(await notice_or_404(caller, notice_id))
 
     @router.post("/notices/{notice_id}/acknowledge", response_model=NoticeOut)
-    async def acknowledge(notice_id: str, body: AcknowledgeIn) -> NoticeOut:
-        """签收 by the recipient unit; repeating it changes nothing."""
+    async def acknowledge(notice_id: str, body: AcknowledgeIn, caller: CallerDep) -> NoticeOut:
+        """签收 by the recipient unit (the token's); repeating it changes nothing."""
+        unit, by = acting_unit(caller, body.unit), acting_person(caller, body.by)
+        await notice_or_404(caller, notice_id)
         doc = await run_command(
             svc,
-            lambda uow: workflow.acknowledge(
-                uow, notice_id, unit=body.unit, by=body.by, note=body.note
-            ),
+            lambda uow: workflow.acknowledge(uow, notice_id, unit=unit, by=by, note=body.note),
         )
         return NoticeOut.of(doc)
 
     @router.get("/notices/{notice_id}/deliveries", response_model=list[DeliveryOut])
-    async def deliveries(notice_id: str) -> list[DeliveryOut]:
+    async def deliveries(notice_id: str, caller: CallerDep) -> list[DeliveryOut]:
         """Delivery status per channel, with the attempt history."""
-        notice = await notice_or_404(notice_id)
+        notice = await notice_or_404(caller, notice_id)
         return delivery_rows(notice, await storage.deliveries_of(svc.db, notice_id))
 
     @router.post("/notices/{notice_id}/resend", response_model=list[DeliveryOut], status_code=202)
-    async def resend(notice_id: str, body: ResendIn | None = None) -> list[DeliveryOut]:
-        """Queue the notice again (failed, or the unit asks for it again)."""
+    async def resend(
+        notice_id: str, caller: CallerDep, body: ResendIn | None = None
+    ) -> list[DeliveryOut]:
+        """Queue the notice again (failed, or the unit asks for it again): bureaus, operators."""
+        caller.require(Permission.RESEND)
+        doc = await storage.read_notice(svc.db, notice_id)
+        require_in_scope(caller, doc, f"notice {notice_id}", recipient)
         channels = body.channels if body is not None else None
         queued = await run_command(svc, lambda uow: workflow.resend(uow, notice_id, channels))
         worker.wake()

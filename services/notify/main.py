@@ -12,7 +12,7 @@ from services.notify.settings import NotifySettings
 from shared.clock import Clock
 from shared.contracts import NOTIFY_REQUEST_TYPE
 from shared.service import Service
-from shared.topics import NOTIFY_EVENTS, NOTIFY_REQUESTS
+from shared.topics import AUDIT_EVENTS, NOTIFY_EVENTS, NOTIFY_REQUESTS
 
 
 def build(settings: NotifySettings | None = None, clock: Clock | None = None) -> Service:
@@ -29,6 +29,6 @@ def build(settings: NotifySettings | None = None, clock: Clock | None = None) ->
     service.on_timer(ESCALATION_DUE, workflow.on_escalation_due)
     service.on_start(worker.start)
     service.on_stop(worker.stop)
-    service.publishes(NOTIFY_EVENTS)
+    service.publishes(NOTIFY_EVENTS, AUDIT_EVENTS)
     service.routes(lambda svc: build_router(svc, workflow, worker))
     return service

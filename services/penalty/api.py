@@ -1,8 +1,11 @@
 """HTTP API of the penalty service under ``/v1/penalty``: filings (and filing them),
 flags, fine anomalies, letters (and the unit's replies), the catalogue.
 
-Lists are paginated (``limit``, ``offset``) and filterable; bad input answers 4xx with the
-reason, never 500.
+Every route needs a bearer token (``shared.identity``): lists and reads are limited to the
+caller's district or unit (another district's object answers 404); a unit files and replies
+only as the unit in its token (a body naming another unit → 403); classification and review
+are the supervising bureaus'. Lists are paginated (``limit``, ``offset``) and filterable; bad
+input answers 4xx with the reason, never 500.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from services.penalty import storage
 from services.penalty.domain.catalogue import Catalogue, Provision
 from services.penalty.domain.filing import DisproportionFinding, ReviewOutcome
 from services.penalty.handlers import PenaltyWorkflow
-from shared.api import Out, Page, limit_param, offset_param, run_command
+from shared.api import Out, Page, audited_router, limit_param, offset_param, run_command
 from shared.clock import Instant, utc
 from shared.contracts import CaseDocument
+from shared.identity import Caller, CallerDep, Permission, acting_unit, require_in_scope, within
 from shared.mongo import Document, SortOrder, get_document, page
 from shared.service import Service
 from shared.unit_of_work import UnitOfWork
@@ -148,7 +152,9 @@ class FilingIn(BaseModel):
     """A unit files its top-tier penalty (顶格处罚备案) with the filing documents."""
 
     case_id: str = Field(min_length=1, max_length=64)
-    unit: str = Field(min_length=1, max_length=100)
+    unit: str | None = Field(
+        default=None, min_length=1, max_length=100, description="must be the token's (default)"
+    )
     documents: list[CaseDocument] = Field(min_length=1, max_length=100)
     filed_at: Instant | None = Field(default=None, description="default: now")
     district: str | None = Field(default=None, pattern=r"^\d{6}$")
@@ -167,7 +173,12 @@ class ReviewIn(BaseModel):
 
 
 class ReplyIn(BaseModel):
-    by: str = Field(min_length=1, max_length=100, description="the unit answering")
+    by: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="the unit answering: the token's (default); another unit is refused",
+    )
     content: str = Field(min_length=1, max_length=8000)
 
 
@@ -176,18 +187,32 @@ def _filters(**values: Any) -> dict[str, Any]:
 
 
 def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) -> APIRouter:
-    router = APIRouter(prefix="/v1/penalty", tags=["penalty"])
+    router = audited_router(svc, prefix="/v1/penalty", tags=["penalty"])
     Limit, Offset = limit_param(), offset_param()
 
     async def listing(
-        collection: str, query: dict[str, Any], sort: SortOrder, limit: int, offset: int
+        caller: Caller,
+        collection: str,
+        query: dict[str, Any],
+        sort: SortOrder,
+        limit: int,
+        offset: int,
     ) -> tuple[int, list[Document]]:
-        return await page(svc.db, collection, query, sort=sort, limit=limit, offset=offset)
+        caller.require(Permission.READ_FILINGS)
+        scoped = within(caller.scope, query)
+        return await page(svc.db, collection, scoped, sort=sort, limit=limit, offset=offset)
+
+    async def one(caller: Caller, collection: str, doc_id: str, what: str) -> Document:
+        """The document when it exists and lies in the caller's scope, else 404."""
+        caller.require(Permission.READ_FILINGS)
+        doc = await get_document(svc.db, collection, doc_id)
+        return require_in_scope(caller, doc, f"{what} {doc_id}")
 
     # ------------------------------------------------------------------ filings
 
     @router.get("/filings", response_model=Page[FilingOut])
     async def list_filings(
+        caller: CallerDep,
         district: str | None = None,
         unit: str | None = None,
         status: str | None = None,
@@ -212,19 +237,22 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
             flags=flag,
             month=month,
         )
-        total, docs = await listing(storage.FILINGS, query, storage.FILINGS_ORDER, limit, offset)
+        total, docs = await listing(
+            caller, storage.FILINGS, query, storage.FILINGS_ORDER, limit, offset
+        )
         return Page(total=total, limit=limit, offset=offset, items=[FilingOut.of(d) for d in docs])
 
     @router.get("/filings/{case_id}", response_model=FilingOut)
-    async def one_filing(case_id: str) -> FilingOut:
-        doc = await get_document(svc.db, storage.FILINGS, case_id)
-        if doc is None:
-            raise HTTPException(404, detail=f"no penalty or filing for case {case_id}")
-        return FilingOut.of(doc)
+    async def one_filing(case_id: str, caller: CallerDep) -> FilingOut:
+        return FilingOut.of(await one(caller, storage.FILINGS, case_id, "penalty or filing"))
 
     @router.post("/filings", response_model=FilingOut, status_code=201)
-    async def file_penalty(body: FilingIn) -> FilingOut:
+    async def file_penalty(body: FilingIn, caller: CallerDep) -> FilingOut:
         """备案: the unit files a top-tier penalty with its documents (late ones are flagged)."""
+        unit = acting_unit(caller, body.unit)
+        known = await get_document(svc.db, storage.FILINGS, body.case_id)
+        if known is not None:
+            require_in_scope(caller, known, f"penalty or filing {body.case_id}")
         now = svc.clock.now()
         filed_at = utc(body.filed_at) if body.filed_at else now
         if filed_at > now + dt.timedelta(minutes=5):
@@ -234,7 +262,7 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
             return await workflow.record_filing(
                 uow,
                 case_id=body.case_id,
-                unit=body.unit,
+                unit=unit,
                 district=body.district,
                 filed_at=filed_at,
                 documents=body.documents,
@@ -244,8 +272,10 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
         return FilingOut.of(await run_command(svc, work))
 
     @router.post("/filings/{case_id}/classification", response_model=FilingOut)
-    async def classify(case_id: str, body: ClassificationIn) -> FilingOut:
+    async def classify(case_id: str, body: ClassificationIn, caller: CallerDep) -> FilingOut:
         """Manual classification of a penalty whose provision is not in the catalogue."""
+        caller.require(Permission.SUPERVISE)
+        await one(caller, storage.FILINGS, case_id, "penalty or filing")
         return FilingOut.of(
             await run_command(
                 svc, lambda uow: workflow.classify(uow, case_id, body.top_tier, body.by, body.note)
@@ -253,8 +283,10 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
         )
 
     @router.post("/filings/{case_id}/review", response_model=ReviewResult, status_code=201)
-    async def review(case_id: str, body: ReviewIn) -> ReviewResult:
+    async def review(case_id: str, body: ReviewIn, caller: CallerDep) -> ReviewResult:
         """The bureau's answer: accept, 监督建议书 (reply due) or 监督决定书."""
+        caller.require(Permission.SUPERVISE)
+        await one(caller, storage.FILINGS, case_id, "penalty or filing")
         filing, letter = await run_command(
             svc, lambda uow: workflow.review(uow, case_id, body.outcome, body.by, body.opinion)
         )
@@ -264,6 +296,7 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
 
     @router.get("/flags", response_model=Page[FlagOut])
     async def list_flags(
+        caller: CallerDep,
         kind: Literal[
             "classification_needed",
             "large_top_tier",
@@ -279,11 +312,14 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
         offset: int = Offset,
     ) -> Page[FlagOut]:
         query = _filters(kind=kind, district=district, unit=unit, case_id=case_id)
-        total, docs = await listing(storage.FLAGS, query, storage.FLAGS_ORDER, limit, offset)
+        total, docs = await listing(
+            caller, storage.FLAGS, query, storage.FLAGS_ORDER, limit, offset
+        )
         return Page(total=total, limit=limit, offset=offset, items=[FlagOut.of(d) for d in docs])
 
     @router.get("/anomalies", response_model=Page[AnomalyOut])
     async def list_anomalies(
+        caller: CallerDep,
         district: str | None = None,
         unit: str | None = None,
         unit_kind: str | None = None,
@@ -297,7 +333,7 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
             district=district, unit=unit, unit_kind=unit_kind, month=month, anomalous=anomalous
         )
         total, docs = await listing(
-            storage.ANOMALIES, query, storage.ANOMALIES_ORDER, limit, offset
+            caller, storage.ANOMALIES, query, storage.ANOMALIES_ORDER, limit, offset
         )
         return Page(total=total, limit=limit, offset=offset, items=[AnomalyOut.of(d) for d in docs])
 
@@ -305,6 +341,7 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
 
     @router.get("/letters", response_model=Page[LetterOut])
     async def list_letters(
+        caller: CallerDep,
         district: str | None = None,
         unit: str | None = None,
         case_id: str | None = None,
@@ -314,21 +351,22 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
         offset: int = Offset,
     ) -> Page[LetterOut]:
         query = _filters(district=district, unit=unit, case_id=case_id, kind=kind, status=status)
-        total, docs = await listing(storage.LETTERS, query, storage.LETTERS_ORDER, limit, offset)
+        total, docs = await listing(
+            caller, storage.LETTERS, query, storage.LETTERS_ORDER, limit, offset
+        )
         return Page(total=total, limit=limit, offset=offset, items=[LetterOut.of(d) for d in docs])
 
     @router.get("/letters/{letter_id}", response_model=LetterOut)
-    async def one_letter(letter_id: str) -> LetterOut:
-        doc = await get_document(svc.db, storage.LETTERS, letter_id)
-        if doc is None:
-            raise HTTPException(404, detail=f"no letter {letter_id}")
-        return LetterOut.of(doc)
+    async def one_letter(letter_id: str, caller: CallerDep) -> LetterOut:
+        return LetterOut.of(await one(caller, storage.LETTERS, letter_id, "letter"))
 
     @router.post("/letters/{letter_id}/reply", response_model=LetterOut)
-    async def reply(letter_id: str, body: ReplyIn) -> LetterOut:
-        """The unit's reply to a 监督建议书 / 监督决定书."""
+    async def reply(letter_id: str, body: ReplyIn, caller: CallerDep) -> LetterOut:
+        """The unit's reply to a 监督建议书 / 监督决定书, as the token's unit."""
+        unit = acting_unit(caller, body.by)
+        await one(caller, storage.LETTERS, letter_id, "letter")
         _, letter = await run_command(
-            svc, lambda uow: workflow.record_reply(uow, letter_id, body.by, body.content)
+            svc, lambda uow: workflow.record_reply(uow, letter_id, unit, body.content)
         )
         return LetterOut.of(letter)
 

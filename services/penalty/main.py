@@ -9,7 +9,13 @@ from services.penalty.settings import PenaltySettings
 from shared.clock import Clock
 from shared.consumer import data_key
 from shared.service import Service
-from shared.topics import INGEST_ENFORCEMENT, NOTIFY_REQUESTS, PENALTY_EVENTS, SUPERVISION_LEADS
+from shared.topics import (
+    AUDIT_EVENTS,
+    INGEST_ENFORCEMENT,
+    NOTIFY_REQUESTS,
+    PENALTY_EVENTS,
+    SUPERVISION_LEADS,
+)
 
 
 def build(settings: PenaltySettings | None = None, clock: Clock | None = None) -> Service:
@@ -27,6 +33,6 @@ def build(settings: PenaltySettings | None = None, clock: Clock | None = None) -
     )
     service.on_timer(FILING_DUE, workflow.on_filing_due)
     service.on_timer(REPLY_DUE, workflow.on_reply_due)
-    service.publishes(PENALTY_EVENTS, SUPERVISION_LEADS, NOTIFY_REQUESTS)
+    service.publishes(PENALTY_EVENTS, SUPERVISION_LEADS, NOTIFY_REQUESTS, AUDIT_EVENTS)
     service.routes(lambda svc: build_router(svc, workflow, workflow.catalogue))
     return service

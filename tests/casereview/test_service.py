@@ -33,7 +33,7 @@ from shared.topics import (
     SUPERVISION_LEADS,
 )
 from tests.casereview.cases import case, clean_file, closed_event, mutate, without_doc
-from tests.helpers import KafkaTap, Publisher, eventually
+from tests.helpers import ActingAs, KafkaTap, Publisher, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +70,9 @@ def of_type(events: list[Envelope], verb: str) -> list[Envelope]:
 @asynccontextmanager
 async def api(svc: Service) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=svc.http_app(manage_lifecycle=False))
-    async with httpx.AsyncClient(transport=transport, base_url="http://casereview") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://casereview", auth=ActingAs(svc.settings)
+    ) as client:
         yield client
 
 
@@ -245,7 +247,7 @@ async def test_closed_cases_sampled_scored_and_failed_file_rectified_exactly_onc
         assert r.status_code == 200 and r.json()["status"] == "answered"
         r = await http.post(
             f"/v1/casereview/rectifications/{rect_id}/close",
-            json={"by": "310106-sfj", "accepted": True},
+            json={"by": f"{unit[:6]}-sfj", "accepted": True},  # its district bureau
         )
         assert r.status_code == 200 and r.json()["status"] == "closed"
 

@@ -54,9 +54,10 @@ def load_docs(path: Path) -> list[Resource]:
 
 
 def is_builtin(resource: Resource) -> bool:
-    """Built-in API groups have no dot (``v1``, ``apps/v1``, ``policy/v1``...)."""
+    """Built-in API groups have no dot (``v1``, ``apps/v1``, ``policy/v1``...) or end in
+    ``.k8s.io`` (``networking.k8s.io/v1``)."""
     group = resource.get("apiVersion", "").rpartition("/")[0]
-    return "." not in group
+    return "." not in group or group.endswith(".k8s.io")
 
 
 def res_id(resource: Resource) -> tuple[str, str, str]:

@@ -95,16 +95,22 @@ def test_the_five_services_run_from_the_one_image(services: dict[str, dict[str, 
         assert importlib.util.find_spec(f"services.{name}.__main__") is not None, name
 
 
+def advertised(services: dict[str, dict[str, Any]]) -> dict[str, str]:
+    env = env_of(services["kafka"])
+    return dict(item.split("://") for item in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
+
+
 def test_every_service_points_at_the_compose_hosts(services: dict[str, dict[str, Any]]) -> None:
-    kafka_port = int(env_of(services["kafka"])["KAFKA_ADVERTISED_LISTENERS"].rsplit(":", 1)[1])
+    clients = advertised(services)["SASL_PLAINTEXT"]
     for name, svc in jiandu_services(services).items():
         env = env_of(svc)
-        assert host_port(env["JIANDU_KAFKA_BOOTSTRAP"]) == ("kafka", kafka_port), name
+        assert env["JIANDU_KAFKA_BOOTSTRAP"] == clients == "kafka:9092", name
+        assert env["JIANDU_KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT", name
 
         uri = env["JIANDU_MONGO_URI"]
-        # credentials come from the environment (.env), never written in the file
-        assert re.match(r"mongodb://\$\{[A-Z_]+[^}]*\}:\$\{[A-Z_]+[^}]*\}@", uri), name
-        mongo = urlsplit(re.sub(r"\$\{([A-Z_]+)[^}]*\}", lambda m: m.group(1).lower(), uri))
+        # no credentials in the file: user and password file are added by the settings
+        assert "@" not in uri and "${" not in uri, name
+        mongo = urlsplit(uri)
         assert mongo.scheme == "mongodb"
         assert (mongo.hostname, mongo.port) == ("mongo1", 27017), name
         query = parse_qs(mongo.query)
@@ -163,20 +169,29 @@ def test_every_jiandu_variable_is_a_setting(
                 assert key in known, f"{name}: {key} is not a setting (typo?)"
 
 
-def test_replicated_services_sit_behind_the_edge(services: dict[str, dict[str, Any]]) -> None:
-    replicated = {n for n, s in jiandu_services(services).items() if s["deploy"]["replicas"] > 1}
-    assert replicated == {"gateway", "hotline"}
+def test_only_the_gateway_is_published_through_the_edge(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name in jiandu_services(services):
+        assert "ports" not in services[name], f"{name} publishes a port"
+    gateway_port = env_of(services["gateway"])["JIANDU_HTTP_PORT"]
+    assert [p.rsplit(":", 2)[-2:] for p in services["edge"]["ports"]] == [
+        [gateway_port, gateway_port]
+    ]
     edge_conf = (DEPLOY / "nginx" / "edge.conf").read_text(encoding="utf-8")
-    for name in replicated:
-        # two replicas cannot publish the same host port; the edge proxies to them instead
-        assert "ports" not in services[name], name
-        port = env_of(services[name])["JIANDU_HTTP_PORT"]
-        assert f"http://{name}:{port}" in edge_conf
-        assert f"listen {port};" in edge_conf
-        assert any(p.endswith(f":{port}:{port}") for p in services["edge"]["ports"])
+    upstreams = set(re.findall(r"http://([a-z]+):\d+", edge_conf))
+    assert upstreams == {"gateway"}
+    assert re.findall(r"listen (\d+);", edge_conf) == [gateway_port]
+    assert "location = /metrics { return 404; }" in edge_conf  # internal only
     assert (
         "./deploy/nginx/edge.conf:/etc/nginx/conf.d/default.conf:ro" in services["edge"]["volumes"]
     )
+    # everything else that publishes is an operators' tool on loopback
+    for name, svc in services.items():
+        if name == "edge":
+            continue
+        for port in svc.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), (name, port)
 
 
 # -- dependencies and health ------------------------------------------------------------------
@@ -218,6 +233,7 @@ def test_services_wait_for_topics_replica_set_and_collector(
     for name, svc in jiandu_services(services).items():
         deps = svc["depends_on"]
         assert deps["kafka-topics"]["condition"] == ONE_SHOT_CONDITION, name
+        assert deps["kafka-acls"]["condition"] == ONE_SHOT_CONDITION, name
         assert deps["mongo-init"]["condition"] == ONE_SHOT_CONDITION, name
         assert "otel-collector" in deps, name
 
@@ -254,8 +270,11 @@ def test_kafka_runs_in_kraft_mode(services: dict[str, dict[str, Any]]) -> None:
         (item.split("://")[0], item.split("://")[1]) for item in env["KAFKA_LISTENERS"].split(",")
     )
     voter = env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split("@")[1]
-    assert voter == "kafka" + listeners[env["KAFKA_CONTROLLER_LISTENER_NAMES"]]
-    assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://kafka:9092"
+    assert voter == listeners[env["KAFKA_CONTROLLER_LISTENER_NAMES"]] == "127.0.0.1:9093"
+    assert advertised(services) == {
+        "SASL_PLAINTEXT": "kafka:9092",  # the only listener other containers reach
+        "ADMIN": "127.0.0.1:9094",  # loopback of the broker's own network namespace
+    }
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"  # topics come from shared/topics.py
     assert re.fullmatch(r"[A-Za-z0-9_-]{22}", env["CLUSTER_ID"].split(":-")[-1].rstrip("}"))
     assert "kafka-data:/var/lib/kafka/data" in kafka["volumes"]
@@ -267,7 +286,8 @@ def test_topic_job_runs_the_cli_against_compose_kafka(
     job = services["kafka-topics"]
     assert job["command"] == ["python", "-m", "shared.cli", "topics"]
     assert job["image"] == services["gateway"]["image"]
-    assert env_of(job)["JIANDU_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    assert env_of(job)["JIANDU_KAFKA_BOOTSTRAP"] == "127.0.0.1:9094"
+    assert job["network_mode"] == "service:kafka"  # the loopback admin listener
     assert job["depends_on"]["kafka"]["condition"] == "service_healthy"
     from shared.cli import app
 
@@ -289,7 +309,7 @@ def test_mongo_is_a_replica_set_with_keyfile_auth(
         for v in mongo["volumes"]
     )
     assert "mongo-keys:/keys" in services["mongo-keyfile"]["volumes"]
-    assert env_of(mongo)["MONGO_INITDB_ROOT_PASSWORD"].startswith("${")
+    assert env_of(mongo)["MONGO_INITDB_ROOT_PASSWORD_FILE"] == "/run/secrets/mongo_root_password"
 
     init = services["mongo-init"]
     assert init["depends_on"]["mongo1"]["condition"] == "service_healthy"
@@ -298,25 +318,77 @@ def test_mongo_is_a_replica_set_with_keyfile_auth(
     assert "replSetInitiate" in script and "createUser" in script and "updateUser" in script
     host = env_of(init)["MONGO_HOST"]
     assert host == "mongo1:27017"
-    # the app user gets readWrite on exactly the databases the services use
-    default_dbs = re.search(r'"(jiandu_[a-z_,]+)"', script)
-    assert default_dbs
-    assert set(default_dbs.group(1).split(",")) == {f["database"] for f in service_facts.values()}
+    # one user per service, readWrite on its own database only
+    listed = env_of(init)["JIANDU_SERVICES"].split(",")
+    assert {f"jiandu_{s}" for s in listed} == {f["database"] for f in service_facts.values()}
+    assert "user = `jiandu_${service}`" in script
+    assert '[{ role: "readWrite", db: `jiandu_${service}` }]' in script
+    assert set(init["secrets"]) == {"mongo_root_password"} | {f"mongo_{s}" for s in listed}
+    for name, svc in jiandu_services(services).items():
+        env = env_of(svc)
+        assert env["JIANDU_MONGO_USERNAME"] == f"jiandu_{name}"
+        assert env["JIANDU_MONGO_PASSWORD_FILE"] == f"/run/secrets/mongo_{name}"
     keyfile_script = (DEPLOY / "mongo" / "make-keyfile.sh").read_text(encoding="utf-8")
     assert "chmod 400" in keyfile_script
 
 
-def test_env_example_lists_every_variable_the_compose_file_needs() -> None:
+def test_secrets_are_files_never_defaults(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
     text = (REPO / "docker-compose.yml").read_text(encoding="utf-8")
-    required = {k for k, op in interpolation_vars(text).items() if op == ":?"}
-    assert required >= {
-        "MONGO_ROOT_PASSWORD",
-        "JIANDU_MONGO_APP_PASSWORD",
-        "GRAFANA_ADMIN_PASSWORD",
-    }
-    example = (DEPLOY / "env.example").read_text(encoding="utf-8")
-    defined = set(re.findall(r"^([A-Z0-9_]+)=", example, re.M))
-    assert required <= defined, required - defined
+    assert not re.search(r"PASSWORD[A-Z_]*:\s*\$\{", text)  # no password from .env
+    assert not re.search(r"(PASSWORD|SECRET)[A-Z_]*:-", text)  # and no default one
+    declared = compose["secrets"]
+    assert all(d["file"] == f"./secrets/{n}" for n, d in declared.items())
+    maker = (DEPLOY / "make-secrets.sh").read_text(encoding="utf-8")
+    assert set(declared) <= set(re.findall(r"[a-z_]+", maker))
+    assert "secrets/" in (REPO / ".gitignore").read_text(encoding="utf-8").split()
+    for name, svc in services.items():
+        for secret in svc.get("secrets", []):
+            assert secret in declared, (name, secret)
+        mounted = {f"/run/secrets/{s}" for s in svc.get("secrets", [])}
+        for key, value in env_of(svc).items():
+            if key.endswith("_FILE") and value.startswith("/run/secrets/"):
+                assert value in mounted, (name, key)
+    for name, svc in jiandu_services(services).items():
+        assert set(svc["secrets"]) == {"jwt_secret", f"mongo_{name}", f"kafka_{name}"}
+        assert env_of(svc)["JIANDU_JWT_SECRET_FILE"] == "/run/secrets/jwt_secret"
+        assert "JIANDU_JWT_SECRET" not in env_of(svc)
+
+
+def test_kafka_has_one_user_per_service_with_only_its_topics(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    from shared.topics import CONSUMES, acl_plan, kafka_acl_script
+
+    kafka = env_of(services["kafka"])
+    assert kafka["KAFKA_SASL_ENABLED_MECHANISMS"] == "SCRAM-SHA-512"
+    assert kafka["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert "StandardAuthorizer" in kafka["KAFKA_AUTHORIZER_CLASS_NAME"]
+    script = (DEPLOY / "kafka" / "acls.sh").read_text(encoding="utf-8")
+    assert script == kafka_acl_script(), "deploy/kafka/acls.sh is stale: jiandu kafka-acls"
+    job = services["kafka-acls"]
+    assert job["network_mode"] == "service:kafka"
+    assert job["entrypoint"] == ["sh", "/scripts/acls.sh"]
+    assert "./deploy/kafka:/scripts:ro" in job["volumes"]
+    plan = acl_plan()
+    for name, svc in jiandu_services(services).items():
+        env = env_of(svc)
+        assert env["JIANDU_KAFKA_USERNAME"] == name
+        assert env["JIANDU_KAFKA_PASSWORD_FILE"] == f"/run/secrets/kafka_{name}"
+        assert f"kafka_{name}" in job["secrets"]
+        assert f"--entity-name {name} --add-config" in script
+        granted = re.findall(
+            rf"User:{name} --operation (Read|Write) --operation Describe --topic (\S+)", script
+        )
+        assert {t for op, t in granted if op == "Read"} == set(plan[name]["read"])
+        assert {t for op, t in granted if op == "Write"} == set(plan[name]["write"])
+        # a service reads only what it consumes (the gateway also the dead letters)
+        consumed = {t.name for t in CONSUMES[name]}
+        extra = {t for t in plan[name]["read"] if t not in consumed}
+        assert all(t.endswith(".dlt") for t in extra) and (name == "gateway" or not extra)
+    assert "hotline.complaint.events" not in plan["notify"]["write"]
+    assert "casereview.case.events" not in plan["hotline"]["read"]
 
 
 # -- observability ----------------------------------------------------------------------------

@@ -80,8 +80,9 @@ def test_builtin_resources_match_the_kubernetes_schemas(
         "Service",
         "PodDisruptionBudget",
         "ConfigMap",
-        "Secret",
         "Namespace",
+        "Ingress",
+        "NetworkPolicy",
     }
     for version in ("1.30.0", latest_version()):
         for resource in builtins:
@@ -103,7 +104,9 @@ def test_nothing_but_known_kinds_and_no_hpa(rendered: dict[str, list[Resource]])
         assert custom <= {
             ("keda.sh/v1alpha1", "ScaledObject"),
             ("kafka.strimzi.io/v1beta2", "KafkaTopic"),
+            ("kafka.strimzi.io/v1beta2", "KafkaUser"),
         }, custom
+        assert "Secret" not in kinds, name  # secrets are created out of band, never in git
 
 
 # -- the five services ------------------------------------------------------------------------
@@ -140,8 +143,26 @@ def test_every_service_deployment_is_complete(
             assert set(container["resources"][kind]) == {"cpu", "memory"}, (name, kind)
 
         refs = {(k, v["name"]) for src in container["envFrom"] for k, v in src.items()}
-        assert refs == {("configMapRef", "jiandu-config"), ("secretRef", "jiandu-mongo")}
-        assert "jiandu-mongo" in of_kind(resources, "Secret")
+        assert refs == {("configMapRef", "jiandu-config")}
+        # its own MongoDB and Kafka users; every secret a file from a Secret, none a value
+        assert env["JIANDU_MONGO_USERNAME"]["value"] == f"jiandu_{name}"
+        assert env["JIANDU_KAFKA_USERNAME"]["value"] == name
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+        files = {
+            f"{mounts[v]}/{item['path']}": (src["secret"]["name"], item["key"])
+            for v in mounts
+            for src in volumes[v].get("projected", {}).get("sources", [])
+            for item in src["secret"]["items"]
+        }
+        assert files == {
+            "/run/secrets/jiandu/mongo-password": (f"jiandu-{name}", "mongo-password"),
+            "/run/secrets/jiandu/kafka-password": (f"jiandu-{name}", "kafka-password"),
+            "/run/secrets/jiandu/jwt-secret": ("jiandu-jwt", "jwt-secret"),
+        }
+        for key in ("MONGO_PASSWORD", "KAFKA_PASSWORD", "JWT_SECRET"):
+            assert env[f"JIANDU_{key}_FILE"]["value"] in files, (name, key)
+            assert f"JIANDU_{key}" not in env, (name, key)
 
         # pod security "restricted" (the namespaces enforce it)
         assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
@@ -184,22 +205,57 @@ def test_configuration_names_real_settings_and_reachable_peers(
         assert ":" in image and not image.endswith(":latest"), image  # a pinned tag
 
 
-def test_mongo_secret_is_a_placeholder_pointing_at_existing_clusters(
+def test_mongo_uri_names_existing_clusters_without_credentials(
     rendered: dict[str, list[Resource]],
 ) -> None:
-    uris = {
-        name: of_kind(rendered[name], "Secret")["jiandu-mongo"]["stringData"]["JIANDU_MONGO_URI"]
-        for name in OVERLAYS
-    }
+    uris = {name: config(rendered[name])["JIANDU_MONGO_URI"] for name in OVERLAYS}
     for uri in uris.values():
         parts = urlsplit(uri)
-        assert parts.password == "CHANGE_ME"  # never a real password in git
+        assert parts.username is None and parts.password is None  # users come per service
         assert parse_qs(parts.query)["authSource"] == ["admin"]
     single = urlsplit(uris["single-node"])
     assert parse_qs(single.query)["replicaSet"] == ["rs0"]  # transactions need a replica set
     city = urlsplit(uris["city"])
     assert city.hostname and city.hostname.endswith("-mongos.mongodb.svc.cluster.local")
     assert "replicaSet" not in parse_qs(city.query)  # a mongos router, not a replica set
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_the_gateway_is_published(rendered: dict[str, list[Resource]], overlay: str) -> None:
+    resources = rendered[overlay]
+    for name, svc in of_kind(resources, "Service").items():
+        assert svc["spec"].get("type", "ClusterIP") == "ClusterIP", name
+    backends = {
+        path["backend"]["service"]["name"]
+        for ing in of_kind(resources, "Ingress").values()
+        for rule in ing["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    assert backends == {"gateway"}
+    (policy,) = of_kind(resources, "NetworkPolicy").values()
+    (expr,) = policy["spec"]["podSelector"]["matchExpressions"]
+    assert expr["key"] == "app.kubernetes.io/name" and expr["operator"] == "In"
+    assert set(expr["values"]) == set(SERVICES) - {"gateway"}
+    (rule,) = policy["spec"]["ingress"]
+    sources = [next(iter(f)) for f in rule["from"]]
+    assert sources == ["podSelector", "namespaceSelector"]  # Jiandu pods, Prometheus
+    assert rule["from"][0]["podSelector"]["matchLabels"] == {"app.kubernetes.io/part-of": "jiandu"}
+
+
+def test_city_kafka_users_have_only_their_topics(rendered: dict[str, list[Resource]]) -> None:
+    from shared.topics import acl_plan
+
+    users = of_kind(rendered["city-topics"], "KafkaUser")
+    plan = acl_plan()
+    assert set(users) == set(SERVICES) == set(plan)
+    for name, user in users.items():
+        assert user["spec"]["authentication"] == {"type": "scram-sha-512"}
+        acls = user["spec"]["authorization"]["acls"]
+        reads = {a["resource"]["name"] for a in acls if "Read" in a["operations"]}
+        writes = {a["resource"]["name"] for a in acls if "Write" in a["operations"]}
+        groups = {a["resource"]["name"] for a in acls if a["resource"]["type"] == "group"}
+        assert reads - groups == set(plan[name]["read"]) and writes == set(plan[name]["write"])
+        assert groups == {name}
 
 
 def test_single_node_creates_topics_with_the_cli(rendered: dict[str, list[Resource]]) -> None:

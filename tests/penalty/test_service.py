@@ -24,7 +24,7 @@ from shared.topics import (
     SUPERVISION_LEADS,
 )
 from shared.workcalendar import CST
-from tests.helpers import KafkaTap, Publisher, eventually
+from tests.helpers import ActingAs, KafkaTap, Publisher, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -95,7 +95,9 @@ def leads_of(tap: KafkaTap, kind: LeadKind) -> list[Envelope]:
 @asynccontextmanager
 async def api(svc: Service) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=svc.http_app(manage_lifecycle=False))
-    async with httpx.AsyncClient(transport=transport, base_url="http://penalty") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://penalty", auth=ActingAs(svc.settings)
+    ) as client:
         yield client
 
 
@@ -177,7 +179,7 @@ async def test_late_filing_is_flagged_and_on_time_filing_is_not(
             wrong = await client.post(
                 "/v1/penalty/filings", json={**body, "case_id": "C-LATE", "unit": "310106-cgzf"}
             )
-            assert wrong.status_code == 409
+            assert wrong.status_code == 404  # another unit's penalty is out of its scope
             late = (await client.get("/v1/penalty/filings", params={"late": True})).json()
             flags = (await client.get("/v1/penalty/flags", params={"kind": "late_filing"})).json()
             on_time = (await client.get("/v1/penalty/filings/C-ONTIME")).json()
@@ -365,7 +367,7 @@ async def test_bureau_review_letters_replies_escalation_and_manual_classificatio
         timer = await svc.db["timers"].find_one({"_id": "penalty:filing-due:U-1"})
 
     assert escalated["status"] == "escalated"
-    assert stranger.status_code == 409
+    assert stranger.status_code == 404  # another unit's letter is out of its scope
     assert replied.status_code == 200 and replied.json()["reply"]["late"] is True
     assert accepted.status_code == 201 and accepted.json()["filing"]["status"] == "accepted"
     assert [item["kind"] for item in letters["items"]] == ["acceptance", "recommendation"]

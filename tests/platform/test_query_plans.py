@@ -33,6 +33,7 @@ from services.penalty.main import build as build_penalty
 from services.penalty.settings import PenaltySettings
 from shared.service import Service
 from tests.gateway.support import bearer
+from tests.helpers import bearer as service_bearer
 
 pytestmark = pytest.mark.integration
 
@@ -237,8 +238,14 @@ SERVICES = [
 async def test_every_list_query_of_a_service_uses_an_index(
     settings_for: Callable[..., Any], build: Callable[..., Service], settings_cls: type[Any]
 ) -> None:
-    async with build(settings_for(settings_cls)).running() as svc:
-        calls, explained, scans = await record_list_queries(svc, [{}])
+    settings = settings_for(settings_cls)
+    callers = [  # every list is scoped by the caller's token: each scope must use an index
+        service_bearer(settings, Role.CITY_SUPERVISOR),
+        service_bearer(settings, Role.DISTRICT_SUPERVISOR, district="310101"),
+        service_bearer(settings, Role.UNIT_OFFICER, unit="310101-cgzf"),
+    ]
+    async with build(settings).running() as svc:
+        calls, explained, scans = await record_list_queries(svc, callers)
     assert calls > 0 and explained > 0, "the list endpoints queried MongoDB"
     assert scans == [], "\n".join(scans)
 
