@@ -15,8 +15,10 @@ pw="$(cat /run/secrets/kafka_gateway)"
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Read --operation Describe --topic hotline.complaint.events
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Read --operation Describe --topic hotline.complaint.events.dlt
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Read --operation Describe --topic ingest.enforcement.cases.dlt
+"$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Read --operation Describe --topic ingest.enforcement.inspections.dlt
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Read --operation Describe --topic ingest.hotline.workorders.dlt
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Read --operation Describe --topic ingest.quarantine
+"$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Read --operation Describe --topic inspection.events.dlt
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Read --operation Describe --topic notify.notice.events
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Read --operation Describe --topic notify.notice.events.dlt
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Read --operation Describe --topic notify.requests.dlt
@@ -31,8 +33,10 @@ pw="$(cat /run/secrets/kafka_gateway)"
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Write --operation Describe --topic hotline.complaint.events
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Write --operation Describe --topic hotline.complaint.events.dlt
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Write --operation Describe --topic ingest.enforcement.cases
+"$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Write --operation Describe --topic ingest.enforcement.inspections
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Write --operation Describe --topic ingest.hotline.workorders
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Write --operation Describe --topic ingest.quarantine
+"$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Write --operation Describe --topic inspection.events
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Write --operation Describe --topic notify.notice.events
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Write --operation Describe --topic notify.notice.events.dlt
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Write --operation Describe --topic notify.requests
@@ -60,10 +64,12 @@ pw="$(cat /run/secrets/kafka_hotline)"
 pw="$(cat /run/secrets/kafka_casereview)"
 "$BIN/kafka-configs.sh" --bootstrap-server "$BOOTSTRAP" --alter --entity-type users --entity-name casereview --add-config "SCRAM-SHA-512=[password=$pw]"
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:casereview --operation Read --operation Describe --topic ingest.enforcement.cases
+"$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:casereview --operation Read --operation Describe --topic inspection.events
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:casereview --operation Write --operation Describe --topic audit.events
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:casereview --operation Write --operation Describe --topic casereview.case.events
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:casereview --operation Write --operation Describe --topic ingest.enforcement.cases.dlt
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:casereview --operation Write --operation Describe --topic ingest.quarantine
+"$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:casereview --operation Write --operation Describe --topic inspection.events.dlt
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:casereview --operation Write --operation Describe --topic notify.requests
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:casereview --operation Write --operation Describe --topic supervision.leads
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:casereview --operation Read --operation Describe --group casereview --resource-pattern-type prefixed
@@ -89,3 +95,15 @@ pw="$(cat /run/secrets/kafka_notify)"
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:notify --operation Write --operation Describe --topic notify.notice.events
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:notify --operation Write --operation Describe --topic notify.requests.dlt
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:notify --operation Read --operation Describe --group notify --resource-pattern-type prefixed
+
+# -- inspection
+pw="$(cat /run/secrets/kafka_inspection)"
+"$BIN/kafka-configs.sh" --bootstrap-server "$BOOTSTRAP" --alter --entity-type users --entity-name inspection --add-config "SCRAM-SHA-512=[password=$pw]"
+"$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:inspection --operation Read --operation Describe --topic ingest.enforcement.inspections
+"$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:inspection --operation Write --operation Describe --topic audit.events
+"$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:inspection --operation Write --operation Describe --topic ingest.enforcement.inspections.dlt
+"$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:inspection --operation Write --operation Describe --topic ingest.quarantine
+"$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:inspection --operation Write --operation Describe --topic inspection.events
+"$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:inspection --operation Write --operation Describe --topic notify.requests
+"$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:inspection --operation Write --operation Describe --topic supervision.leads
+"$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:inspection --operation Read --operation Describe --group inspection --resource-pattern-type prefixed
