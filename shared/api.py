@@ -98,6 +98,21 @@ def offset_param() -> Any:
     return Query(0, ge=0, le=1_000_000, description="items to skip")
 
 
+class AuditRead(BaseModel):
+    """``jiandu.audit.read``: who read which personal data unmasked, where and when (the
+    gateway chains it into its hash-chained audit log)."""
+
+    actor: str
+    role: str
+    district: str | None = None
+    unit: str | None = None
+    service: str
+    method: str
+    path: str
+    resource_ids: list[str]
+    at: str
+
+
 def audit_read_event(svc: Service, caller: Caller, request: Request, ids: list[str]) -> Envelope:
     """``jiandu.audit.read``: who read which personal data, unmasked, where and when."""
     p = caller.principal
@@ -108,17 +123,17 @@ def audit_read_event(svc: Service, caller: Caller, request: Request, ids: list[s
         subject=request.url.path[:500],
         district=district,
         partitionkey=p.sub[:200] or "anonymous",
-        data={
-            "actor": p.sub,
-            "role": p.role.value,
-            "district": p.district,
-            "unit": p.unit,
-            "service": svc.name,
-            "method": request.method,
-            "path": request.url.path,
-            "resource_ids": ids,
-            "at": svc.clock.now().isoformat(),
-        },
+        data=AuditRead(
+            actor=p.sub,
+            role=p.role.value,
+            district=p.district,
+            unit=p.unit,
+            service=svc.name,
+            method=request.method,
+            path=request.url.path,
+            resource_ids=ids,
+            at=svc.clock.now().isoformat(),
+        ).model_dump(),
     )
 
 

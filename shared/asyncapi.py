@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from shared.api import AUDIT_READ_TYPE, AuditRead
 from shared.consumer import QUARANTINE_TYPE
 from shared.contracts import (
     EXTERNAL_SCHEMAS,
@@ -35,6 +36,7 @@ from shared.contracts import (
 )
 from shared.runner import SERVICES
 from shared.topics import (
+    AUDIT_EVENTS,
     DLT_SUFFIX,
     EXTERNAL_TYPE_TOPICS,
     INGEST_QUARANTINE,
@@ -151,6 +153,12 @@ def platform_events() -> list[EventType]:
             SUPERVISION_LEADS.name,
             "a supervisor's disposal (处置) of a lead",
             state_change_schema("lead"),
+        ),
+        EventType(
+            AUDIT_READ_TYPE,
+            AUDIT_EVENTS.name,
+            "an unmasked personal-data read, for the audit chain",
+            model_schema(AuditRead),
         ),
         EventType(
             QUARANTINE_TYPE,

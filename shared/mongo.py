@@ -126,9 +126,11 @@ def list_indexes(order: SortOrder, filters: Sequence[str] = ()) -> list[IndexMod
     by a collection scan or sorted in memory. Names start with ``list_`` so they never clash
     with an existing index of the same name.
     """
+    leading = order[0][0] if order else None
     return [
         IndexModel(list(order), name="list_order"),
-        *(IndexModel([(f, 1), *order], name=f"list_{f}") for f in filters),
+        # a filter on the order's own first field is served by list_order already
+        *(IndexModel([(f, 1), *order], name=f"list_{f}") for f in filters if f != leading),
     ]
 
 

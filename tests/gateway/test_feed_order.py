@@ -19,6 +19,7 @@ from pymongo.errors import PyMongoError
 from services.gateway import storage
 from services.gateway.domain.access import Role
 from services.gateway.settings import GatewaySettings
+from shared.unit_of_work import UnitOfWork
 from tests.gateway.support import bearer
 from tests.gateway.test_ingest_api import gateway
 
@@ -47,25 +48,28 @@ async def test_feed_streams_an_event_whose_transaction_committed_late(
     async with gateway(settings) as (svc, client):
         city = bearer(settings, Role.CITY_SUPERVISOR)
         feed = asyncio.create_task(client.get("/v1/stream", params={"max_events": 2}, headers=city))
-        db = svc.db
-        async with svc.client.start_session() as late:
-            await late.start_transaction()
-            late_seq = await storage.next_seq(db, late)
-            await db[storage.TIMELINE].insert_one(entry("late", late_seq), session=late)
+        async with svc.client.start_session() as late_session:
+            await late_session.start_transaction()
+            late = UnitOfWork(svc.db, late_session, svc.clock, svc.source)
+            late_seq = await storage.next_seq(late)
+            late.documents(storage.TIMELINE).add(entry("late", late_seq))
+            await late.flush()  # the counter is written: this transaction holds it
 
             # Another projection cannot take a number while the late one holds the counter:
-            # it fails with a transient write conflict (the runtime runs it again later).
-            async with svc.client.start_session() as early:
-                await early.start_transaction()
+            # writing it fails with a transient write conflict (the runtime runs it again).
+            async with svc.client.start_session() as early_session:
+                await early_session.start_transaction()
+                early = UnitOfWork(svc.db, early_session, svc.clock, svc.source)
+                assert await storage.next_seq(early) == late_seq  # what its snapshot says
                 with pytest.raises(PyMongoError) as conflict:
-                    await storage.next_seq(db, early)
+                    await early.flush()
                 assert conflict.value.has_error_label("TransientTransactionError")
-                await early.abort_transaction()
-            await late.commit_transaction()
+                await early_session.abort_transaction()
+            await late_session.commit_transaction()
 
-        async def after(uow: Any) -> int:
-            seq = await storage.next_seq(uow.db, uow.session)
-            await uow.db[storage.TIMELINE].insert_one(entry("after", seq), session=uow.session)
+        async def after(uow: UnitOfWork) -> int:
+            seq = await storage.next_seq(uow)
+            uow.documents(storage.TIMELINE).add(entry("after", seq))
             return seq
 
         after_seq = await svc.run_in_uow(after)

@@ -24,7 +24,7 @@ from shared.topics import (
     SUPERVISION_LEADS,
 )
 from shared.workcalendar import CST
-from tests.helpers import KafkaTap, Publisher, eventually
+from tests.helpers import ActingAs, KafkaTap, Publisher, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -156,7 +156,9 @@ def recorded(tap: KafkaTap, subject: str) -> Callable[[list[Envelope]], bool]:
 @asynccontextmanager
 async def api(svc: Service) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=svc.http_app(manage_lifecycle=False))
-    async with httpx.AsyncClient(transport=transport, base_url="http://inspection") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://inspection", auth=ActingAs(svc.settings)
+    ) as client:
         yield client
 
 
