@@ -22,6 +22,7 @@ import os
 import platform as platform_module
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -559,10 +560,12 @@ def catch_up(platform: Platform, plan: BenchPlan, progress: Progress) -> CatchUp
 FILLER_BATCH = 1000
 
 
-def filler(collection: str, i: int, far: datetime) -> Document:
+def filler(collection: str, i: int, far: datetime, unique: Sequence[str] = ()) -> Document:
     """A document that sits in ``collection`` without taking part in what runs: a timer due
-    in a far future, a sent outbox entry, an old inbox id; elsewhere an entity of no district."""
+    in a far future, a sent outbox entry, an old inbox id; elsewhere an entity of no district.
+    Fields of a unique index get the document's own id."""
     doc: Document = {"_id": f"bench-fill-{i}", "bench_filler": True}
+    doc.update({field: doc["_id"] for field in unique})
     if collection == "timers":
         doc.update(kind="bench.filler", status="pending", due=far, next_at=far, payload={})
     elif collection == "outbox":
@@ -586,10 +589,18 @@ async def prefill(mongo_uri: str, per_collection: int, progress: Progress) -> in
         )
         for db_name, name, missing in targets:
             coll = mongo[db_name][name]
+            unique = sorted(
+                {
+                    field
+                    for index in (await coll.index_information()).values()
+                    if index.get("unique")
+                    for field, _ in index["key"]
+                    if field != "_id"
+                }
+            )
             for offset in range(0, missing, FILLER_BATCH):
-                docs = [
-                    filler(name, i, far) for i in range(offset, min(missing, offset + FILLER_BATCH))
-                ]
+                upto = min(missing, offset + FILLER_BATCH)
+                docs = [filler(name, i, far, unique) for i in range(offset, upto)]
                 await coll.insert_many(docs, ordered=False)
                 progress.advance(task, len(docs))
         return len(targets)

@@ -28,26 +28,25 @@ from shared.identity import (
 from shared.settings import ServiceSettings
 from shared.telemetry import mask_personal_data
 
-NOW = datetime.now(UTC)
-
 
 def caller(role: Role, **claims: str) -> Caller:
     return caller_of(IdentitySettings(), Principal(sub="u", role=role, **claims))
 
 
 def test_tokens_need_signature_expiry_issuer_and_audience() -> None:
+    now = datetime.now(UTC)  # tokens issued now: the test may run long after import
     settings = IdentitySettings()
     officer = Principal(sub="o", role=Role.UNIT_OFFICER, district="310101", unit="310101-cgzf")
-    assert decode_token(settings, issue_token(settings, officer, NOW, 60)) == officer
-    other_audience = issue_token(settings, officer, NOW, 60, audience="someone-else")
-    expired = issue_token(settings, officer, NOW - timedelta(hours=2), 60)
+    assert decode_token(settings, issue_token(settings, officer, now, 60)) == officer
+    other_audience = issue_token(settings, officer, now, 60, audience="someone-else")
+    expired = issue_token(settings, officer, now - timedelta(hours=2), 60)
     no_audience = jwt.encode(
-        {"sub": "o", "role": "operator", "iss": settings.jwt_issuer, "exp": NOW + timedelta(1)},
+        {"sub": "o", "role": "operator", "iss": settings.jwt_issuer, "exp": now + timedelta(1)},
         settings.jwt_secret,
         "HS256",
     )
     stranger = IdentitySettings(jwt_secret="another-secret-of-32-bytes-or-more!!")
-    forged = issue_token(stranger, officer, NOW, 60)
+    forged = issue_token(stranger, officer, now, 60)
     for token in (other_audience, expired, no_audience, forged):
         with pytest.raises(HTTPException) as refused:
             decode_token(settings, token)

@@ -212,5 +212,5 @@ async def test_a_batch_costs_less_than_one_mongodb_command_per_event(
     assert consumer.largest_batch > 1
     assert commands < n / 2, totals
     # per event: its inbox id, its outbox entry and that entry marked sent; plus per batch
-    # one counter document for each key the batch touched
-    assert written <= 3 * n + 20 * consumer.transactions, totals
+    # one counter document for each key the batch touched, and the relay's lease renewals
+    assert written <= 3 * n + 20 * consumer.transactions + 5, totals
