@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.protocol.group import LeaveGroupRequest
@@ -215,15 +215,39 @@ async def evict_group_members(bootstrap: str, client_id: str) -> list[tuple[str,
 async def _lags(
     admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, groups: list[str]
 ) -> dict[str, int]:
+    """Per group: records on its topics it has not committed past.
+
+    Every partition of the topics a service consumes counts, committed or not: a group that
+    has not committed on a partition yet (batches commit once, when they are done) lags by
+    everything there, not by nothing.
+    """
+    from shared.topics import CONSUMES
+
     lags: dict[str, int] = {}
     for group in groups:
         committed = await admin.list_consumer_group_offsets(group)
-        if not committed:
+        partitions = set(committed)
+        for topic in CONSUMES.get(group, ()):
+            for p in consumer.partitions_for_topic(topic.name) or await _partitions(
+                consumer, topic.name
+            ):
+                partitions.add(TopicPartition(topic.name, p))
+        if not partitions:
             lags[group] = 0
             continue
-        ends = await consumer.end_offsets(list(committed))
-        lags[group] = sum(max(0, ends[tp] - meta.offset) for tp, meta in committed.items())
+        ends = await consumer.end_offsets(list(partitions))
+        starts = await consumer.beginning_offsets(list(partitions))
+        lags[group] = sum(
+            max(0, ends[tp] - (committed[tp].offset if tp in committed else starts[tp]))
+            for tp in partitions
+        )
     return lags
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    """The topic's partitions, asking the broker when the client's metadata lacks them."""
+    await consumer._client.force_metadata_update()
+    return consumer.partitions_for_topic(topic) or set()
 
 
 @asynccontextmanager
