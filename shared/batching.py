@@ -10,11 +10,20 @@ an effect, and one poison record costs about ``log2(n)`` extra transactions.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError
 
 T = TypeVar("T")
+
+
+def keys_of(value: Any) -> list[Any]:
+    """A prefetch function's answer as a list of ids (one id, several, or none)."""
+    if value is None:
+        return []
+    if isinstance(value, list | tuple | set | frozenset):
+        return [v for v in value if v is not None]
+    return [value]
 
 
 class StorageUnavailable(Exception):

@@ -38,7 +38,7 @@ from aiokafka.structs import ConsumerRecord
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Tracer
 
-from shared.batching import is_storage_unavailable, isolate_failures
+from shared.batching import is_storage_unavailable, isolate_failures, keys_of
 from shared.envelope import Envelope, EventRejected
 from shared.topics import INGEST_QUARANTINE
 
@@ -48,7 +48,8 @@ if TYPE_CHECKING:
 
 EventHandler = Callable[[Envelope, "UnitOfWork"], Awaitable[None]]
 KeyOf = Callable[[Envelope], Any]
-"""The id of the document an event's handler will read from a collection (``None``: none)."""
+"""The id (or a list of ids) of the documents an event's handler will read from a collection
+(``None``: none). It runs before the handler, on any input: it must not raise."""
 
 
 def data_key(field: str) -> KeyOf:
@@ -339,7 +340,10 @@ async def _apply(chunk: list[Item], uow: UnitOfWork) -> dict[int, RecordOutcome]
     for i in events:
         assert i.event is not None
         for collection, key_of in i.consumer.prefetch.items():
-            prefetch.setdefault(collection, []).append(key_of(i.event))
+            try:
+                prefetch.setdefault(collection, []).extend(keys_of(key_of(i.event)))
+            except Exception:  # bad input: its handler refuses it, the prefetch only helps
+                continue
     for collection, keys in prefetch.items():
         await uow.documents(collection).load(keys)
     if refused:

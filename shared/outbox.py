@@ -88,12 +88,14 @@ class OutboxRelay:
         lease_s: float,
         poll_s: float,
         batch: int,
+        linger_s: float = 0.005,
     ) -> None:
         self._db = db
         self._publish = publish
         self._lease = Lease(db, "outbox-relay", owner, lease_s)
         self._poll_s = poll_s
         self._batch = batch
+        self._linger_s = linger_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published = 0
@@ -130,6 +132,7 @@ class OutboxRelay:
 
     async def run(self) -> None:
         while True:
+            self._wake.clear()
             try:
                 sent = await self.drain_once()
             except asyncio.CancelledError:
@@ -137,13 +140,15 @@ class OutboxRelay:
             except Exception as exc:  # Kafka or MongoDB away: keep the entries, try again
                 log.warning("outbox relay pass failed", error=repr(exc))
                 sent = 0
-            if sent:
-                continue
-            self._wake.clear()
+            if sent >= self._batch:
+                continue  # a full batch: there may be more behind it
             try:
                 await asyncio.wait_for(self._wake.wait(), self._poll_s)
             except TimeoutError:
                 pass
+            # Commits come in bursts (every consumer batch wakes the relay): a short linger
+            # lets them gather, so one find and one update_many carry many entries.
+            await asyncio.sleep(self._linger_s)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="outbox-relay")

@@ -48,7 +48,7 @@ from shared.mongo import CommandCounter, Document, ensure_indexes, make_client
 from shared.outbox import OUTBOX, OUTBOX_INDEXES, OutboxRelay
 from shared.settings import ServiceSettings, kafka_client_id
 from shared.telemetry import configure_logging, setup_telemetry
-from shared.timers import TIMER_INDEXES, TIMERS, TimerHandler, TimerWheel
+from shared.timers import TIMER_INDEXES, TIMERS, TimerHandler, TimerKeyOf, TimerWheel
 from shared.topics import EXTERNAL_TYPE_TOPICS, Topic
 from shared.unit_of_work import UnitOfWork
 
@@ -154,7 +154,7 @@ class Service:
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
         self.consumers: dict[str, EventConsumer] = {}
-        self._timer_handlers: dict[str, TimerHandler] = {}
+        self._timer_handlers: dict[str, tuple[TimerHandler, dict[str, TimerKeyOf]]] = {}
         self._client: AsyncMongoClient[Document] | None = None
         self.relay: OutboxRelay | None = None
         self.timers: TimerWheel | None = None
@@ -279,8 +279,15 @@ class Service:
                 self.topic(topic), title=f"{self.name}->{topic.name}", description=topic.description
             )
 
-    def on_timer(self, kind: str, handler: TimerHandler) -> None:
-        self._timer_handlers[kind] = handler
+    def on_timer(
+        self,
+        kind: str,
+        handler: TimerHandler,
+        *,
+        prefetch: Mapping[str, TimerKeyOf] | None = None,
+    ) -> None:
+        """Fire ``handler`` for due timers of ``kind``; ``prefetch`` as for :meth:`consume`."""
+        self._timer_handlers[kind] = (handler, dict(prefetch or {}))
 
     def indexes(self, plan: Mapping[str, Sequence[IndexModel]]) -> None:
         for collection, models in plan.items():
@@ -373,7 +380,7 @@ class Service:
         )
         await self.timers.migrate()
         for kind, handler in self._timer_handlers.items():
-            self.timers.register(kind, handler)
+            self.timers.register(kind, *handler)
         for hook in self._on_start:
             await hook(self)
         await self.broker.start()

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,7 @@ import structlog
 from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.batching import isolate_failures
+from shared.batching import isolate_failures, keys_of
 from shared.clock import Clock
 from shared.mongo import Document
 
@@ -47,6 +47,8 @@ TIMER_INDEXES = [
 ]
 
 TimerHandler = Callable[[Document, "UnitOfWork"], Awaitable[None]]
+TimerKeyOf = Callable[[Document], Any]
+"""The id (or ids) of the documents a timer's handler will read, from the timer document."""
 RunInUow = Callable[[Callable[["UnitOfWork"], Awaitable[Any]]], Awaitable[Any]]
 
 log = structlog.get_logger(__name__)
@@ -96,6 +98,7 @@ class TimerWheel:
         max_sleep_s: float,
         batch: int = 100,
         max_failures: int = 5,
+        coalesce_s: float = 0.05,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -105,14 +108,21 @@ class TimerWheel:
         self._max_sleep_s = max_sleep_s
         self._batch = batch
         self._max_failures = max_failures
+        self._coalesce_s = coalesce_s
         self._handlers: dict[str, TimerHandler] = {}
+        self._prefetch: dict[str, dict[str, TimerKeyOf]] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._sleeping_until: datetime | None = None
         self.fired = 0
 
-    def register(self, kind: str, handler: TimerHandler) -> None:
+    def register(
+        self, kind: str, handler: TimerHandler, prefetch: Mapping[str, TimerKeyOf] | None = None
+    ) -> None:
+        """``prefetch``: per collection, the id(s) a timer's handler will read (one ``$in``
+        per collection for the whole batch of timers fired together)."""
         self._handlers[kind] = handler
+        self._prefetch[kind] = dict(prefetch or {})
 
     async def migrate(self) -> None:
         """Timers written before ``next_at`` existed get it from their due time."""
@@ -186,6 +196,15 @@ class TimerWheel:
             if not mine:
                 return 0
             mine.sort(key=lambda t: (t["due"], t["_id"]))
+            wanted: dict[str, list[Any]] = {}
+            for timer in mine:
+                for collection, key_of in self._prefetch.get(timer["kind"], {}).items():
+                    try:
+                        wanted.setdefault(collection, []).extend(keys_of(key_of(timer)))
+                    except Exception:  # a malformed payload: its handler says so
+                        continue
+            for collection, keys in wanted.items():
+                await uow.documents(collection).load(keys)
             await timers.update_many(
                 {"_id": {"$in": [t["_id"] for t in mine]}, "status": "pending", "claim": token},
                 {
@@ -270,6 +289,9 @@ class TimerWheel:
     async def run(self) -> None:
         while True:
             try:
+                # Commits that wake the wheel come in bursts: let them gather, so one pass
+                # (one claim, one transaction) fires what a burst scheduled.
+                await asyncio.sleep(self._coalesce_s)
                 self._wake.clear()
                 await self.tick()
                 delay = await self._sleep_s()

@@ -27,7 +27,7 @@ from services.gateway.domain.projections import (
     unpack,
 )
 from shared.api import AUDIT_READ_TYPE
-from shared.consumer import QUARANTINE_TYPE, EventConsumer, apply_batch
+from shared.consumer import QUARANTINE_TYPE, EventConsumer, KeyOf, apply_batch, data_key
 from shared.contracts import LEAD_TYPE, SupervisionLead, parse_data
 from shared.envelope import Envelope
 from shared.identity import mask_text
@@ -43,6 +43,17 @@ def current_trace_id() -> str | None:
     return format(ctx.trace_id, "032x") if ctx.is_valid else None
 
 
+def entity_key(kind: EntityKind) -> KeyOf:
+    """The entity an event of ``kind`` changes (as :func:`unpack` reads it)."""
+
+    def key_of(event: Envelope) -> Any:
+        snapshot = event.data.get(kind.name) if isinstance(event.data, dict) else None
+        entity_id = snapshot.get("id") if isinstance(snapshot, dict) else None
+        return str(entity_id or event.partitionkey)
+
+    return key_of
+
+
 def entity_handler(kind: EntityKind) -> Handler:
     async def on_entity_event(event: Envelope, uow: UnitOfWork) -> None:
         ev = unpack(kind, event, current_trace_id())
@@ -56,9 +67,8 @@ def entity_handler(kind: EntityKind) -> Handler:
             doc["event_ids"] = [s["_id"] for s in sources]
             doc["key_ids"] = sorted({s["key_id"] for s in sources if s.get("key_id")})
         entities.put(doc)
-        timeline = uow.documents(storage.TIMELINE)
-        if await timeline.get(ev.event_id) is None:
-            timeline.add(timeline_entry(ev, await storage.next_seq(uow)))
+        # once per event: the consumer's inbox already refused a redelivery
+        uow.documents(storage.TIMELINE).add(timeline_entry(ev, await storage.next_seq(uow)))
 
     on_entity_event.__name__ = f"on_{kind.name}_event"
     return on_entity_event
@@ -78,24 +88,22 @@ async def on_lead(event: Envelope, uow: UnitOfWork) -> None:
         doc["event_ids"] = [s["_id"] for s in sources]
         doc["key_ids"] = sorted({s["key_id"] for s in sources if s.get("key_id")})
         leads.add({"_id": lead.lead_id, **doc, "status": "open", "trace_id": current_trace_id()})
-    timeline = uow.documents(storage.TIMELINE)
-    if await timeline.get(event.id) is None:
-        timeline.add(
-            {
-                "_id": event.id,
-                "entity": "lead",
-                "entity_id": lead.lead_id,
-                "type": event.type,
-                "verb": "raised",
-                "time": event.time,
-                "district": lead.district,
-                "unit": lead.unit,
-                "status": "open",
-                "change": {"kind": lead.kind.value, "summary": lead.summary},
-                "trace_id": current_trace_id(),
-                "seq": await storage.next_seq(uow),
-            }
-        )
+    uow.documents(storage.TIMELINE).add(  # once per event: the inbox refused a redelivery
+        {
+            "_id": event.id,
+            "entity": "lead",
+            "entity_id": lead.lead_id,
+            "type": event.type,
+            "verb": "raised",
+            "time": event.time,
+            "district": lead.district,
+            "unit": lead.unit,
+            "status": "open",
+            "change": {"kind": lead.kind.value, "summary": lead.summary},
+            "trace_id": current_trace_id(),
+            "seq": await storage.next_seq(uow),
+        }
+    )
 
 
 async def on_quarantined(event: Envelope, uow: UnitOfWork) -> None:
@@ -184,6 +192,12 @@ def register(service: Service) -> None:
     plan[SUPERVISION_LEADS] = {LEAD_TYPE: on_lead}
     plan[INGEST_QUARANTINE] = {QUARANTINE_TYPE: on_quarantined}
     plan[AUDIT_EVENTS] = {AUDIT_READ_TYPE: on_audit_read}
+    # what each topic's handlers read by id, loaded for a whole batch at once
+    prefetch: dict[Topic, dict[str, KeyOf]] = {
+        kind.topic: {kind.collection: entity_key(kind)} for kind in ENTITIES
+    }
+    prefetch[SUPERVISION_LEADS] = {storage.LEADS: data_key("lead_id")}
+    prefetch[INGEST_QUARANTINE] = {storage.QUARANTINE: lambda e: e.subject or e.partitionkey}
     consumers: dict[str, EventConsumer] = {}
     for topic, handlers in plan.items():
         name = f"{service.name}.{topic.name}"
@@ -192,6 +206,7 @@ def register(service: Service) -> None:
             name,
             service.topic(topic),
             handlers,
+            prefetch=prefetch.get(topic),
             tracer=service.tracer_provider.get_tracer("jiandu.consumer"),
         )
         service.consumers[name] = consumer

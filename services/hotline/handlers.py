@@ -17,8 +17,10 @@ from services.hotline import storage
 from services.hotline.domain import lifecycle as lc
 from services.hotline.domain.leads import (
     BounceThresholds,
+    PlaceActivity,
     case_check_due,
     confirms_violation,
+    hotspot_id,
     is_bounce,
     is_case_not_opened,
     is_hotspot,
@@ -663,43 +665,69 @@ class HotlineWorkflow:
         """高频投诉: at most one lead per complaint, and one per place within a window."""
         if c.matter is None:
             return
-        since = window_start(c.received_at, self.settings.hotspot_window_days)
-        keys = sorted(c.place_keys, key=lambda k: not k.startswith("target:"))
-        for key in keys:
-            state_id = f"{c.district}:{c.matter}:{key}"
-            state = await storage.get_hotspot(uow, state_id)
-            last = state.get("last_at") if state else None
-            if last is not None and last >= since:
-                continue  # this cluster was already reported within the window
-            ids = await storage.count_same_place(
-                uow,
-                matter=c.matter,
-                place_key=key,
-                since=since,
-                until=c.received_at,
-            )
+        window = self.settings.hotspot_window_days
+        since = window_start(c.received_at, window)
+        activities = storage.place_activity(uow)
+        raised = False
+        for key in sorted(c.place_keys, key=lambda k: not k.startswith("target:")):
+            state_id = hotspot_id(c.district, c.matter, key)
+            place = await activities.get(state_id) or PlaceActivity(id=state_id)
+            place.record(c.id, c.received_at, window)
+            activities.put(place)
+            if raised or (place.last_at is not None and place.last_at >= since):
+                continue  # one lead per complaint; this cluster was reported within the window
+            ids = place.within(since, c.received_at)
             if not is_hotspot(len(ids), self.settings.hotspot_threshold):
                 continue
-            seq = int(state.get("leads", 0)) + 1 if state else 1
+            place.leads += 1
+            place.last_at, place.complaints = c.received_at, ids
+            activities.put(place)
+            raised = True
             await self._lead(
                 uow,
                 c,
                 LeadKind.HOTSPOT,
-                (c.district, c.matter, key, str(seq)),
-                f"{self.settings.hotspot_window_days:g} 天内同一地点/对象「{key.split(':', 1)[1]}」"
+                (c.district, c.matter, key, str(place.leads)),
+                f"{window:g} 天内同一地点/对象「{key.split(':', 1)[1]}」"
                 f"收到 {len(ids)} 件「{c.matter_name}」投诉",
-                {
-                    "place": key,
-                    "matter": c.matter,
-                    "complaints": ids,
-                    "window_days": self.settings.hotspot_window_days,
-                },
+                {"place": key, "matter": c.matter, "complaints": ids, "window_days": window},
             )
-            storage.put_hotspot(
-                uow,
-                {"_id": state_id, "leads": seq, "last_at": c.received_at, "complaints": ids},
-            )
-            return
+
+    # -- what a batch will read (prefetched with one query per collection) -------------
+
+    def _classified(self, event: Envelope) -> tuple[dict[str, Any], str] | None:
+        """A new work order's data and matter, classified as :meth:`on_created` will."""
+        data = event.data
+        if event.type != "gov.12345.workorder.created" or not isinstance(data, dict):
+            return None
+        description = data.get("description")
+        category = data.get("category")
+        found = classify(
+            self.matters,
+            category if isinstance(category, str) else None,
+            description if isinstance(description, str) else "",
+        )
+        district = data.get("district")
+        if found.matter is None or not isinstance(district, str):
+            return None
+        return data, found.matter
+
+    def routing_key(self, event: Envelope) -> str | None:
+        """The routing catalogue entry a new work order will be routed by."""
+        classified = self._classified(event)
+        return storage.entry_id(classified[0]["district"], classified[1]) if classified else None
+
+    def place_keys_of(self, event: Envelope) -> list[str]:
+        """The 高频投诉 states a new work order will count in."""
+        classified = self._classified(event)
+        if classified is None:
+            return []
+        data, matter = classified
+        address, target = data.get("address"), data.get("target")
+        if not isinstance(address, str):
+            return []
+        places = place_keys(address, target if isinstance(target, str) else None)
+        return [hotspot_id(data["district"], matter, key) for key in places]
 
     # ------------------------------------------------------------------ timers
 

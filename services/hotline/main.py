@@ -31,17 +31,26 @@ def build(settings: HotlineSettings | None = None, clock: Clock | None = None) -
             "gov.12345.workorder.created": workflow.on_created,
             "gov.12345.workorder.updated": workflow.on_updated,
         },
-        prefetch={storage.COMPLAINTS: data_key("order_id")},
+        prefetch={
+            storage.COMPLAINTS: data_key("order_id"),
+            storage.ROUTING: workflow.routing_key,
+            storage.HOTSPOTS: workflow.place_keys_of,
+        },
     )
     service.consume(
         INGEST_ENFORCEMENT,
         {"gov.enforcement.case.closed": workflow.on_case_closed},
         prefetch={storage.CASES: data_key("case_id")},
     )
-    service.on_timer(ACK_DUE, workflow.on_ack_due)
-    service.on_timer(RESOLVE_DUE, workflow.on_resolve_due)
-    service.on_timer(ESCALATE, workflow.on_escalate)
-    service.on_timer(CASE_CHECK, workflow.on_case_check)
+    # every hotline timer names its complaint: a batch of timers loads them with one query
+    complaint_of = {storage.COMPLAINTS: lambda timer: timer["payload"]["order_id"]}
+    for kind, handler in (
+        (ACK_DUE, workflow.on_ack_due),
+        (RESOLVE_DUE, workflow.on_resolve_due),
+        (ESCALATE, workflow.on_escalate),
+        (CASE_CHECK, workflow.on_case_check),
+    ):
+        service.on_timer(kind, handler, prefetch=complaint_of)
     service.publishes(HOTLINE_EVENTS, SUPERVISION_LEADS, NOTIFY_REQUESTS, AUDIT_EVENTS)
     service.routes(lambda svc: build_router(svc, workflow))
     return service

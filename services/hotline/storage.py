@@ -5,7 +5,8 @@
   ``<district>:<matter>``), seeded from ``data/routing.json`` and editable over the API.
 - ``cases``: enforcement cases seen on the case system's topic (``_id`` = case_id), with the
   keys of their party, for the 应立尽立 check.
-- ``hotspots``: per matter and place, how many 高频投诉 leads were raised and when last.
+- ``hotspots``: per district, matter and place, the recent complaints there and the 高频投诉
+  leads raised (read by id: one document per place instead of a query over complaints).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.hotline.domain.leads import PlaceActivity
 from services.hotline.domain.lifecycle import Complaint
 from services.hotline.domain.routing import RoutingEntry
 from shared.mongo import Document, get_document, list_indexes
@@ -41,10 +43,6 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("unit", ASCENDING), ("status", ASCENDING)], name="by_unit"),
         IndexModel([("status", ASCENDING), ("received_at", DESCENDING)], name="by_status"),
         IndexModel([("overdue", ASCENDING), ("district", ASCENDING)], name="by_overdue"),
-        IndexModel(
-            [("matter", ASCENDING), ("place_keys", ASCENDING), ("received_at", ASCENDING)],
-            name="hotspot",
-        ),
         IndexModel([("target_keys", ASCENDING)], name="by_target"),
     ],
     ROUTING: [
@@ -80,24 +78,6 @@ async def read_complaint(db: Db, order_id: str) -> Complaint | None:
 def complaints(uow: UnitOfWork) -> AggregateRepository[Complaint]:
     """Complaints by order id, through the unit of work's identity map."""
     return AggregateRepository(uow.documents(COMPLAINTS), to_doc, from_doc)
-
-
-async def count_same_place(
-    uow: UnitOfWork,
-    *,
-    matter: str,
-    place_key: str,
-    since: dt.datetime,
-    until: dt.datetime,
-) -> list[str]:
-    """Ids of complaints of ``matter`` at ``place_key`` received in [since, until]."""
-    coll = await uow.collection(COMPLAINTS)
-    cursor = coll.find(
-        {"matter": matter, "place_keys": place_key, "received_at": {"$gte": since, "$lte": until}},
-        {"_id": 1},
-        session=uow.session,
-    )
-    return sorted(str(d["_id"]) for d in await cursor.to_list())
 
 
 async def complaints_for_case(
@@ -215,9 +195,10 @@ async def case_times_for(
     return [d["opened_at"] for d in await cursor.to_list()]
 
 
-async def get_hotspot(uow: UnitOfWork, key: str) -> Document | None:
-    return await uow.documents(HOTSPOTS).get(key)
-
-
-def put_hotspot(uow: UnitOfWork, doc: Document) -> None:
-    uow.documents(HOTSPOTS).put(doc)
+def place_activity(uow: UnitOfWork) -> AggregateRepository[PlaceActivity]:
+    """高频投诉 state per district, matter and place (``_id`` = ``district:matter:place``)."""
+    return AggregateRepository(
+        uow.documents(HOTSPOTS),
+        lambda a: {"_id": a.id, **a.model_dump(exclude={"id"})},
+        lambda d: PlaceActivity.model_validate({"id": d["_id"], **d}),
+    )

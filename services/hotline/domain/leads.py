@@ -88,6 +88,42 @@ def window_start(received_at: dt.datetime, window_days: float) -> dt.datetime:
     return received_at - dt.timedelta(days=window_days)
 
 
+def hotspot_id(district: str, matter: str, place_key: str) -> str:
+    return f"{district}:{matter}:{place_key}"
+
+
+PLACE_ACTIVITY_CAP = 1000
+"""Most complaints a place's activity keeps (the newest); far above any hotspot threshold."""
+
+
+class PlaceActivity(BaseModel):
+    """Recent complaints of one matter at one place (地址/对象) in one district: what the 高频投诉
+    rule counts, kept per place so a new complaint reads one document instead of querying
+    every complaint of the place."""
+
+    id: str
+    recent: list[tuple[str, dt.datetime]] = []
+    """(order id, received at) of the complaints within the window of the newest one."""
+    leads: int = 0
+    last_at: dt.datetime | None = None
+    """When the last 高频投诉 lead of this place was raised (received time of its complaint)."""
+    complaints: list[str] = []
+    """The complaints the last lead named."""
+
+    def record(self, order_id: str, received_at: dt.datetime, window_days: float) -> None:
+        """Add a complaint (once) and forget those before the newest one's window."""
+        if all(known != order_id for known, _ in self.recent):
+            self.recent.append((order_id, received_at))
+        newest = max(at for _, at in self.recent)
+        since = window_start(newest, window_days)
+        kept = sorted((e for e in self.recent if e[1] >= since), key=lambda e: (e[1], e[0]))
+        self.recent = kept[-PLACE_ACTIVITY_CAP:]
+
+    def within(self, since: dt.datetime, until: dt.datetime) -> list[str]:
+        """Ids of the complaints received in [since, until]."""
+        return sorted(order_id for order_id, at in self.recent if since <= at <= until)
+
+
 def confirms_violation(
     verdict: str | None,
     outcome: str | None,
