@@ -41,6 +41,7 @@ from opentelemetry.trace import SpanKind, Tracer
 from shared.batching import is_storage_unavailable, isolate_failures, keys_of
 from shared.envelope import Envelope, EventRejected
 from shared.topics import INGEST_QUARANTINE
+from shared.unit_of_work import Lookup
 
 if TYPE_CHECKING:
     from shared.service import Service
@@ -117,7 +118,7 @@ class EventConsumer:
         topic: str,
         handlers: Mapping[str, EventHandler],
         known_types: frozenset[str] | None = None,
-        prefetch: Mapping[str, KeyOf] | None = None,
+        prefetch: Mapping[str | Lookup, KeyOf] | None = None,
         tracer: Tracer | None = None,
     ) -> None:
         self.service = service
@@ -336,7 +337,7 @@ async def _apply(chunk: list[Item], uow: UnitOfWork) -> dict[int, RecordOutcome]
     refused = [i for i in chunk if i.refusal is not None]
     inbox = uow.documents(INBOX)
     await inbox.load(i.consumer.inbox_id(i.event) for i in events if i.event)
-    prefetch: dict[str, list[Any]] = {}
+    prefetch: dict[str | Lookup, list[Any]] = {}
     for i in events:
         assert i.event is not None
         for collection, key_of in i.consumer.prefetch.items():
@@ -344,8 +345,11 @@ async def _apply(chunk: list[Item], uow: UnitOfWork) -> dict[int, RecordOutcome]
                 prefetch.setdefault(collection, []).extend(keys_of(key_of(i.event)))
             except Exception:  # bad input: its handler refuses it, the prefetch only helps
                 continue
-    for collection, keys in prefetch.items():
-        await uow.documents(collection).load(keys)
+    for target, keys in prefetch.items():
+        if isinstance(target, Lookup):
+            await uow.lookup(target).load(keys)
+        else:
+            await uow.documents(target).load(keys)
     if refused:
         await uow.documents(QUARANTINE).load(record_id(i.record) for i in refused)
     for item in chunk:

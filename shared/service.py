@@ -50,7 +50,7 @@ from shared.settings import ServiceSettings, kafka_client_id
 from shared.telemetry import configure_logging, setup_telemetry
 from shared.timers import TIMER_INDEXES, TIMERS, TimerHandler, TimerKeyOf, TimerWheel
 from shared.topics import EXTERNAL_TYPE_TOPICS, Topic
-from shared.unit_of_work import UnitOfWork
+from shared.unit_of_work import Lookup, UnitOfWork
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -178,7 +178,7 @@ class Service:
         handlers: Mapping[str, EventHandler],
         *,
         name: str | None = None,
-        prefetch: Mapping[str, KeyOf] | None = None,
+        prefetch: Mapping[str | Lookup, KeyOf] | None = None,
     ) -> EventConsumer:
         """Subscribe to ``topic`` in batches; each CloudEvent type goes to its handler, others
         are skipped (on an ingest topic, a type it does not carry at all is quarantined).

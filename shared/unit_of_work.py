@@ -18,7 +18,7 @@ next event of the batch.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -136,6 +136,46 @@ class AggregateRepository(Generic[A]):
         self.documents.put(self._to_doc(aggregate))
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """Prefetch key for documents found by a field other than ``_id`` (``uow.lookup``)."""
+
+    collection: str
+    field: str
+
+
+class FieldIndex:
+    """Documents of a collection by one field's value, loaded for a whole batch with one
+    ``$in`` query. For collections the unit only reads (nothing it writes is seen)."""
+
+    def __init__(self, uow: UnitOfWork, lookup: Lookup, projection: Mapping[str, Any] | None):
+        self._uow = uow
+        self.lookup = lookup
+        self._projection = dict(projection) if projection else None
+        self._known: dict[Any, list[Document]] = {}
+
+    async def load(self, values: Iterable[Any]) -> None:
+        wanted = [v for v in dict.fromkeys(values) if v is not None and v not in self._known]
+        if not wanted:
+            return
+        coll = self._uow._db[self.lookup.collection]
+        field = self.lookup.field
+        found = await coll.find(
+            {field: {"$in": wanted}}, self._projection, session=self._uow.session
+        ).to_list()
+        for value in wanted:
+            self._known[value] = []
+        for doc in found:
+            self._known.setdefault(doc.get(field), []).append(doc)
+        self._uow.reads += 1
+
+    async def find(self, value: Any) -> list[Document]:
+        """Copies of the documents whose field equals ``value``."""
+        if value not in self._known:
+            await self.load([value])
+        return copy.deepcopy(self._known[value])
+
+
 @dataclass
 class UnitOfWork:
     """What a handler gets: repositories, raw collections, and ways to say what follows."""
@@ -153,11 +193,19 @@ class UnitOfWork:
     _outbox: list[Document] = field(default_factory=list)
     _timers: dict[str, UpdateOne] = field(default_factory=dict)
     _repos: dict[str, DocumentRepository] = field(default_factory=dict)
+    _indexes: dict[Lookup, FieldIndex] = field(default_factory=dict)
 
     def now(self) -> datetime:
         return self.clock.now()
 
     # -- state ----------------------------------------------------------------------------
+
+    def lookup(self, lookup: Lookup, projection: Mapping[str, Any] | None = None) -> FieldIndex:
+        """Documents by a field (see :class:`FieldIndex`), one per unit and lookup."""
+        index = self._indexes.get(lookup)
+        if index is None:
+            index = self._indexes[lookup] = FieldIndex(self, lookup, projection)
+        return index
 
     def documents(self, name: str) -> DocumentRepository:
         repo = self._repos.get(name)
@@ -232,4 +280,5 @@ class UnitOfWork:
         self.emitted.clear()
         self._timers.clear()
         self._repos.clear()
+        self._indexes.clear()
         self.earliest_timer = None

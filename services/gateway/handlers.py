@@ -33,7 +33,7 @@ from shared.envelope import Envelope
 from shared.identity import mask_text
 from shared.service import Service
 from shared.topics import ALL_TOPICS, AUDIT_EVENTS, INGEST_QUARANTINE, SUPERVISION_LEADS, Topic
-from shared.unit_of_work import UnitOfWork
+from shared.unit_of_work import Lookup, UnitOfWork
 
 Handler = Callable[[Envelope, UnitOfWork], Any]
 
@@ -50,6 +50,18 @@ def entity_key(kind: EntityKind) -> KeyOf:
         snapshot = event.data.get(kind.name) if isinstance(event.data, dict) else None
         entity_id = snapshot.get("id") if isinstance(snapshot, dict) else None
         return str(entity_id or event.partitionkey)
+
+    return key_of
+
+
+def subject_key(kind: EntityKind) -> KeyOf:
+    """The subject an entity's ingested events name (see ``on_entity_event``)."""
+    entity = entity_key(kind)
+
+    def key_of(event: Envelope) -> Any:
+        snapshot = event.data.get(kind.name) if isinstance(event.data, dict) else None
+        subject = snapshot.get("subject_id") if isinstance(snapshot, dict) else None
+        return str(subject or entity(event))
 
     return key_of
 
@@ -193,10 +205,17 @@ def register(service: Service) -> None:
     plan[INGEST_QUARANTINE] = {QUARANTINE_TYPE: on_quarantined}
     plan[AUDIT_EVENTS] = {AUDIT_READ_TYPE: on_audit_read}
     # what each topic's handlers read by id, loaded for a whole batch at once
-    prefetch: dict[Topic, dict[str, KeyOf]] = {
-        kind.topic: {kind.collection: entity_key(kind)} for kind in ENTITIES
+    prefetch: dict[Topic, dict[str | Lookup, KeyOf]] = {
+        kind.topic: {
+            kind.collection: entity_key(kind),
+            storage.ACCEPTED_BY_SUBJECT: subject_key(kind),
+        }
+        for kind in ENTITIES
     }
-    prefetch[SUPERVISION_LEADS] = {storage.LEADS: data_key("lead_id")}
+    prefetch[SUPERVISION_LEADS] = {
+        storage.LEADS: data_key("lead_id"),
+        storage.ACCEPTED_BY_SUBJECT: data_key("subject_id"),
+    }
     prefetch[INGEST_QUARANTINE] = {storage.QUARANTINE: lambda e: e.subject or e.partitionkey}
     consumers: dict[str, EventConsumer] = {}
     for topic, handlers in plan.items():

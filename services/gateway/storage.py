@@ -31,7 +31,7 @@ from services.gateway.domain.projections import (
 from shared.city import load_city
 from shared.consumer import QUARANTINE
 from shared.mongo import Document, list_indexes
-from shared.unit_of_work import UnitOfWork
+from shared.unit_of_work import Lookup, UnitOfWork
 
 USERS = "users"
 API_KEYS = "api_keys"
@@ -203,15 +203,18 @@ async def refusal_counts(db: Db, since: datetime) -> list[Document]:
     return await db[REFUSAL_COUNTS].find({"hour": {"$gte": since}}).sort("hour", -1).to_list()
 
 
+ACCEPTED_BY_SUBJECT = Lookup(ACCEPTED, "subject_id")
+"""Accepted ingest records by the entity they are about (prefetched for a whole batch)."""
+ACCEPTED_FROM_LIMIT = 200
+
+
 async def accepted_from(uow: UnitOfWork, subject_id: str) -> list[Document]:
-    """The accepted ingest records about one entity (its id is their partition key)."""
-    accepted = await uow.collection(ACCEPTED)
-    return (
-        await accepted.find({"subject_id": subject_id}, {"key_id": 1}, session=uow.session)
-        .sort("at", ASCENDING)
-        .limit(200)
-        .to_list()
+    """The accepted ingest records about one entity (its id is their partition key), oldest
+    first; the consumer prefetches them for the batch (``ACCEPTED_BY_SUBJECT``)."""
+    found = await uow.lookup(ACCEPTED_BY_SUBJECT, {"key_id": 1, "at": 1, "subject_id": 1}).find(
+        subject_id
     )
+    return sorted(found, key=lambda d: (d.get("at") or 0, d["_id"]))[:ACCEPTED_FROM_LIMIT]
 
 
 # ------------------------------------------------------------------ ingest
