@@ -5,6 +5,10 @@
 - ``deliveries``: one document per notice and external channel (``<notice>:<channel>``),
   the work queue of the delivery worker, claimed by lease;
 - ``counters``: document-number sequences, one per issuer, kind and year.
+
+Handlers see them as the typed aggregates of :mod:`services.notify.domain.aggregates`
+(:func:`notices`, :func:`deliveries`, :func:`counters`); the documents keep the model's
+fields with ``_id`` for ``id``, so the read API pages them as they are.
 """
 
 from __future__ import annotations
