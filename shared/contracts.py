@@ -376,6 +376,11 @@ NOTICE_TITLES: dict[NoticeKind, str] = {
 
 NOTIFY_REQUEST_TYPE = "jiandu.notify.requested"
 
+NoticeSubject = Literal[
+    "complaint", "case", "filing", "review", "rectification", "lead", "inspection"
+]
+"""What a notice is about."""
+
 
 class NotificationRequest(Contract):
     """A request to notify a unit (on ``notify.requests``); one notice per idempotency key."""
@@ -384,9 +389,7 @@ class NotificationRequest(Contract):
     kind: NoticeKind
     recipient_unit: str = Field(min_length=1, max_length=100)
     district: str = Field(pattern=r"^\d{6}$")
-    subject_type: Literal[
-        "complaint", "case", "filing", "review", "rectification", "lead", "inspection"
-    ]
+    subject_type: NoticeSubject
     subject_id: str = Field(min_length=1, max_length=200)
     summary: str = Field(max_length=2000)
     deadline: Instant | None = None

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.notify import storage
 from services.notify.delivery import DeliveryWorker
+from services.notify.domain.aggregates import ChannelState
 from services.notify.domain.directory import DirectoryEntry
 from services.notify.domain.notice import Channel, NoticeStatus
 from services.notify.handlers import NotifyWorkflow
@@ -42,18 +43,6 @@ from shared.service import Service
 T = TypeVar("T")
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-class ChannelState(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    status: str = Field(description="pending / sent / failed / skipped")
-    target: str | None = None
-    attempts: int | None = None
-    reason: str | None = Field(default=None, description="why the channel was skipped")
-    error: str | None = None
-    sent_at: dt.datetime | None = None
-    failed_at: dt.datetime | None = None
 
 
 class NoticeSummary(Out):
@@ -179,7 +168,7 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
     async def notice_or_404(caller: Caller, nid: str) -> Document:
         """The notice when it exists and lies in the caller's scope, else 404."""
         caller.require(Permission.READ_NOTICES)
-        doc = await storage.read_notice(svc.db, nid)
+        doc = await storage.notice_document(svc.db, nid)
         return present(caller, require_in_scope(caller, doc, f"notice {nid}", recipient))
 
     def filters(
@@ -286,11 +275,11 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
         """签收 by the recipient unit (the token's); repeating it changes nothing."""
         unit, by = acting_unit(caller, body.unit), acting_person(caller, body.by)
         await notice_or_404(caller, notice_id)
-        doc = await run_command(
+        notice = await run_command(
             svc,
             lambda uow: workflow.acknowledge(uow, notice_id, unit=unit, by=by, note=body.note),
         )
-        return NoticeOut.of(doc)
+        return NoticeOut.of(storage.notice_doc(notice))
 
     @router.get("/notices/{notice_id}/deliveries", response_model=list[DeliveryOut])
     async def deliveries(notice_id: str, caller: CallerDep) -> list[DeliveryOut]:
@@ -304,11 +293,11 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
     ) -> list[DeliveryOut]:
         """Queue the notice again (failed, or the unit asks for it again): bureaus, operators."""
         caller.require(Permission.RESEND)
-        doc = await storage.read_notice(svc.db, notice_id)
+        doc = await storage.notice_document(svc.db, notice_id)
         require_in_scope(caller, doc, f"notice {notice_id}", recipient)
         channels = body.channels if body is not None else None
         queued = await run_command(svc, lambda uow: workflow.resend(uow, notice_id, channels))
         worker.wake()
-        return [DeliveryOut.model_validate(d) for d in queued]
+        return [DeliveryOut.model_validate(storage.delivery_doc(d)) for d in queued]
 
     return router

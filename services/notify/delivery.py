@@ -16,46 +16,43 @@ import asyncio
 import uuid
 from contextlib import suppress
 from datetime import timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import structlog
 from prometheus_client import Counter
 
 from services.notify import storage
 from services.notify.channels import DeliveryError, Outgoing, Transports
-from services.notify.domain.notice import Channel, backoff_s, cn_datetime
+from services.notify.domain.aggregates import Delivery, Notice, Outcome
+from services.notify.domain.notice import backoff_s, cn_datetime
 from services.notify.handlers import NotifyWorkflow, wall_now
 from services.notify.settings import NotifySettings
 from shared.clock import utc
-from shared.mongo import Document
 
 if TYPE_CHECKING:
     from shared.service import Service
 
 log = structlog.get_logger(__name__)
 
-Outcome = Literal["sent", "retry", "failed"]
 
-
-def outgoing(delivery: Document, notice: Document) -> Outgoing:
-    deadline = notice.get("deadline")
-    ack = utc(notice["ack_deadline"])
+def outgoing(delivery: Delivery, notice: Notice) -> Outgoing:
+    ack = utc(notice.ack_deadline)
     return Outgoing(
-        delivery_id=delivery["_id"],
-        notice_id=notice["_id"],
-        channel=Channel(delivery["channel"]),
-        target=delivery["target"],
-        kind=notice["kind"],
-        doc_number=notice["doc_number"],
-        title=notice["title"],
-        heading=notice["heading"],
-        issuer_name=notice["issuer_name"],
-        recipient_unit=notice["recipient_unit"],
-        recipient_name=notice["recipient_name"],
+        delivery_id=delivery.id,
+        notice_id=notice.id,
+        channel=delivery.channel,
+        target=delivery.target,
+        kind=notice.kind.value,
+        doc_number=notice.doc_number,
+        title=notice.title,
+        heading=notice.heading,
+        issuer_name=notice.issuer_name,
+        recipient_unit=notice.recipient_unit,
+        recipient_name=notice.recipient_name,
         ack_deadline=ack.isoformat(),
         ack_deadline_cn=cn_datetime(ack),
-        deadline=utc(deadline).isoformat() if deadline else None,
-        text=notice["text"],
+        deadline=utc(notice.deadline).isoformat() if notice.deadline else None,
+        text=notice.text,
     )
 
 
@@ -144,12 +141,12 @@ class DeliveryWorker:
         )
         if delivery is None:
             return False
-        attempts = int(delivery["attempts"])
+        attempts = delivery.attempts
         if attempts > s.delivery_attempts:
             # Earlier claims died mid-send: the attempts are used up without an answer.
             await self._record(delivery, token, "failed", "no outcome recorded within the attempts")
             return True
-        notice = await storage.read_notice(self.service.db, delivery["notice_id"])
+        notice = await storage.read_notice(self.service.db, delivery.notice_id)
         if notice is None:
             await self._record(delivery, token, "failed", "notice is missing")
             return True
@@ -159,7 +156,7 @@ class DeliveryWorker:
             final = exc.permanent or attempts >= s.delivery_attempts
             log.warning(
                 "delivery attempt failed",
-                delivery=delivery["_id"],
+                delivery=delivery.id,
                 attempt=attempts,
                 permanent=exc.permanent,
                 error=exc.reason,
@@ -167,7 +164,7 @@ class DeliveryWorker:
             await self._record(delivery, token, "failed" if final else "retry", exc.reason)
             return True
         except Exception as exc:  # a bug or an unforeseen transport error: retry, bounded
-            log.exception("delivery attempt crashed", delivery=delivery["_id"])
+            log.exception("delivery attempt crashed", delivery=delivery.id)
             final = attempts >= s.delivery_attempts
             await self._record(delivery, token, "failed" if final else "retry", repr(exc)[:500])
             return True
@@ -176,26 +173,22 @@ class DeliveryWorker:
         return True
 
     async def _record(
-        self, delivery: Document, token: str, outcome: Outcome, error: str | None
+        self, delivery: Delivery, token: str, outcome: Outcome, error: str | None
     ) -> None:
         s = self.settings
         retry_at = None
         if outcome == "retry":
-            wait = backoff_s(
-                int(delivery["attempts"]), s.delivery_backoff_s, s.delivery_backoff_max_s
-            )
+            wait = backoff_s(delivery.attempts, s.delivery_backoff_s, s.delivery_backoff_max_s)
             retry_at = wall_now() + timedelta(seconds=wait)
         if self._attempts is not None:
-            self._attempts.labels(delivery["channel"], outcome).inc()
+            self._attempts.labels(delivery.channel.value, outcome).inc()
         recorded = await self.service.run_in_uow(
             lambda uow: self.workflow.settle(
                 uow, delivery, token, outcome, error=error, retry_at=retry_at
             ),
         )
         if not recorded:
-            log.warning(
-                "delivery claim lost before its outcome was recorded", delivery=delivery["_id"]
-            )
+            log.warning("delivery claim lost before its outcome was recorded", delivery=delivery.id)
         elif outcome == "retry":
             # Nobody else will wake us for our own retry: sleep until it is due.
             asyncio.get_running_loop().call_later(

@@ -5,18 +5,24 @@
 - ``deliveries``: one document per notice and external channel (``<notice>:<channel>``),
   the work queue of the delivery worker, claimed by lease;
 - ``counters``: document-number sequences, one per issuer, kind and year.
+
+Handlers see them as the typed aggregates of :mod:`services.notify.domain.aggregates`
+(:func:`notices`, :func:`deliveries`, :func:`counters`); the documents keep the model's
+fields with ``_id`` for ``id``, so the read API pages them as they are.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.notify.domain.aggregates import Counter, Delivery, Notice
 from shared.mongo import Document, list_indexes
-from shared.unit_of_work import UnitOfWork
+from shared.unit_of_work import AggregateRepository, UnitOfWork
 
 NOTICES = "notices"
 DELIVERIES = "deliveries"
@@ -51,83 +57,86 @@ def delivery_id(notice_id: str, channel: str) -> str:
     return f"{notice_id}:{channel}"
 
 
-def set_fields(doc: Document, changes: dict[str, Any]) -> None:
-    """``$set`` semantics in memory: ``"channels.email"`` sets ``doc["channels"]["email"]``."""
-    for path, value in changes.items():
-        *parents, last = path.split(".")
-        target = doc
-        for part in parents:
-            target = target.setdefault(part, {})
-        target[last] = value
+# -- documents ↔ aggregates (the stored shape is the model's fields, ``_id`` for ``id``) ---
+
+
+def notice_doc(n: Notice) -> Document:
+    body = n.model_dump(exclude={"id", "channels"})
+    # A channel keeps only what applies to it (a skipped one has no attempts, and so on).
+    channels = {ch: state.model_dump(exclude_none=True) for ch, state in n.channels.items()}
+    return {"_id": n.id, **body, "channels": channels}
+
+
+def notice_of(doc: Mapping[str, Any]) -> Notice:
+    return Notice.model_validate({"id": doc["_id"], **doc})
+
+
+def delivery_doc(d: Delivery) -> Document:
+    return {"_id": d.id, **d.model_dump(exclude={"id"})}
+
+
+def delivery_of(doc: Mapping[str, Any]) -> Delivery:
+    return Delivery.model_validate({"id": doc["_id"], **doc})
+
+
+def counter_doc(c: Counter) -> Document:
+    return {"_id": c.id, **c.model_dump(exclude={"id"})}
+
+
+def counter_of(doc: Mapping[str, Any]) -> Counter:
+    return Counter.model_validate({"id": doc["_id"], **doc})
 
 
 # -- write side: through the unit of work (one read per batch, one write at commit) ------
 
 
-async def get_notice(uow: UnitOfWork, notice_id: str) -> Document | None:
-    return await uow.documents(NOTICES).get(notice_id)
+def notices(uow: UnitOfWork) -> AggregateRepository[Notice]:
+    """Notices by id, through the unit of work's identity map."""
+    return AggregateRepository(uow.documents(NOTICES), notice_doc, notice_of)
 
 
-def add_notice(uow: UnitOfWork, doc: Document) -> None:
-    uow.documents(NOTICES).add(doc)
+def deliveries(uow: UnitOfWork) -> AggregateRepository[Delivery]:
+    """Delivery jobs by ``<notice>:<channel>``, through the unit of work's identity map."""
+    return AggregateRepository(uow.documents(DELIVERIES), delivery_doc, delivery_of)
 
 
-async def update_notice(uow: UnitOfWork, notice_id: str, changes: dict[str, Any]) -> Document:
-    notices = uow.documents(NOTICES)
-    doc = await notices.get(notice_id)
-    if doc is None:
-        raise LookupError(notice_id)
-    set_fields(doc, changes)
-    notices.put(doc)
-    return doc
+def counters(uow: UnitOfWork) -> AggregateRepository[Counter]:
+    """Document-number sequences by key, through the unit of work's identity map."""
+    return AggregateRepository(uow.documents(COUNTERS), counter_doc, counter_of)
+
+
+def add_notice(uow: UnitOfWork, notice: Notice) -> None:
+    """A new notice: inserted at commit (the unique idempotency key guards a racing twin)."""
+    uow.documents(NOTICES).add(notice_doc(notice))
+
+
+def add_deliveries(uow: UnitOfWork, jobs: Sequence[Delivery]) -> None:
+    for job in jobs:
+        uow.documents(DELIVERIES).add(delivery_doc(job))
 
 
 async def next_sequence(uow: UnitOfWork, key: str) -> int:
     """Document-number counter; inside the issuing transaction, so an aborted notice takes
     no number (concurrent issuers conflict on it and one transaction runs again)."""
-    counters = uow.documents(COUNTERS)
-    doc = await counters.get(key) or {"_id": key, "seq": 0}
-    doc["seq"] = int(doc["seq"]) + 1
-    counters.put(doc)
-    return int(doc["seq"])
-
-
-def add_deliveries(uow: UnitOfWork, docs: list[Document]) -> None:
-    for doc in docs:
-        uow.documents(DELIVERIES).add(doc)
-
-
-async def get_delivery(uow: UnitOfWork, did: str) -> Document | None:
-    return await uow.documents(DELIVERIES).get(did)
-
-
-def put_delivery(uow: UnitOfWork, doc: Document) -> None:
-    uow.documents(DELIVERIES).put(doc)
-
-
-async def settle_delivery(
-    uow: UnitOfWork,
-    *,
-    did: str,
-    token: str,
-    changes: dict[str, Any],
-    history: dict[str, Any],
-) -> Document | None:
-    """Record an attempt's outcome, but only while our claim still holds (else None)."""
-    doc = await get_delivery(uow, did)
-    if doc is None or doc.get("claim_token") != token or doc.get("status") != "pending":
-        return None
-    doc.update(changes, claimed_by=None, claim_until=None, claim_token=None)
-    doc["history"] = [*doc.get("history", []), history][-50:]
-    put_delivery(uow, doc)
-    return doc
+    repo = counters(uow)
+    counter = await repo.get(key) or Counter(id=key)
+    seq = counter.next()
+    repo.put(counter)
+    return seq
 
 
 # -- read side ---------------------------------------------------------------------------
 
 
-async def read_notice(db: AsyncDatabase[Document], notice_id: str) -> Document | None:
+async def notice_document(db: AsyncDatabase[Document], notice_id: str) -> Document | None:
+    """The stored notice as it is (the API masks and shapes it)."""
     return await db[NOTICES].find_one({"_id": notice_id})
+
+
+async def read_notice(db: AsyncDatabase[Document], notice_id: str) -> Notice | None:
+    """One notice outside a unit of work (the delivery worker, before sending)."""
+    doc = await notice_document(db, notice_id)
+    return notice_of(doc) if doc is not None else None
 
 
 async def deliveries_of(db: AsyncDatabase[Document], notice_id: str) -> list[Document]:
@@ -136,12 +145,12 @@ async def deliveries_of(db: AsyncDatabase[Document], notice_id: str) -> list[Doc
 
 async def claim_delivery(
     uow: UnitOfWork, *, owner: str, token: str, now: dt.datetime, lease_s: float
-) -> Document | None:
+) -> Delivery | None:
     """Take one due delivery for ``lease_s``; counts the attempt at once, so a replica that
     dies mid-send still uses up one of the bounded attempts. In a transaction, like every
     write to a collection that transactions write (see ``shared.timers.TimerWheel._claim``)."""
-    deliveries = await uow.collection(DELIVERIES)
-    return await deliveries.find_one_and_update(
+    coll = await uow.collection(DELIVERIES)
+    doc = await coll.find_one_and_update(
         {
             "status": "pending",
             "next_attempt_at": {"$lte": now},
@@ -159,3 +168,4 @@ async def claim_delivery(
         return_document=ReturnDocument.AFTER,
         session=uow.session,
     )
+    return delivery_of(doc) if doc is not None else None
