@@ -26,7 +26,11 @@ def build(settings: NotifySettings | None = None, clock: Clock | None = None) ->
         {NOTIFY_REQUEST_TYPE: workflow.on_requested},
         prefetch={storage.NOTICES: notice_of_request},
     )
-    service.on_timer(ESCALATION_DUE, workflow.on_escalation_due)
+    service.on_timer(
+        ESCALATION_DUE,
+        workflow.on_escalation_due,
+        prefetch={storage.NOTICES: lambda timer: timer["payload"]["notice_id"]},
+    )
     service.on_start(worker.start)
     service.on_stop(worker.stop)
     service.publishes(NOTIFY_EVENTS, AUDIT_EVENTS)
