@@ -7,10 +7,10 @@ For each batch Kafka hands over (up to ``JIANDU_BATCH_MAX_RECORDS``):
    service's ``quarantine`` collection and announced on ``ingest.quarantine`` with the
    reason. A known type another service handles is skipped.
 2. In ONE MongoDB transaction for the whole batch: look up the batch's event ids in the
-   ``inbox`` (one ``$in`` query) and skip those already applied, prefetch the aggregates the
-   handlers will ask for (one ``$in`` per collection), run each handler in Kafka order, then
-   write the changed aggregates, the new inbox ids, timers and outbox entries (one command
-   each) and commit.
+   ``inbox`` (one ``$in`` query on its indexed ``ids`` arrays) and skip those already applied,
+   prefetch the aggregates the handlers will ask for (one ``$in`` per collection), run each
+   handler in Kafka order, then write the changed aggregates, ONE inbox document holding the
+   batch's applied event ids, timers and outbox entries (one command each) and commit.
 3. If the batch fails it is bisected until the failing record is alone (``shared.batching``);
    that record gets the single-record path: retried ``handler_attempts`` times with doubling
    backoff, quarantined if the handler refused its data (``EventRejected``), else sent to
@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import traceback
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -335,8 +336,8 @@ async def _apply(chunk: list[Item], uow: UnitOfWork) -> dict[int, RecordOutcome]
         consumer.transactions += 1
     events = [i for i in chunk if i.refusal is None and i.event is not None]
     refused = [i for i in chunk if i.refusal is not None]
-    inbox = uow.documents(INBOX)
-    await inbox.load(i.consumer.inbox_id(i.event) for i in events if i.event)
+    seen = await applied_before(uow, [i.consumer.inbox_id(i.event) for i in events if i.event])
+    applied: list[str] = []
     prefetch: dict[str | Lookup, list[Any]] = {}
     for i in events:
         assert i.event is not None
@@ -362,13 +363,31 @@ async def _apply(chunk: list[Item], uow: UnitOfWork) -> dict[int, RecordOutcome]
         event, handler = item.event, item.handler
         assert event is not None and handler is not None
         inbox_id = consumer.inbox_id(event)
-        if await inbox.get(inbox_id) is not None:
+        if inbox_id in seen:
             outcomes[item.index] = RecordOutcome("duplicate", event.id)
             continue
         await consumer.run(event, handler, uow, item.record)
-        inbox.add({"_id": inbox_id, "type": event.type, "at": datetime.now(UTC)})
+        seen.add(inbox_id)
+        applied.append(inbox_id)
         outcomes[item.index] = RecordOutcome("processed", event.id)
+    if applied:
+        # one inbox document per batch, its event ids in an indexed array: a redelivered
+        # event is found by ``applied_before`` as surely as with one document per event
+        uow.documents(INBOX).add({"_id": uuid.uuid4().hex, "ids": applied, "at": datetime.now(UTC)})
     return outcomes
+
+
+async def applied_before(uow: UnitOfWork, inbox_ids: list[str]) -> set[str]:
+    """Which of these ``<consumer>:<event id>`` were applied by an earlier unit (one query)."""
+    if not inbox_ids:
+        return set()
+    inbox = await uow.collection(INBOX)
+    wanted = set(inbox_ids)
+    found: set[str] = set()
+    async for doc in inbox.find({"ids": {"$in": list(wanted)}}, {"ids": 1}, session=uow.session):
+        found.update(i for i in doc.get("ids", ()) if i in wanted)
+    uow.reads += 1
+    return found
 
 
 def _consumers_of(items: list[Item]) -> list[EventConsumer]:

@@ -62,7 +62,7 @@ PLATFORM_INDEXES: dict[str, list[IndexModel]] = {
     OUTBOX: OUTBOX_INDEXES,
     TIMERS: TIMER_INDEXES,
     QUARANTINE: [IndexModel([("at", -1)], name="recent")],
-    INBOX: [],
+    INBOX: [IndexModel([("ids", 1)], name="by_event")],
     LEASES: [],
 }
 

@@ -253,3 +253,8 @@ class ActingAs(httpx.Auth):
                 )
         request.headers["Authorization"] = f"Bearer {token_for(self.settings, role, **claims)}"
         yield request
+
+
+async def applied_ids(db: Any) -> set[str]:
+    """Every ``<consumer>:<event id>`` a service's inbox holds (one document per batch)."""
+    return {i async for doc in db["inbox"].find({}, {"ids": 1}) for i in doc["ids"]}

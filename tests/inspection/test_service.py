@@ -24,7 +24,7 @@ from shared.topics import (
     SUPERVISION_LEADS,
 )
 from shared.workcalendar import CST
-from tests.helpers import ActingAs, KafkaTap, Publisher, eventually
+from tests.helpers import ActingAs, KafkaTap, Publisher, applied_ids, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -391,7 +391,7 @@ async def test_demo_inspections_are_taken_and_show_each_fault(
             await publisher.event(svc.topic(INGEST_INSPECTIONS), e)
 
         async def all_taken() -> bool:
-            return await svc.db["inbox"].count_documents({}) == len(generated)
+            return len(await applied_ids(svc.db)) == len(generated)
 
         await eventually(all_taken, timeout=60)
         await eventually(lambda: outbox_empty(svc))

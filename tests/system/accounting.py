@@ -101,7 +101,7 @@ async def account(
         for service, consumed in CONSUMERS.get(event.type, []):
             db = mongo[f"jiandu_{service}"]
             key = f"{service}.{consumed}:{event.id}"
-            if await db["inbox"].find_one({"_id": key}):
+            if await db["inbox"].find_one({"ids": key}):
                 result.processed += 1
             elif await db["quarantine"].find_one({"event_id": event.id}):
                 result.quarantined += 1
