@@ -275,3 +275,48 @@ def test_plan_walk_finds_a_collection_scan_below_the_top_stage() -> None:
         "at": datetime(2026, 1, 1, tzinfo=UTC),
     }
     assert list(plan_stages(plan)) == ["SORT", "COLLSCAN"]
+
+
+async def test_the_runtime_reads_index_ranges_that_stay_flat_as_collections_grow(
+    settings_for: Callable[..., Any],
+) -> None:
+    """Issue #18: the timer claim, the relay's unsent entries and the inbox look-up each read
+    an index range bounded by what they return, not by what the collection holds: with
+    5,000 sent entries, future timers and applied batches in place, each examines only the
+    keys of its answer."""
+    from shared.consumer import INBOX
+    from shared.outbox import OUTBOX
+    from shared.timers import TIMERS
+
+    svc = build_hotline(settings_for(HotlineSettings))
+    async with svc.running():
+        assert svc.relay is not None
+        await svc.relay.stop()  # keep the unsent entries unsent while the plans are read
+        db, now, n = svc.db, datetime.now(UTC), 5_000
+        far = datetime(2199, 1, 1, tzinfo=UTC)
+        await db[OUTBOX].insert_many(
+            [{"_id": f"sent-{i}", "sent_at": now, "seq": i} for i in range(n)]
+            + [{"_id": f"unsent-{i}", "sent_at": None, "seq": n + i} for i in range(7)]
+        )
+        await db[TIMERS].insert_many(
+            [{"_id": f"t-{i}", "status": "pending", "due": far, "next_at": far} for i in range(n)]
+        )
+        await db[INBOX].insert_many(
+            [{"_id": f"b-{i}", "ids": [f"c:{i}-{j}" for j in range(50)]} for i in range(n // 50)]
+        )
+        plans = {
+            "relay": db[OUTBOX].find({"sent_at": None}).sort("seq", 1).limit(500),
+            "claim": db[TIMERS]
+            .find({"status": "pending", "next_at": {"$lte": now}})
+            .sort("next_at", 1)
+            .limit(100),
+            "inbox": db[INBOX].find({"ids": {"$in": ["c:3-7", "c:9-1", "c:none"]}}),
+        }
+        stats = {
+            name: (await cursor.explain()).get("executionStats", {})
+            for name, cursor in plans.items()
+        }
+    assert stats["relay"]["totalKeysExamined"] == 7, stats["relay"]
+    assert stats["claim"]["totalKeysExamined"] == 0, stats["claim"]
+    assert stats["inbox"]["totalKeysExamined"] <= 3, stats["inbox"]
+    assert all(s["totalDocsExamined"] <= 7 for s in stats.values()), stats
