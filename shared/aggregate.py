@@ -11,10 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic_core import to_jsonable_python
 
 from shared.mongo import Document
 from shared.unit_of_work import AggregateRepository, UnitOfWork
+
+StoredAsJson = PlainSerializer(to_jsonable_python)
+"""For a field whose values MongoDB cannot store as they are (``date``, enums, ``Decimal``):
+``Annotated[list[Finding], StoredAsJson]`` keeps it as JSON values; datetimes elsewhere in
+the aggregate stay BSON dates."""
 
 
 class Aggregate(BaseModel):

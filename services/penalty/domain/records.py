@@ -10,9 +10,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_serializer
+from pydantic import BaseModel, Field
 
 from services.penalty.domain.anomaly import RuleResult
 from services.penalty.domain.filing import (
@@ -22,7 +22,7 @@ from services.penalty.domain.filing import (
     TopTierAssessment,
     derive_status,
 )
-from shared.aggregate import Aggregate
+from shared.aggregate import Aggregate, StoredAsJson
 from shared.contracts import CaseDocument
 
 LetterKind = Literal["acceptance", "recommendation", "decision"]
@@ -81,7 +81,7 @@ class Filing(Aggregate):
     filed: bool = False
     filed_at: dt.datetime | None = None
     filed_via: Literal["event", "api"] | None = None
-    documents: list[CaseDocument] = Field(default_factory=list)
+    documents: Annotated[list[CaseDocument], StoredAsJson] = Field(default_factory=list)
     late: bool | None = None
     days_late: int | None = None
     missing: bool = False
@@ -90,10 +90,6 @@ class Filing(Aggregate):
     review_status: Status | None = None
     letters: list[str] = Field(default_factory=list)
     flags: list[str] = Field(default_factory=list)
-
-    @field_serializer("documents")
-    def _documents(self, documents: list[CaseDocument]) -> list[dict[str, Any]]:
-        return [d.model_dump(mode="json") for d in documents]  # dates as ISO strings
 
     def assess(self, a: TopTierAssessment) -> None:
         """Keep the catalogue's judgement of the decided penalty."""
