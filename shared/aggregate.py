@@ -9,24 +9,28 @@ and queries see the same shape.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Self, TypeVar
+from typing import Annotated, Any, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 from pydantic_core import to_jsonable_python
 
 from shared.mongo import Document
 from shared.unit_of_work import AggregateRepository, UnitOfWork
 
-StoredAsJson = PlainSerializer(to_jsonable_python)
-"""For a field whose values MongoDB cannot store as they are (``date``, enums, ``Decimal``):
-``Annotated[list[Finding], StoredAsJson]`` keeps it as JSON values; datetimes elsewhere in
-the aggregate stay BSON dates."""
+T = TypeVar("T")
+
+StoredAsJson = Annotated[
+    T, BeforeValidator(to_jsonable_python), PlainSerializer(to_jsonable_python)
+]
+"""A field whose values MongoDB cannot store as they are (``date``, enums, ``Decimal``):
+``StoredAsJson[list[Finding]]`` holds them as their JSON values from the start, so what
+the aggregate holds is what is stored (datetimes elsewhere stay BSON dates)."""
 
 
 class Aggregate(BaseModel):
     """A document stored whole; ``id`` is its ``_id``."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
 
     id: str
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
+from bson import BSON
+from bson.codec_options import CodecOptions
 
 from services.penalty.domain.anomaly import RuleResult
 from services.penalty.domain.filing import DisproportionFinding, TopTierAssessment
@@ -12,6 +15,7 @@ from services.penalty.domain.records import Anomaly, Filing, Flag, Letter, Reply
 from shared.aggregate import Aggregate
 from shared.contracts import CaseDocument
 
+BSON_OPTIONS: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True)
 AT = dt.datetime(2025, 3, 4, 5, 6, 7, tzinfo=dt.UTC)
 
 
@@ -123,6 +127,8 @@ def test_round_trip(aggregate: Aggregate) -> None:
     doc = aggregate.to_doc()
     assert doc["_id"] == aggregate.id and "id" not in doc
     assert type(aggregate).from_doc(doc) == aggregate
+    stored = BSON.encode(doc).decode(codec_options=BSON_OPTIONS)  # as MongoDB gives it back
+    assert type(aggregate).from_doc(stored) == aggregate
 
 
 def test_filing_document_keeps_its_shape() -> None:

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -81,7 +81,7 @@ class Filing(Aggregate):
     filed: bool = False
     filed_at: dt.datetime | None = None
     filed_via: Literal["event", "api"] | None = None
-    documents: Annotated[list[CaseDocument], StoredAsJson] = Field(default_factory=list)
+    documents: StoredAsJson[list[CaseDocument]] = Field(default_factory=list)
     late: bool | None = None
     days_late: int | None = None
     missing: bool = False
