@@ -135,6 +135,10 @@ class AggregateRepository(Generic[A]):
     def put(self, aggregate: A) -> None:
         self.documents.put(self._to_doc(aggregate))
 
+    def add(self, aggregate: A) -> None:
+        """A new aggregate: inserted at commit (see :meth:`DocumentRepository.add`)."""
+        self.documents.add(self._to_doc(aggregate))
+
 
 @dataclass(frozen=True)
 class Lookup:

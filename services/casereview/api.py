@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from services.casereview import storage
 from services.casereview.domain.precheck import Finding
+from services.casereview.domain.records import Campaign, Review
 from services.casereview.domain.reports import (
     GroupBy,
     Report,
@@ -316,7 +317,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
             for unit in spec.units:
                 district_in_scope(caller, unit.split("-", 1)[0])
         doc = await guarded(lambda uow: workflow.create_campaign(uow, spec))
-        return CampaignOut.of(doc)
+        return CampaignOut.of(doc.to_doc())
 
     @router.get("/campaigns", response_model=Page[CampaignSummary])
     async def list_campaigns(
@@ -353,7 +354,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
     async def verify_campaign(campaign_id: str, caller: CallerDep) -> Verification:
         """Re-draw from the recorded input and compare with the recorded result."""
         doc = await one(caller, storage.CAMPAIGNS, campaign_id, "campaign", CAMPAIGN_SCOPE)
-        return Verification.model_validate(workflow.verify_campaign(doc))
+        return Verification.model_validate(workflow.verify_campaign(Campaign.from_doc(doc)))
 
     # ------------------------------------------------------------------ reviews
 
@@ -409,7 +410,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
         """The sheet these decisions would give, without saving anything."""
         review = await reviewer_may_score(caller, review_id, submission.reviewer_id)
         try:
-            return workflow.preview(review, submission)
+            return workflow.preview(Review.from_doc(review), submission)
         except ReviewError as exc:
             raise HTTPException(422, detail=exc.problems) from exc
 
@@ -420,7 +421,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
         """Record the decisions; score and grade are computed; 不合格 orders rectification."""
         await reviewer_may_score(caller, review_id, submission.reviewer_id)
         doc = await guarded(lambda uow: workflow.score_review(uow, review_id, submission))
-        return ReviewOut.of(doc)
+        return ReviewOut.of(doc.to_doc())
 
     # ------------------------------------------------------------------ rectifications
 
@@ -467,7 +468,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
         await one(caller, storage.RECTIFICATIONS, rect_id, "rectification")
         answer = answer.model_copy(update={"unit": unit})
         doc = await guarded(lambda uow: workflow.answer_rectification(uow, rect_id, answer))
-        return RectificationOut.of(doc)
+        return RectificationOut.of(doc.to_doc())
 
     @router.post("/rectifications/{rect_id}/close", response_model=RectificationOut)
     async def close_rectification(
@@ -477,7 +478,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
         caller.require(Permission.SUPERVISE)
         await one(caller, storage.RECTIFICATIONS, rect_id, "rectification")
         doc = await guarded(lambda uow: workflow.close_rectification(uow, rect_id, verdict))
-        return RectificationOut.of(doc)
+        return RectificationOut.of(doc.to_doc())
 
     # ------------------------------------------------------------------ reports
 

@@ -19,15 +19,24 @@ from pydantic_core import to_jsonable_python
 from services.casereview import storage
 from services.casereview.domain.directory import Directory, load_directory
 from services.casereview.domain.precheck import (
-    Finding,
     PrecheckPolicy,
     check_registered_certificates,
     run_prechecks,
 )
+from services.casereview.domain.records import (
+    Answer,
+    Campaign,
+    Case,
+    CaseStatus,
+    IgnoredRevision,
+    Issue,
+    Rectification,
+    Review,
+    Verdict,
+)
 from services.casereview.domain.rubric import (
     Decision,
     Extra,
-    Proposal,
     RectificationKind,
     Rubric,
     ScoreSheet,
@@ -109,11 +118,12 @@ SNAPSHOT_FIELDS = (
 )
 
 
-def snapshot(doc: Document) -> dict[str, Any]:
+def snapshot(case: Case) -> dict[str, Any]:
     """The case as events carry it: the review state, not the file (no personal data)."""
+    doc = case.to_doc()
     body = {k: doc.get(k) for k in SNAPSHOT_FIELDS}
-    body["defects"] = len(doc.get("findings") or [])
-    return {"id": doc["_id"], **to_jsonable_python(body)}
+    body["defects"] = len(case.findings)
+    return {"id": case.id, **to_jsonable_python(body)}
 
 
 # ---------------------------------------------------------------- command models
@@ -200,26 +210,24 @@ class CaseReviewWorkflow:
 
     # ------------------------------------------------------------------ plumbing
 
-    async def _emit(
-        self, uow: UnitOfWork, case: Document, verb: str, change: dict[str, Any]
-    ) -> None:
+    async def _emit(self, uow: UnitOfWork, case: Case, verb: str, change: dict[str, Any]) -> None:
         event = Envelope(
             type=EVENT_PREFIX + verb,
             source=self.source,
-            subject=f"case/{case['_id']}",
-            district=case["district"],
-            partitionkey=case["_id"],
+            subject=f"case/{case.id}",
+            district=case.district,
+            partitionkey=case.id,
             time=uow.now(),
             data={"case": snapshot(case), "change": to_jsonable_python(change)},
         )
         await uow.emit(event, CASEREVIEW_EVENTS)
 
-    async def _save_case(self, uow: UnitOfWork, case: Document) -> None:
-        case["updated_at"] = uow.now()
-        uow.documents(storage.CASES).put(case)
+    async def _save_case(self, uow: UnitOfWork, case: Case) -> None:
+        case.updated_at = uow.now()
+        storage.cases(uow).put(case)
 
-    async def _case(self, uow: UnitOfWork, case_id: str) -> Document:
-        case = await uow.documents(storage.CASES).get(case_id)
+    async def _case(self, uow: UnitOfWork, case_id: str) -> Case:
+        case = await storage.cases(uow).get(case_id)
         if case is None:
             raise NotFound(f"case {case_id} not found")
         return case
@@ -228,58 +236,50 @@ class CaseReviewWorkflow:
 
     async def on_case_closed(self, event: Envelope, uow: UnitOfWork) -> None:
         """Store the file, pre-check it; a resent identical file changes nothing."""
-        case = parse_data(event, CaseClosed)
-        digest = file_hash(case)
-        registry = await storage.registry_of(uow, sorted({o.id for o in case.officers}))
-        findings = check_registered_certificates(case, run_prechecks(case, self.policy), registry)
-        existing = await uow.documents(storage.CASES).get(case.case_id)
+        file = parse_data(event, CaseClosed)
+        digest = file_hash(file)
+        registry = await storage.registry_of(uow, sorted({o.id for o in file.officers}))
+        findings = check_registered_certificates(file, run_prechecks(file, self.policy), registry)
+        existing = await storage.cases(uow).get(file.case_id)
         now = uow.now()
         if existing is not None:
-            if existing["file_hash"] == digest:
-                log.info("case file resent unchanged", case_id=case.case_id, event_id=event.id)
+            if existing.file_hash == digest:
+                log.info("case file resent unchanged", case_id=file.case_id, event_id=event.id)
                 return
-            if existing["status"] != "registered":
+            if existing.status != "registered":
                 # Under review already: the reviewed version stays; the resend is noted.
-                existing.setdefault("ignored_revisions", []).append(
-                    {"event_id": event.id, "file_hash": digest, "at": now}
+                existing.ignored_revisions.append(
+                    IgnoredRevision(event_id=event.id, file_hash=digest, at=now)
                 )
                 await self._save_case(uow, existing)
-                log.warning("revised case file after sampling ignored", case_id=case.case_id)
+                log.warning("revised case file after sampling ignored", case_id=file.case_id)
                 return
-        closed_on = case.dates.closed or event.time.astimezone(CST).date()
-        doc: Document = {
-            "_id": case.case_id,
-            "district": case.district,
-            "unit": case.unit,
-            "procedure": case.procedure,
-            "matter": case.matter,
-            "closed_on": closed_on.isoformat(),
-            "decision": case.decision.model_dump(mode="json"),
-            "file": case.model_dump(mode="json"),
-            "file_hash": digest,
-            "findings": [f.model_dump(mode="json") for f in findings],
-            "finding_codes": sorted({f.code for f in findings}),
-            "status": "registered",
-            "received_at": existing["received_at"] if existing else now,
-            "event_id": event.id,
-            "revision": (existing or {}).get("revision", 0) + 1,
-            "campaign_id": None,
-            "review_id": None,
-            "reviewer_id": None,
-            "grade": None,
-            "score": None,
-            "rectification_id": None,
-            "rectification_status": None,
-            "rectification_deadline": None,
-        }
-        await self._save_case(uow, doc)
+        closed_on = file.dates.closed or event.time.astimezone(CST).date()
+        case = Case(
+            id=file.case_id,
+            district=file.district,
+            unit=file.unit,
+            procedure=file.procedure,
+            matter=file.matter,
+            closed_on=closed_on.isoformat(),
+            decision=file.decision.model_dump(mode="json"),
+            file=file.model_dump(mode="json"),
+            file_hash=digest,
+            findings=findings,
+            finding_codes=sorted({f.code for f in findings}),
+            status="registered",
+            received_at=existing.received_at if existing else now,
+            event_id=event.id,
+            revision=(existing.revision if existing else 0) + 1,
+        )
+        await self._save_case(uow, case)
         await self._emit(
-            uow, doc, "registered", {"at": now, "event_id": event.id, "revision": doc["revision"]}
+            uow, case, "registered", {"at": now, "event_id": event.id, "revision": case.revision}
         )
         if findings:
             await self._emit(
                 uow,
-                doc,
+                case,
                 "defects_found",
                 {
                     "at": now,
@@ -315,7 +315,7 @@ class CaseReviewWorkflow:
             raise Conflict("no reviewers match the campaign")
         return pool
 
-    async def create_campaign(self, uow: UnitOfWork, spec: CampaignSpec) -> Document:
+    async def create_campaign(self, uow: UnitOfWork, spec: CampaignSpec) -> Campaign:
         """Draw the sample, assign reviewers, open one review per sampled case."""
         seed = spec.seed or secrets.token_hex(8)
         campaign_id = (
@@ -324,7 +324,7 @@ class CaseReviewWorkflow:
                 f"{spec.name}|{spec.period_from}|{spec.period_to}|{seed}".encode()
             ).hexdigest()[:12]
         )
-        if await uow.documents(storage.CAMPAIGNS).get(campaign_id):
+        if await storage.campaigns(uow).get(campaign_id):
             raise Conflict(f"campaign {campaign_id} exists (same name, period and seed)")
         reviewers = self.reviewers_for(spec)
         rows = await storage.population(
@@ -349,60 +349,52 @@ class CaseReviewWorkflow:
             raise Conflict(str(exc)) from exc
         now = uow.now()
         by_id = {r.id: r for r in reviewers}
-        campaign: Document = {
-            "_id": campaign_id,
-            "name": spec.name,
-            "period_from": spec.period_from.isoformat(),
-            "period_to": spec.period_to.isoformat(),
-            "units": spec.units,
-            "districts": spec.districts,
-            "k_per_unit": spec.k_per_unit,
-            "percent": str(spec.percent) if spec.percent is not None else None,
-            "seed": seed,
-            "algorithm": ALGORITHM,
-            "population": [[c.case_id, c.unit] for c in population],
-            "population_size": len(population),
-            "population_hash": population_hash(population),
-            "reviewers": [r.model_dump() for r in reviewers],
-            "directory_version": self.directory.version,
-            "rubric_version": self.rubric.version,
-            "sample": [c.case_id for c in sample],
-            "assignments": assignments,
-            "created_at": now,
-            "status": "drawn",
-        }
-        uow.documents(storage.CAMPAIGNS).add(campaign)
+        campaign = Campaign(
+            id=campaign_id,
+            name=spec.name,
+            period_from=spec.period_from.isoformat(),
+            period_to=spec.period_to.isoformat(),
+            units=spec.units,
+            districts=spec.districts,
+            k_per_unit=spec.k_per_unit,
+            percent=str(spec.percent) if spec.percent is not None else None,
+            seed=seed,
+            algorithm=ALGORITHM,
+            population=[(c.case_id, c.unit) for c in population],
+            population_size=len(population),
+            population_hash=population_hash(population),
+            reviewers=reviewers,
+            directory_version=self.directory.version,
+            rubric_version=self.rubric.version,
+            sample=[c.case_id for c in sample],
+            assignments=assignments,
+            created_at=now,
+            status="drawn",
+        )
+        storage.campaigns(uow).add(campaign)
         for c in sample:
             case = await self._case(uow, c.case_id)
             reviewer = by_id[assignments[c.case_id]]
-            findings = [Finding.model_validate(f) for f in case.get("findings") or []]
             review_id = f"{campaign_id}:{c.case_id}"
-            review: Document = {
-                "_id": review_id,
-                "campaign_id": campaign_id,
-                "case_id": c.case_id,
-                "unit": case["unit"],
-                "district": case["district"],
-                "closed_on": case["closed_on"],
-                "reviewer_id": reviewer.id,
-                "reviewer_unit": reviewer.unit,
-                "status": "assigned",
-                "rubric_version": self.rubric.version,
-                "proposals": [p.model_dump(mode="json") for p in propose(self.rubric, findings)],
-                "assigned_at": now,
-                "sheet": None,
-                "grade": None,
-                "score": None,
-                "failed": None,
-                "defects": [],
-            }
-            uow.documents(storage.REVIEWS).add(review)
-            case.update(
-                status="sampled",
+            review = Review(
+                id=review_id,
                 campaign_id=campaign_id,
-                review_id=review_id,
+                case_id=c.case_id,
+                unit=case.unit,
+                district=case.district,
+                closed_on=case.closed_on,
                 reviewer_id=reviewer.id,
+                reviewer_unit=reviewer.unit,
+                status="assigned",
+                rubric_version=self.rubric.version,
+                proposals=propose(self.rubric, case.findings),
+                assigned_at=now,
             )
+            storage.reviews(uow).add(review)
+            case.status = "sampled"
+            case.campaign_id = campaign_id
+            case.review_id = review_id
+            case.reviewer_id = reviewer.id
             await self._save_case(uow, case)
             await self._emit(
                 uow,
@@ -426,70 +418,67 @@ class CaseReviewWorkflow:
         return campaign
 
     @staticmethod
-    def verify_campaign(campaign: Document) -> dict[str, Any]:
+    def verify_campaign(campaign: Campaign) -> dict[str, Any]:
         """Re-draw from the stored population, reviewers and seed; compare with the record."""
-        population = [Candidate(case_id=c, unit=u) for c, u in campaign["population"]]
+        population = [Candidate(case_id=c, unit=u) for c, u in campaign.population]
         quota = Quota(
-            k_per_unit=campaign.get("k_per_unit"),
-            percent=Decimal(campaign["percent"]) if campaign.get("percent") else None,
+            k_per_unit=campaign.k_per_unit,
+            percent=Decimal(campaign.percent) if campaign.percent else None,
         )
-        sample = draw_sample(population, campaign["seed"], quota)
-        reviewers = [Reviewer.model_validate(r) for r in campaign["reviewers"]]
-        assignments = assign_reviewers(sample, reviewers, campaign["seed"])
+        sample = draw_sample(population, campaign.seed, quota)
+        assignments = assign_reviewers(sample, campaign.reviewers, campaign.seed)
         sample_ids = [c.case_id for c in sample]
         return {
-            "campaign_id": campaign["_id"],
-            "algorithm": campaign["algorithm"],
-            "seed": campaign["seed"],
+            "campaign_id": campaign.id,
+            "algorithm": campaign.algorithm,
+            "seed": campaign.seed,
             "population_hash": population_hash(population),
-            "population_hash_matches": population_hash(population) == campaign["population_hash"],
-            "sample_matches": sample_ids == campaign["sample"],
-            "assignments_match": assignments == campaign["assignments"],
+            "population_hash_matches": population_hash(population) == campaign.population_hash,
+            "sample_matches": sample_ids == campaign.sample,
+            "assignments_match": assignments == campaign.assignments,
             "sample": sample_ids,
             "assignments": assignments,
         }
 
     # ------------------------------------------------------------------ scoring
 
-    def rubric_of(self, review: Document) -> Rubric:
-        return self.rubrics.get(review["rubric_version"], self.rubric)
+    def rubric_of(self, review: Review) -> Rubric:
+        return self.rubrics.get(review.rubric_version, self.rubric)
 
-    def preview(self, review: Document, submission: ScoreSubmission) -> ScoreSheet:
-        proposals = [Proposal.model_validate(p) for p in review["proposals"]]
+    def preview(self, review: Review, submission: ScoreSubmission) -> ScoreSheet:
         return review_sheet(
-            self.rubric_of(review), proposals, submission.decisions, submission.extras
+            self.rubric_of(review), review.proposals, submission.decisions, submission.extras
         )
 
     async def score_review(
         self, uow: UnitOfWork, review_id: str, submission: ScoreSubmission
-    ) -> Document:
+    ) -> Review:
         """Compute the sheet; 不合格 opens the rectification (notice, lead, durable timer)."""
-        review = await uow.documents(storage.REVIEWS).get(review_id)
+        review = await storage.reviews(uow).get(review_id)
         if review is None:
             raise NotFound(f"review {review_id} not found")
-        if review["status"] == "scored":
-            raise Conflict(f"review {review_id} is already scored ({review['grade']})")
-        if submission.reviewer_id != review["reviewer_id"]:
-            raise Forbidden(f"review {review_id} is assigned to {review['reviewer_id']}")
+        if review.status == "scored":
+            raise Conflict(f"review {review_id} is already scored ({review.grade})")
+        if submission.reviewer_id != review.reviewer_id:
+            raise Forbidden(f"review {review_id} is assigned to {review.reviewer_id}")
         rubric = self.rubric_of(review)
         sheet = self.preview(review, submission)  # ReviewError → 422
         now = uow.now()
-        failed = rubric.needs_rectification(sheet.grade)
         kind = rectification_kind(rubric, sheet)
-        review.update(
-            status="scored",
-            sheet=sheet.model_dump(mode="json"),
-            grade=sheet.grade,
-            score=sheet.total,
-            failed=failed,
-            defects=sorted({line.item for line in sheet.lines}),
-            comment=submission.comment,
-            scored_at=now,
-            scored_by=submission.reviewer_id,
-        )
-        uow.documents(storage.REVIEWS).put(review)
-        case = await self._case(uow, review["case_id"])
-        case.update(status="scored", grade=sheet.grade, score=sheet.total)
+        review.status = "scored"
+        review.sheet = sheet
+        review.grade = sheet.grade
+        review.score = sheet.total
+        review.failed = rubric.needs_rectification(sheet.grade)
+        review.defects = sorted({line.item for line in sheet.lines})
+        review.comment = submission.comment
+        review.scored_at = now
+        review.scored_by = submission.reviewer_id
+        storage.reviews(uow).put(review)
+        case = await self._case(uow, review.case_id)
+        case.status = "scored"
+        case.grade = sheet.grade
+        case.score = sheet.total
         await self._save_case(uow, case)
         await self._emit(
             uow,
@@ -512,58 +501,55 @@ class CaseReviewWorkflow:
     async def _require_rectification(
         self,
         uow: UnitOfWork,
-        case: Document,
-        review: Document,
+        case: Case,
+        review: Review,
         sheet: ScoreSheet,
         kind: RectificationKind,
     ) -> None:
         """整改: every file with deductions; a failing one is also escalated (REVIEW_FAILED)."""
-        rect_id = f"rect:{review['_id']}"
-        if await uow.documents(storage.RECTIFICATIONS).get(rect_id):
+        rect_id = f"rect:{review.id}"
+        if await storage.rectifications(uow).get(rect_id):
             return  # one order per review, whatever happens
         now = uow.now()
         deadline = end_of_day_after(now, self.settings.rectification_days)
-        issues = [
-            {"item": line.item, "text": line.text, "points": line.points, "comment": line.comment}
-            for line in sheet.lines
-        ]
-        rect: Document = {
-            "_id": rect_id,
-            "case_id": case["_id"],
-            "review_id": review["_id"],
-            "campaign_id": review["campaign_id"],
-            "unit": case["unit"],
-            "district": case["district"],
-            "kind": kind,
-            "grade": sheet.grade,
-            "score": sheet.total,
-            "vetoes": sheet.vetoes,
-            "issues": issues,
-            "status": "open",
-            "round": 1,
-            "required_at": now,
-            "deadline": deadline,
-            "overdue": False,
-            "answers": [],
-            "verdicts": [],
-        }
-        uow.documents(storage.RECTIFICATIONS).add(rect)
+        rect = Rectification(
+            id=rect_id,
+            case_id=case.id,
+            review_id=review.id,
+            campaign_id=review.campaign_id,
+            unit=case.unit,
+            district=case.district,
+            kind=kind,
+            grade=sheet.grade,
+            score=sheet.total,
+            vetoes=sheet.vetoes,
+            issues=[
+                Issue(item=line.item, text=line.text, points=line.points, comment=line.comment)
+                for line in sheet.lines
+            ],
+            status="open",
+            round=1,
+            required_at=now,
+            deadline=deadline,
+            overdue=False,
+        )
+        storage.rectifications(uow).add(rect)
         await self._order_notice(uow, rect)
         if kind == "failed":
-            lead_id = SupervisionLead.make_id(LeadKind.REVIEW_FAILED, case["_id"], review["_id"])
+            lead_id = SupervisionLead.make_id(LeadKind.REVIEW_FAILED, case.id, review.id)
             await uow.raise_lead(
                 SupervisionLead(
                     lead_id=lead_id,
                     kind=LeadKind.REVIEW_FAILED,
-                    district=case["district"],
-                    unit=case["unit"],
+                    district=case.district,
+                    unit=case.unit,
                     subject_type="case",
-                    subject_id=case["_id"],
-                    summary=f"案卷{case['_id']}评查{sheet.grade}（{sheet.total}分）",
+                    subject_id=case.id,
+                    summary=f"案卷{case.id}评查{sheet.grade}（{sheet.total}分）",
                     evidence={
-                        "review_id": review["_id"],
+                        "review_id": review.id,
                         "vetoes": sheet.vetoes,
-                        "defects": [i["item"] for i in issues],
+                        "defects": [i.item for i in rect.issues],
                         "rubric_version": sheet.rubric_version,
                     },
                     raised_at=now,
@@ -577,12 +563,10 @@ class CaseReviewWorkflow:
             {"rectification_id": rect_id, "round": 1},
             subject=f"rectification/{rect_id}",
         )
-        case.update(
-            status="rectification_required",
-            rectification_id=rect_id,
-            rectification_status="open",
-            rectification_deadline=deadline,
-        )
+        case.status = "rectification_required"
+        case.rectification_id = rect_id
+        case.rectification_status = "open"
+        case.rectification_deadline = deadline
         await self._save_case(uow, case)
         await self._emit(
             uow,
@@ -597,30 +581,30 @@ class CaseReviewWorkflow:
             },
         )
 
-    async def _order_notice(self, uow: UnitOfWork, rect: Document) -> None:
+    async def _order_notice(self, uow: UnitOfWork, rect: Rectification) -> None:
         """整改通知书 to the unit; the key carries the round so a re-issue is a new notice."""
-        deadline = utc(rect["deadline"])
+        deadline = utc(rect.deadline)
         await uow.request_notice(
             NotificationRequest(
-                idempotency_key=f"casereview:rectification:{rect['_id']}:{rect['round']}",
+                idempotency_key=f"casereview:rectification:{rect.id}:{rect.round}",
                 kind=NoticeKind.RECTIFICATION,
-                recipient_unit=rect["unit"],
-                district=rect["district"],
+                recipient_unit=rect.unit,
+                district=rect.district,
                 subject_type="rectification",
-                subject_id=rect["_id"],
+                subject_id=rect.id,
                 summary=(
-                    f"案卷{rect['case_id']}经评查为{rect['grade']}（{rect['score']}分），"
-                    f"请对评查反馈的{len(rect['issues'])}项问题逐项整改，"
+                    f"案卷{rect.case_id}经评查为{rect.grade}（{rect.score}分），"
+                    f"请对评查反馈的{len(rect.issues)}项问题逐项整改，"
                     f"于{deadline.astimezone(CST):%Y年%m月%d日}前提交书面整改报告"
                 ),
                 deadline=deadline,
                 context={
-                    "case_id": rect["case_id"],
-                    "review_id": rect["review_id"],
-                    "kind": rect.get("kind", "failed"),
-                    "round": rect["round"],
-                    "vetoes": rect["vetoes"],
-                    "issues": rect["issues"],
+                    "case_id": rect.case_id,
+                    "review_id": rect.review_id,
+                    "kind": rect.kind,
+                    "round": rect.round,
+                    "vetoes": rect.vetoes,
+                    "issues": [i.model_dump() for i in rect.issues],
                 },
                 requested_by=RAISED_BY,
             )
@@ -628,62 +612,65 @@ class CaseReviewWorkflow:
 
     # ------------------------------------------------------------------ rectification
 
-    async def _rect(self, uow: UnitOfWork, rect_id: str) -> Document:
-        rect = await uow.documents(storage.RECTIFICATIONS).get(rect_id)
+    async def _rect(self, uow: UnitOfWork, rect_id: str) -> Rectification:
+        rect = await storage.rectifications(uow).get(rect_id)
         if rect is None:
             raise NotFound(f"rectification {rect_id} not found")
         return rect
 
     async def _sync_case(
-        self, uow: UnitOfWork, rect: Document, status: str, verb: str, change: dict[str, Any]
+        self,
+        uow: UnitOfWork,
+        rect: Rectification,
+        status: CaseStatus,
+        verb: str,
+        change: dict[str, Any],
     ) -> None:
-        case = await self._case(uow, rect["case_id"])
-        case.update(
-            status=status,
-            rectification_status=rect["status"],
-            rectification_deadline=rect["deadline"],
-        )
+        case = await self._case(uow, rect.case_id)
+        case.status = status
+        case.rectification_status = rect.status
+        case.rectification_deadline = rect.deadline
         await self._save_case(uow, case)
-        await self._emit(uow, case, verb, {"rectification_id": rect["_id"], **change})
+        await self._emit(uow, case, verb, {"rectification_id": rect.id, **change})
 
     async def answer_rectification(
         self, uow: UnitOfWork, rect_id: str, answer: RectificationAnswer
-    ) -> Document:
+    ) -> Rectification:
         """The unit reports its rectification; the deadline timer is cancelled."""
         rect = await self._rect(uow, rect_id)
-        if answer.unit != rect["unit"]:
-            raise Forbidden(f"rectification {rect_id} is addressed to {rect['unit']}")
-        if rect["status"] not in ("open", "overdue"):
-            raise Conflict(f"rectification {rect_id} is {rect['status']}, not awaiting an answer")
+        if answer.unit != rect.unit:
+            raise Forbidden(f"rectification {rect_id} is addressed to {rect.unit}")
+        if rect.status not in ("open", "overdue"):
+            raise Conflict(f"rectification {rect_id} is {rect.status}, not awaiting an answer")
         now = uow.now()
-        late = now > utc(rect["deadline"])
-        rect["answers"].append(
-            {**answer.model_dump(), "at": now, "round": rect["round"], "late": late}
-        )
-        rect.update(status="answered", answered_at=now)
-        uow.documents(storage.RECTIFICATIONS).put(rect)
+        late = now > utc(rect.deadline)
+        rect.answers.append(Answer(**answer.model_dump(), at=now, round=rect.round, late=late))
+        rect.status = "answered"
+        rect.answered_at = now
+        storage.rectifications(uow).put(rect)
         await uow.cancel(rectification_timer(rect_id))
         await self._sync_case(
             uow,
             rect,
             "rectification_answered",
             "rectification_answered",
-            {"at": now, "by": answer.unit, "late": late, "round": rect["round"]},
+            {"at": now, "by": answer.unit, "late": late, "round": rect.round},
         )
         return rect
 
     async def close_rectification(
         self, uow: UnitOfWork, rect_id: str, verdict: RectificationVerdict
-    ) -> Document:
+    ) -> Rectification:
         """Accept (closed) or send back with a new deadline and a new notice."""
         rect = await self._rect(uow, rect_id)
-        if rect["status"] != "answered":
-            raise Conflict(f"rectification {rect_id} is {rect['status']}: nothing to judge")
+        if rect.status != "answered":
+            raise Conflict(f"rectification {rect_id} is {rect.status}: nothing to judge")
         now = uow.now()
-        rect["verdicts"].append({**verdict.model_dump(), "at": now, "round": rect["round"]})
+        rect.verdicts.append(Verdict(**verdict.model_dump(), at=now, round=rect.round))
         if verdict.accepted:
-            rect.update(status="closed", closed_at=now)
-            uow.documents(storage.RECTIFICATIONS).put(rect)
+            rect.status = "closed"
+            rect.closed_at = now
+            storage.rectifications(uow).put(rect)
             await self._sync_case(
                 uow,
                 rect,
@@ -693,14 +680,16 @@ class CaseReviewWorkflow:
             )
             return rect
         deadline = end_of_day_after(now, self.settings.rectification_days)
-        rect.update(status="open", round=rect["round"] + 1, deadline=deadline)
-        uow.documents(storage.RECTIFICATIONS).put(rect)
+        rect.status = "open"
+        rect.round += 1
+        rect.deadline = deadline
+        storage.rectifications(uow).put(rect)
         await self._order_notice(uow, rect)
         await uow.schedule(
             rectification_timer(rect_id),
             RECTIFICATION_DUE,
             deadline,
-            {"rectification_id": rect_id, "round": rect["round"]},
+            {"rectification_id": rect_id, "round": rect.round},
             subject=f"rectification/{rect_id}",
         )
         await self._sync_case(
@@ -713,7 +702,7 @@ class CaseReviewWorkflow:
                 "by": verdict.by,
                 "reason": verdict.comment,
                 "deadline": deadline,
-                "round": rect["round"],
+                "round": rect.round,
             },
         )
         return rect
@@ -721,42 +710,44 @@ class CaseReviewWorkflow:
     async def on_rectification_due(self, timer: Document, uow: UnitOfWork) -> None:
         """Deadline passed without an answer: 通报 to the supervising bureau, once per round."""
         payload = timer.get("payload") or {}
-        rect = await uow.documents(storage.RECTIFICATIONS).get(str(payload.get("rectification_id")))
-        if rect is None or rect["status"] != "open" or payload.get("round") != rect["round"]:
+        rect = await storage.rectifications(uow).get(str(payload.get("rectification_id")))
+        if rect is None or rect.status != "open" or payload.get("round") != rect.round:
             return
         now = uow.now()
-        rect.update(status="overdue", overdue=True, overdue_at=now)
-        uow.documents(storage.RECTIFICATIONS).put(rect)
-        supervisor = supervising_unit(rect["unit"])
+        rect.status = "overdue"
+        rect.overdue = True
+        rect.overdue_at = now
+        storage.rectifications(uow).put(rect)
+        supervisor = supervising_unit(rect.unit)
         await uow.request_notice(
             NotificationRequest(
-                idempotency_key=f"casereview:escalation:{rect['_id']}:{rect['round']}",
+                idempotency_key=f"casereview:escalation:{rect.id}:{rect.round}",
                 kind=NoticeKind.ESCALATION,
                 recipient_unit=supervisor,
-                district=rect["district"],
+                district=rect.district,
                 subject_type="rectification",
-                subject_id=rect["_id"],
-                summary=f"{rect['unit']}未在期限内完成案卷{rect['case_id']}的整改，予以通报",
+                subject_id=rect.id,
+                summary=f"{rect.unit}未在期限内完成案卷{rect.case_id}的整改，予以通报",
                 deadline=None,
                 context={
-                    "case_id": rect["case_id"],
-                    "unit": rect["unit"],
-                    "deadline": utc(rect["deadline"]).isoformat(),
-                    "round": rect["round"],
+                    "case_id": rect.case_id,
+                    "unit": rect.unit,
+                    "deadline": utc(rect.deadline).isoformat(),
+                    "round": rect.round,
                 },
                 requested_by=RAISED_BY,
             )
         )
         await uow.raise_lead(
             SupervisionLead(
-                lead_id=SupervisionLead.make_id(LeadKind.OVERDUE, rect["_id"], str(rect["round"])),
+                lead_id=SupervisionLead.make_id(LeadKind.OVERDUE, rect.id, str(rect.round)),
                 kind=LeadKind.OVERDUE,
-                district=rect["district"],
-                unit=rect["unit"],
+                district=rect.district,
+                unit=rect.unit,
                 subject_type="rectification",
-                subject_id=rect["_id"],
-                summary=f"案卷{rect['case_id']}整改逾期",
-                evidence={"deadline": utc(rect["deadline"]).isoformat(), "round": rect["round"]},
+                subject_id=rect.id,
+                summary=f"案卷{rect.case_id}整改逾期",
+                evidence={"deadline": utc(rect.deadline).isoformat(), "round": rect.round},
                 raised_at=now,
                 raised_by=RAISED_BY,
             )
@@ -766,5 +757,5 @@ class CaseReviewWorkflow:
             rect,
             "rectification_overdue",
             "rectification_overdue",
-            {"at": now, "deadline": rect["deadline"], "escalated_to": supervisor},
+            {"at": now, "deadline": rect.deadline, "escalated_to": supervisor},
         )

@@ -18,9 +18,11 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.casereview.domain.records import Campaign, Case, Rectification, Review
+from shared.aggregate import repository
 from shared.certificates import Certificate, certificate_from_record
 from shared.mongo import Document, list_indexes
-from shared.unit_of_work import UnitOfWork
+from shared.unit_of_work import AggregateRepository, UnitOfWork
 
 CASES = "cases"
 CAMPAIGNS = "campaigns"
@@ -65,6 +67,23 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("case_id", ASCENDING)], name="by_case"),
     ],
 }
+
+
+def cases(uow: UnitOfWork) -> AggregateRepository[Case]:
+    """Case files by case id, through the unit of work's identity map."""
+    return repository(uow, CASES, Case)
+
+
+def campaigns(uow: UnitOfWork) -> AggregateRepository[Campaign]:
+    return repository(uow, CAMPAIGNS, Campaign)
+
+
+def reviews(uow: UnitOfWork) -> AggregateRepository[Review]:
+    return repository(uow, REVIEWS, Review)
+
+
+def rectifications(uow: UnitOfWork) -> AggregateRepository[Rectification]:
+    return repository(uow, RECTIFICATIONS, Rectification)
 
 
 def put_officer(uow: UnitOfWork, entry: Document) -> None:

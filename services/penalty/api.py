@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from services.penalty import storage
 from services.penalty.domain.catalogue import Catalogue, Provision
 from services.penalty.domain.filing import DisproportionFinding, ReviewOutcome
+from services.penalty.domain.records import Filing
 from services.penalty.handlers import PenaltyWorkflow
 from shared.api import Out, Page, audited_router, limit_param, offset_param, run_command
 from shared.clock import Instant, utc
@@ -258,7 +259,7 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
         if filed_at > now + dt.timedelta(minutes=5):
             raise HTTPException(422, detail="filed_at is in the future")
 
-        async def work(uow: UnitOfWork) -> Document:
+        async def work(uow: UnitOfWork) -> Filing:
             return await workflow.record_filing(
                 uow,
                 case_id=body.case_id,
@@ -269,18 +270,17 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
                 via="api",
             )
 
-        return FilingOut.of(await run_command(svc, work))
+        return FilingOut.of((await run_command(svc, work)).to_doc())
 
     @router.post("/filings/{case_id}/classification", response_model=FilingOut)
     async def classify(case_id: str, body: ClassificationIn, caller: CallerDep) -> FilingOut:
         """Manual classification of a penalty whose provision is not in the catalogue."""
         caller.require(Permission.SUPERVISE)
         await one(caller, storage.FILINGS, case_id, "penalty or filing")
-        return FilingOut.of(
-            await run_command(
-                svc, lambda uow: workflow.classify(uow, case_id, body.top_tier, body.by, body.note)
-            )
+        filing = await run_command(
+            svc, lambda uow: workflow.classify(uow, case_id, body.top_tier, body.by, body.note)
         )
+        return FilingOut.of(filing.to_doc())
 
     @router.post("/filings/{case_id}/review", response_model=ReviewResult, status_code=201)
     async def review(case_id: str, body: ReviewIn, caller: CallerDep) -> ReviewResult:
@@ -290,7 +290,9 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
         filing, letter = await run_command(
             svc, lambda uow: workflow.review(uow, case_id, body.outcome, body.by, body.opinion)
         )
-        return ReviewResult(filing=FilingOut.of(filing), letter=LetterOut.of(letter))
+        return ReviewResult(
+            filing=FilingOut.of(filing.to_doc()), letter=LetterOut.of(letter.to_doc())
+        )
 
     # ------------------------------------------------------------------ flags, anomalies
 
@@ -368,7 +370,7 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
         _, letter = await run_command(
             svc, lambda uow: workflow.record_reply(uow, letter_id, unit, body.content)
         )
-        return LetterOut.of(letter)
+        return LetterOut.of(letter.to_doc())
 
     # ------------------------------------------------------------------ catalogue
 

@@ -25,16 +25,16 @@ from services.penalty.domain.filing import (
     REVIEW_STATUS,
     FilingDeadline,
     ReviewOutcome,
-    TopTierAssessment,
     assess_penalty,
     check_disproportion,
     days_late,
-    derive_status,
     filing_deadline,
     is_large,
     review_refusal,
 )
+from services.penalty.domain.records import Anomaly, Filing, Flag, Letter, LetterKind, Reply
 from services.penalty.settings import PenaltySettings
+from shared.aggregate import Aggregate
 from shared.api import Conflict, NotFound
 from shared.city import load_city, supervising_unit
 from shared.clock import utc
@@ -61,12 +61,12 @@ FILING_DUE = "penalty.filing_due"
 REPLY_DUE = "penalty.reply_due"
 RAISED_BY = "penalty"
 
-LETTER_NOTICE: dict[str, NoticeKind] = {
+LETTER_NOTICE: dict[LetterKind, NoticeKind] = {
     "acceptance": NoticeKind.SUPERVISION_NOTICE,
     "recommendation": NoticeKind.RECOMMENDATION,
     "decision": NoticeKind.DECISION,
 }
-LETTER_KIND: dict[ReviewOutcome, str] = {
+LETTER_KIND: dict[ReviewOutcome, LetterKind] = {
     "accept": "acceptance",
     "recommendation": "recommendation",
     "decision": "decision",
@@ -86,12 +86,13 @@ def reply_due_timer(letter_id: str) -> str:
     return f"penalty:reply-due:{letter_id}"
 
 
-def snapshot(doc: Document) -> dict[str, Any]:
+def snapshot(item: Aggregate) -> dict[str, Any]:
     """The entity as events carry it: ``id`` instead of ``_id``, JSON values only.
 
     A private person's name is reduced to its first character (the decision itself is
     public, the person's name need not travel on every topic).
     """
+    doc = item.to_doc()
     body = {k: v for k, v in doc.items() if k != "_id"}
     name = body.get("party_name")
     if body.get("party_type") == "individual" and isinstance(name, str) and name:
@@ -124,74 +125,61 @@ class PenaltyWorkflow:
     # ------------------------------------------------------------------ plumbing
 
     async def _emit(
-        self, uow: UnitOfWork, doc: Document, verb: str, change: dict[str, Any]
+        self, uow: UnitOfWork, filing: Filing, verb: str, change: dict[str, Any]
     ) -> None:
-        self._refresh(uow, doc)
+        filing.refresh(uow.now())
         event = Envelope(
             type=EVENT_PREFIX + verb,
             source=self.source,
-            subject=f"filing/{doc['_id']}",
-            district=doc["district"],
-            partitionkey=doc["_id"],
+            subject=f"filing/{filing.id}",
+            district=filing.district,
+            partitionkey=filing.id,
             time=uow.now(),
-            data={"filing": snapshot(doc), "change": to_jsonable_python(change)},
+            data={"filing": snapshot(filing), "change": to_jsonable_python(change)},
         )
         await uow.emit(event, PENALTY_EVENTS)
 
-    async def _save(self, uow: UnitOfWork, doc: Document) -> None:
-        self._refresh(uow, doc)
-        uow.documents(storage.FILINGS).put(doc)
-
-    @staticmethod
-    def _refresh(uow: UnitOfWork, doc: Document) -> None:
-        doc["status"] = derive_status(
-            decided=bool(doc.get("decided")),
-            top_tier=doc.get("top_tier"),
-            filed=bool(doc.get("filed")),
-            missing=bool(doc.get("missing")),
-            review_status=doc.get("review_status"),
-        )
-        doc["updated_at"] = uow.now()
+    async def _save(self, uow: UnitOfWork, filing: Filing) -> None:
+        filing.refresh(uow.now())
+        storage.filings(uow).put(filing)
 
     async def _flag(
         self,
         uow: UnitOfWork,
-        doc: Document,
+        filing: Filing,
         kind: str,
         reasons: list[str],
         evidence: dict[str, Any],
         lead_kind: LeadKind | None = None,
     ) -> bool:
         """Record a finding once; with ``lead_kind`` it also raises the 监督线索 (same id)."""
-        lead_id = SupervisionLead.make_id(lead_kind, doc["_id"]) if lead_kind else None
+        lead_id = SupervisionLead.make_id(lead_kind, filing.id) if lead_kind else None
         new = await storage.add_flag(
             uow,
-            {
-                "_id": f"{kind}:{doc['_id']}",
-                "kind": kind,
-                "case_id": doc["_id"],
-                "district": doc["district"],
-                "unit": doc["unit"],
-                "reasons": reasons,
-                "evidence": to_jsonable_python(evidence),
-                "lead_id": lead_id,
-                "raised_at": uow.now(),
-            },
+            Flag(
+                id=f"{kind}:{filing.id}",
+                kind=kind,
+                case_id=filing.id,
+                district=filing.district,
+                unit=filing.unit,
+                reasons=reasons,
+                evidence=to_jsonable_python(evidence),
+                lead_id=lead_id,
+                raised_at=uow.now(),
+            ),
         )
         if not new:
             return False
-        flags = list(doc.get("flags") or [])
-        if kind not in flags:
-            doc["flags"] = [*flags, kind]
+        filing.add_flag(kind)
         if lead_kind is not None and lead_id is not None:
             await uow.raise_lead(
                 SupervisionLead(
                     lead_id=lead_id,
                     kind=lead_kind,
-                    district=doc["district"],
-                    unit=doc["unit"],
+                    district=filing.district,
+                    unit=filing.unit,
                     subject_type="filing",
-                    subject_id=doc["_id"],
+                    subject_id=filing.id,
                     summary="；".join(reasons)[:2000],
                     evidence=to_jsonable_python(evidence),
                     raised_at=uow.now(),
@@ -200,9 +188,9 @@ class PenaltyWorkflow:
             )
         return True
 
-    def _deadline(self, doc: Document) -> FilingDeadline:
+    def _deadline(self, filing: Filing) -> FilingDeadline:
         return filing_deadline(
-            utc(doc["decided_at"]),
+            utc(filing.decision_time),
             self.settings.filing_deadline_days,
             self.settings.filing_deadline_calendar,
             roll_over=self.settings.filing_deadline_roll_over,
@@ -212,23 +200,23 @@ class PenaltyWorkflow:
 
     async def on_decided(self, event: Envelope, uow: UnitOfWork) -> None:
         data = parse_data(event, PenaltyDecided)
-        existing = await uow.documents(storage.FILINGS).get(data.case_id)
-        if existing is not None and existing.get("decided"):
+        existing = await storage.filings(uow).get(data.case_id)
+        if existing is not None and existing.decided:
             same = (
-                existing["unit"] == data.unit
-                and existing["provision"] == data.provision
-                and abs(float(existing["fine"]) - data.fine) < 0.005
-                and utc(existing["decided_at"]) == utc(data.decided_at)
+                existing.unit == data.unit
+                and existing.provision == data.provision
+                and abs(existing.fine_amount - data.fine) < 0.005
+                and utc(existing.decision_time) == utc(data.decided_at)
             )
             if same:
                 return  # the same decision again (new event id): nothing changes
             raise EventRejected(
                 f"case {data.case_id} already has a decision "
-                f"({existing['fine']:g} 元 under {existing['provision']}); conflicting decision"
+                f"({existing.fine_amount:g} 元 under {existing.provision}); conflicting decision"
             )
-        if existing is not None and existing["unit"] != data.unit:
+        if existing is not None and existing.unit != data.unit:
             raise EventRejected(
-                f"case {data.case_id} was filed by {existing['unit']}, decided by {data.unit}"
+                f"case {data.case_id} was filed by {existing.unit}, decided by {data.unit}"
             )
         assessment = assess_penalty(
             self.catalogue,
@@ -241,142 +229,128 @@ class PenaltyWorkflow:
             measures=data.measures,
             top_tier_measures=self.settings.top_tier_measures,
         )
-        doc: Document = existing or {"_id": data.case_id, "filed": False, "flags": []}
-        doc.update(
-            decided=True,
-            district=data.district,
-            unit=data.unit,
-            unit_kind=unit_kind(data.unit),
-            provision=data.provision,
-            party_type=data.party_type,
-            party_name=data.party_name,
-            fine=data.fine,
-            goods_value=data.goods_value,
-            illegal_gains=data.illegal_gains,
-            measures=list(data.measures),
-            decided_at=utc(data.decided_at),
-            month=month_of(utc(data.decided_at)),
-            circumstances=list(data.circumstances),
-            catalogue_version=self.catalogue.version,
-            decision_event_id=event.id,
-            missing=False,
-            **self._assessment_fields(assessment),
+        filing = existing or Filing(
+            id=data.case_id, district=data.district, unit=data.unit, unit_kind=unit_kind(data.unit)
         )
+        filing.decided = True
+        filing.district = data.district
+        filing.unit = data.unit
+        filing.unit_kind = unit_kind(data.unit)
+        filing.provision = data.provision
+        filing.party_type = data.party_type
+        filing.party_name = data.party_name
+        filing.fine = data.fine
+        filing.goods_value = data.goods_value
+        filing.illegal_gains = data.illegal_gains
+        filing.measures = list(data.measures)
+        filing.decided_at = utc(data.decided_at)
+        filing.month = month_of(utc(data.decided_at))
+        filing.circumstances = list(data.circumstances)
+        filing.catalogue_version = self.catalogue.version
+        filing.decision_event_id = event.id
+        filing.missing = False
+        filing.assess(assessment)
         await self._emit(
             uow,
-            doc,
+            filing,
             "decided",
             {"at": uow.now(), "event_id": event.id, "assessment": assessment.model_dump()},
         )
         if assessment.top_tier is None:
             await self._flag(
                 uow,
-                doc,
+                filing,
                 "classification_needed",
                 [assessment.reason],
                 {"provision": data.provision, "party_type": data.party_type, "fine": data.fine},
             )
             await self._emit(
-                uow, doc, "classification_needed", {"at": uow.now(), "reason": assessment.reason}
+                uow,
+                filing,
+                "classification_needed",
+                {"at": uow.now(), "reason": assessment.reason},
             )
         elif assessment.top_tier:
-            await self._top_tier(uow, doc, assessment.reason, by="catalogue")
-        await self._save(uow, doc)
-        await self._recompute_anomaly(uow, doc)
+            await self._top_tier(uow, filing, assessment.reason, by="catalogue")
+        await self._save(uow, filing)
+        await self._recompute_anomaly(uow, filing)
 
-    @staticmethod
-    def _assessment_fields(a: TopTierAssessment) -> dict[str, Any]:
-        return {
-            "classification": a.classification,
-            "classification_reason": a.reason,
-            "top_tier": a.top_tier,
-            "provision_id": a.provision_id,
-            "domain": a.domain,
-            "range_min": a.range_min,
-            "range_max": a.range_max,
-            "range_kind": a.range_kind,
-            "basis": a.basis,
-            "basis_value": a.basis_value,
-            "top_tier_measures": a.top_tier_measures,
-            "measures_not_provided": a.measures_not_provided,
-            "band": a.band,
-            "band_label": a.band_label,
-            "above_range": a.above_range,
-            "large": a.large,
-            "priority_review": a.large,
-        }
-
-    async def _top_tier(self, uow: UnitOfWork, doc: Document, reason: str, by: str) -> None:
+    async def _top_tier(self, uow: UnitOfWork, filing: Filing, reason: str, by: str) -> None:
         """A top-tier penalty is established: deadline, disproportion, lateness or timer."""
-        deadline = self._deadline(doc)
-        doc["deadline_last_day"] = deadline.last_day.isoformat()
-        doc["deadline_due"] = deadline.due
+        deadline = self._deadline(filing)
+        filing.deadline_last_day = deadline.last_day.isoformat()
+        filing.deadline_due = deadline.due
         await self._emit(
             uow,
-            doc,
+            filing,
             "top_tier_detected",
             {
                 "at": uow.now(),
                 "by": by,
                 "reason": reason,
-                "large": doc.get("large", False),
+                "large": filing.large,
                 "deadline": deadline.model_dump(),
             },
         )
-        if doc.get("large"):
+        if filing.large:
             await self._flag(
                 uow,
-                doc,
+                filing,
                 "large_top_tier",
-                [f"大额顶格罚款 {doc['fine']:g} 元（{doc['party_type']}），优先审查"],
-                {"fine": doc["fine"], "party_type": doc["party_type"]},
+                [f"大额顶格罚款 {filing.fine_amount:g} 元（{filing.party_type}），优先审查"],
+                {"fine": filing.fine, "party_type": filing.party_type},
             )
         finding = check_disproportion(
-            True, doc.get("circumstances", []), self.settings.mitigating_circumstances
+            True, filing.circumstances, self.settings.mitigating_circumstances
         )
         if finding is not None:
-            doc["disproportion"] = finding.model_dump()
+            filing.disproportion = finding
             if await self._flag(
                 uow,
-                doc,
+                filing,
                 "disproportion",
                 finding.reasons,
-                {"fine": doc["fine"], "provision": doc["provision"], **finding.model_dump()},
+                {"fine": filing.fine, "provision": filing.provision, **finding.model_dump()},
                 LeadKind.DISPROPORTION,
             ):
                 await self._emit(
-                    uow, doc, "disproportion_flagged", {"at": uow.now(), **finding.model_dump()}
+                    uow,
+                    filing,
+                    "disproportion_flagged",
+                    {"at": uow.now(), **finding.model_dump()},
                 )
-        if doc.get("filed"):
-            await self._check_late(uow, doc, deadline)
+        if filing.filed and filing.filed_at is not None:
+            await self._check_late(uow, filing, filing.filed_at, deadline)
         else:
             await uow.schedule(
-                filing_due_timer(doc["_id"]),
+                filing_due_timer(filing.id),
                 FILING_DUE,
                 deadline.due,
-                {"case_id": doc["_id"]},
-                subject=f"filing/{doc['_id']}",
+                {"case_id": filing.id},
+                subject=f"filing/{filing.id}",
             )
 
-    async def _check_late(self, uow: UnitOfWork, doc: Document, deadline: FilingDeadline) -> None:
-        late_by = days_late(utc(doc["filed_at"]), deadline)
-        doc["late"] = late_by > 0
-        doc["days_late"] = late_by
+    async def _check_late(
+        self, uow: UnitOfWork, filing: Filing, filed_at: dt.datetime, deadline: FilingDeadline
+    ) -> None:
+        late_by = days_late(utc(filed_at), deadline)
+        filing.late = late_by > 0
+        filing.days_late = late_by
         if late_by == 0:
             return
         reason = (
-            f"顶格处罚于 {utc(doc['decided_at']).astimezone(CST).date()} 作出，"
-            f"应于 {deadline.last_day} 前备案，实际 {utc(doc['filed_at']).astimezone(CST).date()} "
+            f"顶格处罚于 {utc(filing.decision_time).astimezone(CST).date()} 作出，"
+            f"应于 {deadline.last_day} 前备案，实际 {utc(filed_at).astimezone(CST).date()} "
             f"备案，逾期 {late_by} 日"
         )
         evidence = {
-            "decided_at": doc["decided_at"],
+            "decided_at": filing.decided_at,
             "deadline_last_day": deadline.last_day,
-            "filed_at": doc["filed_at"],
+            "filed_at": filed_at,
             "days_late": late_by,
         }
-        if await self._flag(uow, doc, "late_filing", [reason], evidence, LeadKind.LATE_FILING):
-            await self._emit(uow, doc, "late_filing", {"at": uow.now(), **evidence})
+        if await self._flag(uow, filing, "late_filing", [reason], evidence, LeadKind.LATE_FILING):
+            await self._emit(uow, filing, "late_filing", {"at": uow.now(), **evidence})
 
     # ------------------------------------------------------------------ filing
 
@@ -407,127 +381,116 @@ class PenaltyWorkflow:
         filed_at: dt.datetime,
         documents: list[CaseDocument],
         via: Literal["event", "api"],
-    ) -> Document:
+    ) -> Filing:
         """备案: record the filing; late against the deadline when the decision is known."""
-        doc = await uow.documents(storage.FILINGS).get(case_id)
-        if doc is not None and doc.get("filed"):
-            raise Conflict(f"case {case_id} already filed at {utc(doc['filed_at']).isoformat()}")
-        if doc is not None and doc["unit"] != unit:
-            raise Conflict(f"case {case_id} belongs to {doc['unit']}, not {unit}")
-        if doc is None:
+        filing = await storage.filings(uow).get(case_id)
+        if filing is not None and filing.filed:
+            when = utc(filing.filed_at).isoformat() if filing.filed_at else "an unknown time"
+            raise Conflict(f"case {case_id} already filed at {when}")
+        if filing is not None and filing.unit != unit:
+            raise Conflict(f"case {case_id} belongs to {filing.unit}, not {unit}")
+        if filing is None:
             district = district or load_city().district_of_unit(unit)
             if district is None:
                 raise Conflict(f"unknown unit {unit!r}: cannot tell its district")
-            doc = {
-                "_id": case_id,
-                "decided": False,
-                "district": district,
-                "unit": unit,
-                "unit_kind": unit_kind(unit),
-                "top_tier": None,
-                "flags": [],
-            }
-        doc.update(
-            filed=True,
-            filed_at=utc(filed_at),
-            filed_via=via,
-            documents=[d.model_dump(mode="json") for d in documents],
-        )
-        if doc.get("decided") and doc.get("top_tier"):
+            filing = Filing(id=case_id, district=district, unit=unit, unit_kind=unit_kind(unit))
+        filing.filed = True
+        filing.filed_at = utc(filed_at)
+        filing.filed_via = via
+        filing.documents = list(documents)
+        if filing.decided and filing.top_tier:
             await uow.cancel(filing_due_timer(case_id))
-            await self._check_late(uow, doc, self._deadline(doc))
+            await self._check_late(uow, filing, filing.filed_at, self._deadline(filing))
         await self._emit(
             uow,
-            doc,
+            filing,
             "filed",
             {
                 "at": uow.now(),
                 "via": via,
-                "filed_at": doc["filed_at"],
-                "documents": doc["documents"],
-                "late": doc.get("late"),
-                "days_late": doc.get("days_late"),
+                "filed_at": filing.filed_at,
+                "documents": [d.model_dump(mode="json") for d in filing.documents],
+                "late": filing.late,
+                "days_late": filing.days_late,
             },
         )
-        await self._save(uow, doc)
-        return doc
+        await self._save(uow, filing)
+        return filing
 
     # ------------------------------------------------------------------ missing filing
 
     async def on_filing_due(self, timer: Document, uow: UnitOfWork) -> None:
         """The deadline passed: a top-tier penalty still unfiled is a missing filing."""
         case_id = timer["payload"]["case_id"]
-        doc = await uow.documents(storage.FILINGS).get(case_id)
-        if doc is None or doc.get("filed") or doc.get("missing") or not doc.get("top_tier"):
+        filing = await storage.filings(uow).get(case_id)
+        if filing is None or filing.filed or filing.missing or not filing.top_tier:
             return
-        doc["missing"] = True
-        doc["missing_at"] = uow.now()
-        last_day = doc["deadline_last_day"]
+        filing.missing = True
+        filing.missing_at = uow.now()
+        last_day = filing.deadline_last_day
         reason = (
-            f"顶格处罚（{doc['provision']}，罚款 {doc['fine']:g} 元）于 "
-            f"{utc(doc['decided_at']).astimezone(CST).date()} 作出，至 {last_day} 未报区司法局备案"
+            f"顶格处罚（{filing.provision}，罚款 {filing.fine_amount:g} 元）于 "
+            f"{utc(filing.decision_time).astimezone(CST).date()} 作出，"
+            f"至 {last_day} 未报区司法局备案"
         )
-        evidence = {"decided_at": doc["decided_at"], "deadline_last_day": last_day}
-        await self._flag(uow, doc, "missing_filing", [reason], evidence, LeadKind.MISSING_FILING)
+        evidence = {"decided_at": filing.decided_at, "deadline_last_day": last_day}
+        await self._flag(uow, filing, "missing_filing", [reason], evidence, LeadKind.MISSING_FILING)
         await uow.request_notice(
             NotificationRequest(
                 idempotency_key=f"penalty:filing-reminder:{case_id}",
                 kind=NoticeKind.FILING_REMINDER,
-                recipient_unit=doc["unit"],
-                district=doc["district"],
+                recipient_unit=filing.unit,
+                district=filing.district,
                 subject_type="filing",
                 subject_id=case_id,
                 summary=f"{reason}，请立即报送备案材料。",
                 context={
                     "case_id": case_id,
-                    "provision": doc["provision"],
-                    "fine": doc["fine"],
+                    "provision": filing.provision,
+                    "fine": filing.fine,
                     "deadline_last_day": last_day,
-                    "bureau": supervising_unit(doc["unit"]),
+                    "bureau": supervising_unit(filing.unit),
                 },
                 requested_by=RAISED_BY,
             )
         )
-        await self._emit(uow, doc, "missing_filing", {"at": uow.now(), **evidence})
-        await self._save(uow, doc)
+        await self._emit(uow, filing, "missing_filing", {"at": uow.now(), **evidence})
+        await self._save(uow, filing)
 
     # ------------------------------------------------------------------ manual classification
 
     async def classify(
         self, uow: UnitOfWork, case_id: str, top_tier: bool, by: str, note: str
-    ) -> Document:
+    ) -> Filing:
         """A supervisor decides a penalty the catalogue could not judge."""
-        doc = await uow.documents(storage.FILINGS).get(case_id)
-        if doc is None:
+        filing = await storage.filings(uow).get(case_id)
+        if filing is None:
             raise NotFound(f"no penalty decided for case {case_id}")
-        if not doc.get("decided") or doc.get("top_tier") is not None:
-            raise Conflict(f"case {case_id} needs no classification (status {doc['status']})")
-        doc.update(
-            top_tier=top_tier,
-            classification="top_tier" if top_tier else "not_top_tier",
-            classified_by=by,
-            classification_note=note,
-            large=top_tier
-            and is_large(
-                float(doc["fine"]), doc["party_type"], self.settings.large_fine_thresholds
-            ),
+        if not filing.decided or filing.top_tier is not None:
+            raise Conflict(f"case {case_id} needs no classification (status {filing.status})")
+        filing.top_tier = top_tier
+        filing.classification = "top_tier" if top_tier else "not_top_tier"
+        filing.classified_by = by
+        filing.classification_note = note
+        filing.large = top_tier and is_large(
+            filing.fine_amount, filing.party_type or "", self.settings.large_fine_thresholds
         )
-        doc["priority_review"] = doc["large"]
+        filing.priority_review = filing.large
         if top_tier:
-            await self._top_tier(uow, doc, f"人工认定为顶格处罚：{note}", by=by)
-        await self._save(uow, doc)
-        return doc
+            await self._top_tier(uow, filing, f"人工认定为顶格处罚：{note}", by=by)
+        await self._save(uow, filing)
+        return filing
 
     # ------------------------------------------------------------------ bureau review
 
     async def review(
         self, uow: UnitOfWork, case_id: str, outcome: ReviewOutcome, by: str, opinion: str
-    ) -> tuple[Document, Document]:
+    ) -> tuple[Filing, Letter]:
         """备案审查结论: acceptance, 监督建议书 (reply due) or 监督决定书; each is a notice."""
-        doc = await uow.documents(storage.FILINGS).get(case_id)
-        if doc is None:
+        filing = await storage.filings(uow).get(case_id)
+        if filing is None:
             raise NotFound(f"no filing for case {case_id}")
-        refusal = review_refusal(doc["status"], outcome)
+        refusal = review_refusal(filing.status, outcome)
         if refusal:
             raise Conflict(refusal)
         kind = LETTER_KIND[outcome]
@@ -539,27 +502,27 @@ class PenaltyWorkflow:
             if kind == "recommendation"
             else None
         )
-        letter: Document = {
-            "_id": letter_id,
-            "case_id": case_id,
-            "district": doc["district"],
-            "unit": doc["unit"],
-            "kind": kind,
-            "title": LETTER_TITLE[kind],
-            "issued_by": by,
-            "issued_at": now,
-            "opinion": opinion,
-            "reply_due": reply_due,
-            "status": "awaiting_reply" if reply_due else "issued",
-            "reply": None,
-        }
-        uow.documents(storage.LETTERS).add(letter)
+        letter = Letter(
+            id=letter_id,
+            case_id=case_id,
+            district=filing.district,
+            unit=filing.unit,
+            kind=kind,
+            title=LETTER_TITLE[kind],
+            issued_by=by,
+            issued_at=now,
+            opinion=opinion,
+            reply_due=reply_due,
+            status="awaiting_reply" if reply_due else "issued",
+            reply=None,
+        )
+        storage.letters(uow).add(letter)
         await uow.request_notice(
             NotificationRequest(
                 idempotency_key=f"penalty:letter:{letter_id}",
                 kind=LETTER_NOTICE[kind],
-                recipient_unit=doc["unit"],
-                district=doc["district"],
+                recipient_unit=filing.unit,
+                district=filing.district,
                 subject_type="filing",
                 subject_id=case_id,
                 summary=f"{LETTER_TITLE[kind]}（案件 {case_id}）：{opinion}"[:2000],
@@ -576,72 +539,74 @@ class PenaltyWorkflow:
                 {"letter_id": letter_id},
                 subject=f"filing/{case_id}",
             )
-        doc["review_status"] = REVIEW_STATUS[outcome]
-        doc["letters"] = [*(doc.get("letters") or []), letter_id]
-        await self._save(uow, doc)
+        filing.review_status = REVIEW_STATUS[outcome]
+        filing.letters.append(letter_id)
+        await self._save(uow, filing)
         await self._emit(
-            uow, doc, "letter_issued", {"at": now, "by": by, "letter": snapshot(letter)}
+            uow, filing, "letter_issued", {"at": now, "by": by, "letter": snapshot(letter)}
         )
-        return doc, letter
+        return filing, letter
 
     async def record_reply(
         self, uow: UnitOfWork, letter_id: str, by: str, content: str
-    ) -> tuple[Document, Document]:
+    ) -> tuple[Filing, Letter]:
         """The unit answers a letter (回复); a late answer is recorded as late."""
-        letter = await uow.documents(storage.LETTERS).get(letter_id)
+        letter = await storage.letters(uow).get(letter_id)
         if letter is None:
             raise NotFound(f"no letter {letter_id}")
-        if letter["kind"] == "acceptance":
+        if letter.kind == "acceptance":
             raise Conflict("an acceptance notice needs no reply")
-        if letter.get("reply"):
+        if letter.reply is not None:
             raise Conflict(f"letter {letter_id} already answered")
-        doc = await uow.documents(storage.FILINGS).get(letter["case_id"])
-        if doc is None:
-            raise NotFound(f"no filing for case {letter['case_id']}")
-        if by != letter["unit"]:
-            raise Conflict(f"letter {letter_id} is addressed to {letter['unit']}, not {by}")
+        filing = await storage.filings(uow).get(letter.case_id)
+        if filing is None:
+            raise NotFound(f"no filing for case {letter.case_id}")
+        if by != letter.unit:
+            raise Conflict(f"letter {letter_id} is addressed to {letter.unit}, not {by}")
         now = uow.now()
-        due = letter.get("reply_due")
+        due = letter.reply_due
         late = due is not None and now > utc(due)
-        letter["reply"] = {"by": by, "content": content, "at": now, "late": late}
-        letter["status"] = "replied"
-        uow.documents(storage.LETTERS).put(letter)
+        letter.reply = Reply(by=by, content=content, at=now, late=late)
+        letter.status = "replied"
+        storage.letters(uow).put(letter)
         await uow.cancel(reply_due_timer(letter_id))
-        if letter["kind"] == "recommendation":
-            doc["review_status"] = "replied"
-        await self._save(uow, doc)
+        if letter.kind == "recommendation":
+            filing.review_status = "replied"
+        await self._save(uow, filing)
         await self._emit(
-            uow, doc, "reply_recorded", {"at": now, "by": by, "letter": snapshot(letter)}
+            uow, filing, "reply_recorded", {"at": now, "by": by, "letter": snapshot(letter)}
         )
-        return doc, letter
+        return filing, letter
 
     async def on_reply_due(self, timer: Document, uow: UnitOfWork) -> None:
         """A 监督建议书 left unanswered past its due date escalates (通报 + overdue lead)."""
         letter_id = timer["payload"]["letter_id"]
-        letter = await uow.documents(storage.LETTERS).get(letter_id)
-        if letter is None or letter.get("reply") or letter["status"] == "escalated":
+        letter = await storage.letters(uow).get(letter_id)
+        if letter is None or letter.reply is not None or letter.status == "escalated":
             return
-        doc = await uow.documents(storage.FILINGS).get(letter["case_id"])
-        if doc is None:
+        if letter.reply_due is None:
+            return  # only a letter with a reply due has this timer
+        filing = await storage.filings(uow).get(letter.case_id)
+        if filing is None:
             return
         now = uow.now()
-        letter["status"] = "escalated"
-        letter["escalated_at"] = now
-        uow.documents(storage.LETTERS).put(letter)
-        bureau = supervising_unit(doc["unit"])
-        above = supervising_unit(bureau) if bureau != doc["unit"] else bureau
+        letter.status = "escalated"
+        letter.escalated_at = now
+        storage.letters(uow).put(letter)
+        bureau = supervising_unit(filing.unit)
+        above = supervising_unit(bureau) if bureau != filing.unit else bureau
         reason = (
-            f"{doc['unit']} 未在 {utc(letter['reply_due']).astimezone(CST).date()} 前"
-            f"回复监督建议书 {letter_id}（案件 {doc['_id']}）"
+            f"{filing.unit} 未在 {utc(letter.reply_due).astimezone(CST).date()} 前"
+            f"回复监督建议书 {letter_id}（案件 {filing.id}）"
         )
         await uow.request_notice(
             NotificationRequest(
                 idempotency_key=f"penalty:escalation:{letter_id}",
                 kind=NoticeKind.ESCALATION,
-                recipient_unit=doc["unit"],
-                district=doc["district"],
+                recipient_unit=filing.unit,
+                district=filing.district,
                 subject_type="filing",
-                subject_id=doc["_id"],
+                subject_id=filing.id,
                 summary=f"{reason}，予以通报。",
                 context={"letter_id": letter_id, "copy_to": above},
                 requested_by=RAISED_BY,
@@ -651,64 +616,66 @@ class PenaltyWorkflow:
             SupervisionLead(
                 lead_id=SupervisionLead.make_id(LeadKind.OVERDUE, letter_id),
                 kind=LeadKind.OVERDUE,
-                district=doc["district"],
-                unit=doc["unit"],
+                district=filing.district,
+                unit=filing.unit,
                 subject_type="filing",
-                subject_id=doc["_id"],
+                subject_id=filing.id,
                 summary=reason,
                 evidence={
                     "letter_id": letter_id,
-                    "reply_due": to_jsonable_python(letter["reply_due"]),
+                    "reply_due": to_jsonable_python(letter.reply_due),
                 },
                 raised_at=now,
                 raised_by=RAISED_BY,
             )
         )
-        if doc.get("review_status") == "recommendation_issued":
-            doc["review_status"] = "escalated"
-        await self._save(uow, doc)
+        if filing.review_status == "recommendation_issued":
+            filing.review_status = "escalated"
+        await self._save(uow, filing)
         await self._emit(
             uow,
-            doc,
+            filing,
             "letter_issued",
             {"at": now, "by": RAISED_BY, "escalation": True, "letter": snapshot(letter)},
         )
 
     # ------------------------------------------------------------------ fine anomalies
 
-    async def _recompute_anomaly(self, uow: UnitOfWork, doc: Document) -> None:
+    async def _recompute_anomaly(self, uow: UnitOfWork, filing: Filing) -> None:
         """Re-judge the unit-month this penalty falls in (aggregation inside the transaction)."""
-        unit, month = doc["unit"], doc["month"]
+        unit, month = filing.unit, filing.decision_month
         history_months = trailing_months(month, self.thresholds.history_months)
         totals = await storage.unit_month_totals(uow, unit, [*history_months, month])
         current = totals.pop(month, MonthTotal(total=0.0, count=0))
-        peers = await storage.peer_totals(uow, doc["unit_kind"], month, unit)
+        peers = await storage.peer_totals(uow, filing.unit_kind, month, unit)
         assessment = assess_unit_month(unit, month, current, totals, peers, self.thresholds)
         anomaly_id = f"{unit}:{month}"
-        previous = await uow.documents(storage.ANOMALIES).get(anomaly_id)
-        lead_id = previous.get("lead_id") if previous else None
-        record: Document = {
-            "_id": anomaly_id,
-            "unit": unit,
-            "unit_kind": doc["unit_kind"],
-            "district": doc["district"],
-            "month": month,
-            **assessment.model_dump(exclude={"unit", "month"}),
-            "ever_anomalous": bool(previous and previous.get("ever_anomalous"))
-            or assessment.anomalous,
-            "lead_id": lead_id,
-            "detected_at": previous.get("detected_at") if previous else None,
-            "updated_at": uow.now(),
-        }
-        if assessment.anomalous and lead_id is None:
-            record["lead_id"] = SupervisionLead.make_id(LeadKind.FINE_ANOMALY, unit, month)
-            record["detected_at"] = uow.now()
+        previous = await storage.anomalies(uow).get(anomaly_id)
+        record = Anomaly(
+            id=anomaly_id,
+            unit=unit,
+            unit_kind=filing.unit_kind,
+            district=filing.district,
+            month=month,
+            total=assessment.total,
+            count=assessment.count,
+            anomalous=assessment.anomalous,
+            rules=assessment.rules,
+            explanation=assessment.explanation,
+            ever_anomalous=bool(previous and previous.ever_anomalous) or assessment.anomalous,
+            lead_id=previous.lead_id if previous else None,
+            detected_at=previous.detected_at if previous else None,
+            updated_at=uow.now(),
+        )
+        if assessment.anomalous and record.lead_id is None:
+            record.lead_id = SupervisionLead.make_id(LeadKind.FINE_ANOMALY, unit, month)
+            record.detected_at = uow.now()
             triggered = [r.model_dump() for r in assessment.rules if r.triggered]
             await uow.raise_lead(
                 SupervisionLead(
-                    lead_id=record["lead_id"],
+                    lead_id=record.lead_id,
                     kind=LeadKind.FINE_ANOMALY,
-                    district=doc["district"],
+                    district=filing.district,
                     unit=unit,
                     subject_type="unit_month",
                     subject_id=anomaly_id,
@@ -720,8 +687,8 @@ class PenaltyWorkflow:
             )
             await self._emit(
                 uow,
-                doc,
+                filing,
                 "anomaly_detected",
                 {"at": uow.now(), "anomaly_id": anomaly_id, "assessment": assessment.model_dump()},
             )
-        uow.documents(storage.ANOMALIES).put(record)
+        storage.anomalies(uow).put(record)

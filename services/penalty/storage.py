@@ -16,8 +16,10 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.penalty.domain.anomaly import MonthTotal
+from services.penalty.domain.records import Anomaly, Filing, Flag, Letter
+from shared.aggregate import repository
 from shared.mongo import Document, list_indexes
-from shared.unit_of_work import UnitOfWork
+from shared.unit_of_work import AggregateRepository, UnitOfWork
 
 FILINGS = "filings"
 FLAGS = "flags"
@@ -61,12 +63,29 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
-async def add_flag(uow: UnitOfWork, flag: Document) -> bool:
+def filings(uow: UnitOfWork) -> AggregateRepository[Filing]:
+    """Filings by case id, through the unit of work's identity map."""
+    return repository(uow, FILINGS, Filing)
+
+
+def flags(uow: UnitOfWork) -> AggregateRepository[Flag]:
+    return repository(uow, FLAGS, Flag)
+
+
+def letters(uow: UnitOfWork) -> AggregateRepository[Letter]:
+    return repository(uow, LETTERS, Letter)
+
+
+def anomalies(uow: UnitOfWork) -> AggregateRepository[Anomaly]:
+    return repository(uow, ANOMALIES, Anomaly)
+
+
+async def add_flag(uow: UnitOfWork, flag: Flag) -> bool:
     """Insert a flag once; returns False when it was already there (nothing to announce)."""
-    flags = uow.documents(FLAGS)
-    if await flags.get(flag["_id"]) is not None:
+    repo = flags(uow)
+    if await repo.get(flag.id) is not None:
         return False
-    flags.add(flag)
+    repo.add(flag)
     return True
 
 

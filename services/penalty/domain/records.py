@@ -1,0 +1,202 @@
+"""The penalty service's aggregates, one MongoDB document each (see ``storage.py``).
+
+- :class:`Filing`: one per case: the decided penalty, its top-tier judgement, deadline,
+  filing, flags and review state;
+- :class:`Flag`: one finding about a filing (``<kind>:<case_id>``);
+- :class:`Letter`: a 监督建议书 / 监督决定书 / 备案审查通过 notice and the unit's reply;
+- :class:`Anomaly`: the latest judgement of one unit-month (``<unit>:<month>``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from services.penalty.domain.anomaly import RuleResult
+from services.penalty.domain.filing import (
+    Classification,
+    DisproportionFinding,
+    Status,
+    TopTierAssessment,
+    derive_status,
+)
+from shared.aggregate import Aggregate, StoredAsJson
+from shared.contracts import CaseDocument
+
+LetterKind = Literal["acceptance", "recommendation", "decision"]
+LetterStatus = Literal["issued", "awaiting_reply", "replied", "escalated"]
+
+
+class Filing(Aggregate):
+    """A case's penalty and its 顶格处罚备案 (``id`` = case_id).
+
+    A filing may arrive before its decision: the decision fields stay empty until then.
+    """
+
+    district: str
+    unit: str
+    unit_kind: str
+    status: Status = "awaiting_filing"
+    updated_at: dt.datetime | None = None
+
+    decided: bool = False
+    provision: str | None = None
+    party_type: str | None = None
+    party_name: str | None = None
+    fine: float | None = None
+    goods_value: float | None = None
+    illegal_gains: float | None = None
+    measures: list[str] = Field(default_factory=list)
+    decided_at: dt.datetime | None = None
+    month: str | None = Field(default=None, description="CST month of the decision, YYYY-MM")
+    circumstances: list[str] = Field(default_factory=list)
+    catalogue_version: str | None = None
+    decision_event_id: str | None = None
+
+    classification: Classification | None = None
+    classification_reason: str | None = None
+    classified_by: str | None = None
+    classification_note: str | None = None
+    top_tier: bool | None = None
+    provision_id: str | None = None
+    domain: str | None = None
+    range_min: float | None = None
+    range_max: float | None = None
+    range_kind: Literal["fixed", "multiple"] | None = None
+    basis: str | None = None
+    basis_value: float | None = None
+    top_tier_measures: list[str] = Field(default_factory=list)
+    measures_not_provided: list[str] = Field(default_factory=list)
+    band: str | None = None
+    band_label: str | None = None
+    above_range: bool = False
+    large: bool = False
+    priority_review: bool = False
+    disproportion: DisproportionFinding | None = None
+
+    deadline_last_day: str | None = Field(default=None, description="last on-time day (CST)")
+    deadline_due: dt.datetime | None = None
+    filed: bool = False
+    filed_at: dt.datetime | None = None
+    filed_via: Literal["event", "api"] | None = None
+    documents: StoredAsJson[list[CaseDocument]] = Field(default_factory=list)
+    late: bool | None = None
+    days_late: int | None = None
+    missing: bool = False
+    missing_at: dt.datetime | None = None
+
+    review_status: Status | None = None
+    letters: list[str] = Field(default_factory=list)
+    flags: list[str] = Field(default_factory=list)
+
+    def assess(self, a: TopTierAssessment) -> None:
+        """Keep the catalogue's judgement of the decided penalty."""
+        self.classification = a.classification
+        self.classification_reason = a.reason
+        self.top_tier = a.top_tier
+        self.provision_id = a.provision_id
+        self.domain = a.domain
+        self.range_min = a.range_min
+        self.range_max = a.range_max
+        self.range_kind = a.range_kind
+        self.basis = a.basis
+        self.basis_value = a.basis_value
+        self.top_tier_measures = list(a.top_tier_measures)
+        self.measures_not_provided = list(a.measures_not_provided)
+        self.band = a.band
+        self.band_label = a.band_label
+        self.above_range = a.above_range
+        self.large = a.large
+        self.priority_review = a.large
+
+    def add_flag(self, kind: str) -> None:
+        if kind not in self.flags:
+            self.flags.append(kind)
+
+    def refresh(self, now: dt.datetime) -> None:
+        """The status follows from the facts, whatever order they arrived in."""
+        self.status = derive_status(
+            decided=self.decided,
+            top_tier=self.top_tier,
+            filed=self.filed,
+            missing=self.missing,
+            review_status=self.review_status,
+        )
+        self.updated_at = now
+
+    @property
+    def decision_time(self) -> dt.datetime:
+        if self.decided_at is None:
+            raise ValueError(f"case {self.id} has no decision")
+        return self.decided_at
+
+    @property
+    def decision_month(self) -> str:
+        if self.month is None:
+            raise ValueError(f"case {self.id} has no decision")
+        return self.month
+
+    @property
+    def fine_amount(self) -> float:
+        if self.fine is None:
+            raise ValueError(f"case {self.id} has no decision")
+        return self.fine
+
+
+class Flag(Aggregate):
+    """One finding about a filing, for the supervisors' list (``<kind>:<case_id>``)."""
+
+    kind: str
+    case_id: str
+    district: str
+    unit: str
+    reasons: list[str]
+    evidence: dict[str, Any]
+    lead_id: str | None = None
+    raised_at: dt.datetime
+
+
+class Reply(BaseModel):
+    """The unit's answer to a letter (回复); ``late`` when after the due date."""
+
+    by: str
+    content: str
+    at: dt.datetime
+    late: bool
+
+
+class Letter(Aggregate):
+    """A notice about a filing from the bureau's review (``<case_id>-L<n>``)."""
+
+    case_id: str
+    district: str
+    unit: str
+    kind: LetterKind
+    title: str
+    issued_by: str
+    issued_at: dt.datetime
+    opinion: str
+    reply_due: dt.datetime | None = None
+    status: LetterStatus
+    reply: Reply | None = None
+    escalated_at: dt.datetime | None = None
+
+
+class Anomaly(Aggregate):
+    """The latest judgement of one unit-month's fines (``<unit>:<month>``)."""
+
+    unit: str
+    unit_kind: str
+    district: str
+    month: str
+    total: float
+    count: int
+    anomalous: bool
+    rules: list[RuleResult]
+    explanation: str
+    ever_anomalous: bool = False
+    lead_id: str | None = None
+    detected_at: dt.datetime | None = None
+    updated_at: dt.datetime
