@@ -33,7 +33,13 @@ def build(settings: CasereviewSettings | None = None, clock: Clock | None = None
     )
     # The officer registry is the inspection service's: casereview keeps a copy (持证 pre-check).
     service.consume(INSPECTION_EVENTS, {OFFICER_CHANGED_TYPE: workflow.on_officer_changed})
-    service.on_timer(RECTIFICATION_DUE, workflow.on_rectification_due)
+    service.on_timer(
+        RECTIFICATION_DUE,
+        workflow.on_rectification_due,
+        prefetch={
+            storage.RECTIFICATIONS: lambda timer: str(timer["payload"].get("rectification_id"))
+        },
+    )
     service.publishes(CASEREVIEW_EVENTS, NOTIFY_REQUESTS, SUPERVISION_LEADS, AUDIT_EVENTS)
     service.routes(lambda svc: build_router(svc, workflow))
     return service

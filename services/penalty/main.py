@@ -31,8 +31,16 @@ def build(settings: PenaltySettings | None = None, clock: Clock | None = None) -
         },
         prefetch={storage.FILINGS: data_key("case_id")},
     )
-    service.on_timer(FILING_DUE, workflow.on_filing_due)
-    service.on_timer(REPLY_DUE, workflow.on_reply_due)
+    service.on_timer(
+        FILING_DUE,
+        workflow.on_filing_due,
+        prefetch={storage.FILINGS: lambda timer: timer["payload"].get("case_id")},
+    )
+    service.on_timer(
+        REPLY_DUE,
+        workflow.on_reply_due,
+        prefetch={storage.LETTERS: lambda timer: timer["payload"].get("letter_id")},
+    )
     service.publishes(PENALTY_EVENTS, SUPERVISION_LEADS, NOTIFY_REQUESTS, AUDIT_EVENTS)
     service.routes(lambda svc: build_router(svc, workflow, workflow.catalogue))
     return service
