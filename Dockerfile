@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1.7
 # One image for the five Jiandu services. Pick the service with SERVICE=gateway|hotline|
 # casereview|penalty|notify (default command: python -m services.$SERVICE); any other
-# command runs as given, e.g. `python -m shared.cli topics` for the topic-init job.
+# command runs as given, e.g. `python -m shared.cli topics` for the topic-init job. The
+# developer package (devtools/: runner, embedded servers, bench, demo) and the `dev` extra
+# (noida-db, SecantusDB) are not installed.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build

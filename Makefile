@@ -26,10 +26,10 @@ test: $(STAMP) lint typecheck browser
 	$(PYTEST)
 
 lint: $(STAMP)
-	$(BIN)/ruff check shared services tests
+	$(BIN)/ruff check shared services devtools tests
 
 typecheck: $(STAMP)
-	$(BIN)/mypy shared services
+	$(BIN)/mypy shared services devtools
 
 # Debian's chromium for the console browser test (never a downloaded browser).
 browser:

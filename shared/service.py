@@ -42,7 +42,7 @@ from pymongo.errors import AutoReconnect, PyMongoError
 from shared.batching import is_storage_unavailable
 from shared.clock import Clock, SystemClock
 from shared.consumer import INBOX, QUARANTINE, EventConsumer, EventHandler, KeyOf
-from shared.embedded import emulate_fetch_wait
+from shared.kafka_fetch_wait import emulate_fetch_wait
 from shared.leases import LEASES
 from shared.mongo import CommandCounter, Document, ensure_indexes, make_client
 from shared.outbox import OUTBOX, OUTBOX_INDEXES, OutboxRelay

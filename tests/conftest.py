@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from shared.embedded import EmbeddedServers, create_topics, free_port
+from devtools.embedded import EmbeddedServers, free_port
+from shared.kafka_admin import create_topics
 from shared.settings import ServiceSettings
 from tests.helpers import KafkaTap, Publisher, settings_on
 

@@ -14,8 +14,8 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from devtools.embedded import EmbeddedServers
 from shared.city import CITY_BUREAU
-from shared.embedded import EmbeddedServers
 from shared.envelope import Envelope
 from shared.identity import IdentitySettings, Principal, Role, issue_token
 from shared.settings import ServiceSettings

@@ -1,7 +1,8 @@
 """Container health probe: GET /healthz (or /readyz) of this container's service.
 
 The image has no curl, so the probe is a few lines of standard-library Python. The port is
-``JIANDU_HTTP_PORT`` if set, else the service's default port (same table as the entrypoint).
+``JIANDU_HTTP_PORT`` if set, else the service's default port (``shared.registry``; the
+entrypoint's shell table is checked against it by tests/deploy).
 Exit 0 when the endpoint answers 200, 1 otherwise (Docker's HEALTHCHECK contract).
 """
 
@@ -12,14 +13,9 @@ import sys
 import urllib.error
 import urllib.request
 
-DEFAULT_PORTS = {
-    "gateway": 8000,
-    "hotline": 8001,
-    "casereview": 8002,
-    "penalty": 8003,
-    "notify": 8004,
-    "inspection": 8005,
-}
+from shared.registry import SERVICES
+
+DEFAULT_PORTS = {name: entry.port for name, entry in SERVICES.items()}
 
 
 def main(argv: list[str]) -> int:

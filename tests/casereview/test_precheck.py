@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from devtools.demo.generator import DemoGenerator, DemoMix
 from services.casereview.domain.precheck import (
     NORMS,
     RULES,
@@ -17,7 +18,6 @@ from services.casereview.domain.precheck import (
     run_prechecks,
 )
 from shared.certificates import Certificate
-from shared.demo.generator import DemoGenerator, DemoMix
 from tests.casereview.cases import case, clean_file, large_file, mutate, simple_file, without_doc
 
 POLICY = PrecheckPolicy()

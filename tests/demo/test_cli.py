@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
+from devtools.demo.cli import app
 from shared.contracts import validate_external
-from shared.demo.cli import app
 from shared.envelope import Envelope
 
 

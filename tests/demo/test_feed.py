@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from devtools.demo import DemoGenerator
+from devtools.demo.feed import LiveFeedThread, live_feed, publish
+from devtools.embedded import EmbeddedServers
 from shared.contracts import validate_external
-from shared.demo import DemoGenerator
-from shared.demo.feed import LiveFeedThread, live_feed, publish
-from shared.embedded import EmbeddedServers
 from shared.envelope import Envelope
 from shared.topics import EXTERNAL_TYPE_TOPICS, INGEST_ENFORCEMENT, INGEST_HOTLINE
 from tests.helpers import KafkaTap

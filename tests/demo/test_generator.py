@@ -9,11 +9,11 @@ from functools import lru_cache
 import pytest
 from pydantic import ValidationError
 
+from devtools.demo import DemoGenerator, DemoMix
+from devtools.demo.catalogue import LARGE_FINE, PROVISION_BY_TEXT
+from devtools.demo.fakes import is_valid_uscc
 from shared.city import load_city
 from shared.contracts import validate_external
-from shared.demo import DemoGenerator, DemoMix
-from shared.demo.catalogue import LARGE_FINE, PROVISION_BY_TEXT
-from shared.demo.fakes import is_valid_uscc
 from shared.envelope import Envelope
 from shared.topics import EXTERNAL_TYPE_TOPICS
 from shared.workcalendar import working_days_between

@@ -14,7 +14,6 @@ import pytest
 from tests.deploy.facts import MARKER
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = ("gateway", "hotline", "casereview", "penalty", "notify", "inspection")
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,8 @@ import sys
 
 from prometheus_client import generate_latest
 
-SERVICES = ("gateway", "hotline", "casereview", "penalty", "notify", "inspection")
+from shared.registry import SERVICES
+
 MARKER = "JIANDU-FACTS "
 
 
@@ -36,7 +37,7 @@ def metric_names(text: str) -> list[str]:
 def main() -> None:
     facts = {}
     for name in SERVICES:
-        service = importlib.import_module(f"services.{name}.main").build()
+        service = importlib.import_module(SERVICES[name].main).build()
         facts[name] = {
             "consumes": sorted({c.topic for c in service.consumers.values()}),
             "group_id": service.settings.group_id,

@@ -17,7 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
-from tests.deploy.conftest import REPO, SERVICES
+from shared.registry import SERVICES
+from tests.deploy.conftest import REPO
 
 DEPLOY = REPO / "deploy"
 ONE_SHOT_CONDITION = "service_completed_successfully"
@@ -156,7 +157,7 @@ def test_peers_name_every_service_at_its_compose_address(
 def test_every_jiandu_variable_is_a_setting(
     services: dict[str, dict[str, Any]], service_facts: dict[str, dict[str, Any]]
 ) -> None:
-    # JIANDU_PEERS is read by the gateway (health of its peers) and set by shared.runner too.
+    # JIANDU_PEERS is read by the gateway (health of its peers) and set by devtools.runner too.
     known = {"JIANDU_PEERS"} | {
         f"JIANDU_{field.upper()}" for f in service_facts.values() for field in f["settings_fields"]
     }

@@ -16,8 +16,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from shared.registry import SERVICES
 from shared.topics import ALL_TOPICS, topic_plan
-from tests.deploy.conftest import REPO, SERVICES
+from tests.deploy.conftest import REPO
 from tests.deploy.kustomize_lite import (
     KustomizeError,
     build,

@@ -19,6 +19,7 @@ import pytest
 import uvicorn
 from pymongo import MongoClient
 
+from devtools.embedded import EmbeddedServers, free_port
 from services.casereview.main import build as build_casereview
 from services.casereview.settings import CasereviewSettings
 from services.gateway.auth import hash_secret
@@ -34,7 +35,7 @@ from services.notify.main import build as build_notify
 from services.notify.settings import NotifySettings
 from services.penalty.main import build as build_penalty
 from services.penalty.settings import PenaltySettings
-from shared.embedded import EmbeddedServers, create_topics, free_port
+from shared.kafka_admin import create_topics
 from shared.service import Service
 from shared.settings import ServiceSettings
 from tests.gateway.support import bearer

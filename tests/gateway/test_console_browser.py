@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import uvicorn
 
+from devtools.embedded import free_port
 from services.gateway.domain.access import Role
 from services.gateway.main import build
 from services.gateway.settings import GatewaySettings
-from shared.embedded import free_port
 from shared.service import Service
 from shared.topics import HOTLINE_EVENTS
 from tests.gateway.support import T0, add_user, complaint_event

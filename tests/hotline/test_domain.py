@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from devtools.demo import catalogue as demo
 from services.hotline.domain import lifecycle as lc
 from services.hotline.domain.leads import (
     BounceThresholds,
@@ -31,7 +32,6 @@ from services.hotline.domain.routing import (
 )
 from services.hotline.settings import HotlineSettings
 from shared.city import CITY_BUREAU, load_city
-from shared.demo import catalogue as demo
 from shared.workcalendar import CST
 
 CITY = load_city()

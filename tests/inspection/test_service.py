@@ -380,7 +380,7 @@ async def test_redelivery_changes_nothing_and_districts_stay_apart(
 async def test_demo_inspections_are_taken_and_show_each_fault(
     settings_for: Settings, publisher: Publisher, tap: Any
 ) -> None:
-    from shared.demo.generator import DemoGenerator
+    from devtools.demo.generator import DemoGenerator
 
     start = dt.datetime(2026, 3, 2, 8, tzinfo=dt.UTC)
     generated = DemoGenerator(seed=7, start=start).events(0, 0, n_inspections=32)

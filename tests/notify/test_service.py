@@ -20,6 +20,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from pymongo.errors import DuplicateKeyError
 
+from devtools.embedded import free_port
 from services.notify.domain.directory import load_directory
 from services.notify.domain.notice import notice_id
 from services.notify.handlers import NotifyWorkflow
@@ -27,7 +28,6 @@ from services.notify.main import build
 from services.notify.settings import NotifySettings
 from shared.clock import ManualClock
 from shared.contracts import NoticeKind, NotificationRequest
-from shared.embedded import free_port
 from shared.envelope import Envelope
 from shared.service import Service
 from shared.topics import INGEST_QUARANTINE, NOTIFY_EVENTS, NOTIFY_REQUESTS

@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from devtools.demo.catalogue import PROVISIONS as DEMO_PROVISIONS
 from services.penalty.domain.anomaly import (
     MonthTotal,
     Thresholds,
@@ -24,7 +25,6 @@ from services.penalty.domain.filing import (
     review_refusal,
 )
 from services.penalty.settings import PenaltySettings
-from shared.demo.catalogue import PROVISIONS as DEMO_PROVISIONS
 from shared.workcalendar import CST
 
 FOOD_124 = "《中华人民共和国食品安全法》第一百二十四条"  # 五万元以上十万元以下

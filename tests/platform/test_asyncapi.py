@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared.asyncapi import SERVICE_NAMES, documents, platform_events
+from devtools.asyncapi import SERVICE_NAMES, documents, platform_events
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "asyncapi"
 

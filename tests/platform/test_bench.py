@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from shared.benchmark import BenchPlan, explain_limit, percentiles
-from shared.cli import app
-from shared.runner import SERVICES
+from devtools.benchmark import BenchPlan, explain_limit, percentiles
+from devtools.cli import app
+from shared.registry import SERVICES
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 
-from shared.embedded import free_port
-from shared.processes import live_pid
-from shared.runner import SERVICES, free_port_offset, stop_leftovers
+from devtools.embedded import free_port
+from devtools.processes import live_pid
+from devtools.runner import free_port_offset, stop_leftovers
+from shared.registry import SERVICES
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +69,7 @@ def test_services_die_with_a_killed_runner_and_the_next_run_stops_the_rest(
             alive = {n: pid for n, pid in alive.items() if live_pid(data / "run" / f"{n}.pid")}
             assert time.monotonic() < deadline, f"still running after the runner died: {alive}"
             time.sleep(0.2)
-        for port in [*[p + offset for p in SERVICES.values()], mongo]:
+        for port in [*[s.port_of(0, offset) for s in SERVICES.values()], mongo]:
             assert not _listening(port), f"port {port} still open after the runner died"
         assert _listening(kafka)  # noida-db daemonized: it is the next run's to stop
     finally:
@@ -97,7 +98,7 @@ def _start_until_ready(
         [
             sys.executable,
             "-m",
-            "shared.cli",
+            "devtools.cli",
             "run",
             "--data-dir",
             str(data),
@@ -143,7 +144,7 @@ def _run_until_ready_then_interrupt(
 ) -> None:
     proc, kafka, mongo, offset = _start_until_ready(data, demo=demo, sigint_ignored=sigint_ignored)
     try:
-        ports = [p + offset for p in SERVICES.values()]
+        ports = [s.port_of(0, offset) for s in SERVICES.values()]
         assert all(_listening(p) for p in ports)
         assert _listening(kafka) and _listening(mongo)
         assert (data / "kafka").is_dir() and (data / "mongo").is_dir()
@@ -156,7 +157,7 @@ def _run_until_ready_then_interrupt(
         proc.send_signal(signal.SIGINT)
         rest = proc.communicate(timeout=90)[1]
     assert proc.returncode == 0, rest
-    for port in [*[p + offset for p in SERVICES.values()], kafka, mongo]:
+    for port in [*[s.port_of(0, offset) for s in SERVICES.values()], kafka, mongo]:
         assert not _listening(port), f"port {port} still open after Ctrl-C"
     leftovers = _leftovers(data)
     assert leftovers == [], f"processes left behind: {leftovers}"

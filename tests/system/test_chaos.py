@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared.demo.generator import DemoGenerator
-from shared.embedded import free_port, wait_drained
+from devtools.demo.generator import DemoGenerator
+from devtools.embedded import free_port, wait_drained
+from devtools.runner import Platform, free_port_offset
 from shared.mongo import make_client
-from shared.runner import Platform, free_port_offset
 from shared.topics import EXTERNAL_TYPE_TOPICS
 from tests.system.accounting import account
 

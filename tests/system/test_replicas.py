@@ -20,10 +20,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.demo.generator import DemoGenerator
-from shared.embedded import free_port, wait_drained
+from devtools.demo.generator import DemoGenerator
+from devtools.embedded import free_port, wait_drained
+from devtools.runner import SERVICES, Platform, free_port_offset
 from shared.mongo import make_client
-from shared.runner import SERVICES, Platform, free_port_offset
 from shared.settings import kafka_client_id
 from shared.topics import EXTERNAL_TYPE_TOPICS
 from tests.system.accounting import account

@@ -1,5 +1,5 @@
 """Demo data: a deterministic generator of realistic external events, and feeds to Kafka."""
 
-from shared.demo.generator import DemoGenerator, DemoMix
+from devtools.demo.generator import DemoGenerator, DemoMix
 
 __all__ = ["DemoGenerator", "DemoMix"]

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from aiokafka import AIOKafkaProducer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from shared.demo.generator import DemoGenerator, DemoMix
+from devtools.demo.generator import DemoGenerator, DemoMix
 from shared.envelope import Envelope
 from shared.topics import EXTERNAL_TYPE_TOPICS
 from shared.workcalendar import CST, is_working_day

@@ -7,7 +7,6 @@ Both run as separate processes with their data under one folder. Used by ``jiand
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import signal
@@ -22,13 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.group import LeaveGroupRequest
 from pymongo import AsyncMongoClient
 
-from shared.processes import die_with_parent
-from shared.topics import topic_plan
+from devtools.processes import die_with_parent
 
 
 def free_port() -> int:
@@ -159,31 +156,6 @@ class EmbeddedServers:
         self.stop_kafka()
 
 
-async def create_topics(
-    bootstrap: str, prefix: str = "", replication: int = 1, **client_options: Any
-) -> list[str]:
-    """Create every platform topic (and its DLT) with its partitions; existing ones are kept.
-    ``client_options``: SASL settings (``PlatformSettings.kafka_client_options``)."""
-    plan = topic_plan(prefix)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [NewTopic(n, p, replication) for n, p in plan.items() if n not in existing]
-        if missing:
-            try:
-                await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
-        for _ in range(100):
-            if set(plan) <= set(await admin.list_topics()):
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        await admin.close()
-    return sorted(plan)
-
-
 async def evict_group_members(bootstrap: str, client_id: str) -> list[tuple[str, str]]:
     """Remove a dead replica's members (those with ``client_id``) from every consumer group.
 
@@ -302,38 +274,3 @@ async def wait_drained(
             if now > deadline:
                 raise TimeoutError(f"not drained after {timeout:.0f}s: still busy {busy}")
             await asyncio.sleep(interval)
-
-
-_fetch_wait_s: float = 0.0
-
-
-def emulate_fetch_wait(milliseconds: int) -> None:
-    """Hold an empty Kafka fetch for ``milliseconds`` on the client side (process-wide).
-
-    A Kafka broker holds a fetch that finds no records for up to ``fetch.max.wait.ms``;
-    noida-db answers at once, so every idle aiokafka consumer spins at most of a CPU core
-    (measured: 87% for one idle consumer). Waiting after an empty answer restores the
-    long-poll pacing; records that arrive meanwhile wait at most that long. Not needed on
-    Apache Kafka, where the setting stays 0.
-    """
-    global _fetch_wait_s
-    from aiokafka.consumer.fetcher import Fetcher
-
-    _fetch_wait_s = milliseconds / 1000
-    if getattr(Fetcher._proc_fetch_request, "__jiandu_wait__", False):
-        return
-    original = Fetcher._proc_fetch_request
-
-    async def proc_fetch_request(self: Any, assignment: Any, node_id: Any, request: Any) -> bool:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        woke: bool = await original(self, assignment, node_id, request)
-        remaining = _fetch_wait_s - (loop.time() - started)
-        if not woke and remaining > 0:
-            # aiokafka cancels pending fetches on close and expects them to return quietly
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.sleep(remaining)
-        return woke
-
-    proc_fetch_request.__jiandu_wait__ = True  # type: ignore[attr-defined]
-    Fetcher._proc_fetch_request = proc_fetch_request  # type: ignore[method-assign]

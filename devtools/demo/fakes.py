@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import uuid
 
-from shared.demo.catalogue import BRANDS, BUSINESS_SUFFIX, GIVEN_CHARS, SURNAMES
+from devtools.demo.catalogue import BRANDS, BUSINESS_SUFFIX, GIVEN_CHARS, SURNAMES
 
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)

@@ -7,7 +7,7 @@ One run measures, on the same noida-db and SecantusDB:
 * end to end: demo events published to the ingest topics as fast as the pipeline takes them
   (sustained rate = events / time until the last downstream state change), then paced at 50%
   and 100% of that rate for latency percentiles ingest→routed and ingest→notice;
-* CPU seconds and peak RSS per service process (from ``/proc``);
+* CPU seconds and peak RSS per service process (``psutil``);
 
 and writes a JSON report plus a PNG chart. ``--replicas 1,2`` repeats the end-to-end part
 with one and two replicas of every service, side by side.
@@ -29,20 +29,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pymongo import AsyncMongoClient
 from rich.progress import Progress
 from rich.table import Table
 
-from shared.demo.generator import DemoGenerator
-from shared.embedded import free_port, wait_drained
+from devtools.demo.generator import DemoGenerator
+from devtools.embedded import free_port, wait_drained
+from devtools.runner import Platform, free_port_offset
 from shared.envelope import Envelope
 from shared.mongo import Document, make_client
-from shared.runner import SERVICES, Platform, free_port_offset
+from shared.registry import SERVICES
 from shared.topics import EXTERNAL_TYPE_TOPICS
-
-CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 @dataclass
@@ -85,26 +85,20 @@ class ProcessSample:
 
 
 def sample_process(pid: int) -> ProcessSample | None:
-    """CPU seconds (user+system) and resident memory of ``pid``, read from /proc."""
+    """CPU seconds (user+system) and resident memory of ``pid`` (None once it has gone)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
+        with (proc := psutil.Process(pid)).oneshot():
+            cpu, rss = proc.cpu_times(), proc.memory_info().rss
+    except psutil.Error:
         return None
-    cpu = (int(stat[11]) + int(stat[12])) / CLK_TCK
-    rss_lines = (line for line in status.splitlines() if line.startswith("VmRSS"))
-    rss_kb = next((int(line.split()[1]) for line in rss_lines), 0)
-    return ProcessSample(cpu, rss_kb / 1024)
+    return ProcessSample(cpu.user + cpu.system, rss / 2**20)
 
 
 def machine_busy_s() -> float | None:
     """CPU seconds the whole machine spent busy since boot (all cores, all processes)."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()
-    except (OSError, IndexError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
-    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+    times = psutil.cpu_times()
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    return sum(times) - idle - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
 
 
 async def kafka_produce_rate(bootstrap: str, topic: str, n: int, progress: Progress) -> Rate:
@@ -342,7 +336,7 @@ class ProcessWatch:
         self.t0 = time.perf_counter()
         self.machine_first = machine_busy_s()
         self.machine_pct: float | None = None
-        """Whole-machine CPU during the phase, in % of one core (None without /proc/stat)."""
+        """Whole-machine CPU during the phase, in % of one core."""
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -389,15 +383,10 @@ class ProcessWatch:
 
 def find_pid(fragment: str) -> int | None:
     """The first process whose command line contains ``fragment`` (noida-db daemonizes)."""
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or ())
         if fragment in cmd and "noida" in cmd:
-            return int(proc.name)
+            return int(proc.pid)
     return None
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from devtools.demo import catalogue as cat
+from devtools.demo import fakes
 from shared.city import City, District
 from shared.contracts import (
     Contract,
@@ -29,8 +31,6 @@ from shared.contracts import (
     OfficerSuspended,
     ReviewDecided,
 )
-from shared.demo import catalogue as cat
-from shared.demo import fakes
 from shared.workcalendar import CST
 
 PLANNED = "gov.enforcement.inspection.planned"

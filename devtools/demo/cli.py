@@ -16,8 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from shared.demo.feed import count_by_type, publish
-from shared.demo.generator import DemoGenerator, DemoMix
+from devtools.demo.feed import count_by_type, publish
+from devtools.demo.generator import DemoGenerator, DemoMix
 
 app = typer.Typer(help="Deterministic realistic demo data (12345 work orders, case files).")
 

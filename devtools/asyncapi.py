@@ -34,7 +34,7 @@ from shared.contracts import (
     NotificationRequest,
     SupervisionLead,
 )
-from shared.runner import SERVICES
+from shared.registry import SERVICE_NAMES, SERVICES
 from shared.topics import (
     AUDIT_EVENTS,
     DLT_SUFFIX,
@@ -45,15 +45,6 @@ from shared.topics import (
     SUPERVISION_LEADS,
 )
 
-SERVICE_NAMES = tuple(SERVICES)
-SETTINGS_CLASSES = {
-    "gateway": "services.gateway.settings:GatewaySettings",
-    "hotline": "services.hotline.settings:HotlineSettings",
-    "casereview": "services.casereview.settings:CasereviewSettings",
-    "penalty": "services.penalty.settings:PenaltySettings",
-    "notify": "services.notify.settings:NotifySettings",
-    "inspection": "services.inspection.settings:InspectionSettings",
-}
 DOCUMENTED_BOOTSTRAP = "127.0.0.1:9092"
 """The documents describe the default deployment (no topic prefix), whatever the environment."""
 SCHEMA_REF = "#/components/schemas/{model}"
@@ -276,11 +267,11 @@ def with_event_payloads(spec: dict[str, Any], events: Sequence[EventType]) -> di
 
 def service_document(name: str, events: Sequence[EventType]) -> dict[str, Any]:
     """One service's AsyncAPI document: FastStream's channels and operations, real payloads."""
-    module, _, cls = SETTINGS_CLASSES[name].partition(":")
+    module, _, cls = SERVICES[name].settings.partition(":")
     settings = getattr(importlib.import_module(module), cls)(
         kafka_bootstrap=DOCUMENTED_BOOTSTRAP, topic_prefix=""
     )
-    build = importlib.import_module(f"services.{name}.main").build
+    build = importlib.import_module(SERVICES[name].main).build
     schema = build(settings).stream_app.schema.to_specification()
     return with_event_payloads(json.loads(schema.to_json()), events)
 

@@ -1,6 +1,6 @@
 """Child processes that die with the process that started them, and pid files that name them.
 
-Used by ``jiandu run`` (``shared.runner``) and the embedded servers it starts. A pid file
+Used by ``jiandu run`` (``devtools.runner``) and the embedded servers it starts. A pid file
 holds the pid and the process's start time, so a recycled pid is never taken for the
 process it once named.
 """

@@ -27,22 +27,14 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from shared.embedded import EmbeddedServers, create_topics, evict_group_members
-from shared.processes import die_with_parent, live_pid, write_pid_file
+from devtools.embedded import EmbeddedServers, evict_group_members
+from devtools.processes import die_with_parent, live_pid, write_pid_file
+from shared.kafka_admin import create_topics
+from shared.registry import SERVICES
 from shared.settings import kafka_client_id
 
-SERVICES: dict[str, int] = {
-    "gateway": 8000,
-    "hotline": 8001,
-    "casereview": 8002,
-    "penalty": 8003,
-    "notify": 8004,
-    "inspection": 8005,
-}
-"""Service → HTTP port of its first replica; replica r listens on port + 100·r."""
-
 EMBEDDED_FETCH_WAIT_MS = 100
-"""noida-db answers empty fetches at once; see ``shared.embedded.emulate_fetch_wait``."""
+"""noida-db answers empty fetches at once; see ``devtools.embedded.emulate_fetch_wait``."""
 
 DEMO_USERS = ",".join(
     [
@@ -112,7 +104,7 @@ def free_port_offset(replicas: int = 2) -> int:
 
     for _ in range(100):
         offset = random.randint(20, 230) * 100  # highest port 8005 + 23 000 + 300 < 32 768
-        ports = (p + offset + 100 * r for p in SERVICES.values() for r in range(replicas))
+        ports = (s.port_of(r, offset) for s in SERVICES.values() for r in range(replicas))
         if all(bindable(port) for port in ports):
             return offset
     raise RuntimeError("no free block of service ports below the ephemeral range")
@@ -172,7 +164,8 @@ class Platform:
                 "JIANDU_HTTP_PORT": str(port),
                 "JIANDU_INSTANCE_ID": f"{name}-{replica}",
                 "JIANDU_PEERS": ",".join(
-                    f"{n}=http://127.0.0.1:{p + self.port_offset}" for n, p in SERVICES.items()
+                    f"{n}=http://127.0.0.1:{s.port_of(0, self.port_offset)}"
+                    for n, s in SERVICES.items()
                 ),
                 "JIANDU_DATA_DIR": str(self.data_dir),
             }
@@ -184,11 +177,11 @@ class Platform:
         return env
 
     def start_service(self, name: str, replica: int) -> ServiceProcess:
-        port = SERVICES[name] + self.port_offset + 100 * replica
+        port = SERVICES[name].port_of(replica, self.port_offset)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}-{replica}.log", "ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"],
+            [sys.executable, "-m", SERVICES[name].module],
             env=self.env_for(name, replica, port),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -398,7 +391,7 @@ def run_platform(
     try:
         platform.start()
         platform.print_urls()
-        from shared.demo_feed import run_feed_forever
+        from devtools.demo_feed import run_feed_forever
 
         run_feed_forever(platform, demo=demo)
     except KeyboardInterrupt:

@@ -1,6 +1,6 @@
 """What ``make run`` does once everything is ready: supervise, and keep the console alive.
 
-With ``demo`` on, a live feed of generated events (``shared.demo``) flows into the ingest
+With ``demo`` on, a live feed of generated events (``devtools.demo``) flows into the ingest
 topics, so an operator opening the console sees complaints being routed, cases reviewed and
 notices sent.
 """
@@ -11,14 +11,14 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from shared.runner import Platform
+    from devtools.runner import Platform
 
 
 def run_feed_forever(
     platform: Platform, *, demo: bool = True, rate_per_s: float = 2.0, poll_s: float = 1.0
 ) -> None:
     """Restart replicas that die and, with ``demo``, feed events, until interrupted."""
-    from shared.demo.feed import LiveFeedThread
+    from devtools.demo.feed import LiveFeedThread
 
     feed = (
         LiveFeedThread(

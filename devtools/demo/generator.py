@@ -20,6 +20,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from devtools.demo import catalogue as cat
+from devtools.demo import fakes
+from devtools.demo import inspections as insp
 from shared.city import City, District, Street, load_city
 from shared.contracts import (
     CaseClosed,
@@ -29,9 +32,6 @@ from shared.contracts import (
     WorkOrderCreated,
     WorkOrderUpdated,
 )
-from shared.demo import catalogue as cat
-from shared.demo import fakes
-from shared.demo import inspections as insp
 from shared.envelope import Envelope
 from shared.workcalendar import CST, OfficeHours, add_working_days, is_working_day
 

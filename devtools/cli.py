@@ -1,0 +1,89 @@
+"""``jiandu``: the developer's command line: the operators' commands (``shared.cli``) and
+``run``, ``bench``, ``demo``, ``asyncapi`` on the embedded servers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from devtools.demo.cli import app as demo_app
+from shared import cli as ops
+
+app = typer.Typer(help="Jiandu (监督): supervision of administrative law enforcement.")
+app.registered_commands.extend(ops.app.registered_commands)
+app.registered_groups.extend(ops.app.registered_groups)
+app.add_typer(demo_app, name="demo")
+
+
+@app.command()
+def run(
+    data_dir: Path = typer.Option(Path(".data"), help="Folder for Kafka and MongoDB data."),
+    replicas: int = typer.Option(1, min=1, max=4, help="Replicas of every service."),
+    kafka_port: int = typer.Option(9092, envvar="JIANDU_EMBEDDED_KAFKA_PORT"),
+    mongo_port: int = typer.Option(27017, envvar="JIANDU_EMBEDDED_MONGO_PORT"),
+    port_offset: int = typer.Option(
+        0, envvar="JIANDU_PORT_OFFSET", help="Added to every service's HTTP port."
+    ),
+    demo: bool = typer.Option(
+        True, envvar="JIANDU_DEMO", help="Feed realistic demo events while running."
+    ),
+) -> None:
+    """Start noida-db, SecantusDB and every service; Ctrl-C stops everything."""
+    from devtools.runner import run_platform
+
+    run_platform(
+        data_dir,
+        replicas=replicas,
+        kafka_port=kafka_port,
+        mongo_port=mongo_port,
+        port_offset=port_offset,
+        demo=demo,
+    )
+
+
+@app.command()
+def asyncapi(
+    out: Path = typer.Option(Path("docs/asyncapi"), help="Folder for the AsyncAPI documents."),
+) -> None:
+    """Write each service's AsyncAPI document: FastStream's channels, a payload schema per
+    event type (devtools/asyncapi.py)."""
+    from devtools.asyncapi import write
+
+    for target in write(out):
+        typer.echo(f"{target}")
+
+
+@app.command()
+def bench(
+    out: Path = typer.Option(Path("bench/report.json"), help="JSON report; the PNG goes beside."),
+    replicas: str = typer.Option("1,2", help="Replica counts to compare, comma-separated."),
+    quick: bool = typer.Option(False, help="Small counts (a smoke run, for tests)."),
+    events: int | None = typer.Option(
+        None, min=1, help="Demo events per end-to-end phase (default ~680, --quick ~70)."
+    ),
+    backlog: int | None = typer.Option(
+        None, min=0, help="Events published before the services start (catch-up; default 10,000)."
+    ),
+    prefill: int | None = typer.Option(
+        None, min=0, help="Documents per collection for a last burst (default 100,000; 0: off)."
+    ),
+    work_dir: Path | None = typer.Option(None, help="Data folder (default: a temporary one)."),
+) -> None:
+    """Run the whole platform on fresh embedded servers and measure it (``make bench``)."""
+    import tempfile
+
+    from rich.console import Console
+
+    from devtools.benchmark import BenchPlan, run_bench, summary
+
+    counts = [int(r) for r in replicas.split(",") if r.strip()]
+    plan = BenchPlan.of(counts, quick, events, backlog, prefill)
+    with tempfile.TemporaryDirectory(prefix="jiandu-bench-") as tmp:
+        report = run_bench(plan, out, work_dir or Path(tmp))
+    Console().print(summary(report))
+    typer.echo(f"report: {out}  chart: {out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,92 @@
+"""The runtime package ``shared`` stands alone: no import circle among its modules, nothing
+from the developer tooling (``devtools``) or the embedded servers (a production image does
+not install them)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+TOOLING = ("devtools", "noida", "secantus")
+
+
+def is_type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
+
+
+def walk(node: ast.AST, *, runtime: bool) -> list[ast.AST]:
+    """Every node under ``node``; with ``runtime``, not those of ``if TYPE_CHECKING:``."""
+    nodes = [node]
+    for child in ast.iter_child_nodes(node):
+        if not (runtime and is_type_checking(child)):
+            nodes.extend(walk(child, runtime=runtime))
+    return nodes
+
+
+def imports_of(path: Path, *, runtime: bool = False) -> set[str]:
+    """Every module ``path`` imports, at any depth (in functions too); with ``runtime``,
+    leaving out the annotations-only imports of ``if TYPE_CHECKING:`` blocks."""
+    found: set[str] = set()
+    for node in walk(ast.parse(path.read_text(encoding="utf-8")), runtime=runtime):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def shared_graph() -> dict[str, set[str]]:
+    modules = {f"shared.{p.stem}": p for p in SHARED.glob("*.py") if p.stem != "__init__"}
+    return {name: imports_of(path, runtime=True) & set(modules) for name, path in modules.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Each import circle once, as the path that closes it (depth-first search)."""
+    found: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                found.append([*path[path.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return found
+
+
+def test_the_cycle_finder_sees_a_circle() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_type_checking_imports_are_told_apart(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("import a\nif TYPE_CHECKING:\n    import b\ndef f():\n    import c\n")
+    assert imports_of(module) == {"a", "b", "c"}
+    assert imports_of(module, runtime=True) == {"a", "c"}
+
+
+def test_shared_has_no_import_circle() -> None:
+    """At run time; annotations-only imports (consumer → service, timers → unit_of_work)
+    are not circles an import can trip on."""
+    graph = shared_graph()
+    assert "shared.unit_of_work" in graph and graph["shared.service"]
+    assert cycles(graph) == []
+
+
+def test_shared_imports_no_tooling() -> None:
+    offenders = {
+        path.relative_to(SHARED.parent).as_posix(): sorted(
+            m for m in imports_of(path) if m.split(".")[0].startswith(TOOLING)
+        )
+        for path in SHARED.rglob("*.py")
+    }
+    assert {path: found for path, found in offenders.items() if found} == {}
