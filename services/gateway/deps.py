@@ -65,3 +65,12 @@ QuarantineCaller = Annotated[Caller, Depends(holding(Permission.READ_QUARANTINE)
 OpsCaller = Annotated[Caller, Depends(holding(Permission.READ_OPS))]
 ReplayCaller = Annotated[Caller, Depends(holding(Permission.REPLAY))]
 AuditCaller = Annotated[Caller, Depends(holding(Permission.AUDIT))]
+
+READ_PERMISSIONS = {
+    "complaints": Permission.READ_COMPLAINTS,
+    "cases": Permission.READ_CASES,
+    "filings": Permission.READ_FILINGS,
+    "notices": Permission.READ_NOTICES,
+    "leads": Permission.READ_LEADS,
+}
+"""What each read model's list, items and export need."""

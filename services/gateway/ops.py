@@ -119,4 +119,5 @@ async def replay(gw: GatewayService, caller: Caller, letter_id: str) -> Document
     await gw.publish_raw(topic, key, base64.b64decode(doc["value_b64"]), headers)
     updated = await storage.mark_replayed(gw.db, letter_id, caller.principal.sub, gw.clock.now())
     await gw.record_by(caller, "replay", "dead_letters", [letter_id], details={"topic": topic})
-    return updated or {k: v for k, v in doc.items() if k not in queries.RAW_RECORD}
+    raw = queries.RAW_FIELDS[storage.DEAD_LETTERS]
+    return updated or {k: v for k, v in doc.items() if k not in raw}

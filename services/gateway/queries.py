@@ -16,6 +16,7 @@ from services.gateway.domain.projections import (
     ANOMALY_LEAD_KINDS,
     BOUNCE_LEAD_KIND,
     BOUNCE_LEAD_KINDS,
+    ENTITIES,
     disposal_rate,
 )
 from services.gateway.storage import (
@@ -35,18 +36,26 @@ from shared.mongo import Document, page
 Page = tuple[int, list[Document]]
 """(total, the documents of the asked page)."""
 
-RAW_RECORD = {"headers_b64": 0, "value_b64": 0}
-"""A dead letter's raw Kafka record: kept for the replay, never listed."""
+RAW_FIELDS: dict[str, dict[str, Any]] = {
+    QUARANTINE: {"raw_b64": 0},
+    DEAD_LETTERS: {"headers_b64": 0, "value_b64": 0},
+}
+"""Projections leaving out the raw input kept for a replay or an inquiry: never listed."""
 
 
 # ------------------------------------------------------------------ lists and items
 
 
-def _present(filters: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in filters.items() if v}
+LIST_ORDERS: dict[str, list[tuple[str, int]]] = {
+    **{kind.collection: ENTITY_ORDER for kind in ENTITIES},
+    LEADS: LEADS_ORDER,
+    QUARANTINE: RECENT_FIRST,
+    DEAD_LETTERS: RECENT_FIRST,
+}
+"""The order of each paged list (the one ``storage.INDEXES`` serves)."""
 
 
-async def entity_page(
+async def list_page(
     db: Db,
     collection: str,
     scope: dict[str, Any],
@@ -55,9 +64,18 @@ async def entity_page(
     limit: int,
     offset: int,
 ) -> Page:
-    """Complaints, cases, filings or notices in ``scope``, newest event first."""
-    query = within(scope, _present(filters))
-    return await page(db, collection, query, sort=ENTITY_ORDER, limit=limit, offset=offset)
+    """One page of a list in ``scope``, narrowed by the filters that are set, in the list's
+    order, without raw input."""
+    query = within(scope, {k: v for k, v in filters.items() if v})
+    return await page(
+        db,
+        collection,
+        query,
+        sort=LIST_ORDERS[collection],
+        limit=limit,
+        offset=offset,
+        projection=RAW_FIELDS.get(collection),
+    )
 
 
 async def entity(db: Db, collection: str, scope: dict[str, Any], item_id: str) -> Document | None:
@@ -71,43 +89,6 @@ async def timeline_of(db: Db, entity: str, entity_id: str) -> list[Document]:
         .find({"entity": entity, "entity_id": entity_id})
         .sort([("time", 1), ("seq", 1)])
         .to_list()
-    )
-
-
-async def leads_page(
-    db: Db, scope: dict[str, Any], filters: dict[str, Any], *, limit: int, offset: int
-) -> Page:
-    query = within(scope, _present(filters))
-    return await page(db, LEADS, query, sort=LEADS_ORDER, limit=limit, offset=offset)
-
-
-async def quarantine_page(
-    db: Db, scope: dict[str, Any], filters: dict[str, Any], *, limit: int, offset: int
-) -> Page:
-    query = within(scope, _present(filters))
-    return await page(
-        db,
-        QUARANTINE,
-        query,
-        sort=RECENT_FIRST,
-        limit=limit,
-        offset=offset,
-        projection={"raw_b64": 0},
-    )
-
-
-async def dead_letters_page(
-    db: Db, scope: dict[str, Any], filters: dict[str, Any], *, limit: int, offset: int
-) -> Page:
-    query = within(scope, _present(filters))
-    return await page(
-        db,
-        DEAD_LETTERS,
-        query,
-        sort=RECENT_FIRST,
-        limit=limit,
-        offset=offset,
-        projection=RAW_RECORD,
     )
 
 

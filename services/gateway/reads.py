@@ -11,7 +11,14 @@ from services.gateway import queries
 from services.gateway.context import GatewayService
 from services.gateway.domain.access import has_personal_data, mask_personal_data
 from services.gateway.domain.export import EXPORT_COLUMNS, to_csv
-from services.gateway.schemas import DistrictKpis, EntityOut, Overview, TimelineOut
+from services.gateway.schemas import (
+    DistrictKpis,
+    EntityOut,
+    LoosePage,
+    Overview,
+    TimelineOut,
+    loose,
+)
 from services.gateway.settings import GatewaySettings
 from shared.identity import Caller
 from shared.mongo import Document
@@ -98,3 +105,18 @@ async def overview(gw: GatewayService, caller: Caller) -> Overview:
     raised, disposed = totals.get("leads_raised", 0), totals.get("leads_disposed", 0)
     totals["disposal_rate"] = round(disposed / raised, 4) if raised else None
     return Overview(districts=[DistrictKpis(**r) for r in rows], totals=totals)
+
+
+async def loose_page(
+    gw: GatewayService,
+    collection: str,
+    caller: Caller,
+    filters: dict[str, Any],
+    limit: int,
+    offset: int,
+) -> LoosePage:
+    """One page of leads, quarantine or dead letters, stored fields as they are."""
+    total, docs = await queries.list_page(
+        gw.db, collection, caller.scope, filters, limit=limit, offset=offset
+    )
+    return LoosePage(items=[loose(d) for d in docs], total=total, limit=limit, offset=offset)

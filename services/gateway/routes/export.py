@@ -5,19 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response
 
 from services.gateway import reads
-from services.gateway.deps import GatewayDep, holding
+from services.gateway.deps import READ_PERMISSIONS, GatewayDep, holding
 from services.gateway.domain.access import Permission
+from services.gateway.domain.export import EXPORT_COLUMNS
 from shared.identity import Caller
 
 router = APIRouter(tags=["read"])
-
-EXPORTS = {
-    "complaints": Permission.READ_COMPLAINTS,
-    "cases": Permission.READ_CASES,
-    "filings": Permission.READ_FILINGS,
-    "leads": Permission.READ_LEADS,
-}
-"""Exported entity → the permission that reads it."""
 
 
 def add_export_route(entity: str, permission: Permission) -> None:
@@ -37,5 +30,5 @@ def add_export_route(entity: str, permission: Permission) -> None:
     )
 
 
-for exported, export_permission in EXPORTS.items():
-    add_export_route(exported, export_permission)
+for exported in EXPORT_COLUMNS:
+    add_export_route(exported, READ_PERMISSIONS[exported])

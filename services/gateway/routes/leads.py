@@ -7,9 +7,10 @@ from typing import Literal
 from fastapi import APIRouter, Query
 
 from services.gateway import leads as lead_disposal
-from services.gateway import queries
+from services.gateway import reads
 from services.gateway.deps import DisposeCaller, GatewayDep, LeadsCaller
 from services.gateway.schemas import Disposition, LooseDoc, LoosePage, loose
+from services.gateway.storage import LEADS
 from shared.api import limit_param, offset_param
 
 router = APIRouter(tags=["read"])
@@ -43,8 +44,7 @@ async def leads(
         "key_ids": key_id,
         "subject_id": subject_id,
     }
-    total, docs = await queries.leads_page(gw.db, caller.scope, filters, limit=limit, offset=offset)
-    return LoosePage(items=[loose(d) for d in docs], total=total, limit=limit, offset=offset)
+    return await reads.loose_page(gw, LEADS, caller, filters, limit, offset)
 
 
 @router.post("/v1/leads/{lead_id}/dispose", response_model=LooseDoc)

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 
-from services.gateway import ops, queries, storage
+from services.gateway import ops, reads, storage
 from services.gateway.deps import (
     AuditCaller,
     GatewayDep,
@@ -19,7 +19,9 @@ from services.gateway.deps import (
 )
 from services.gateway.domain.audit import ChainReport
 from services.gateway.schemas import LooseDoc, LoosePage, loose
+from services.gateway.storage import DEAD_LETTERS
 from shared.api import Conflict, NotFound, limit_param, offset_param
+from shared.consumer import QUARANTINE
 
 router = APIRouter(tags=["operations"])
 LAG_TIMEOUT_S = 15
@@ -50,10 +52,7 @@ async def quarantined(
         "key_id": key_id,
         "subject_id": subject_id,
     }
-    total, docs = await queries.quarantine_page(
-        gw.db, caller.scope, filters, limit=limit, offset=offset
-    )
-    return LoosePage(items=[loose(d) for d in docs], total=total, limit=limit, offset=offset)
+    return await reads.loose_page(gw, QUARANTINE, caller, filters, limit, offset)
 
 
 @router.get("/v1/ingest/refusals")
@@ -78,10 +77,9 @@ async def dead_letters(
     offset: int = offset_param(),
 ) -> LoosePage:
     """Records that failed every retry, per ``.dlt`` topic."""
-    total, docs = await queries.dead_letters_page(
-        gw.db, caller.scope, {"original_topic": topic}, limit=limit, offset=offset
+    return await reads.loose_page(
+        gw, DEAD_LETTERS, caller, {"original_topic": topic}, limit, offset
     )
-    return LoosePage(items=[loose(d) for d in docs], total=total, limit=limit, offset=offset)
 
 
 @router.post("/v1/dead-letters/{letter_id}/replay", response_model=LooseDoc)

@@ -14,7 +14,13 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from services.gateway import queries, reads
-from services.gateway.deps import FeedCaller, GatewayDep, OverviewCaller, holding
+from services.gateway.deps import (
+    READ_PERMISSIONS,
+    FeedCaller,
+    GatewayDep,
+    OverviewCaller,
+    holding,
+)
 from services.gateway.domain.access import Permission
 from services.gateway.domain.export import OPEN_DATA_FIGURES
 from services.gateway.schemas import EntityDetail, EntityPage, OpenData, Overview
@@ -23,13 +29,8 @@ from shared.identity import Caller
 
 router = APIRouter()
 
-ENTITY_ROUTES = {
-    "complaints": Permission.READ_COMPLAINTS,
-    "cases": Permission.READ_CASES,
-    "filings": Permission.READ_FILINGS,
-    "notices": Permission.READ_NOTICES,
-}
-"""Path (and collection) → the permission that reads it."""
+ENTITY_PATHS = ("complaints", "cases", "filings", "notices")
+"""Each is a collection too."""
 
 
 def add_entity_routes(path: str, permission: Permission) -> None:
@@ -64,7 +65,7 @@ def add_entity_routes(path: str, permission: Permission) -> None:
             "status": status,
             "flags": flag,
         }
-        total, docs = await queries.entity_page(
+        total, docs = await queries.list_page(
             gw.db, collection, caller.scope, filters, limit=limit, offset=offset
         )
         await reads.audit_read(gw, caller, collection, docs, "list")
@@ -102,8 +103,8 @@ def add_entity_routes(path: str, permission: Permission) -> None:
     )
 
 
-for entity_path, entity_permission in ENTITY_ROUTES.items():
-    add_entity_routes(entity_path, entity_permission)
+for entity_path in ENTITY_PATHS:
+    add_entity_routes(entity_path, READ_PERMISSIONS[entity_path])
 
 
 @router.get("/v1/open-data/monthly", tags=["open data"], response_model=OpenData)
