@@ -1,26 +1,26 @@
 """Authentication: passwords (pwdlib), bearer JWTs (PyJWT, HS256) and API keys for ingest.
 
-The FastAPI dependencies here are the only way the read API learns who is calling;
-:meth:`Auth.scoped` turns the caller into the data-scope filter every query uses.
+:class:`Auth` checks a login and an ingest request's credentials; the dependencies that
+turn a bearer token into the caller and its data scope are in ``services.gateway.deps``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Request
 from pwdlib import PasswordHash
 
 from services.gateway import storage
-from services.gateway.domain.access import Permission, Principal, Role
+from services.gateway.domain.access import Principal, Role
 from services.gateway.domain.credentials import key_id_of, signature_ok, signing_secret
 from services.gateway.settings import GatewaySettings
 from shared import identity
-from shared.identity import Caller, caller_of, decode_token, oauth2
+from shared.identity import Caller, decode_token
 from shared.mongo import Document
 
 __all__ = ["Auth", "Caller", "create_user", "decode_token", "issue_token", "principal_of"]
@@ -57,39 +57,7 @@ class Auth:
         self._db = db
         self._verified_keys: dict[str, str] = {}  # sha256(api key) → its hash, after argon2
 
-    # -- bearer tokens --------------------------------------------------------------------
-
-    def principal(self) -> Callable[..., Awaitable[Principal]]:
-        settings = self.settings
-
-        async def dependency(
-            token: str | None = Depends(oauth2),
-            access_token: str | None = Query(
-                default=None, description="Bearer token for EventSource clients (SSE only)."
-            ),
-        ) -> Principal:
-            raw = token or access_token
-            if not raw:
-                raise HTTPException(
-                    401, detail="bearer token required", headers={"WWW-Authenticate": "Bearer"}
-                )
-            return decode_token(settings, raw)
-
-        return dependency
-
-    def scoped(self, permission: Permission) -> Callable[..., Awaitable[Caller]]:
-        """Dependency: the caller must hold ``permission``; yields the caller and its scope."""
-        principal_dep = self.principal()
-        settings = self.settings
-
-        async def dependency(principal: Principal = Depends(principal_dep)) -> Caller:
-            if not principal.can(permission):
-                raise HTTPException(
-                    403, detail=f"role {principal.role.value} lacks {permission.value}"
-                )
-            return caller_of(settings, principal)
-
-        return dependency
+    # -- login ---------------------------------------------------------------------------
 
     async def login(self, username: str, password: str) -> Principal | None:
         user = await storage.find_user(self._db(), username)

@@ -7,9 +7,10 @@ from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
 
 from services.gateway import handlers, storage
-from services.gateway.api import build_router
 from services.gateway.auth import create_user
+from services.gateway.context import GatewayService
 from services.gateway.domain.access import Role
+from services.gateway.routes import router
 from services.gateway.settings import GatewaySettings
 from shared.clock import Clock
 from shared.service import Service
@@ -40,13 +41,13 @@ async def bootstrap_users(service: Service) -> None:
             log.warning("bootstrap user ignored", user=name, error=str(exc))
 
 
-def build(settings: GatewaySettings | None = None, clock: Clock | None = None) -> Service:
+def build(settings: GatewaySettings | None = None, clock: Clock | None = None) -> GatewayService:
     settings = settings or GatewaySettings()
-    service = Service(settings, clock=clock, title="Jiandu gateway (接入网关与运行监控台)")
+    service = GatewayService(settings, clock=clock)
     service.indexes(storage.INDEXES)
     handlers.register(service)
     service.publishes(*set(EXTERNAL_TYPE_TOPICS.values()), INGEST_QUARANTINE, SUPERVISION_LEADS)
     service.on_start(bootstrap_users)
     service.on_start(lambda svc: storage.init_seq(svc.db))
-    service.routes(build_router)
+    service.routes(lambda _: router)
     return service

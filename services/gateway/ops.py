@@ -1,8 +1,9 @@
-"""Operations read-outs: every peer's readiness and the consumer lag of every group."""
+"""Operations: every peer's readiness, the consumer lag of every group, dead-letter replay."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from typing import Any
 
@@ -11,7 +12,12 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
+from services.gateway import queries, storage
+from services.gateway.context import GatewayService
 from services.gateway.settings import GatewaySettings
+from shared.api import Conflict, NotFound
+from shared.identity import Caller
+from shared.mongo import Document
 
 
 async def peer_health(settings: GatewaySettings) -> list[dict[str, Any]]:
@@ -90,3 +96,28 @@ async def consumer_lag(settings: GatewaySettings) -> list[dict[str, Any]]:
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def replay(gw: GatewayService, caller: Caller, letter_id: str) -> Document:
+    """Republish a dead letter's original record to its ``x-original-topic`` (consumers dedupe
+    by id), count the replay and audit it; the dead letter without its raw record.
+
+    Unknown or out of scope: ``NotFound``; no original topic to send it to: ``Conflict``."""
+    doc = await queries.dead_letter(gw.db, caller.scope, letter_id)
+    if doc is None:
+        raise NotFound(f"dead letter {letter_id} not found")
+    topic = doc.get("original_topic")
+    if not topic:
+        raise Conflict("the record carries no x-original-topic header")
+    headers = {
+        k: base64.b64decode(v).decode("utf-8", "replace")
+        for k, v in doc.get("headers_b64") or []
+        if not k.startswith("x-")
+    }
+    headers["x-replayed-from"] = letter_id
+    key = base64.b64decode(doc["key_b64"]) if doc.get("key_b64") else None
+    await gw.publish_raw(topic, key, base64.b64decode(doc["value_b64"]), headers)
+    updated = await storage.mark_replayed(gw.db, letter_id, caller.principal.sub, gw.clock.now())
+    await gw.record_by(caller, "replay", "dead_letters", [letter_id], details={"topic": topic})
+    raw = queries.RAW_FIELDS[storage.DEAD_LETTERS]
+    return updated or {k: v for k, v in doc.items() if k not in raw}

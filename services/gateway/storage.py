@@ -20,16 +20,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from services.gateway.domain import audit as audit_chain
-from services.gateway.domain.export import OPEN_DATA_FIGURES, open_data_rows
 from services.gateway.domain.projections import (
-    ANOMALY_LEAD_KINDS,
-    BOUNCE_LEAD_KIND,
-    BOUNCE_LEAD_KINDS,
     ENTITIES,
-    disposal_rate,
 )
-from shared.city import load_city
 from shared.consumer import QUARANTINE
+from shared.identity import in_scope
 from shared.mongo import Document, list_indexes
 from shared.unit_of_work import Lookup, UnitOfWork
 
@@ -301,129 +296,24 @@ async def append_audit_in(uow: UnitOfWork, *, at: datetime, **fields: Any) -> Do
     return record
 
 
-# ------------------------------------------------------------------ overview
+# ------------------------------------------------------------------ leads and dead letters
 
 
-async def _count_by_district(
-    db: Db, collection: str, scope: dict[str, Any], match: dict[str, Any]
-) -> dict[str, int]:
-    query: dict[str, Any] = {"$and": [scope, match]} if scope and match else (scope or match)
-    pipeline: list[dict[str, Any]] = [
-        {"$match": query},
-        {"$group": {"_id": "$district", "n": {"$sum": 1}}},
-    ]
-    out: dict[str, int] = {}
-    async for row in await db[collection].aggregate(pipeline):
-        if row["_id"] is not None:
-            out[str(row["_id"])] = int(row["n"])
-    return out
+async def lead_in_scope(uow: UnitOfWork, lead_id: str, scope: dict[str, Any]) -> Document | None:
+    """The lead (a copy, through the unit of work) when it lies in ``scope``; else None."""
+    lead = await uow.documents(LEADS).get(lead_id)
+    return lead if lead is not None and in_scope(scope, lead) else None
 
 
-async def _grades_by_district(db: Db, scope: dict[str, Any]) -> dict[str, dict[str, int]]:
-    graded = {"grade": {"$gt": ""}}  # a grade is a non-empty string; a range uses the index
-    query: dict[str, Any] = {"$and": [scope, graded]} if scope else graded
-    pipeline: list[dict[str, Any]] = [
-        {"$match": query},
-        {"$group": {"_id": {"d": "$district", "g": "$grade"}, "n": {"$sum": 1}}},
-    ]
-    out: dict[str, dict[str, int]] = {}
-    async for row in await db["cases"].aggregate(pipeline):
-        key = row["_id"]
-        out.setdefault(str(key["d"]), {})[str(key["g"])] = int(row["n"])
-    return out
+def save_lead(uow: UnitOfWork, lead: Document) -> None:
+    uow.documents(LEADS).put(lead)
 
 
-OVERVIEW_METRICS: dict[str, tuple[str, dict[str, Any]]] = {
-    "complaints": ("complaints", {}),
-    "overdue_complaints": ("complaints", {"overdue": True}),
-    # 推诿: complaints the hotline's bounce rule found (one BOUNCE lead per complaint), not
-    # every complaint returned once
-    "bounced_complaints": (LEADS, {"kind": BOUNCE_LEAD_KIND, "subject_type": "complaint"}),
-    "cases": ("cases", {}),
-    "top_tier_filings": ("filings", {"top_tier": True}),
-    "filed_on_time": ("filings", {"top_tier": True, "filed": True, "late": {"$ne": True}}),
-    "filed_late": ("filings", {"late": True}),
-    "missing_filings": ("filings", {"missing": True, "filed": {"$ne": True}}),
-    "leads_raised": (LEADS, {}),
-    "leads_disposed": (LEADS, {"status": "disposed"}),
-    "bounce_leads": (LEADS, {"kind": {"$in": list(BOUNCE_LEAD_KINDS)}}),
-    "anomalies": (LEADS, {"kind": {"$in": list(ANOMALY_LEAD_KINDS)}}),
-    "notices": ("notices", {}),
-}
-"""KPI name → (collection, filter): each counted per district within the caller's scope."""
-
-
-async def overview(db: Db, scope: dict[str, Any]) -> list[Document]:
-    """KPIs per district (only districts the scope can see, and all of them for the city)."""
-    counts = {
-        name: await _count_by_district(db, coll, scope, match)
-        for name, (coll, match) in OVERVIEW_METRICS.items()
-    }
-    grades = await _grades_by_district(db, scope)
-    city = load_city()
-    seen = set().union(*(c.keys() for c in counts.values()), grades.keys())
-    if "district" in scope and isinstance(scope["district"], str):
-        codes = [scope["district"]]
-    elif scope:
-        codes = sorted(seen)
-    else:
-        codes = sorted({d.code for d in city.districts} | seen)
-    rows = []
-    for code in codes:
-        district = city.district(code)
-        row: Document = {"district": code, "name": district.name if district else code}
-        for name in OVERVIEW_METRICS:
-            row[name] = counts[name].get(code, 0)
-        row["grades"] = grades.get(code, {})
-        row["disposal_rate"] = disposal_rate(row["leads_raised"], row["leads_disposed"])
-        rows.append(row)
-    return rows
-
-
-# ------------------------------------------------------------------ export and open data
-
-EXPORT_SOURCES: dict[str, tuple[str, list[tuple[str, int]]]] = {
-    "complaints": ("complaints", ENTITY_ORDER),
-    "cases": ("cases", ENTITY_ORDER),
-    "filings": ("filings", ENTITY_ORDER),
-    "leads": (LEADS, LEADS_ORDER),
-}
-"""Exported entity → (collection, order): the same indexed order as its paged list."""
-
-
-async def export_docs(db: Db, entity: str, scope: dict[str, Any], max_rows: int) -> list[Document]:
-    """The caller's rows of one entity, newest first, at most ``max_rows``."""
-    collection, order = EXPORT_SOURCES[entity]
-    return await db[collection].find(scope).sort(order).limit(max_rows).to_list()
-
-
-OPEN_DATA_METRICS: dict[str, tuple[str, dict[str, Any]]] = {
-    **{name: OVERVIEW_METRICS[name] for name in OPEN_DATA_FIGURES if name in OVERVIEW_METRICS},
-    "reviewed_cases": ("cases", {"grade": {"$gt": ""}}),
-}
-"""Open-data figure → (collection, filter): counted per district and month, city-wide."""
-
-
-async def _count_by_district_month(
-    db: Db, collection: str, match: dict[str, Any]
-) -> dict[tuple[str, str], int]:
-    pipeline: list[dict[str, Any]] = [
-        {"$match": match},
-        {"$group": {"_id": {"d": "$district", "m": "$month"}, "n": {"$sum": 1}}},
-    ]
-    out: dict[tuple[str, str], int] = {}
-    async for row in await db[collection].aggregate(pipeline):
-        key = row["_id"] or {}
-        if key.get("d") is not None and key.get("m") is not None:
-            out[(str(key["d"]), str(key["m"]))] = int(row["n"])
-    return out
-
-
-async def open_data(db: Db) -> list[Document]:
-    """Anonymous aggregate figures per district and month (no personal data, no ids)."""
-    counts = {
-        name: await _count_by_district_month(db, coll, match)
-        for name, (coll, match) in OPEN_DATA_METRICS.items()
-    }
-    names = {d.code: d.name for d in load_city().districts}
-    return open_data_rows(counts, names)
+async def mark_replayed(db: Db, letter_id: str, by: str, at: datetime) -> Document | None:
+    """Count one replay of a dead letter (written by no transaction: a plain update)."""
+    return await db[DEAD_LETTERS].find_one_and_update(
+        {"_id": letter_id},
+        {"$inc": {"replays": 1}, "$set": {"replayed_at": at, "replayed_by": by}},
+        projection={"headers_b64": 0, "value_b64": 0},
+        return_document=ReturnDocument.AFTER,
+    )

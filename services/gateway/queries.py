@@ -1,0 +1,241 @@
+"""The gateway's read-side queries: paged lists, one entity and its timeline, the live feed,
+the overview KPIs, exports and open data. Routes read through these, never a collection.
+
+Every query takes the caller's data scope (``shared.identity.scope_filter``) and narrows it
+with ``within``; the orders are those ``storage.INDEXES`` serves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+
+from services.gateway.domain.export import OPEN_DATA_FIGURES, open_data_rows
+from services.gateway.domain.projections import (
+    ANOMALY_LEAD_KINDS,
+    BOUNCE_LEAD_KIND,
+    BOUNCE_LEAD_KINDS,
+    ENTITIES,
+    disposal_rate,
+)
+from services.gateway.storage import (
+    DEAD_LETTERS,
+    ENTITY_ORDER,
+    LEADS,
+    LEADS_ORDER,
+    RECENT_FIRST,
+    TIMELINE,
+    Db,
+)
+from shared.city import load_city
+from shared.consumer import QUARANTINE
+from shared.identity import within
+from shared.mongo import Document, page
+
+Page = tuple[int, list[Document]]
+"""(total, the documents of the asked page)."""
+
+RAW_FIELDS: dict[str, dict[str, Any]] = {
+    QUARANTINE: {"raw_b64": 0},
+    DEAD_LETTERS: {"headers_b64": 0, "value_b64": 0},
+}
+"""Projections leaving out the raw input kept for a replay or an inquiry: never listed."""
+
+
+# ------------------------------------------------------------------ lists and items
+
+
+LIST_ORDERS: dict[str, list[tuple[str, int]]] = {
+    **{kind.collection: ENTITY_ORDER for kind in ENTITIES},
+    LEADS: LEADS_ORDER,
+    QUARANTINE: RECENT_FIRST,
+    DEAD_LETTERS: RECENT_FIRST,
+}
+"""The order of each paged list (the one ``storage.INDEXES`` serves)."""
+
+
+async def list_page(
+    db: Db,
+    collection: str,
+    scope: dict[str, Any],
+    filters: dict[str, Any],
+    *,
+    limit: int,
+    offset: int,
+) -> Page:
+    """One page of a list in ``scope``, narrowed by the filters that are set, in the list's
+    order, without raw input."""
+    query = within(scope, {k: v for k, v in filters.items() if v})
+    return await page(
+        db,
+        collection,
+        query,
+        sort=LIST_ORDERS[collection],
+        limit=limit,
+        offset=offset,
+        projection=RAW_FIELDS.get(collection),
+    )
+
+
+async def entity(db: Db, collection: str, scope: dict[str, Any], item_id: str) -> Document | None:
+    return await db[collection].find_one(within(scope, {"_id": item_id}))
+
+
+async def timeline_of(db: Db, entity: str, entity_id: str) -> list[Document]:
+    """Every event of one entity, in the order it happened."""
+    return (
+        await db[TIMELINE]
+        .find({"entity": entity, "entity_id": entity_id})
+        .sort([("time", 1), ("seq", 1)])
+        .to_list()
+    )
+
+
+async def dead_letter(db: Db, scope: dict[str, Any], letter_id: str) -> Document | None:
+    """One dead letter with its raw record (for a replay)."""
+    return await db[DEAD_LETTERS].find_one(within(scope, {"_id": letter_id}))
+
+
+# ------------------------------------------------------------------ live feed
+
+
+async def feed_backlog(db: Db, scope: dict[str, Any], size: int) -> list[Document]:
+    """The last ``size`` timeline entries in ``scope``, oldest first (``size`` 0 is MongoDB's
+    "no limit": every entry, as the feed has always sent it)."""
+    latest = await db[TIMELINE].find(scope).sort("seq", DESCENDING).limit(size).to_list()
+    return list(reversed(latest))
+
+
+async def feed_after(db: Db, scope: dict[str, Any], last: int, size: int = 200) -> list[Document]:
+    """Timeline entries in ``scope`` after ``seq = last``, in feed order."""
+    query = within(scope, {"seq": {"$gt": last}})
+    return await db[TIMELINE].find(query).sort("seq", ASCENDING).limit(size).to_list()
+
+
+# ------------------------------------------------------------------ overview
+
+
+async def _count_by_district(
+    db: Db, collection: str, scope: dict[str, Any], match: dict[str, Any]
+) -> dict[str, int]:
+    query: dict[str, Any] = {"$and": [scope, match]} if scope and match else (scope or match)
+    pipeline: list[dict[str, Any]] = [
+        {"$match": query},
+        {"$group": {"_id": "$district", "n": {"$sum": 1}}},
+    ]
+    out: dict[str, int] = {}
+    async for row in await db[collection].aggregate(pipeline):
+        if row["_id"] is not None:
+            out[str(row["_id"])] = int(row["n"])
+    return out
+
+
+async def _grades_by_district(db: Db, scope: dict[str, Any]) -> dict[str, dict[str, int]]:
+    graded = {"grade": {"$gt": ""}}  # a grade is a non-empty string; a range uses the index
+    query: dict[str, Any] = {"$and": [scope, graded]} if scope else graded
+    pipeline: list[dict[str, Any]] = [
+        {"$match": query},
+        {"$group": {"_id": {"d": "$district", "g": "$grade"}, "n": {"$sum": 1}}},
+    ]
+    out: dict[str, dict[str, int]] = {}
+    async for row in await db["cases"].aggregate(pipeline):
+        key = row["_id"]
+        out.setdefault(str(key["d"]), {})[str(key["g"])] = int(row["n"])
+    return out
+
+
+OVERVIEW_METRICS: dict[str, tuple[str, dict[str, Any]]] = {
+    "complaints": ("complaints", {}),
+    "overdue_complaints": ("complaints", {"overdue": True}),
+    # 推诿: complaints the hotline's bounce rule found (one BOUNCE lead per complaint), not
+    # every complaint returned once
+    "bounced_complaints": (LEADS, {"kind": BOUNCE_LEAD_KIND, "subject_type": "complaint"}),
+    "cases": ("cases", {}),
+    "top_tier_filings": ("filings", {"top_tier": True}),
+    "filed_on_time": ("filings", {"top_tier": True, "filed": True, "late": {"$ne": True}}),
+    "filed_late": ("filings", {"late": True}),
+    "missing_filings": ("filings", {"missing": True, "filed": {"$ne": True}}),
+    "leads_raised": (LEADS, {}),
+    "leads_disposed": (LEADS, {"status": "disposed"}),
+    "bounce_leads": (LEADS, {"kind": {"$in": list(BOUNCE_LEAD_KINDS)}}),
+    "anomalies": (LEADS, {"kind": {"$in": list(ANOMALY_LEAD_KINDS)}}),
+    "notices": ("notices", {}),
+}
+"""KPI name → (collection, filter): each counted per district within the caller's scope."""
+
+
+async def overview(db: Db, scope: dict[str, Any]) -> list[Document]:
+    """KPIs per district (only districts the scope can see, and all of them for the city)."""
+    counts = {
+        name: await _count_by_district(db, coll, scope, match)
+        for name, (coll, match) in OVERVIEW_METRICS.items()
+    }
+    grades = await _grades_by_district(db, scope)
+    city = load_city()
+    seen = set().union(*(c.keys() for c in counts.values()), grades.keys())
+    if "district" in scope and isinstance(scope["district"], str):
+        codes = [scope["district"]]
+    elif scope:
+        codes = sorted(seen)
+    else:
+        codes = sorted({d.code for d in city.districts} | seen)
+    rows = []
+    for code in codes:
+        district = city.district(code)
+        row: Document = {"district": code, "name": district.name if district else code}
+        for name in OVERVIEW_METRICS:
+            row[name] = counts[name].get(code, 0)
+        row["grades"] = grades.get(code, {})
+        row["disposal_rate"] = disposal_rate(row["leads_raised"], row["leads_disposed"])
+        rows.append(row)
+    return rows
+
+
+# ------------------------------------------------------------------ export and open data
+
+EXPORT_SOURCES: dict[str, tuple[str, list[tuple[str, int]]]] = {
+    "complaints": ("complaints", ENTITY_ORDER),
+    "cases": ("cases", ENTITY_ORDER),
+    "filings": ("filings", ENTITY_ORDER),
+    "leads": (LEADS, LEADS_ORDER),
+}
+"""Exported entity → (collection, order): the same indexed order as its paged list."""
+
+
+async def export_docs(db: Db, entity: str, scope: dict[str, Any], max_rows: int) -> list[Document]:
+    """The caller's rows of one entity, newest first, at most ``max_rows``."""
+    collection, order = EXPORT_SOURCES[entity]
+    return await db[collection].find(scope).sort(order).limit(max_rows).to_list()
+
+
+OPEN_DATA_METRICS: dict[str, tuple[str, dict[str, Any]]] = {
+    **{name: OVERVIEW_METRICS[name] for name in OPEN_DATA_FIGURES if name in OVERVIEW_METRICS},
+    "reviewed_cases": ("cases", {"grade": {"$gt": ""}}),
+}
+"""Open-data figure → (collection, filter): counted per district and month, city-wide."""
+
+
+async def _count_by_district_month(
+    db: Db, collection: str, match: dict[str, Any]
+) -> dict[tuple[str, str], int]:
+    pipeline: list[dict[str, Any]] = [
+        {"$match": match},
+        {"$group": {"_id": {"d": "$district", "m": "$month"}, "n": {"$sum": 1}}},
+    ]
+    out: dict[tuple[str, str], int] = {}
+    async for row in await db[collection].aggregate(pipeline):
+        key = row["_id"] or {}
+        if key.get("d") is not None and key.get("m") is not None:
+            out[(str(key["d"]), str(key["m"]))] = int(row["n"])
+    return out
+
+
+async def open_data(db: Db) -> list[Document]:
+    """Anonymous aggregate figures per district and month (no personal data, no ids)."""
+    counts = {
+        name: await _count_by_district_month(db, coll, match)
+        for name, (coll, match) in OPEN_DATA_METRICS.items()
+    }
+    names = {d.code: d.name for d in load_city().districts}
+    return open_data_rows(counts, names)
