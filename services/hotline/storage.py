@@ -38,7 +38,7 @@ BY_DISTRICT_MATTER = [("district", ASCENDING), ("matter", ASCENDING)]
 
 INDEXES: dict[str, list[IndexModel]] = {
     COMPLAINTS: [
-        *list_indexes(NEWEST_FIRST),
+        *list_indexes(NEWEST_FIRST, ["matter"]),
         IndexModel([("district", ASCENDING), ("received_at", DESCENDING)], name="by_district"),
         IndexModel([("unit", ASCENDING), ("status", ASCENDING)], name="by_unit"),
         IndexModel([("status", ASCENDING), ("received_at", DESCENDING)], name="by_status"),
