@@ -118,9 +118,8 @@ def update_fingerprint(data: WorkOrderUpdated) -> str:
 class HotlineWorkflow:
     """The 12345 complaint process for one service instance (stateless between calls)."""
 
-    def __init__(self, settings: HotlineSettings, source: str) -> None:
+    def __init__(self, settings: HotlineSettings) -> None:
         self.settings = settings
-        self.source = source
         self.city: City = load_city()
         self.matters: MatterTable = cached_matters(settings.matters_path)
         self.bounce = BounceThresholds(
@@ -139,16 +138,15 @@ class HotlineWorkflow:
     async def _emit(self, uow: UnitOfWork, c: Complaint, entry: TimelineEntry) -> None:
         change = {"by": entry.by, "at": entry.at, "unit": entry.unit, "reason": entry.reason}
         change.update(entry.detail)
-        event = Envelope(
-            type=EVENT_PREFIX + entry.verb,
-            source=self.source,
-            subject=f"complaint/{c.id}",
-            district=c.district,
-            partitionkey=c.id,
-            time=uow.now(),
-            data={"complaint": snapshot(c), "change": to_jsonable_python(change)},
+        await uow.emit_change(
+            HOTLINE_EVENTS,
+            EVENT_PREFIX + entry.verb,
+            "complaint",
+            c.id,
+            c.district,
+            snapshot(c),
+            change,
         )
-        await uow.emit(event, HOTLINE_EVENTS)
 
     async def _load(self, uow: UnitOfWork, order_id: str) -> Complaint:
         c = await storage.complaints(uow).get(order_id)
