@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict
@@ -18,11 +18,9 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from shared.envelope import DISTRICT_CODE, Envelope
 from shared.identity import Caller, guarded_router
 from shared.mongo import Document
+from shared.service import Service
 from shared.topics import AUDIT_EVENTS
 from shared.unit_of_work import UnitOfWork
-
-if TYPE_CHECKING:
-    from shared.service import Service
 
 T = TypeVar("T")
 AUDIT_READ_TYPE = "jiandu.audit.read"
