@@ -8,21 +8,20 @@ refused request is never a 500.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from shared.envelope import DISTRICT_CODE, Envelope
-from shared.identity import Caller, guarded_router
-from shared.mongo import Document
+from shared.identity import Caller, Permission, guarded_router, require_in_scope, within
+from shared.mongo import Document, SortOrder, get_document, page
+from shared.service import Service
 from shared.topics import AUDIT_EVENTS
 from shared.unit_of_work import UnitOfWork
-
-if TYPE_CHECKING:
-    from shared.service import Service
 
 T = TypeVar("T")
 AUDIT_READ_TYPE = "jiandu.audit.read"
@@ -147,3 +146,38 @@ def audited_router(svc: Service, **kwargs: Any) -> APIRouter:
         await svc.run_in_uow(lambda uow: uow.emit(event, AUDIT_EVENTS))
 
     return guarded_router(audit, **kwargs)
+
+
+@dataclass(frozen=True)
+class ScopedReads:
+    """The read side behind one permission: only what lies in the caller's scope."""
+
+    svc: Service
+    permission: Permission
+
+    async def page(
+        self,
+        caller: Caller,
+        collection: str,
+        query: dict[str, Any],
+        sort: SortOrder,
+        limit: int,
+        offset: int,
+    ) -> tuple[int, list[Document]]:
+        """One page of what the caller may see: its district or unit only."""
+        caller.require(self.permission)
+        scoped = within(caller.scope, query)
+        return await page(self.svc.db, collection, scoped, sort=sort, limit=limit, offset=offset)
+
+    async def one(
+        self,
+        caller: Caller,
+        collection: str,
+        doc_id: str,
+        what: str,
+        fields: Mapping[str, str] | None = None,
+    ) -> Document:
+        """The document when it exists and lies in the caller's scope, else 404."""
+        caller.require(self.permission)
+        doc = await get_document(self.svc.db, collection, doc_id)
+        return require_in_scope(caller, doc, f"{what} {doc_id}", dict(fields or {}))

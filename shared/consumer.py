@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 import structlog
 from aiokafka.structs import ConsumerRecord
@@ -41,14 +41,13 @@ from opentelemetry.trace import SpanKind, Tracer
 
 from shared.batching import is_storage_unavailable, isolate_failures, keys_of
 from shared.envelope import Envelope, EventRejected
+from shared.settings import ServiceSettings
 from shared.topics import INGEST_QUARANTINE
-from shared.unit_of_work import Lookup
+from shared.unit_of_work import Lookup, UnitOfWork
 
-if TYPE_CHECKING:
-    from shared.service import Service
-    from shared.unit_of_work import UnitOfWork
+T = TypeVar("T")
 
-EventHandler = Callable[[Envelope, "UnitOfWork"], Awaitable[None]]
+EventHandler = Callable[[Envelope, UnitOfWork], Awaitable[None]]
 KeyOf = Callable[[Envelope], Any]
 """The id (or a list of ids) of the documents an event's handler will read from a collection
 (``None``: none). It runs before the handler, on any input: it must not raise."""
@@ -77,6 +76,23 @@ ERROR_HEADERS = (
 )
 
 log = structlog.get_logger(__name__)
+
+
+class ConsumerHost(Protocol):
+    """What a consumer needs of its service (:class:`shared.service.Service` is one)."""
+
+    @property
+    def settings(self) -> ServiceSettings: ...
+
+    @property
+    def source(self) -> str: ...
+
+    async def run_in_uow(self, work: Callable[[UnitOfWork], Awaitable[T]]) -> T: ...
+
+    async def publish_raw(
+        self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
+    ) -> None: ...
+
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
@@ -114,7 +130,7 @@ class EventConsumer:
 
     def __init__(
         self,
-        service: Service,
+        service: ConsumerHost,
         name: str,
         topic: str,
         handlers: Mapping[str, EventHandler],
@@ -305,7 +321,7 @@ class EventConsumer:
         await self.service.publish_raw(dlt, record.key, record.value or b"", headers)
 
 
-async def apply_batch(service: Service, items: list[Item]) -> list[RecordOutcome]:
+async def apply_batch(service: ConsumerHost, items: list[Item]) -> list[RecordOutcome]:
     """Apply decoded records (of one or several topics) in one transaction, isolating failures."""
     for consumer in _consumers_of(items):
         consumer.batches += 1

@@ -178,18 +178,6 @@ class Envelope(BaseModel):
         except Exception as exc:
             raise EventRejected(describe_validation_error(exc), code="invalid") from exc
 
-    def derive(self, *, type: str, source: str, data: dict[str, Any], **extra: Any) -> Envelope:
-        """A follow-up event about the same entity (same district and partition key)."""
-        return Envelope(
-            type=type,
-            source=source,
-            district=extra.pop("district", self.district),
-            partitionkey=extra.pop("partitionkey", self.partitionkey),
-            subject=extra.pop("subject", self.subject),
-            data=data,
-            **extra,
-        )
-
 
 CE_FIELDS = frozenset(Envelope.model_fields) - {"extension_attributes"}
 """Attributes that are fields of the envelope; any other one is an extension attribute."""

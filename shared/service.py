@@ -154,10 +154,10 @@ class Service:
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
         self.consumers: dict[str, EventConsumer] = {}
-        self._timer_handlers: dict[str, tuple[TimerHandler, dict[str, TimerKeyOf]]] = {}
+        self._timer_handlers: dict[str, tuple[TimerHandler[UnitOfWork], dict[str, TimerKeyOf]]] = {}
         self._client: AsyncMongoClient[Document] | None = None
         self.relay: OutboxRelay | None = None
-        self.timers: TimerWheel | None = None
+        self.timers: TimerWheel[UnitOfWork] | None = None
         self.started = False
         self.mongo_commands = CommandCounter(self.registry)
         self._outbox_gauge = Gauge(
@@ -282,7 +282,7 @@ class Service:
     def on_timer(
         self,
         kind: str,
-        handler: TimerHandler,
+        handler: TimerHandler[UnitOfWork],
         *,
         prefetch: Mapping[str, TimerKeyOf] | None = None,
     ) -> None:
@@ -368,7 +368,7 @@ class Service:
             poll_s=s.outbox_poll_s,
             batch=s.outbox_batch,
         )
-        self.timers = TimerWheel(
+        self.timers = TimerWheel[UnitOfWork](
             self.db,
             self.clock,
             self.run_in_uow,

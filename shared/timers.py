@@ -25,20 +25,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 from pymongo import ASCENDING, IndexModel, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.batching import isolate_failures, keys_of
 from shared.clock import Clock
 from shared.mongo import Document
-
-if TYPE_CHECKING:
-    from shared.unit_of_work import UnitOfWork
 
 TIMERS = "timers"
 TIMER_INDEXES = [
@@ -46,10 +45,28 @@ TIMER_INDEXES = [
     IndexModel([("subject", ASCENDING)], name="by_subject"),
 ]
 
-TimerHandler = Callable[[Document, "UnitOfWork"], Awaitable[None]]
+
+class Prefetch(Protocol):
+    async def load(self, ids: Iterable[Any]) -> None: ...
+
+
+class TimerUnit(Protocol):
+    """What the wheel needs of a unit of work (:class:`shared.unit_of_work.UnitOfWork` is one;
+    its handlers get the whole unit)."""
+
+    @property
+    def session(self) -> AsyncClientSession | None: ...
+
+    async def collection(self, name: str) -> AsyncCollection[Document]: ...
+
+    def documents(self, name: str) -> Prefetch: ...
+
+
+U = TypeVar("U", bound=TimerUnit)
+TimerHandler = Callable[[Document, U], Awaitable[None]]
 TimerKeyOf = Callable[[Document], Any]
 """The id (or ids) of the documents a timer's handler will read, from the timer document."""
-RunInUow = Callable[[Callable[["UnitOfWork"], Awaitable[Any]]], Awaitable[Any]]
+RunInUow = Callable[[Callable[[U], Awaitable[Any]]], Awaitable[Any]]
 
 log = structlog.get_logger(__name__)
 
@@ -84,14 +101,14 @@ def cancel_timer_op(timer_id: str) -> UpdateOne:
     return UpdateOne({"_id": timer_id, "status": "pending"}, {"$set": {"status": "cancelled"}})
 
 
-class TimerWheel:
+class TimerWheel(Generic[U]):
     """Claims due timers in batches and fires them through registered handlers."""
 
     def __init__(
         self,
         db: AsyncDatabase[Document],
         clock: Clock,
-        run_in_uow: RunInUow,
+        run_in_uow: RunInUow[U],
         *,
         owner: str,
         lease_s: float,
@@ -109,7 +126,7 @@ class TimerWheel:
         self._batch = batch
         self._max_failures = max_failures
         self._coalesce_s = coalesce_s
-        self._handlers: dict[str, TimerHandler] = {}
+        self._handlers: dict[str, TimerHandler[U]] = {}
         self._prefetch: dict[str, dict[str, TimerKeyOf]] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -117,7 +134,7 @@ class TimerWheel:
         self.fired = 0
 
     def register(
-        self, kind: str, handler: TimerHandler, prefetch: Mapping[str, TimerKeyOf] | None = None
+        self, kind: str, handler: TimerHandler[U], prefetch: Mapping[str, TimerKeyOf] | None = None
     ) -> None:
         """``prefetch``: per collection, the id(s) a timer's handler will read (one ``$in``
         per collection for the whole batch of timers fired together)."""
@@ -130,7 +147,7 @@ class TimerWheel:
         if await self._db[TIMERS].find_one(old, {"_id": 1}) is None:
             return
 
-        async def work(uow: UnitOfWork) -> None:
+        async def work(uow: U) -> None:
             timers = await uow.collection(TIMERS)
             await timers.update_many(old, [{"$set": {"next_at": "$due"}}], session=uow.session)
 
@@ -160,7 +177,7 @@ class TimerWheel:
         query = {"status": "pending", "next_at": {"$lte": now}}
         token = f"{self._owner}:{uuid.uuid4().hex}"
 
-        async def work(uow: UnitOfWork) -> list[str]:
+        async def work(uow: U) -> list[str]:
             timers = await uow.collection(TIMERS)
             candidates = await (
                 timers.find(query, {"_id": 1}, session=uow.session)
@@ -188,7 +205,7 @@ class TimerWheel:
     async def _fire_batch(self, token: str, ids: list[str]) -> int:
         """Flip and run the claimed timers among ``ids`` in one transaction."""
 
-        async def work(uow: UnitOfWork) -> int:
+        async def work(uow: U) -> int:
             timers = await uow.collection(TIMERS)
             mine = await timers.find(
                 {"_id": {"$in": ids}, "status": "pending", "claim": token}, session=uow.session
@@ -227,7 +244,7 @@ class TimerWheel:
         """Leave it claimed: after the lease it is tried again, until it has failed too often."""
         log.error("timer failed", timer=timer_id, error=repr(exc))
 
-        async def work(uow: UnitOfWork) -> None:
+        async def work(uow: U) -> None:
             timers = await uow.collection(TIMERS)
             timer = await timers.find_one({"_id": timer_id, "claim": token}, session=uow.session)
             if timer is None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from pydantic_core import to_jsonable_python
 from pymongo import ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
@@ -255,6 +256,30 @@ class UnitOfWork:
         """Publish ``event`` after commit (outbox); written to the outbox by ``flush``."""
         self._outbox.append(outbox_entry(event, topic, self.topic_prefix))
         self.emitted.append(event)
+
+    async def emit_change(
+        self,
+        topic: Topic | str,
+        event_type: str,
+        entity: str,
+        entity_id: str,
+        district: str,
+        state: Any,
+        change: Mapping[str, Any],
+    ) -> Envelope:
+        """Announce a change of one entity: ``subject`` ``"{entity}/{id}"``, keyed by its id,
+        the data its whole state under ``entity`` and what changed under ``"change"``."""
+        event = Envelope(
+            type=event_type,
+            source=self.source,
+            subject=f"{entity}/{entity_id}",
+            district=district,
+            partitionkey=entity_id,
+            time=self.now(),
+            data={entity: state, "change": to_jsonable_python(change)},
+        )
+        await self.emit(event, topic)
+        return event
 
     async def request_notice(self, request: NotificationRequest) -> None:
         await self.emit(request.to_event(self.source), NOTIFY_REQUESTS)

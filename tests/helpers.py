@@ -6,7 +6,8 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -18,6 +19,7 @@ from devtools.embedded import EmbeddedServers
 from shared.city import CITY_BUREAU
 from shared.envelope import Envelope
 from shared.identity import IdentitySettings, Principal, Role, issue_token
+from shared.service import Service
 from shared.settings import ServiceSettings
 
 T = TypeVar("T")
@@ -253,6 +255,21 @@ class ActingAs(httpx.Auth):
                 )
         request.headers["Authorization"] = f"Bearer {token_for(self.settings, role, **claims)}"
         yield request
+
+
+@asynccontextmanager
+async def api_client(svc: Service, *, anonymous: bool = False) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on a running service's API, in process (the test runs the service).
+
+    Each request carries the token of the one who would send it (:class:`ActingAs`);
+    ``anonymous``: no token, the test sets its own headers.
+    """
+    transport = httpx.ASGITransport(app=svc.http_app(manage_lifecycle=False))
+    auth = None if anonymous else ActingAs(svc.settings)
+    async with httpx.AsyncClient(
+        transport=transport, base_url=f"http://{svc.name}", auth=auth
+    ) as client:
+        yield client
 
 
 async def applied_ids(db: Any) -> set[str]:

@@ -40,7 +40,15 @@ from services.casereview.handlers import (
     RectificationVerdict,
     ScoreSubmission,
 )
-from shared.api import Out, Page, audited_router, limit_param, offset_param, run_command
+from shared.api import (
+    Out,
+    Page,
+    ScopedReads,
+    audited_router,
+    limit_param,
+    offset_param,
+    run_command,
+)
 from shared.city import load_city
 from shared.identity import (
     Caller,
@@ -51,10 +59,9 @@ from shared.identity import (
     district_in_scope,
     in_scope,
     rename_scope,
-    require_in_scope,
     within,
 )
-from shared.mongo import Document, get_document, page
+from shared.mongo import Document, page
 from shared.service import Service
 from shared.unit_of_work import UnitOfWork
 
@@ -213,17 +220,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
         except ReviewError as exc:
             raise HTTPException(422, detail=exc.problems) from exc
 
-    async def one(
-        caller: Caller,
-        collection: str,
-        doc_id: str,
-        what: str,
-        fields: dict[str, str] | None = None,
-    ) -> Document:
-        """The document when it exists and lies in the caller's scope, else 404."""
-        caller.require(Permission.READ_CASES)
-        doc = await get_document(svc.db, collection, doc_id)
-        return require_in_scope(caller, doc, f"{what} {doc_id}", fields)
+    reads = ScopedReads(svc, Permission.READ_CASES)
 
     # ------------------------------------------------------------------ cases
 
@@ -271,7 +268,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
     @router.get("/cases/{case_id}", response_model=CaseDetail)
     async def get_case(case_id: str, caller: CallerDep) -> CaseDetail:
         """One case file: the file as received, every finding with its rule and evidence."""
-        return CaseDetail.of(await one(caller, storage.CASES, case_id, "case"))
+        return CaseDetail.of(await reads.one(caller, storage.CASES, case_id, "case"))
 
     # ------------------------------------------------------------------ reference data
 
@@ -340,20 +337,20 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
     @router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
     async def get_campaign(campaign_id: str, caller: CallerDep) -> CampaignOut:
         return CampaignOut.of(
-            await one(caller, storage.CAMPAIGNS, campaign_id, "campaign", CAMPAIGN_SCOPE)
+            await reads.one(caller, storage.CAMPAIGNS, campaign_id, "campaign", CAMPAIGN_SCOPE)
         )
 
     @router.get("/campaigns/{campaign_id}/population", response_model=CampaignPopulation)
     async def get_population(campaign_id: str, caller: CallerDep) -> CampaignPopulation:
         """The published draw input: population, seed, quota, reviewers."""
         return CampaignPopulation.of(
-            await one(caller, storage.CAMPAIGNS, campaign_id, "campaign", CAMPAIGN_SCOPE)
+            await reads.one(caller, storage.CAMPAIGNS, campaign_id, "campaign", CAMPAIGN_SCOPE)
         )
 
     @router.get("/campaigns/{campaign_id}/verify", response_model=Verification)
     async def verify_campaign(campaign_id: str, caller: CallerDep) -> Verification:
         """Re-draw from the recorded input and compare with the recorded result."""
-        doc = await one(caller, storage.CAMPAIGNS, campaign_id, "campaign", CAMPAIGN_SCOPE)
+        doc = await reads.one(caller, storage.CAMPAIGNS, campaign_id, "campaign", CAMPAIGN_SCOPE)
         return Verification.model_validate(workflow.verify_campaign(Campaign.from_doc(doc)))
 
     # ------------------------------------------------------------------ reviews
@@ -391,12 +388,12 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
     @router.get("/reviews/{review_id}", response_model=ReviewOut)
     async def get_review(review_id: str, caller: CallerDep) -> ReviewOut:
         """A review with its proposed deductions (pre-filled from the pre-check)."""
-        return ReviewOut.of(await one(caller, storage.REVIEWS, review_id, "review"))
+        return ReviewOut.of(await reads.one(caller, storage.REVIEWS, review_id, "review"))
 
     async def reviewer_may_score(caller: Caller, review_id: str, reviewer_id: str) -> Document:
         """A reviewer scores as itself (the token's subject), a review in its scope."""
         caller.require(Permission.SCORE)
-        review = await one(caller, storage.REVIEWS, review_id, "review")
+        review = await reads.one(caller, storage.REVIEWS, review_id, "review")
         if caller.role is Role.REVIEWER and reviewer_id != caller.sub:
             raise HTTPException(
                 403, detail=f"the token is reviewer {caller.sub}, not {reviewer_id}"
@@ -456,7 +453,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
     @router.get("/rectifications/{rect_id}", response_model=RectificationOut)
     async def get_rectification(rect_id: str, caller: CallerDep) -> RectificationOut:
         return RectificationOut.of(
-            await one(caller, storage.RECTIFICATIONS, rect_id, "rectification")
+            await reads.one(caller, storage.RECTIFICATIONS, rect_id, "rectification")
         )
 
     @router.post("/rectifications/{rect_id}/answer", response_model=RectificationOut)
@@ -465,7 +462,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
     ) -> RectificationOut:
         """The unit reports what it rectified (整改报告), as the token's unit."""
         unit = acting_unit(caller, answer.unit)
-        await one(caller, storage.RECTIFICATIONS, rect_id, "rectification")
+        await reads.one(caller, storage.RECTIFICATIONS, rect_id, "rectification")
         answer = answer.model_copy(update={"unit": unit})
         doc = await guarded(lambda uow: workflow.answer_rectification(uow, rect_id, answer))
         return RectificationOut.of(doc.to_doc())
@@ -476,7 +473,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
     ) -> RectificationOut:
         """The supervisor accepts the answer (closed) or sends it back with a new deadline."""
         caller.require(Permission.SUPERVISE)
-        await one(caller, storage.RECTIFICATIONS, rect_id, "rectification")
+        await reads.one(caller, storage.RECTIFICATIONS, rect_id, "rectification")
         doc = await guarded(lambda uow: workflow.close_rectification(uow, rect_id, verdict))
         return RectificationOut.of(doc.to_doc())
 

@@ -194,9 +194,8 @@ class RectificationVerdict(BaseModel):
 class CaseReviewWorkflow:
     """案卷评查 for one service instance (stateless between calls)."""
 
-    def __init__(self, settings: CasereviewSettings, source: str) -> None:
+    def __init__(self, settings: CasereviewSettings) -> None:
         self.settings = settings
-        self.source = source
         self.policy = PrecheckPolicy(
             decision_limit_days=settings.decision_limit_days,
             service_limit_days=settings.service_limit_days,
@@ -211,16 +210,15 @@ class CaseReviewWorkflow:
     # ------------------------------------------------------------------ plumbing
 
     async def _emit(self, uow: UnitOfWork, case: Case, verb: str, change: dict[str, Any]) -> None:
-        event = Envelope(
-            type=EVENT_PREFIX + verb,
-            source=self.source,
-            subject=f"case/{case.id}",
-            district=case.district,
-            partitionkey=case.id,
-            time=uow.now(),
-            data={"case": snapshot(case), "change": to_jsonable_python(change)},
+        await uow.emit_change(
+            CASEREVIEW_EVENTS,
+            EVENT_PREFIX + verb,
+            "case",
+            case.id,
+            case.district,
+            snapshot(case),
+            change,
         )
-        await uow.emit(event, CASEREVIEW_EVENTS)
 
     async def _save_case(self, uow: UnitOfWork, case: Case) -> None:
         case.updated_at = uow.now()

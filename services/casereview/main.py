@@ -23,7 +23,7 @@ from shared.topics import (
 def build(settings: CasereviewSettings | None = None, clock: Clock | None = None) -> Service:
     settings = settings or CasereviewSettings()
     service = Service(settings, clock=clock)
-    workflow = CaseReviewWorkflow(settings, service.source)
+    workflow = CaseReviewWorkflow(settings)
     service.indexes(storage.INDEXES)
     # Only closed case files: penalty decided/filed on the same topic belong to `penalty`.
     service.consume(

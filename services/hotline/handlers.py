@@ -14,7 +14,7 @@ import structlog
 from pydantic_core import to_jsonable_python
 
 from services.hotline import storage
-from services.hotline.domain import lifecycle as lc
+from services.hotline.domain import lifecycle
 from services.hotline.domain.leads import (
     BounceThresholds,
     PlaceActivity,
@@ -71,8 +71,8 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 EVENT_PREFIX = "jiandu.hotline.complaint."
-RAISED_BY = "hotline"
-SYSTEM = "hotline"
+ACTOR = "hotline"
+"""The service itself: who takes the automatic steps and raises leads and notices."""
 ACK_DUE = "hotline.ack_due"
 RESOLVE_DUE = "hotline.resolve_due"
 ESCALATE = "hotline.escalate"
@@ -118,9 +118,8 @@ def update_fingerprint(data: WorkOrderUpdated) -> str:
 class HotlineWorkflow:
     """The 12345 complaint process for one service instance (stateless between calls)."""
 
-    def __init__(self, settings: HotlineSettings, source: str) -> None:
+    def __init__(self, settings: HotlineSettings) -> None:
         self.settings = settings
-        self.source = source
         self.city: City = load_city()
         self.matters: MatterTable = cached_matters(settings.matters_path)
         self.bounce = BounceThresholds(
@@ -139,16 +138,15 @@ class HotlineWorkflow:
     async def _emit(self, uow: UnitOfWork, c: Complaint, entry: TimelineEntry) -> None:
         change = {"by": entry.by, "at": entry.at, "unit": entry.unit, "reason": entry.reason}
         change.update(entry.detail)
-        event = Envelope(
-            type=EVENT_PREFIX + entry.verb,
-            source=self.source,
-            subject=f"complaint/{c.id}",
-            district=c.district,
-            partitionkey=c.id,
-            time=uow.now(),
-            data={"complaint": snapshot(c), "change": to_jsonable_python(change)},
+        await uow.emit_change(
+            HOTLINE_EVENTS,
+            EVENT_PREFIX + entry.verb,
+            "complaint",
+            c.id,
+            c.district,
+            snapshot(c),
+            change,
         )
-        await uow.emit(event, HOTLINE_EVENTS)
 
     async def _load(self, uow: UnitOfWork, order_id: str) -> Complaint:
         c = await storage.complaints(uow).get(order_id)
@@ -186,7 +184,7 @@ class HotlineWorkflow:
                 summary=summary[:2000],
                 evidence=to_jsonable_python(evidence),
                 raised_at=uow.now(),
-                raised_by=RAISED_BY,
+                raised_by=ACTOR,
             )
         )
         return True
@@ -212,7 +210,7 @@ class HotlineWorkflow:
                 summary=summary,
                 deadline=deadline,
                 context=to_jsonable_python(context),
-                requested_by=RAISED_BY,
+                requested_by=ACTOR,
             )
         )
 
@@ -252,7 +250,9 @@ class HotlineWorkflow:
             matter_name=matter.name if matter else None,
             classified_by=found.by,
             description=data.description,
-            complainant=lc.Complainant(name=data.complainant.name, phone=data.complainant.phone),
+            complainant=lifecycle.Complainant(
+                name=data.complainant.name, phone=data.complainant.phone
+            ),
             received_at=received,
             due=resolve_deadline(received, days),
             limit_days=days,
@@ -272,7 +272,7 @@ class HotlineWorkflow:
             )
         )
         await self._emit(uow, c, registered)
-        await self._dispatch(uow, c, target, by=SYSTEM, at=received)
+        await self._dispatch(uow, c, target, by=ACTOR, at=received)
         await self._arm_deadline(uow, c)
         await self._save(uow, c)  # stored first: the hotspot count includes this complaint
         await self._check_hotspot(uow, c)
@@ -315,7 +315,7 @@ class HotlineWorkflow:
         if c.dispatch_seq:
             await uow.cancel(ack_timer(c))  # the previous holder's 签收 clock stops
         try:
-            entry = lc.dispatch(
+            entry = lifecycle.dispatch(
                 c,
                 target,
                 by=by,
@@ -342,7 +342,7 @@ class HotlineWorkflow:
     async def acknowledge(
         self, uow: UnitOfWork, c: Complaint, unit: str, by: str, at: dt.datetime
     ) -> None:
-        entry = self._apply(lambda: lc.acknowledge(c, unit=unit, by=by, at=at))
+        entry = self._apply(lambda: lifecycle.acknowledge(c, unit=unit, by=by, at=at))
         await uow.cancel(ack_timer(c))
         await self._emit(uow, c, entry)
 
@@ -350,11 +350,13 @@ class HotlineWorkflow:
         self, uow: UnitOfWork, c: Complaint, unit: str, by: str, at: dt.datetime, reason: str
     ) -> None:
         """退单, then re-dispatch by the catalogue (or to triage) in the same step."""
-        entry = self._apply(lambda: lc.return_order(c, unit=unit, by=by, at=at, reason=reason))
+        entry = self._apply(
+            lambda: lifecycle.return_order(c, unit=unit, by=by, at=at, reason=reason)
+        )
         await self._emit(uow, c, entry)
         planned = await self._planned_route(uow, c)
         await self._dispatch(
-            uow, c, redispatch_after_return(self.city, planned, unit, c.district), by=SYSTEM, at=at
+            uow, c, redispatch_after_return(self.city, planned, unit, c.district), by=ACTOR, at=at
         )
         await self._check_bounce(uow, c)
 
@@ -396,7 +398,7 @@ class HotlineWorkflow:
         reason: str,
     ) -> None:
         entry = self._apply(
-            lambda: lc.request_extension(
+            lambda: lifecycle.request_extension(
                 c,
                 unit=unit,
                 by=by,
@@ -430,7 +432,7 @@ class HotlineWorkflow:
             else None
         )
         entry = self._apply(
-            lambda: lc.decide_extension(
+            lambda: lifecycle.decide_extension(
                 c,
                 unit=unit,
                 by=by,
@@ -462,7 +464,7 @@ class HotlineWorkflow:
         if verdict is None and confirmed:
             verdict = "violation_confirmed"
         entry = self._apply(
-            lambda: lc.resolve(c, unit=unit, by=by, at=at, outcome=outcome, verdict=verdict)
+            lambda: lifecycle.resolve(c, unit=unit, by=by, at=at, outcome=outcome, verdict=verdict)
         )
         await uow.cancel(ack_timer(c))
         await self._disarm_deadline(uow, c, c.due)
@@ -494,7 +496,7 @@ class HotlineWorkflow:
                 due = extend_deadline(due, ext.days)
         previous_due = c.due
         entry = self._apply(
-            lambda: lc.reclassify(
+            lambda: lifecycle.reclassify(
                 c,
                 matter=found.matter or "",
                 matter_name=matter.name if matter else None,
@@ -524,7 +526,7 @@ class HotlineWorkflow:
     async def rate(
         self, uow: UnitOfWork, c: Complaint, by: str, at: dt.datetime, satisfaction: int
     ) -> None:
-        entry = self._apply(lambda: lc.rate(c, by=by, at=at, satisfaction=satisfaction))
+        entry = self._apply(lambda: lifecycle.rate(c, by=by, at=at, satisfaction=satisfaction))
         await self._emit(uow, c, entry)
 
     def _apply(self, transition: Callable[[], T]) -> T:
@@ -736,7 +738,7 @@ class HotlineWorkflow:
         c = await storage.complaints(uow).get(timer["payload"]["order_id"])
         if c is None or timer["_id"] != ack_timer(c):
             return
-        if lc.mark_overdue(c, stage="acknowledge", by=SYSTEM, at=uow.now()) is None:
+        if lifecycle.mark_overdue(c, stage="acknowledge", by=ACTOR, at=uow.now()) is None:
             return
         await self._notice(
             uow,
@@ -757,7 +759,7 @@ class HotlineWorkflow:
             return
         if timer["_id"] != due_timer(c):
             return  # armed for a deadline that has since moved
-        entry = lc.mark_overdue(c, stage="resolve", by=SYSTEM, at=uow.now())
+        entry = lifecycle.mark_overdue(c, stage="resolve", by=ACTOR, at=uow.now())
         if entry is None or c.due is None:
             return
         await self._emit(uow, c, entry)
@@ -784,7 +786,7 @@ class HotlineWorkflow:
         days = working_days_overdue(c.due, now)
         if timer["_id"] != escalate_timer(c) or days < self.settings.escalate_after_days:
             return  # armed for a deadline that has since moved
-        entry = lc.escalate(c, by=SYSTEM, at=now, days_overdue=days)
+        entry = lifecycle.escalate(c, by=ACTOR, at=now, days_overdue=days)
         if entry is None:
             return
         await self._emit(uow, c, entry)

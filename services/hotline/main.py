@@ -22,7 +22,7 @@ from shared.topics import (
 def build(settings: HotlineSettings | None = None, clock: Clock | None = None) -> Service:
     settings = settings or HotlineSettings()
     service = Service(settings, clock=clock)
-    workflow = HotlineWorkflow(settings, service.source)
+    workflow = HotlineWorkflow(settings)
     service.indexes(storage.INDEXES)
     service.on_start(workflow.seed)
     service.consume(

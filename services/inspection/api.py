@@ -16,16 +16,12 @@ from pydantic import BaseModel, Field
 
 from services.inspection import storage
 from services.inspection.settings import InspectionSettings
-from shared.api import Out, Page, audited_router, limit_param, offset_param
+from shared.api import Out, Page, ScopedReads, audited_router, limit_param, offset_param
 from shared.identity import (
-    Caller,
     CallerDep,
     Permission,
     district_in_scope,
-    require_in_scope,
-    within,
 )
-from shared.mongo import Document, SortOrder, get_document, page
 from shared.service import Service
 
 District = Query(pattern=r"^\d{6}$")
@@ -143,25 +139,7 @@ def build_router(svc: Service) -> APIRouter:
     Limit, Offset = limit_param(), offset_param()
     settings = svc.settings
     assert isinstance(settings, InspectionSettings)
-
-    async def listing(
-        caller: Caller,
-        collection: str,
-        query: dict[str, Any],
-        sort: SortOrder,
-        limit: int,
-        offset: int,
-    ) -> tuple[int, list[Document]]:
-        """One page of what the caller may see: its district or unit only."""
-        caller.require(Permission.READ_INSPECTIONS)
-        scoped = within(caller.scope, query)
-        return await page(svc.db, collection, scoped, sort=sort, limit=limit, offset=offset)
-
-    async def one(caller: Caller, collection: str, doc_id: str, what: str) -> Document:
-        """The document when it exists and lies in the caller's scope, else 404."""
-        caller.require(Permission.READ_INSPECTIONS)
-        doc = await get_document(svc.db, collection, doc_id)
-        return require_in_scope(caller, doc, f"{what} {doc_id}")
+    reads = ScopedReads(svc, Permission.READ_INSPECTIONS)
 
     @router.get("/inspections", response_model=Page[InspectionOut])
     async def list_inspections(
@@ -184,7 +162,7 @@ def build_router(svc: Service) -> APIRouter:
             code_scanned=code_scanned,
             flags=flag,
         )
-        total, docs = await listing(
+        total, docs = await reads.page(
             caller, storage.INSPECTIONS, query, storage.INSPECTIONS_ORDER, limit, offset
         )
         return Page(
@@ -193,7 +171,9 @@ def build_router(svc: Service) -> APIRouter:
 
     @router.get("/inspections/{inspection_id}", response_model=InspectionOut)
     async def one_inspection(caller: CallerDep, inspection_id: str) -> InspectionOut:
-        return InspectionOut.of(await one(caller, storage.INSPECTIONS, inspection_id, "inspection"))
+        return InspectionOut.of(
+            await reads.one(caller, storage.INSPECTIONS, inspection_id, "inspection")
+        )
 
     @router.get("/plans", response_model=Page[PlanOut])
     async def list_plans(
@@ -205,7 +185,7 @@ def build_router(svc: Service) -> APIRouter:
     ) -> Page[PlanOut]:
         """Filed inspection plans (检查计划备案), latest filing first."""
         query = storage.filters(district=district, unit=unit)
-        total, docs = await listing(
+        total, docs = await reads.page(
             caller, storage.PLANS, query, storage.PLANS_ORDER, limit, offset
         )
         return Page(total=total, limit=limit, offset=offset, items=[PlanOut.of(d) for d in docs])
@@ -222,14 +202,14 @@ def build_router(svc: Service) -> APIRouter:
     ) -> Page[OfficerOut]:
         """The officer registry (执法人员资格管理), by unit."""
         query = storage.filters(district=district, unit=unit, status=status)
-        total, docs = await listing(
+        total, docs = await reads.page(
             caller, storage.OFFICERS, query, storage.OFFICERS_ORDER, limit, offset
         )
         return Page(total=total, limit=limit, offset=offset, items=[OfficerOut.of(d) for d in docs])
 
     @router.get("/officers/{officer_id}", response_model=OfficerOut)
     async def one_officer(caller: CallerDep, officer_id: str) -> OfficerOut:
-        return OfficerOut.of(await one(caller, storage.OFFICERS, officer_id, "officer"))
+        return OfficerOut.of(await reads.one(caller, storage.OFFICERS, officer_id, "officer"))
 
     @router.get("/reviews", response_model=Page[ReviewOut])
     async def list_reviews(
@@ -242,7 +222,7 @@ def build_router(svc: Service) -> APIRouter:
     ) -> Page[ReviewOut]:
         """行政复议 / 行政诉讼 / 检察建议 outcomes, newest first."""
         query = storage.filters(district=district, unit=unit, outcome=outcome)
-        total, docs = await listing(
+        total, docs = await reads.page(
             caller, storage.REVIEWS, query, storage.REVIEWS_ORDER, limit, offset
         )
         return Page(total=total, limit=limit, offset=offset, items=[ReviewOut.of(d) for d in docs])
@@ -258,7 +238,7 @@ def build_router(svc: Service) -> APIRouter:
     ) -> Page[RateOut]:
         """持证率 and 被纠错率 per unit and per district, with the line each is judged against."""
         query = storage.filters(district=district, scope=scope, breached=breached)
-        total, docs = await listing(
+        total, docs = await reads.page(
             caller, storage.RATES, query, storage.RATES_ORDER, limit, offset
         )
         return Page(total=total, limit=limit, offset=offset, items=[RateOut.of(d) for d in docs])
@@ -282,7 +262,7 @@ def build_router(svc: Service) -> APIRouter:
     ) -> Page[FlagOut]:
         """Findings, newest first; each raised its lead on ``supervision.leads``."""
         query = storage.filters(kind=kind, district=district, unit=unit)
-        total, docs = await listing(
+        total, docs = await reads.page(
             caller, storage.FLAGS, query, storage.FLAGS_ORDER, limit, offset
         )
         return Page(total=total, limit=limit, offset=offset, items=[FlagOut.of(d) for d in docs])

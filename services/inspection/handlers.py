@@ -85,9 +85,8 @@ def cst_day(when: dt.datetime) -> dt.date:
 class InspectionWorkflow:
     """Supervision of inspections, officers and corrections (stateless between calls)."""
 
-    def __init__(self, settings: InspectionSettings, source: str) -> None:
+    def __init__(self, settings: InspectionSettings) -> None:
         self.settings = settings
-        self.source = source
         self.repeats = RepeatThresholds(
             window_days=settings.repeat_window_days,
             max_units=settings.repeat_max_units,
@@ -105,17 +104,14 @@ class InspectionWorkflow:
         change: dict[str, Any],
         body: dict[str, Any] | None = None,
     ) -> None:
-        await uow.emit(
-            Envelope(
-                type=f"{EVENT_PREFIX}{entity}.{verb}",
-                source=self.source,
-                subject=f"{entity}/{doc['_id']}",
-                district=doc["district"],
-                partitionkey=doc["_id"],
-                time=uow.now(),
-                data={entity: body or snapshot(doc), "change": to_jsonable_python(change)},
-            ),
+        await uow.emit_change(
             INSPECTION_EVENTS,
+            f"{EVENT_PREFIX}{entity}.{verb}",
+            entity,
+            doc["_id"],
+            doc["district"],
+            body or snapshot(doc),
+            change,
         )
 
     async def _finding(

@@ -15,7 +15,7 @@ from shared.topics import INGEST_INSPECTIONS, INSPECTION_EVENTS, NOTIFY_REQUESTS
 def build(settings: InspectionSettings | None = None, clock: Clock | None = None) -> Service:
     settings = settings or InspectionSettings()
     service = Service(settings, clock=clock, title="Jiandu inspection (涉企行政检查监督)")
-    workflow = InspectionWorkflow(settings, service.source)
+    workflow = InspectionWorkflow(settings)
     service.indexes(storage.INDEXES)
     service.consume(
         INGEST_INSPECTIONS,

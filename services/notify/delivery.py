@@ -16,7 +16,6 @@ import asyncio
 import uuid
 from contextlib import suppress
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 import structlog
 from prometheus_client import Counter
@@ -28,9 +27,7 @@ from services.notify.domain.notice import backoff_s, cn_datetime
 from services.notify.handlers import NotifyWorkflow, wall_now
 from services.notify.settings import NotifySettings
 from shared.clock import utc
-
-if TYPE_CHECKING:
-    from shared.service import Service
+from shared.service import Service
 
 log = structlog.get_logger(__name__)
 

@@ -21,11 +21,19 @@ from services.penalty.domain.catalogue import Catalogue, Provision
 from services.penalty.domain.filing import DisproportionFinding, ReviewOutcome
 from services.penalty.domain.records import Filing
 from services.penalty.handlers import PenaltyWorkflow
-from shared.api import Out, Page, audited_router, limit_param, offset_param, run_command
+from shared.api import (
+    Out,
+    Page,
+    ScopedReads,
+    audited_router,
+    limit_param,
+    offset_param,
+    run_command,
+)
 from shared.clock import Instant, utc
 from shared.contracts import CaseDocument
-from shared.identity import Caller, CallerDep, Permission, acting_unit, require_in_scope, within
-from shared.mongo import Document, SortOrder, get_document, page
+from shared.identity import CallerDep, Permission, acting_unit, require_in_scope
+from shared.mongo import get_document
 from shared.service import Service
 from shared.unit_of_work import UnitOfWork
 
@@ -190,24 +198,7 @@ def _filters(**values: Any) -> dict[str, Any]:
 def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) -> APIRouter:
     router = audited_router(svc, prefix="/v1/penalty", tags=["penalty"])
     Limit, Offset = limit_param(), offset_param()
-
-    async def listing(
-        caller: Caller,
-        collection: str,
-        query: dict[str, Any],
-        sort: SortOrder,
-        limit: int,
-        offset: int,
-    ) -> tuple[int, list[Document]]:
-        caller.require(Permission.READ_FILINGS)
-        scoped = within(caller.scope, query)
-        return await page(svc.db, collection, scoped, sort=sort, limit=limit, offset=offset)
-
-    async def one(caller: Caller, collection: str, doc_id: str, what: str) -> Document:
-        """The document when it exists and lies in the caller's scope, else 404."""
-        caller.require(Permission.READ_FILINGS)
-        doc = await get_document(svc.db, collection, doc_id)
-        return require_in_scope(caller, doc, f"{what} {doc_id}")
+    reads = ScopedReads(svc, Permission.READ_FILINGS)
 
     # ------------------------------------------------------------------ filings
 
@@ -238,14 +229,14 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
             flags=flag,
             month=month,
         )
-        total, docs = await listing(
+        total, docs = await reads.page(
             caller, storage.FILINGS, query, storage.FILINGS_ORDER, limit, offset
         )
         return Page(total=total, limit=limit, offset=offset, items=[FilingOut.of(d) for d in docs])
 
     @router.get("/filings/{case_id}", response_model=FilingOut)
     async def one_filing(case_id: str, caller: CallerDep) -> FilingOut:
-        return FilingOut.of(await one(caller, storage.FILINGS, case_id, "penalty or filing"))
+        return FilingOut.of(await reads.one(caller, storage.FILINGS, case_id, "penalty or filing"))
 
     @router.post("/filings", response_model=FilingOut, status_code=201)
     async def file_penalty(body: FilingIn, caller: CallerDep) -> FilingOut:
@@ -276,7 +267,7 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
     async def classify(case_id: str, body: ClassificationIn, caller: CallerDep) -> FilingOut:
         """Manual classification of a penalty whose provision is not in the catalogue."""
         caller.require(Permission.SUPERVISE)
-        await one(caller, storage.FILINGS, case_id, "penalty or filing")
+        await reads.one(caller, storage.FILINGS, case_id, "penalty or filing")
         filing = await run_command(
             svc, lambda uow: workflow.classify(uow, case_id, body.top_tier, body.by, body.note)
         )
@@ -286,7 +277,7 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
     async def review(case_id: str, body: ReviewIn, caller: CallerDep) -> ReviewResult:
         """The bureau's answer: accept, 监督建议书 (reply due) or 监督决定书."""
         caller.require(Permission.SUPERVISE)
-        await one(caller, storage.FILINGS, case_id, "penalty or filing")
+        await reads.one(caller, storage.FILINGS, case_id, "penalty or filing")
         filing, letter = await run_command(
             svc, lambda uow: workflow.review(uow, case_id, body.outcome, body.by, body.opinion)
         )
@@ -314,7 +305,7 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
         offset: int = Offset,
     ) -> Page[FlagOut]:
         query = _filters(kind=kind, district=district, unit=unit, case_id=case_id)
-        total, docs = await listing(
+        total, docs = await reads.page(
             caller, storage.FLAGS, query, storage.FLAGS_ORDER, limit, offset
         )
         return Page(total=total, limit=limit, offset=offset, items=[FlagOut.of(d) for d in docs])
@@ -334,7 +325,7 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
         query = _filters(
             district=district, unit=unit, unit_kind=unit_kind, month=month, anomalous=anomalous
         )
-        total, docs = await listing(
+        total, docs = await reads.page(
             caller, storage.ANOMALIES, query, storage.ANOMALIES_ORDER, limit, offset
         )
         return Page(total=total, limit=limit, offset=offset, items=[AnomalyOut.of(d) for d in docs])
@@ -353,20 +344,20 @@ def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) 
         offset: int = Offset,
     ) -> Page[LetterOut]:
         query = _filters(district=district, unit=unit, case_id=case_id, kind=kind, status=status)
-        total, docs = await listing(
+        total, docs = await reads.page(
             caller, storage.LETTERS, query, storage.LETTERS_ORDER, limit, offset
         )
         return Page(total=total, limit=limit, offset=offset, items=[LetterOut.of(d) for d in docs])
 
     @router.get("/letters/{letter_id}", response_model=LetterOut)
     async def one_letter(letter_id: str, caller: CallerDep) -> LetterOut:
-        return LetterOut.of(await one(caller, storage.LETTERS, letter_id, "letter"))
+        return LetterOut.of(await reads.one(caller, storage.LETTERS, letter_id, "letter"))
 
     @router.post("/letters/{letter_id}/reply", response_model=LetterOut)
     async def reply(letter_id: str, body: ReplyIn, caller: CallerDep) -> LetterOut:
         """The unit's reply to a 监督建议书 / 监督决定书, as the token's unit."""
         unit = acting_unit(caller, body.by)
-        await one(caller, storage.LETTERS, letter_id, "letter")
+        await reads.one(caller, storage.LETTERS, letter_id, "letter")
         _, letter = await run_command(
             svc, lambda uow: workflow.record_reply(uow, letter_id, unit, body.content)
         )

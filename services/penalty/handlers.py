@@ -109,9 +109,8 @@ def end_of_day_after(when: dt.datetime, days: int) -> dt.datetime:
 class PenaltyWorkflow:
     """The 顶格处罚备案 process for one service instance (stateless between calls)."""
 
-    def __init__(self, settings: PenaltySettings, source: str) -> None:
+    def __init__(self, settings: PenaltySettings) -> None:
         self.settings = settings
-        self.source = source
         self.catalogue: Catalogue = cached_catalogue(settings.catalogue_path)
         self.thresholds = Thresholds(
             history_months=settings.anomaly_history_months,
@@ -128,16 +127,15 @@ class PenaltyWorkflow:
         self, uow: UnitOfWork, filing: Filing, verb: str, change: dict[str, Any]
     ) -> None:
         filing.refresh(uow.now())
-        event = Envelope(
-            type=EVENT_PREFIX + verb,
-            source=self.source,
-            subject=f"filing/{filing.id}",
-            district=filing.district,
-            partitionkey=filing.id,
-            time=uow.now(),
-            data={"filing": snapshot(filing), "change": to_jsonable_python(change)},
+        await uow.emit_change(
+            PENALTY_EVENTS,
+            EVENT_PREFIX + verb,
+            "filing",
+            filing.id,
+            filing.district,
+            snapshot(filing),
+            change,
         )
-        await uow.emit(event, PENALTY_EVENTS)
 
     async def _save(self, uow: UnitOfWork, filing: Filing) -> None:
         filing.refresh(uow.now())

@@ -21,7 +21,7 @@ from shared.topics import (
 def build(settings: PenaltySettings | None = None, clock: Clock | None = None) -> Service:
     settings = settings or PenaltySettings()
     service = Service(settings, clock=clock)
-    workflow = PenaltyWorkflow(settings, service.source)
+    workflow = PenaltyWorkflow(settings)
     service.indexes(storage.INDEXES)
     service.consume(
         INGEST_ENFORCEMENT,

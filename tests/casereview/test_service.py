@@ -8,11 +8,9 @@ import csv
 import datetime as dt
 import io
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 
 from services.casereview.domain.precheck import PrecheckPolicy, run_prechecks
@@ -33,7 +31,7 @@ from shared.topics import (
     SUPERVISION_LEADS,
 )
 from tests.casereview.cases import case, clean_file, closed_event, mutate, without_doc
-from tests.helpers import ActingAs, KafkaTap, Publisher, eventually
+from tests.helpers import KafkaTap, Publisher, api_client, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -67,15 +65,6 @@ def of_type(events: list[Envelope], verb: str) -> list[Envelope]:
     return [e for e in events if e.type == f"jiandu.casereview.case.{verb}"]
 
 
-@asynccontextmanager
-async def api(svc: Service) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=svc.http_app(manage_lifecycle=False))
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://casereview", auth=ActingAs(svc.settings)
-    ) as client:
-        yield client
-
-
 async def outbox_empty(svc: Service) -> bool:
     return await svc.relay.pending() == 0  # type: ignore[union-attr]
 
@@ -93,7 +82,7 @@ async def test_closed_cases_sampled_scored_and_failed_file_rectified_exactly_onc
     by_id = {f["case_id"]: f for f in files}
     first_events = {f["case_id"]: closed_event(f) for f in files}
 
-    async with build(settings, clock=clock).running() as svc, api(svc) as http:
+    async with build(settings, clock=clock).running() as svc, api_client(svc) as http:
         topic = svc.topic(INGEST_ENFORCEMENT)
         # a penalty decision on the same topic is not ours: skipped, never stored
         await publisher.event(
@@ -322,7 +311,7 @@ async def test_sent_back_rectification_gets_a_new_round_and_escalates_once(
     clock = ManualClock(NOW)
     data = clean_file(case_id="310106-cgzf-2025-000900")
     data["officers"] = data["officers"][:1]
-    async with build(settings, clock=clock).running() as svc, api(svc) as http:
+    async with build(settings, clock=clock).running() as svc, api_client(svc) as http:
         # bad input answers 4xx with the reason
         assert (await http.get("/v1/casereview/cases/none")).status_code == 404
         assert (await http.get("/v1/casereview/reviews/none")).status_code == 404

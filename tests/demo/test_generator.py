@@ -245,7 +245,9 @@ def test_rates_of_zero_switch_a_situation_off() -> None:
 def test_exclusive_rates_cannot_exceed_one() -> None:
     with pytest.raises(ValidationError, match="exclusive"):
         DemoMix(bounce_rate=0.5, overdue_rate=0.4, extension_rate=0.2)
-    with pytest.raises(ValidationError):
+    with pytest.raises(
+        ValidationError, match=r"duplicate_rate\s+Input should be less than or equal to 1"
+    ):
         DemoMix(duplicate_rate=1.5)
 
 

@@ -71,7 +71,7 @@ def test_scope_filter_narrows_never_widens() -> None:
     assert within(scope_filter(district), {"district": "310101"}) == {
         "$and": [{"district": "310106"}, {"district": "310101"}]
     }
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="needs a district claim"):
         Principal(sub="d", role=Role.DISTRICT_SUPERVISOR)
 
 

@@ -24,7 +24,7 @@ from shared.envelope import MAX_EXTENSION_CHARS, MAX_EXTENSIONS
 from shared.service import Service
 from shared.topics import INGEST_ENFORCEMENT, INGEST_HOTLINE, INGEST_QUARANTINE
 from tests.gateway.support import bearer, make_api_key, workorder
-from tests.helpers import KafkaTap, key_on_same_partition
+from tests.helpers import KafkaTap, api_client, key_on_same_partition
 
 pytestmark = pytest.mark.integration
 
@@ -35,8 +35,7 @@ BATCH = {"Content-Type": "application/cloudevents-batch+json"}
 @asynccontextmanager
 async def gateway(settings: GatewaySettings) -> AsyncIterator[tuple[Service, httpx.AsyncClient]]:
     async with build(settings).running() as svc:
-        transport = httpx.ASGITransport(app=svc.http_app(manage_lifecycle=False))
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        async with api_client(svc, anonymous=True) as client:
             yield svc, client
 
 

@@ -518,7 +518,7 @@ def test_reclassification_changes_the_matter_and_deadline_and_keeps_the_rest() -
 
 def test_a_closed_complaint_cannot_be_reclassified() -> None:
     c = resolved()
-    with pytest.raises(TransitionRefused):
+    with pytest.raises(TransitionRefused, match="is resolved; re-classification needs"):
         lc.reclassify(
             c, matter="YYWR", matter_name="油烟污染", classified_by="category", category="YYWR",
             by="12345", at=T0 + 4 * HOUR, due=T0, limit_days=1,
@@ -528,7 +528,7 @@ def test_a_closed_complaint_cannot_be_reclassified() -> None:
 def test_reclassified_needs_a_category() -> None:
     from shared.contracts import WorkOrderUpdated
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="reclassified work order needs its new category"):
         WorkOrderUpdated.model_validate(
             {"order_id": "X", "action": "reclassified", "by_unit": "12345", "at": T0}
         )

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
@@ -32,9 +30,9 @@ from shared.topics import (
 )
 from shared.workcalendar import CST
 from tests.helpers import (
-    ActingAs,
     KafkaTap,
     Publisher,
+    api_client,
     applied_ids,
     eventually,
     key_on_same_partition,
@@ -116,15 +114,6 @@ async def outbox_count(svc: Service, type_: str, order_id: str) -> int:
     return sum(1 for d in docs if order_id.encode() in d["key"])
 
 
-@asynccontextmanager
-async def api(svc: Service) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=svc.http_app(manage_lifecycle=False))
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://hotline", auth=ActingAs(svc.settings)
-    ) as client:
-        yield client
-
-
 async def test_created_work_order_is_routed_and_dispatched(
     settings_for: Settings, publisher: Publisher, tap: Any
 ) -> None:
@@ -145,7 +134,7 @@ async def test_created_work_order_is_routed_and_dispatched(
         )
         orders = ("GD-R1", "GD-R2", "GD-R3")
         await out.wait_for_events(lambda es: all(of(out, o, "routed") for o in orders))
-        async with api(svc) as client:
+        async with api_client(svc) as client:
             detail = (await client.get("/v1/complaints/GD-R1")).json()
             listed = (await client.get("/v1/complaints", params={"district": "310106"})).json()
             later = (
@@ -287,7 +276,7 @@ async def test_overdue_timer_fires_once_across_two_instances_and_survives_a_rest
             fired = await asyncio.gather(a.timers.tick(), b.timers.tick(), a.timers.tick())
             assert sum(fired) == 2  # one timer per complaint, each fired by one replica
             await out.wait_for_events(lambda es: all(of(out, o, "overdue") for o in (one, two)))
-            async with api(a) as client:  # the other one is answered, late
+            async with api_client(a) as client:  # the other one is answered, late
                 answered = await client.post(
                     f"/v1/complaints/{two}/resolve",
                     json={"unit": STREET.unit.id, "by": "郑", "outcome": "已电话答复来电人"},
@@ -354,7 +343,7 @@ async def test_unit_actions_over_http_with_conflicts_and_case_not_opened(
         )
         await out.wait_for_events(lambda es: all(of(out, o, "routed") for o in ("GD-H1", "GD-H2")))
         unit = "310106-sthj"
-        async with api(svc) as client:
+        async with api_client(svc) as client:
             url = "/v1/complaints/GD-H1"
             early = await client.post(
                 f"{url}/resolve", json={"unit": unit, "by": "赵", "outcome": "x"}
@@ -464,7 +453,7 @@ async def test_responsibility_shift_hotspot_and_routing_catalogue_update(
     clock = ManualClock(START)
     async with build(settings, clock=clock).running() as svc:
         topic = svc.topic(INGEST_HOTLINE)
-        async with api(svc) as client:
+        async with api_client(svc) as client:
             # 油烟污染 is district-level in 静安 (seed 000: 擅自将本部门的执法事项转交给街镇执行):
             # the department returns it; only when it then goes to a street is it a shift.
             await publisher.event(topic, created("GD-S1", category="YYWR", address="延安中路1号"))
@@ -579,7 +568,7 @@ async def test_reclassified_work_order_is_rerouted_with_its_deadline_recomputed(
         await publisher.event(topic, reclassify)
         await out.wait_for_events(lambda es: bool(of(out, "GD-R1", "rerouted")))
         await eventually(lambda: drained(svc))
-        async with api(svc) as client:
+        async with api_client(svc) as client:
             body = (await client.get("/v1/complaints/GD-R1")).json()
         timers = {
             t["status"]: t["due"]

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 
 from services.inspection.main import build
@@ -24,7 +22,7 @@ from shared.topics import (
     SUPERVISION_LEADS,
 )
 from shared.workcalendar import CST
-from tests.helpers import ActingAs, KafkaTap, Publisher, applied_ids, eventually
+from tests.helpers import KafkaTap, Publisher, api_client, applied_ids, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -153,15 +151,6 @@ def recorded(tap: KafkaTap, subject: str) -> Callable[[list[Envelope]], bool]:
     return lambda es: any(e.subject == subject and e.type.endswith(".recorded") for e in es)
 
 
-@asynccontextmanager
-async def api(svc: Service) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=svc.http_app(manage_lifecycle=False))
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://inspection", auth=ActingAs(svc.settings)
-    ) as client:
-        yield client
-
-
 async def outbox_empty(svc: Service) -> bool:
     return await svc.relay.pending() == 0  # type: ignore[union-attr]
 
@@ -203,7 +192,7 @@ async def test_each_inspection_rule_raises_its_lead_and_a_clean_inspection_raise
         await publish_all(publisher, svc, feed)
         await events.wait_for_events(recorded(events, "inspection/I-J3"))
         await eventually(lambda: outbox_empty(svc))
-        async with api(svc) as client:
+        async with api_client(svc) as client:
             summary = (
                 await client.get("/v1/inspection/summary", params={"district": "310101"})
             ).json()
@@ -279,7 +268,7 @@ async def test_certification_and_correction_rates_raise_a_lead_when_they_cross_t
         await publish_all(publisher, svc, feed)
         await events.wait_for_events(recorded(events, "review/W-2"))
         await eventually(lambda: outbox_empty(svc))
-        async with api(svc) as client:
+        async with api_client(svc) as client:
             rates = (await client.get("/v1/inspection/rates", params={"district": "310101"})).json()
             breached = (await client.get("/v1/inspection/rates", params={"breached": True})).json()
 
@@ -353,7 +342,7 @@ async def test_redelivery_changes_nothing_and_districts_stay_apart(
         await quarantine.wait_for_events(lambda es: len(es) >= 1)
         await eventually(lambda: outbox_empty(svc))
         after = await svc.db["inspections"].find_one({"_id": "I-1"})
-        async with api(svc) as client:
+        async with api_client(svc) as client:
             huangpu = (
                 await client.get("/v1/inspection/summary", params={"district": "310101"})
             ).json()

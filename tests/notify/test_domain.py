@@ -81,7 +81,7 @@ def test_every_kind_has_its_own_abbreviation() -> None:
 
 
 def test_sequence_numbers_start_at_one() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="start at 1"):
         document_number("静司", NoticeKind.DECISION, 2026, 0)
 
 
@@ -116,7 +116,7 @@ def test_past_or_missing_deadline_falls_back_to_working_days() -> None:
 def test_backoff_doubles_and_is_capped() -> None:
     waits = [backoff_s(n, 2.0, 20.0) for n in range(1, 6)]
     assert waits == [2.0, 4.0, 8.0, 16.0, 20.0]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="attempt counts from 1"):
         backoff_s(0, 1.0, 10.0)
 
 
@@ -212,7 +212,7 @@ def test_unknown_directory_keys_are_refused(tmp_path: Path) -> None:
     path.write_text(
         Path("services/notify/data/directory.yaml").read_text("utf-8") + "\nfax: true\n", "utf-8"
     )
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match=r"fax\s+Extra inputs are not permitted"):
         read_directory_file(str(path))
 
 
@@ -329,5 +329,5 @@ def test_unconfigured_transports_are_skipped_with_a_reason() -> None:
 
 
 def test_lease_must_outlive_a_send() -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="must exceed the longest transport timeout"):
         NotifySettings(delivery_lease_s=5, smtp_timeout_s=10)

@@ -10,12 +10,10 @@ import email.policy
 import json
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
-import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from pymongo.errors import DuplicateKeyError
@@ -32,7 +30,7 @@ from shared.envelope import Envelope
 from shared.service import Service
 from shared.topics import INGEST_QUARANTINE, NOTIFY_EVENTS, NOTIFY_REQUESTS
 from shared.workcalendar import CST
-from tests.helpers import ActingAs, KafkaTap, Publisher, applied_ids
+from tests.helpers import KafkaTap, Publisher, api_client, applied_ids
 
 pytestmark = pytest.mark.integration
 
@@ -201,15 +199,6 @@ def count(events: list[Envelope], pred: Callable[[Envelope], bool]) -> int:
     return sum(1 for e in events if pred(e))
 
 
-@asynccontextmanager
-async def api(svc: Service) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=svc.http_app(manage_lifecycle=False))
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://notify", auth=ActingAs(svc.settings)
-    ) as client:
-        yield client
-
-
 def sent_on(channel: str, nid: str) -> Callable[[list[Envelope]], bool]:
     return lambda es: any(
         of_notice(nid, "sent")(e) and e.data["change"]["channel"] == channel for e in es
@@ -235,7 +224,7 @@ async def test_email_arrives_with_the_rendered_chinese_letter(
         await publisher.event(svc.topic(NOTIFY_REQUESTS), event_of(req))
         await out.wait_for_events(sent_on("email", nid))
         await out.wait_for_events(sent_on("webhook", nid))
-        async with api(svc) as client:
+        async with api_client(svc) as client:
             notice = (await client.get(f"/v1/notices/{nid}")).json()
             deliveries = (await client.get(f"/v1/notices/{nid}/deliveries")).json()
 
@@ -281,7 +270,7 @@ async def test_receiver_failing_twice_then_succeeding_yields_one_delivery(
     async with build(settings, clock=ManualClock(START)).running() as svc:
         await publisher.event(svc.topic(NOTIFY_REQUESTS), event_of(req))
         events = await out.wait_for_events(sent_on("webhook", nid))
-        async with api(svc) as client:
+        async with api_client(svc) as client:
             rows = (await client.get(f"/v1/notices/{nid}/deliveries")).json()
             metrics = (await client.get("/metrics")).text
 
@@ -326,7 +315,7 @@ async def test_permanent_failure_is_recorded_surfaced_and_can_be_resent(
         assert failed.data["notice"]["status"] == "failed"
         assert len(receiver.at("/down")) == 3
         assert len(receiver.at("/gone")) == 1  # a 404 is not retried
-        async with api(svc) as client:
+        async with api_client(svc) as client:
             listed = (await client.get("/v1/notices", params={"status": "failed"})).json()
             assert {n["id"] for n in listed["items"]} == {down_id, gone_id}
             # the receiver is back: an operator resends
@@ -368,7 +357,7 @@ async def test_same_request_three_times_yields_one_notice_and_one_email(
         notices = await svc.db["notices"].find({"subject_id": "ORD-twice-1"}).to_list()
         # the re-asked request was handled (as a no-op), not failed towards the DLT
         handled = sum(1 for i in await applied_ids(svc.db) if i.endswith(f":{again.id}"))
-        async with api(svc) as client:
+        async with api_client(svc) as client:
             inbox = (await client.get(f"/v1/units/{UNIT}/inbox")).json()
     assert len(notices) == 1 and notices[0]["_id"] == nid
     assert handled == 1
@@ -457,7 +446,7 @@ async def test_unacknowledged_notice_escalates_once_when_its_deadline_passes(
         escalated = next(e for e in events if of_notice(nid, "escalated")(e))
         esc_id = escalated.data["change"]["escalation_notice_id"]
         await out.wait_for_events(lambda es: any(of_notice(esc_id, "created")(e) for e in es))
-        async with api(svc) as client:
+        async with api_client(svc) as client:
             bureau_inbox = (await client.get(f"/v1/units/{BUREAU}/inbox")).json()
             escalation = (await client.get(f"/v1/notices/{esc_id}")).json()
             original = (await client.get(f"/v1/notices/{nid}")).json()
@@ -486,7 +475,7 @@ async def test_acknowledged_notice_does_not_escalate(
         await publisher.event(svc.topic(NOTIFY_REQUESTS), event_of(req))
         await out.wait_for_events(lambda es: any(of_notice(nid, "created")(e) for e in es))
         clock.advance(dt.timedelta(hours=2))
-        async with api(svc) as client:
+        async with api_client(svc) as client:
             stranger = await client.post(
                 f"/v1/notices/{nid}/acknowledge", json={"unit": "310106-scjg", "by": "李四"}
             )
@@ -533,7 +522,7 @@ async def test_bad_requests_are_quarantined_and_api_answers_4xx(
         await publisher.event(svc.topic(NOTIFY_REQUESTS), event_of(unknown))
         await publisher.event(svc.topic(NOTIFY_REQUESTS), bad)
         records = await quarantine.wait_for_events(lambda es: len(es) >= 2)
-        async with api(svc) as client:
+        async with api_client(svc) as client:
             missing = await client.get("/v1/notices/ntc-nope")
             no_unit = await client.get("/v1/units/999999-abc/inbox")
             bad_limit = await client.get(f"/v1/units/{UNIT}/inbox", params={"limit": 0})

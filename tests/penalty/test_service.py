@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 
 from services.penalty.main import build
@@ -24,7 +22,7 @@ from shared.topics import (
     SUPERVISION_LEADS,
 )
 from shared.workcalendar import CST
-from tests.helpers import ActingAs, KafkaTap, Publisher, eventually
+from tests.helpers import KafkaTap, Publisher, api_client, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -92,15 +90,6 @@ def leads_of(tap: KafkaTap, kind: LeadKind) -> list[Envelope]:
     return [e for e in tap.events() if e.data.get("kind") == kind.value]
 
 
-@asynccontextmanager
-async def api(svc: Service) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=svc.http_app(manage_lifecycle=False))
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://penalty", auth=ActingAs(svc.settings)
-    ) as client:
-        yield client
-
-
 async def outbox_empty(svc: Service) -> bool:
     return await svc.relay.pending() == 0  # type: ignore[union-attr]
 
@@ -166,7 +155,7 @@ async def test_late_filing_is_flagged_and_on_time_filing_is_not(
             )
         )
         clock.set(dt.datetime(2025, 3, 15, 9, 0, tzinfo=CST))  # day 12 (two days late)
-        async with api(svc) as client:
+        async with api_client(svc) as client:
             body = {"case_id": "C-API", "unit": UNIT, "documents": DOCS}
             assert (
                 await client.post("/v1/penalty/filings", json={**body, "documents": []})
@@ -280,7 +269,7 @@ async def test_fine_anomaly_detected_incrementally_with_one_lead_per_unit_month(
             )
         await events.wait_for_events(has(events, "A-MAR-3", "decided"))
         await eventually(lambda: outbox_empty(svc))
-        async with api(svc) as client:
+        async with api_client(svc) as client:
             page = (
                 await client.get("/v1/penalty/anomalies", params={"unit": unit, "month": "2025-03"})
             ).json()
@@ -319,7 +308,7 @@ async def test_bureau_review_letters_replies_escalation_and_manual_classificatio
                 "filed" in verbs(events, "R-1") and "classification_needed" in verbs(events, "U-1")
             )
         )
-        async with api(svc) as client:
+        async with api_client(svc) as client:
             review = "/v1/penalty/filings/R-1/review"
             rec = await client.post(
                 review,
@@ -409,7 +398,7 @@ async def test_multiples_measures_and_a_holiday_deadline_over_the_real_servers(
                 and "top_tier_detected" in verbs(events, "M-REVOKE")
             )
         )
-        async with api(svc) as client:
+        async with api_client(svc) as client:
             docs = {
                 c: (await client.get(f"/v1/penalty/filings/{c}")).json()
                 for c in ("M-LAWFUL", "M-BASIS", "M-REVOKE")

@@ -31,7 +31,14 @@ def build_ledger(settings: LedgerSettings, fail_publish: bool = False) -> Servic
         doc["n"] += 1
         counts.put(doc)
         await uow.emit(
-            event.derive(type="test.thing.counted", source=service.source, data={"n": doc["n"]}),
+            Envelope(
+                type="test.thing.counted",
+                source=service.source,
+                district=event.district,
+                partitionkey=event.partitionkey,
+                subject=event.subject,
+                data={"n": doc["n"]},
+            ),
             CASEREVIEW_EVENTS,
         )
 

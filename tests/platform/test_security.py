@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 
 from services.casereview.main import build as build_casereview
@@ -36,7 +35,7 @@ from shared.identity import Role
 from shared.service import Service
 from shared.settings import ServiceSettings
 from tests.gateway.support import T0
-from tests.helpers import bearer, eventually
+from tests.helpers import api_client, bearer, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -290,11 +289,6 @@ async def running(name: str, settings_for: Callable[..., Any]) -> AsyncIterator[
         yield svc
 
 
-def client_for(svc: Service) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=svc.http_app(manage_lifecycle=False))
-    return httpx.AsyncClient(transport=transport, base_url="http://svc")
-
-
 def fill(path: str, values: dict[str, str]) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), "x"), path)
 
@@ -331,7 +325,7 @@ async def test_every_route_of_every_service_is_authenticated_and_scoped(
     acting = 0
     unclassified: list[str] = []
     for name in BUILDERS:
-        async with running(name, settings_for) as svc, client_for(svc) as client:
+        async with running(name, settings_for) as svc, api_client(svc, anonymous=True) as client:
             openapi = (await client.get("/openapi.json")).json()
             defs = openapi.get("components", {}).get("schemas", {})
             ops = [op for op in operations(openapi) if op not in OPEN]
@@ -452,7 +446,7 @@ async def test_gateway_routes_refuse_anonymous_callers(
     settings_for: Callable[..., Any],
 ) -> None:
     settings = settings_for(GatewaySettings)
-    async with build_gateway(settings).running() as svc, client_for(svc) as client:
+    async with build_gateway(settings).running() as svc, api_client(svc, anonymous=True) as client:
         openapi = (await client.get("/openapi.json")).json()
         ops = [op for op in operations(openapi) if op not in OPEN | GATEWAY_OPEN]
         refused = 0
@@ -470,7 +464,7 @@ async def test_gateway_lists_and_feed_never_leak_another_district(
     """Every gateway list (from its OpenAPI: the GET routes answering ``items``) and the live
     feed, as a district and a unit caller, with and without filters naming another district."""
     settings = settings_for(GatewaySettings, stream_backlog=50)
-    async with build_gateway(settings).running() as svc, client_for(svc) as client:
+    async with build_gateway(settings).running() as svc, api_client(svc, anonymous=True) as client:
         for coll in ("complaints", "cases", "filings", "notices", "leads", "quarantine"):
             await svc.db[coll].insert_many(
                 [
@@ -547,7 +541,10 @@ async def test_personal_data_is_masked_by_role_and_unmasked_reads_are_audited(
     gw_settings = settings_for(GatewaySettings, instance_id="gw-sec")
     async with build_gateway(gw_settings).running() as gw:
         for name in BUILDERS:
-            async with running(name, settings_for) as svc, client_for(svc) as client:
+            async with (
+                running(name, settings_for) as svc,
+                api_client(svc, anonymous=True) as client,
+            ):
                 openapi = (await client.get("/openapi.json")).json()
                 defs = openapi.get("components", {}).get("schemas", {})
                 schemas = object_schemas(name, openapi)
@@ -594,7 +591,7 @@ async def test_personal_data_is_masked_by_role_and_unmasked_reads_are_audited(
         assert all(r["personal_data"] and r["at"] and r["resource"] for r in records)
         assert {r["details"]["service"] for r in records} == PII_SERVICES
         operator = bearer(gw_settings, Role.OPERATOR)
-        async with client_for(gw) as gclient:
+        async with api_client(gw, anonymous=True) as gclient:
             intact = (await gclient.get("/v1/audit/verify", headers=operator)).json()
             assert intact["ok"] is True, intact
             first = records[0]["_id"]

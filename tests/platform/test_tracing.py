@@ -44,7 +44,14 @@ async def test_event_crosses_processes_with_attributes_key_and_trace(
     async def on_thing(event: Envelope, uow: UnitOfWork) -> None:
         received.append((event, event.partitionkey))
         await uow.emit(
-            event.derive(type="test.thing.echoed", source=service.source, data=event.data),
+            Envelope(
+                type="test.thing.echoed",
+                source=service.source,
+                district=event.district,
+                partitionkey=event.partitionkey,
+                subject=event.subject,
+                data=event.data,
+            ),
             CASEREVIEW_EVENTS,
         )
 

@@ -119,7 +119,7 @@ async def test_emitted_events_are_written_together_after_the_handler_and_only_on
         assert svc.relay is not None
         await svc.relay.stop()  # keep the entries in the outbox to look at them
         await svc.run_in_uow(emits)
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="handler failed"):
             await svc.run_in_uow(emits_then_fails)
         entries = await svc.db[OUTBOX].find({}, {"key": 1, "seq": 1}).sort("seq", 1).to_list()
     assert writes == ["handler done"]
