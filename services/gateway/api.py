@@ -65,6 +65,7 @@ from services.gateway.domain.ingest import (
     restrict_to,
 )
 from services.gateway.domain.ratelimit import RateLimiter
+from services.gateway.domain.transfer import TRANSFER_OUTCOME, follow_up, transfer_request
 from services.gateway.settings import GatewaySettings
 from shared.api import limit_param, offset_param
 from shared.consumer import QUARANTINE_TYPE
@@ -179,8 +180,8 @@ class Overview(BaseModel):
 
 
 class Disposition(BaseModel):
-    outcome: Literal["substantiated", "unfounded", "referred", "rectified"] = Field(
-        description="查实 / 不属实 / 移送 / 已整改"
+    outcome: Literal["substantiated", "unfounded", "referred", "rectified", "discipline"] = Field(
+        description="查实 / 不属实 / 移送 / 已整改 / 移送纪检监察 (issues a 移送函, followed up)"
     )
     note: str = Field(default="", max_length=2000)
 
@@ -839,6 +840,10 @@ def build_router(svc: Service) -> APIRouter:
                 "by": caller.principal.sub,
                 "at": uow.now(),
             }
+            if disposition.outcome == TRANSFER_OUTCOME:  # 移送纪检监察: a 移送函 via notify
+                transfer = transfer_request(lead, disposition.note, caller.principal.sub)
+                await uow.request_notice(transfer)
+                change["follow_up"] = follow_up(transfer)
             await leads.update_one(
                 {"_id": lead_id},
                 {"$set": {"status": "disposed", "disposition": change}},

@@ -13,7 +13,12 @@ from services.gateway.domain.access import Role
 from services.gateway.settings import GatewaySettings
 from shared.clock import Clock
 from shared.service import Service
-from shared.topics import EXTERNAL_TYPE_TOPICS, INGEST_QUARANTINE, SUPERVISION_LEADS
+from shared.topics import (
+    EXTERNAL_TYPE_TOPICS,
+    INGEST_QUARANTINE,
+    NOTIFY_REQUESTS,
+    SUPERVISION_LEADS,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +50,9 @@ def build(settings: GatewaySettings | None = None, clock: Clock | None = None) -
     service = Service(settings, clock=clock, title="Jiandu gateway (接入网关与运行监控台)")
     service.indexes(storage.INDEXES)
     handlers.register(service)
-    service.publishes(*set(EXTERNAL_TYPE_TOPICS.values()), INGEST_QUARANTINE, SUPERVISION_LEADS)
+    service.publishes(
+        *set(EXTERNAL_TYPE_TOPICS.values()), INGEST_QUARANTINE, SUPERVISION_LEADS, NOTIFY_REQUESTS
+    )
     service.on_start(bootstrap_users)
     service.on_start(lambda svc: storage.init_seq(svc.db))
     service.routes(build_router)
