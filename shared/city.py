@@ -78,6 +78,12 @@ def load_city() -> City:
     return City(code=raw["city"]["code"], name=raw["city"]["name"], districts=raw["districts"])
 
 
+def discipline_body(district: str) -> str:
+    """The 纪检监察机关 (纪委监委) of a district, or of the city for the city's code: the
+    recipient of a 移送函 (its unit id in the notice directory)."""
+    return f"{district}-jjjc"
+
+
 def supervising_unit(unit_id: str) -> str:
     """Who supervises ``unit_id``: its district's justice bureau; the city for a bureau."""
     district = unit_id.split("-", 1)[0]

@@ -361,6 +361,7 @@ class NoticeKind(StrEnum):
     DECISION = "decision"  # 监督决定书
     FILING_REMINDER = "filing_reminder"  # 备案提醒
     ESCALATION = "escalation"  # 通报
+    TRANSFER = "transfer"  # 移送函 (to the 纪检监察机关)
 
 
 NOTICE_TITLES: dict[NoticeKind, str] = {
@@ -372,7 +373,25 @@ NOTICE_TITLES: dict[NoticeKind, str] = {
     NoticeKind.DECISION: "监督决定书",
     NoticeKind.FILING_REMINDER: "备案提醒",
     NoticeKind.ESCALATION: "通报",
+    NoticeKind.TRANSFER: "移送函",
 }
+
+LETTER_KINDS = frozenset(
+    {
+        NoticeKind.SUPERVISION_LETTER,
+        NoticeKind.RECOMMENDATION,
+        NoticeKind.DECISION,
+        NoticeKind.TRANSFER,
+    }
+)
+"""Supervision letters (监督文书) whose recipient owes a written reply (书面回复/反馈)."""
+
+
+def notice_id(idempotency_key: str) -> str:
+    """The notice a request creates: deterministic, so the same request (by idempotency key)
+    is always the same notice, and the requester knows its id before notify issues it."""
+    return "ntc-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
+
 
 NOTIFY_REQUEST_TYPE = "jiandu.notify.requested"
 
@@ -395,6 +414,14 @@ class NotificationRequest(Contract):
     deadline: Instant | None = None
     context: dict[str, Any] = Field(default_factory=dict)
     requested_by: str = Field(description="the service that asked")
+    reply_requested: bool = Field(
+        default=False,
+        description="a supervision letter whose reply notify tracks: escalated to the "
+        "supervising level when unanswered by its reply deadline",
+    )
+    reply_days: int | None = Field(
+        default=None, ge=1, le=90, description="reply window; default: the kind's (notify)"
+    )
 
     def to_event(self, source: str) -> Envelope:
         return Envelope(

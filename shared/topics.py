@@ -118,11 +118,12 @@ PRODUCES: dict[str, tuple[Topic, ...]] = {
         INGEST_INSPECTIONS,
         INGEST_QUARANTINE,
         SUPERVISION_LEADS,
+        NOTIFY_REQUESTS,  # 移送函 on a lead's disposal
     ),
     "hotline": (HOTLINE_EVENTS, SUPERVISION_LEADS, NOTIFY_REQUESTS, AUDIT_EVENTS),
     "casereview": (CASEREVIEW_EVENTS, NOTIFY_REQUESTS, SUPERVISION_LEADS, AUDIT_EVENTS),
     "penalty": (PENALTY_EVENTS, SUPERVISION_LEADS, NOTIFY_REQUESTS, AUDIT_EVENTS),
-    "notify": (NOTIFY_EVENTS, AUDIT_EVENTS),
+    "notify": (NOTIFY_EVENTS, AUDIT_EVENTS, SUPERVISION_LEADS),  # unanswered letters
     "inspection": (INSPECTION_EVENTS, SUPERVISION_LEADS, NOTIFY_REQUESTS, AUDIT_EVENTS),
 }
 """What each service publishes through its outbox."""

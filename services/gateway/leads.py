@@ -11,6 +11,7 @@ from typing import Any
 
 from services.gateway import storage
 from services.gateway.context import GatewayService
+from services.gateway.domain.transfer import TRANSFER_OUTCOME, follow_up, transfer_request
 from services.gateway.schemas import Disposition
 from shared.api import Conflict, NotFound, run_command
 from shared.contracts import LEAD_DISPOSED_TYPE
@@ -36,6 +37,10 @@ async def close(
         "by": caller.principal.sub,
         "at": uow.now(),
     }
+    if disposition.outcome == TRANSFER_OUTCOME:  # 移送纪检监察: a 移送函 through notify
+        transfer = transfer_request(lead, disposition.note, caller.principal.sub)
+        await uow.request_notice(transfer)
+        change["follow_up"] = follow_up(transfer)
     lead.update(status="disposed", disposition=change)
     storage.save_lead(uow, lead)
     await uow.emit(

@@ -14,7 +14,12 @@ from services.gateway.routes import router
 from services.gateway.settings import GatewaySettings
 from shared.clock import Clock
 from shared.service import Service
-from shared.topics import EXTERNAL_TYPE_TOPICS, INGEST_QUARANTINE, SUPERVISION_LEADS
+from shared.topics import (
+    EXTERNAL_TYPE_TOPICS,
+    INGEST_QUARANTINE,
+    NOTIFY_REQUESTS,
+    SUPERVISION_LEADS,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -46,7 +51,9 @@ def build(settings: GatewaySettings | None = None, clock: Clock | None = None) -
     service = GatewayService(settings, clock=clock)
     service.indexes(storage.INDEXES)
     handlers.register(service)
-    service.publishes(*set(EXTERNAL_TYPE_TOPICS.values()), INGEST_QUARANTINE, SUPERVISION_LEADS)
+    service.publishes(
+        *set(EXTERNAL_TYPE_TOPICS.values()), INGEST_QUARANTINE, SUPERVISION_LEADS, NOTIFY_REQUESTS
+    )
     service.on_start(bootstrap_users)
     service.on_start(lambda svc: storage.init_seq(svc.db))
     service.routes(lambda _: router)

@@ -104,8 +104,8 @@ class Overview(BaseModel):
 
 
 class Disposition(BaseModel):
-    outcome: Literal["substantiated", "unfounded", "referred", "rectified"] = Field(
-        description="查实 / 不属实 / 移送 / 已整改"
+    outcome: Literal["substantiated", "unfounded", "referred", "rectified", "discipline"] = Field(
+        description="查实 / 不属实 / 移送 / 已整改 / 移送纪检监察 (issues a 移送函, followed up)"
     )
     note: str = Field(default="", max_length=2000)
 

@@ -12,6 +12,7 @@ body naming another unit → 403).
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query
@@ -21,11 +22,12 @@ from services.notify import storage
 from services.notify.delivery import DeliveryWorker
 from services.notify.domain.aggregates import ChannelState
 from services.notify.domain.directory import DirectoryEntry
-from services.notify.domain.notice import Channel, NoticeStatus
+from services.notify.domain.letters import LetterReply, LetterStatus
+from services.notify.domain.notice import Channel, NoticeStatus, notice_id
 from services.notify.handlers import NotifyWorkflow
 from shared.api import Out, Page, audited_router, limit_param, offset_param, run_command
 from shared.clock import Instant
-from shared.contracts import NoticeKind
+from shared.contracts import LETTER_KINDS, NoticeKind, NoticeSubject, NotificationRequest
 from shared.identity import (
     Caller,
     CallerDep,
@@ -43,6 +45,7 @@ from shared.service import Service
 T = TypeVar("T")
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+REQUESTED_BY_API = "notify-api"
 
 
 class NoticeSummary(Out):
@@ -127,6 +130,63 @@ class ResendIn(BaseModel):
     channels: list[Channel] | None = Field(
         default=None, max_length=4, description="default: every external channel"
     )
+
+
+class LetterIn(BaseModel):
+    """A supervision letter (督办函、监督建议书、监督决定书、移送函) about any subject."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    kind: NoticeKind = Field(
+        description="supervision_letter 督办函 / recommendation 监督建议书 / "
+        "decision 监督决定书 / transfer 移送函"
+    )
+    recipient_unit: str = Field(min_length=1, max_length=100)
+    subject_type: NoticeSubject = Field(description="lead / complaint / review / filing …")
+    subject_id: str = Field(min_length=1, max_length=200)
+    summary: str = Field(min_length=1, max_length=2000, description="事由")
+    items: list[str] = Field(default_factory=list, max_length=30, description="问题清单")
+    reply_days: int | None = Field(
+        default=None, ge=1, le=90, description="reply window; default: the kind's (settings)"
+    )
+    request_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="the client's id for this letter: repeating a request issues it once",
+    )
+
+
+class LetterOut(Out):
+    id: str = Field(description="the letter's notice id")
+    kind: NoticeKind
+    title: str
+    doc_number: str
+    issuer: str
+    issuer_name: str
+    issued_by: str
+    recipient_unit: str
+    recipient_name: str
+    district: str
+    subject_type: str
+    subject_id: str
+    summary: str
+    issued_at: dt.datetime
+    reply_days: int
+    reply_due: dt.datetime = Field(description="回复期限")
+    status: LetterStatus
+    reply: LetterReply | None = None
+    escalated_at: dt.datetime | None = None
+    escalated_to: str | None = None
+    escalation_notice_id: str | None = None
+
+
+class ReplyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    content: str = Field(min_length=1, max_length=5000, description="书面回复 / 处理情况反馈")
+    unit: str | None = Field(default=None, min_length=1, max_length=100)
+    by: str | None = Field(default=None, min_length=1, max_length=100)
 
 
 class UnitOut(BaseModel):
@@ -299,5 +359,90 @@ def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker)
         queued = await run_command(svc, lambda uow: workflow.resend(uow, notice_id, channels))
         worker.wake()
         return [DeliveryOut.model_validate(storage.delivery_doc(d)) for d in queued]
+
+    # -- supervision letters --------------------------------------------------------------
+
+    async def letter_or_404(caller: Caller, lid: str) -> Document:
+        caller.require(Permission.READ_NOTICES)
+        doc = await svc.db[storage.LETTERS].find_one({"_id": lid})
+        return require_in_scope(caller, doc, f"letter {lid}", recipient)
+
+    @router.post("/letters", response_model=LetterOut, status_code=201, tags=["letters"])
+    async def issue_letter(body: LetterIn, caller: CallerDep) -> LetterOut:
+        """Issue a supervision letter (district or city supervisor; signed by the caller's
+        bureau) to a unit in the caller's scope, with a reply deadline that escalates."""
+        caller.require(Permission.SUPERVISE)
+        if body.kind not in LETTER_KINDS:
+            raise HTTPException(422, detail=f"{body.kind.value} is not a supervision letter")
+        bureau = acting_unit(caller, None)
+        entry = known_unit(body.recipient_unit)
+        require_in_scope(
+            caller, {"unit": entry.unit, "district": entry.district}, f"unit {entry.unit}"
+        )
+        key = f"letter:{bureau}:{body.request_id or uuid.uuid4().hex}"
+        request = NotificationRequest(
+            idempotency_key=key,
+            kind=body.kind,
+            recipient_unit=entry.unit,
+            district=entry.district,
+            subject_type=body.subject_type,
+            subject_id=body.subject_id,
+            summary=body.summary,
+            context={"issued_by": bureau, "issued_by_person": caller.sub, "items": body.items},
+            requested_by=REQUESTED_BY_API,
+            reply_requested=True,
+            reply_days=body.reply_days,
+        )
+        await run_command(svc, lambda uow: workflow.issue(request, uow))
+        return LetterOut.of(await letter_or_404(caller, notice_id(key)))
+
+    @router.get("/letters", response_model=Page[LetterOut], tags=["letters"])
+    async def list_letters(
+        caller: CallerDep,
+        district: str | None = Query(None, pattern=r"^\d{6}$"),
+        unit: str | None = Query(None, max_length=100, description="recipient unit"),
+        kind: NoticeKind | None = None,
+        status: LetterStatus | None = None,
+        subject_type: str | None = Query(None, max_length=40),
+        subject_id: str | None = Query(None, max_length=200),
+        limit: int = limit_param(),
+        offset: int = offset_param(),
+    ) -> Page[LetterOut]:
+        """Supervision letters and how their replies stand, newest first."""
+        caller.require(Permission.READ_NOTICES)
+        wanted = {
+            "district": district,
+            "recipient_unit": unit,
+            "kind": kind.value if kind else None,
+            "status": status,
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+        }
+        query = within(
+            rename_scope(caller.scope, recipient),
+            {k: v for k, v in wanted.items() if v is not None},
+        )
+        total, docs = await page(
+            svc.db, storage.LETTERS, query, limit=limit, offset=offset, sort=storage.LETTERS_ORDER
+        )
+        return Page(total=total, limit=limit, offset=offset, items=[LetterOut.of(d) for d in docs])
+
+    @router.get("/letters/{letter_id}", response_model=LetterOut, tags=["letters"])
+    async def get_letter(letter_id: str, caller: CallerDep) -> LetterOut:
+        """One letter; its text and delivery are its notice's (``/v1/notices/{id}``)."""
+        return LetterOut.of(await letter_or_404(caller, letter_id))
+
+    @router.post("/letters/{letter_id}/reply", response_model=LetterOut, tags=["letters"])
+    async def reply_letter(letter_id: str, body: ReplyIn, caller: CallerDep) -> LetterOut:
+        """书面回复 as the token's unit (a 移送函's feedback: recorded by its bureau)."""
+        unit, by = acting_unit(caller, body.unit), acting_person(caller, body.by)
+        await letter_or_404(caller, letter_id)
+        await run_command(
+            svc,
+            lambda uow: workflow.record_reply(
+                uow, letter_id, unit=unit, by=by, content=body.content
+            ),
+        )
+        return LetterOut.of(await letter_or_404(caller, letter_id))
 
     return router

@@ -19,6 +19,7 @@ from services.notify import storage
 from services.notify.channels import unavailable_reason
 from services.notify.domain.aggregates import ChannelState, Delivery, Notice, Outcome
 from services.notify.domain.directory import DirectoryEntry, UnitDirectory, resolve_target
+from services.notify.domain.letters import Letter, reply_deadline
 from services.notify.domain.notice import (
     EXTERNAL_CHANNELS,
     Channel,
@@ -43,7 +44,14 @@ from services.notify.settings import NotifySettings
 from shared.api import Conflict, Forbidden, NotFound
 from shared.city import supervising_unit
 from shared.clock import utc
-from shared.contracts import NoticeKind, NotificationRequest, parse_data
+from shared.contracts import (
+    LETTER_KINDS,
+    LeadKind,
+    NoticeKind,
+    NotificationRequest,
+    SupervisionLead,
+    parse_data,
+)
 from shared.envelope import Envelope, EventRejected
 from shared.mongo import Document
 from shared.topics import NOTIFY_EVENTS
@@ -53,13 +61,23 @@ log = structlog.get_logger(__name__)
 
 EVENT_PREFIX = "jiandu.notify.notice."
 ESCALATION_DUE = "notify.escalation_due"
+LETTER_REPLY_DUE = "notify.letter_reply_due"
 REQUESTED_BY = "notify"
 
-Verb = Literal["created", "sent", "failed", "acknowledged", "escalated"]
+Verb = Literal["created", "sent", "failed", "acknowledged", "escalated", "replied", "reply_overdue"]
 
 
 def escalation_timer(nid: str) -> str:
     return f"notify:escalation:{nid}"
+
+
+def reply_timer(nid: str) -> str:
+    return f"notify:letter-reply:{nid}"
+
+
+def letter_escalation_key(nid: str) -> str:
+    """Idempotency key of the one 通报 an unanswered letter may cause."""
+    return f"notify:letter-escalation:{nid}"
 
 
 def wall_now() -> dt.datetime:
@@ -131,13 +149,20 @@ class NotifyWorkflow:
         *,
         request_event_id: str | None = None,
         original: Notice | None = None,
+        overdue_letter: Letter | None = None,
     ) -> Notice | None:
-        """Create the notice for ``request`` unless its idempotency key already has one."""
+        """Create the notice for ``request`` unless its idempotency key already has one
+        (a letter asking for a reply also gets its :class:`Letter` and reply timer)."""
         nid = notice_id(request.idempotency_key)
         existing = await storage.notices(uow).get(nid)
         if existing is not None:
             log.info("duplicate notice request", key=request.idempotency_key, notice=existing.id)
             return None
+        if request.reply_requested and request.kind not in LETTER_KINDS:
+            raise EventRejected(
+                f"reply_requested: a {request.kind.value} is not a supervision letter",
+                code="not_a_letter",
+            )
         recipient = self._recipient(request.recipient_unit)
         issuer = self.directory.issuer_for(recipient.unit, request.context.get("issued_by"))
         now = uow.now()
@@ -146,11 +171,17 @@ class NotifyWorkflow:
         ack_deadline = acknowledgement_deadline(
             now, request.deadline, self.settings.ack_working_days
         )
+        reply_days = reply_due = None
+        if request.reply_requested:
+            reply_days = request.reply_days or self.settings.letter_reply_days.get(request.kind, 15)
+            reply_due = reply_deadline(now, reply_days)
+        deadline = reply_due or request.deadline
         title = title_of(request.kind)
         heading = title
         original_fields: OriginalNotice | None = None
         if original is not None:
-            heading = f"关于{original.recipient_name}逾期未签收{original.title}的通报"
+            missing = "回复" if overdue_letter is not None else "签收"
+            heading = f"关于{original.recipient_name}逾期未{missing}{original.title}的通报"
             original_fields = OriginalNotice(
                 issuer_name=original.issuer_name,
                 recipient_name=original.recipient_name,
@@ -158,6 +189,9 @@ class NotifyWorkflow:
                 doc_number=original.doc_number,
                 issued_date_cn=cn_date(utc(original.created_at)),
                 ack_deadline_cn=cn_datetime(utc(original.ack_deadline)),
+                reply_due_cn=(
+                    cn_datetime(utc(overdue_letter.reply_due)) if overdue_letter else None
+                ),
             )
         channels = {Channel.INBOX.value: ChannelState.inbox(recipient.unit, now)}
         jobs: list[Delivery] = []
@@ -191,7 +225,7 @@ class NotifyWorkflow:
             subject_label=SUBJECT_LABELS.get(request.subject_type, "有关事项"),
             subject_id=request.subject_id,
             summary=request.summary,
-            deadline_cn=cn_datetime(request.deadline) if request.deadline else None,
+            deadline_cn=cn_datetime(deadline) if deadline else None,
             ack_deadline_cn=cn_datetime(ack_deadline),
             issued_date_cn=cn_date(now),
             issued_datetime_cn=cn_datetime(now),
@@ -217,7 +251,7 @@ class NotifyWorkflow:
             subject_id=request.subject_id,
             summary=request.summary,
             context=request.context,
-            deadline=request.deadline,
+            deadline=deadline,
             ack_deadline=ack_deadline,
             text=render(request.kind, fields),
             channels=channels,
@@ -229,6 +263,34 @@ class NotifyWorkflow:
         )
         notice.touch(now)
         storage.add_notice(uow, notice)
+        if reply_days is not None and reply_due is not None:
+            storage.letters(uow).add(
+                Letter(
+                    id=nid,
+                    kind=request.kind,
+                    title=title,
+                    doc_number=number,
+                    issuer=issuer.unit,
+                    issuer_name=issuer.name,
+                    issued_by=str(request.context.get("issued_by_person") or request.requested_by),
+                    recipient_unit=recipient.unit,
+                    recipient_name=recipient.name,
+                    district=request.district,
+                    subject_type=request.subject_type,
+                    subject_id=request.subject_id,
+                    summary=request.summary,
+                    issued_at=now,
+                    reply_days=reply_days,
+                    reply_due=reply_due,
+                )
+            )
+            await uow.schedule(
+                reply_timer(nid),
+                LETTER_REPLY_DUE,
+                reply_due,
+                {"notice_id": nid},
+                subject=f"notice/{nid}",
+            )
         await self.emit(
             uow,
             "created",
@@ -266,10 +328,11 @@ class NotifyWorkflow:
         return ChannelState.queued(target), job
 
     def _escalates(self, kind: NoticeKind, unit: str) -> bool:
-        """Escalation notices are not escalated again, and the city bureau has no one above."""
+        """Escalation notices are not escalated again, and the city bureau has no one above;
+        a 移送函 goes outside the platform (纪检监察机关): its follow-up is its reply deadline."""
         return (
             self.settings.escalation_enabled
-            and kind is not NoticeKind.ESCALATION
+            and kind not in (NoticeKind.ESCALATION, NoticeKind.TRANSFER)
             and supervising_unit(unit) != unit
         )
 
@@ -382,6 +445,86 @@ class NotifyWorkflow:
                 "escalation_doc_number": escalation.doc_number if escalation else None,
                 "ack_deadline": notice.ack_deadline,
             },
+        )
+
+    # -- supervision letters: the reply and its deadline ----------------------------------
+
+    async def record_reply(
+        self, uow: UnitOfWork, nid: str, *, unit: str, by: str, content: str
+    ) -> Letter:
+        """书面回复 to a letter (the recipient; a 移送函's feedback: its issuing bureau)."""
+        letters = storage.letters(uow)
+        letter = await letters.get(nid)
+        if letter is None:
+            raise NotFound(f"letter {nid} does not exist")
+        if not letter.may_reply(unit):
+            raise Forbidden(f"letter {nid} is answered by {letter.recipient_unit}, not {unit}")
+        now = uow.now()
+        if not letter.record_reply(unit=unit, by=by, content=content, at=now):
+            raise Conflict(f"letter {nid} was already answered")
+        letters.put(letter)
+        await uow.cancel(reply_timer(nid))
+        notice = await storage.notices(uow).get(nid)
+        if notice is not None:
+            reply = letter.reply.model_dump() if letter.reply else {}
+            await self.emit(uow, "replied", notice, {**reply, "reply_due": letter.reply_due})
+        return letter
+
+    async def on_letter_reply_due(self, timer: Document, uow: UnitOfWork) -> None:
+        """Reply deadline passed unanswered: one 通报 to the level above the issuer (the city
+        bureau for a district's letter) and, for an enforcement unit, an overdue lead."""
+        nid = str(timer.get("payload", {}).get("notice_id", ""))
+        letters = storage.letters(uow)
+        letter = await letters.get(nid)
+        notice = await storage.notices(uow).get(nid)
+        if letter is None or notice is None:
+            log.warning("reply timer for a missing letter", notice=nid)
+            return
+        if not letter.needs_escalation():
+            return
+        to_unit = supervising_unit(letter.issuer)
+        due = cn_datetime(utc(letter.reply_due))
+        reason = f"{letter.recipient_name}未在{due}前回复《{letter.title}》（{letter.doc_number}）"
+        request = NotificationRequest(
+            idempotency_key=letter_escalation_key(nid),
+            kind=NoticeKind.ESCALATION,
+            recipient_unit=to_unit,
+            district=letter.district,
+            subject_type=letter.subject_type,
+            subject_id=letter.subject_id,
+            summary=letter.summary,
+            context={"escalation_of": nid, "original_doc_number": letter.doc_number},
+            requested_by=REQUESTED_BY,
+        )
+        await self.issue(request, uow, original=notice, overdue_letter=letter)
+        esc_id = notice_id(request.idempotency_key)
+        now = uow.now()
+        letter.escalate(to=to_unit, escalation_notice_id=esc_id, at=now)
+        letters.put(letter)
+        if letter.kind is not NoticeKind.TRANSFER:
+            await uow.raise_lead(
+                SupervisionLead(
+                    lead_id=SupervisionLead.make_id(LeadKind.OVERDUE, "letter", nid),
+                    kind=LeadKind.OVERDUE,
+                    district=letter.district,
+                    unit=letter.recipient_unit,
+                    subject_type=letter.subject_type,
+                    subject_id=letter.subject_id,
+                    summary=reason,
+                    evidence={
+                        "letter_id": nid,
+                        "doc_number": letter.doc_number,
+                        "reply_due": to_jsonable_python(letter.reply_due),
+                    },
+                    raised_at=now,
+                    raised_by=REQUESTED_BY,
+                )
+            )
+        await self.emit(
+            uow,
+            "reply_overdue",
+            notice,
+            {"to": to_unit, "at": now, "escalation_notice_id": esc_id, "reason": reason},
         )
 
     # -- resend ----------------------------------------------------------------------------

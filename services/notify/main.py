@@ -7,12 +7,17 @@ from services.notify.api import build_router
 from services.notify.channels import Transports
 from services.notify.delivery import DeliveryWorker
 from services.notify.domain.directory import load_directory
-from services.notify.handlers import ESCALATION_DUE, NotifyWorkflow, notice_of_request
+from services.notify.handlers import (
+    ESCALATION_DUE,
+    LETTER_REPLY_DUE,
+    NotifyWorkflow,
+    notice_of_request,
+)
 from services.notify.settings import NotifySettings
 from shared.clock import Clock
 from shared.contracts import NOTIFY_REQUEST_TYPE
 from shared.service import Service
-from shared.topics import AUDIT_EVENTS, NOTIFY_EVENTS, NOTIFY_REQUESTS
+from shared.topics import AUDIT_EVENTS, NOTIFY_EVENTS, NOTIFY_REQUESTS, SUPERVISION_LEADS
 
 
 def build(settings: NotifySettings | None = None, clock: Clock | None = None) -> Service:
@@ -31,8 +36,16 @@ def build(settings: NotifySettings | None = None, clock: Clock | None = None) ->
         workflow.on_escalation_due,
         prefetch={storage.NOTICES: lambda timer: timer["payload"]["notice_id"]},
     )
+    service.on_timer(
+        LETTER_REPLY_DUE,
+        workflow.on_letter_reply_due,
+        prefetch={
+            storage.LETTERS: lambda timer: timer["payload"]["notice_id"],
+            storage.NOTICES: lambda timer: timer["payload"]["notice_id"],
+        },
+    )
     service.on_start(worker.start)
     service.on_stop(worker.stop)
-    service.publishes(NOTIFY_EVENTS, AUDIT_EVENTS)
+    service.publishes(NOTIFY_EVENTS, AUDIT_EVENTS, SUPERVISION_LEADS)
     service.routes(lambda svc: build_router(svc, workflow, worker))
     return service

@@ -39,6 +39,7 @@ class OriginalNotice(BaseModel):
     doc_number: str
     issued_date_cn: str
     ack_deadline_cn: str
+    reply_due_cn: str | None = None  # an unanswered letter (逾期未回复) rather than unsigned
 
 
 class LetterFields(BaseModel):

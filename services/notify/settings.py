@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, model_validator
 
+from shared.contracts import NoticeKind
 from shared.settings import ServiceSettings
+
+DEFAULT_REPLY_DAYS: dict[NoticeKind, int] = {
+    NoticeKind.SUPERVISION_LETTER: 5,  # 督办: working days (a window of ≤ 7 days)
+    NoticeKind.RECOMMENDATION: 15,  # MISSION: 监督建议书, reply due in 15 days
+    NoticeKind.DECISION: 15,  # 执行情况 of a 监督决定书
+    NoticeKind.TRANSFER: 30,  # feedback of the 纪检监察机关 on a 移送函
+}
 
 
 class NotifySettings(ServiceSettings):
@@ -65,6 +73,14 @@ class NotifySettings(ServiceSettings):
         "working day this many working days after the notice.",
     )
     escalation_enabled: bool = True
+
+    # -- supervision letters (督办函、建议书、决定书、移送函): reply windows
+    letter_reply_days: dict[NoticeKind, int] = Field(
+        default_factory=lambda: dict(DEFAULT_REPLY_DAYS),
+        description="Reply window per letter kind, in days: up to 7 count working days "
+        "(行政处罚法第八十五条), longer ones calendar days with a last day off rolled to the "
+        "next working day. A letter may name its own window.",
+    )
 
     @model_validator(mode="after")
     def _lease_outlives_a_send(self) -> NotifySettings:

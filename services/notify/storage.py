@@ -21,15 +21,19 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.notify.domain.aggregates import Counter, Delivery, Notice
+from services.notify.domain.letters import Letter
+from shared.aggregate import repository
 from shared.mongo import Document, list_indexes
 from shared.unit_of_work import AggregateRepository, UnitOfWork
 
 NOTICES = "notices"
 DELIVERIES = "deliveries"
 COUNTERS = "counters"
+LETTERS = "letters"
 
 # The order of the paged notice lists; ``list_indexes`` builds the indexes that serve it.
 NOTICES_ORDER = [("created_at", DESCENDING), ("_id", ASCENDING)]
+LETTERS_ORDER = [("issued_at", DESCENDING), ("_id", ASCENDING)]
 
 INDEXES: dict[str, list[IndexModel]] = {
     NOTICES: [
@@ -50,6 +54,10 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("notice_id", ASCENDING)], name="by_notice"),
     ],
     COUNTERS: [],
+    LETTERS: list_indexes(
+        LETTERS_ORDER,
+        ["district", "recipient_unit", "issuer", "kind", "status", "subject_type", "subject_id"],
+    ),
 }
 
 
@@ -103,6 +111,11 @@ def deliveries(uow: UnitOfWork) -> AggregateRepository[Delivery]:
 def counters(uow: UnitOfWork) -> AggregateRepository[Counter]:
     """Document-number sequences by key, through the unit of work's identity map."""
     return AggregateRepository(uow.documents(COUNTERS), counter_doc, counter_of)
+
+
+def letters(uow: UnitOfWork) -> AggregateRepository[Letter]:
+    """Supervision letters by id (their notice's), through the unit of work's identity map."""
+    return repository(uow, LETTERS, Letter)
 
 
 def add_notice(uow: UnitOfWork, notice: Notice) -> None:

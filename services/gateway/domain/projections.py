@@ -94,7 +94,7 @@ ENTITIES: tuple[EntityKind, ...] = (
         "notices",
         NOTIFY_EVENTS,
         "notify",
-        ("created", "sent", "failed", "acknowledged", "escalated"),
+        ("created", "sent", "failed", "acknowledged", "escalated", "replied", "reply_overdue"),
     ),
 )
 ENTITY_BY_NAME = {e.name: e for e in ENTITIES}

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.notify.domain.notice import Channel
-from shared.city import CITY_BUREAU, City, load_city, supervising_unit
+from shared.city import CITY_BUREAU, City, discipline_body, load_city, supervising_unit
 
 
 class UnitChannels(BaseModel):
@@ -37,6 +37,15 @@ class CityBureau(BaseModel):
     short_name: str
 
 
+class DisciplineBodies(BaseModel):
+    """The 纪检监察机关 of the city and of each district: recipients of 移送函 only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name_suffix: str = "纪委监委"
+    channels: list[Channel] = Field(default_factory=lambda: [Channel.INBOX, Channel.EMAIL])
+
+
 class DirectoryFile(BaseModel):
     """``data/directory.yaml`` as written."""
 
@@ -50,6 +59,7 @@ class DirectoryFile(BaseModel):
     channels_by_kind: dict[str, list[Channel]] = Field(default_factory=dict)
     default_channels: list[Channel] = Field(default_factory=lambda: [Channel.INBOX])
     units: dict[str, UnitChannels] = Field(default_factory=dict)
+    discipline_bodies: DisciplineBodies | None = None
 
 
 class DirectoryEntry(BaseModel):
@@ -77,6 +87,14 @@ class UnitDirectory:
         for district in city.districts:
             for unit in (*district.units, *(s.unit for s in district.streets)):
                 self._add(unit.id, unit.name, district.code, unit.kind)
+        if config.discipline_bodies is not None:
+            bodies = config.discipline_bodies
+            self.config.channels_by_kind.setdefault("discipline", bodies.channels)
+            for code, name in (
+                (city.code, city.name),
+                *((d.code, d.name) for d in city.districts),
+            ):
+                self._add(discipline_body(code), name + bodies.name_suffix, code, "discipline")
 
     def _add(self, unit_id: str, name: str, district: str, kind: str) -> None:
         cfg = self.config.units.get(unit_id, UnitChannels())

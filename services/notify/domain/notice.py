@@ -8,13 +8,14 @@ per-issuer, per-kind, per-year sequence, e.g. ``静司督〔2026〕17号``.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Literal
 
-from shared.contracts import NOTICE_TITLES, NoticeKind
+from shared.contracts import NOTICE_TITLES, NoticeKind, notice_id
 from shared.workcalendar import CST, OfficeHours
+
+__all__ = ["notice_id"]
 
 
 class Channel(StrEnum):
@@ -40,13 +41,9 @@ KIND_ABBREVIATIONS: dict[NoticeKind, str] = {
     NoticeKind.DECISION: "决",
     NoticeKind.FILING_REMINDER: "备",
     NoticeKind.ESCALATION: "通",
+    NoticeKind.TRANSFER: "移",
 }
 """The kind's character in the document number (文号中的文种代字)."""
-
-
-def notice_id(idempotency_key: str) -> str:
-    """Deterministic: the same request (by idempotency key) is always the same notice."""
-    return "ntc-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
 
 
 def escalation_key(original_notice_id: str) -> str:
