@@ -132,6 +132,10 @@ CLASSES: dict[str, dict[tuple[str, str], Route]] = {
         ("POST", "/v1/notices/{notice_id}/acknowledge"): Route("act", "notices", "recipient_unit"),
         ("GET", "/v1/notices/{notice_id}/deliveries"): Route("item", "notices", "recipient_unit"),
         ("POST", "/v1/notices/{notice_id}/resend"): Route("act", "notices", "recipient_unit"),
+        ("POST", "/v1/letters"): Route("create", "letters", "recipient_unit"),
+        ("GET", "/v1/letters"): Route("list", "letters", "recipient_unit"),
+        ("GET", "/v1/letters/{letter_id}"): Route("item", "letters", "recipient_unit"),
+        ("POST", "/v1/letters/{letter_id}/reply"): Route("act", "letters", "recipient_unit"),
     },
 }
 
