@@ -94,6 +94,7 @@ pw="$(cat /run/secrets/kafka_notify)"
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:notify --operation Write --operation Describe --topic ingest.quarantine
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:notify --operation Write --operation Describe --topic notify.notice.events
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:notify --operation Write --operation Describe --topic notify.requests.dlt
+"$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:notify --operation Write --operation Describe --topic supervision.leads
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:notify --operation Read --operation Describe --group notify --resource-pattern-type prefixed
 
 # -- inspection
