@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from services.casereview import storage
 from services.casereview.domain.precheck import Finding
-from services.casereview.domain.records import Campaign, Review
+from services.casereview.domain.records import Campaign, Review, SelfReview
 from services.casereview.domain.reports import (
     GroupBy,
     Report,
@@ -39,6 +39,7 @@ from services.casereview.handlers import (
     RectificationAnswer,
     RectificationVerdict,
     ScoreSubmission,
+    SelfReviewSubmission,
 )
 from shared.api import (
     Out,
@@ -86,6 +87,7 @@ class CaseSummary(Out):
     rectification_id: str | None = None
     rectification_status: str | None = None
     rectification_deadline: dt.datetime | None = None
+    self_review: SelfReview | None = None
     updated_at: dt.datetime
 
 
@@ -158,7 +160,10 @@ class ReviewOut(Out):
     reviewer_unit: str
     status: str
     rubric_version: str
-    proposals: list[Proposal]
+    proposals: list[Proposal] = Field(description="pre-filled from the pre-check findings")
+    self_review: SelfReview | None = Field(
+        default=None, description="the unit's self-review (自查), next to the pre-check's"
+    )
     assigned_at: dt.datetime
     sheet: ScoreSheet | None = None
     grade: str | None = None
@@ -269,6 +274,17 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
     async def get_case(case_id: str, caller: CallerDep) -> CaseDetail:
         """One case file: the file as received, every finding with its rule and evidence."""
         return CaseDetail.of(await reads.one(caller, storage.CASES, case_id, "case"))
+
+    @router.post("/cases/{case_id}/self-review", response_model=CaseDetail)
+    async def submit_self_review(
+        case_id: str, submission: SelfReviewSubmission, caller: CallerDep
+    ) -> CaseDetail:
+        """The unit's self-review (自查) and 书面自评报告 of its case, as the token's unit;
+        a resubmission replaces it until the review starts (then 409)."""
+        unit = acting_unit(caller, submission.unit)
+        await reads.one(caller, storage.CASES, case_id, "case")
+        doc = await guarded(lambda uow: workflow.submit_self_review(uow, case_id, unit, submission))
+        return CaseDetail.of(doc.to_doc())
 
     # ------------------------------------------------------------------ reference data
 
@@ -507,7 +523,7 @@ def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
         high = max(period_to, compare[1]).isoformat()
         caller.require(Permission.READ_CASES)
         rows = [
-            ReviewRow.model_validate(d)
+            ReviewRow.model_validate({**d, "self_reviewed": d.get("self_review") is not None})
             for d in await storage.scored_reviews(svc.db, low, high)
             if in_scope(caller.scope, d)  # a district's report holds its district only
         ]

@@ -10,10 +10,10 @@ import hashlib
 import json
 import secrets
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from pydantic_core import to_jsonable_python
 
 from services.casereview import storage
@@ -32,6 +32,7 @@ from services.casereview.domain.records import (
     Issue,
     Rectification,
     Review,
+    SelfReview,
     Verdict,
 )
 from services.casereview.domain.rubric import (
@@ -166,6 +167,20 @@ class ScoreSubmission(BaseModel):
     comment: str = Field(default="", max_length=4000)
 
 
+class SelfReviewSubmission(BaseModel):
+    """书面自评报告 of one case file (seed 002, 案卷评查: 各行政执法机关…开展自查)."""
+
+    unit: str | None = Field(
+        default=None, min_length=1, max_length=100, description="the token's unit if omitted"
+    )
+    conclusion: str = Field(min_length=1, max_length=8000)
+    problems: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(
+        default_factory=list, max_length=100, description="problems found, one short text each"
+    )
+    score: float = Field(ge=0, le=100, description="the unit's own score")
+    submitted_at: AwareDatetime
+
+
 class RectificationAnswer(BaseModel):
     """整改报告: what the unit did."""
 
@@ -288,6 +303,50 @@ class CaseReviewWorkflow:
                 },
             )
 
+    # ------------------------------------------------------------------ self-review (自查)
+
+    async def submit_self_review(
+        self, uow: UnitOfWork, case_id: str, unit: str, submission: SelfReviewSubmission
+    ) -> Case:
+        """The unit's 书面自评报告: kept on the case (and its assigned review, for the
+        reviewer); replaced by a resubmission until the review starts, then 409. The event
+        ``self_reviewed`` is emitted once per case, on the first submission."""
+        case = await self._case(uow, case_id)
+        if unit != case.unit:
+            raise Forbidden(f"case {case_id} belongs to {case.unit}")
+        if not case.self_review_open:
+            raise Conflict(f"case {case_id} is {case.status}: its review has started")
+        now = uow.now()
+        report = SelfReview(
+            unit=unit,
+            conclusion=submission.conclusion,
+            problems=submission.problems,
+            score=submission.score,
+            submitted_at=submission.submitted_at,
+            received_at=now,
+        )
+        first = case.record_self_review(report)
+        await self._save_case(uow, case)
+        if case.review_id is not None:
+            review = await storage.reviews(uow).get(case.review_id)
+            if review is not None:
+                review.self_review = case.self_review
+                storage.reviews(uow).put(review)
+        if first:
+            await self._emit(
+                uow,
+                case,
+                "self_reviewed",
+                {
+                    "at": now,
+                    "by": unit,
+                    "score": report.score,
+                    "problems": len(report.problems),
+                    "submitted_at": report.submitted_at,
+                },
+            )
+        return case
+
     # ------------------------------------------------------------------ officer registry
 
     async def on_officer_changed(self, event: Envelope, uow: UnitOfWork) -> None:
@@ -386,6 +445,7 @@ class CaseReviewWorkflow:
                 status="assigned",
                 rubric_version=self.rubric.version,
                 proposals=propose(self.rubric, case.findings),
+                self_review=case.self_review,
                 assigned_at=now,
             )
             storage.reviews(uow).add(review)

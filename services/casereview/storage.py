@@ -137,6 +137,7 @@ async def scored_reviews(db: Db, closed_from: str, closed_to: str) -> list[Docum
             "score": 1,
             "defects": 1,
             "failed": 1,
+            "self_review": 1,
         },
     )
     return await cursor.to_list()

@@ -18,6 +18,7 @@ from services.casereview.domain.records import (
     Issue,
     Rectification,
     Review,
+    SelfReview,
     Verdict,
 )
 from services.casereview.domain.rubric import DimensionScore, Line, Proposal, ScoreSheet
@@ -56,6 +57,16 @@ SHEET = ScoreSheet(
 )
 
 
+SELF_REVIEW = SelfReview(
+    unit="310106-cgzf",
+    conclusion="基本规范",
+    problems=["送达回证缺失"],
+    score=88.5,
+    submitted_at=AT,
+    received_at=AT,
+)
+
+
 def case() -> Case:
     return Case(
         id="310106-cgzf-2025-000001",
@@ -82,6 +93,7 @@ def case() -> Case:
         rectification_status="open",
         rectification_deadline=AT,
         ignored_revisions=[IgnoredRevision(event_id="ev-2", file_hash="cd" * 32, at=AT)],
+        self_review=SELF_REVIEW,
         updated_at=AT,
     )
 
@@ -109,6 +121,7 @@ def review() -> Review:
                 evidence={"closed": dt.date(2025, 4, 10)},
             )
         ],
+        self_review=SELF_REVIEW,
         assigned_at=AT,
         sheet=SHEET,
         grade="优秀",

@@ -21,6 +21,7 @@ from shared.city import supervising_unit
 from shared.clock import ManualClock
 from shared.contracts import OFFICER_CHANGED_TYPE, LeadKind, NoticeKind, SupervisionLead
 from shared.envelope import Envelope
+from shared.identity import Role
 from shared.outbox import OUTBOX
 from shared.service import Service
 from shared.topics import (
@@ -31,7 +32,7 @@ from shared.topics import (
     SUPERVISION_LEADS,
 )
 from tests.casereview.cases import case, clean_file, closed_event, mutate, without_doc
-from tests.helpers import KafkaTap, Publisher, api_client, eventually
+from tests.helpers import KafkaTap, Publisher, api_client, bearer, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -427,3 +428,76 @@ async def test_precheck_judges_certificates_by_the_officer_registry_copy(
     assert finding["evidence"]["officer"] == "ZF-002"
     assert finding["evidence"]["source"] == "registry"
     assert "OFFICER_CERT_INVALID" not in by_id["REG-2"]["finding_codes"]  # not in the registry
+
+
+async def test_unit_self_review_is_shown_to_the_reviewer_and_closes_when_scored(
+    settings_for: Callable[..., CasereviewSettings], publisher: Publisher, tap: Any
+) -> None:
+    """Seed 002 (案卷评查): the unit reviews its own file (自查) and submits a written
+    self-assessment (书面自评报告) before the bureau's review; the reviewer sees it next to the
+    pre-check's proposals, the report counts it, and once scored it can no longer change."""
+    settings = settings_for(CasereviewSettings)
+    events: KafkaTap = await tap(settings.topic_prefix + CASEREVIEW_EVENTS.name)
+    data = clean_file(case_id="310106-cgzf-2025-000777")
+    data = without_doc(data, "结案报告")  # a pre-check finding next to the self-review
+    unit, path = data["unit"], f"/v1/casereview/cases/{data['case_id']}/self-review"
+    body = {
+        "conclusion": "案卷基本规范，结案报告缺失",
+        "problems": ["结案报告缺失"],
+        "score": 85,
+        "submitted_at": "2025-05-05T09:00:00+08:00",
+    }
+    async with (
+        build(settings, clock=ManualClock(NOW)).running() as svc,
+        api_client(svc) as http,
+        api_client(svc, anonymous=True) as raw,
+    ):
+        await publisher.event(svc.topic(INGEST_ENFORCEMENT), closed_event(data))
+        await eventually(lambda: svc.db["cases"].find_one({"_id": data["case_id"]}))
+        own = bearer(svc.settings, Role.UNIT_OFFICER, unit=unit)
+        sibling = bearer(svc.settings, Role.UNIT_OFFICER, unit="310106-scjg")
+
+        first = await raw.post(path, json=body, headers=own)  # the token's unit, none named
+        assert first.status_code == 200, first.text
+        assert first.json()["self_review"]["unit"] == unit
+        assert first.json()["self_review"]["revision"] == 1
+        other = await raw.post(path, json={**body, "unit": "310106-scjg"}, headers=own)
+        assert other.status_code == 403
+        assert (await raw.post(path, json=body, headers=sibling)).status_code == 404
+        assert (await http.post(path, json={**body, "unit": unit, "score": 101})).status_code == 422
+
+        spec = {"name": "自查", "period_from": "2025-04-01", "period_to": "2025-04-30"}
+        campaign = await http.post("/v1/casereview/campaigns", json={**spec, "percent": "100"})
+        assert campaign.status_code == 201, campaign.text
+        review_url = f"/v1/casereview/reviews/{campaign.json()['id']}:{data['case_id']}"
+        review = (await http.get(review_url)).json()
+        assert review["self_review"]["score"] == 85
+        assert "DOC_MISSING" in [p["finding_code"] for p in review["proposals"]]
+
+        # sampled, not yet scored: a second report replaces the first, the reviewer sees it
+        again = await http.post(path, json={**body, "unit": unit, "score": 70})
+        assert again.status_code == 200, again.text
+        assert again.json()["self_review"]["revision"] == 2
+        shown = (await http.get(review_url)).json()["self_review"]
+        assert (shown["score"], shown["revision"]) == (70, 2)
+
+        decisions = [{"proposal": p["id"], "action": "confirm"} for p in review["proposals"]]
+        scored = await http.post(
+            f"{review_url}/score",
+            json={"reviewer_id": review["reviewer_id"], "decisions": decisions},
+        )
+        assert scored.status_code == 200, scored.text
+        late = await http.post(path, json={**body, "unit": unit})
+        assert late.status_code == 409 and "started" in late.json()["detail"]
+
+        report = await http.get(
+            "/v1/casereview/reports",
+            params={"period_from": "2025-04-01", "period_to": "2025-04-30", "group_by": "unit"},
+        )
+        (group,) = report.json()["groups"]
+        assert (group["key"], group["current"]["reviewed"]) == (unit, 1)
+        assert group["current"]["self_reviewed"] == 1
+
+        seen = await events.wait_for_events(lambda es: bool(of_type(es, "scored")))
+    (event,) = of_type(seen, "self_reviewed")  # once per case, whatever the replacements
+    assert event.data["change"]["by"] == unit and event.data["change"]["score"] == 85

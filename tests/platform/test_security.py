@@ -92,6 +92,7 @@ CLASSES: dict[str, dict[tuple[str, str], Route]] = {
     "casereview": {
         ("GET", "/v1/casereview/cases"): Route("list", "cases"),
         ("GET", "/v1/casereview/cases/{case_id}"): Route("item", "cases"),
+        ("POST", "/v1/casereview/cases/{case_id}/self-review"): Route("act", "cases"),
         ("GET", "/v1/casereview/rubric"): Route("ref"),
         ("GET", "/v1/casereview/reviewers"): Route("ref"),
         ("POST", "/v1/casereview/campaigns"): Route("create", "campaigns"),

@@ -1,7 +1,7 @@
 """The casereview service's aggregates, one MongoDB document each (see ``storage.py``).
 
 - :class:`Case`: one case file (``id`` = case_id): the file as received, its pre-check
-  findings and its review state;
+  findings, the unit's self-review (自查) and its review state;
 - :class:`Campaign`: a 双随机 draw with everything needed to re-run and verify it;
 - :class:`Review`: one sampled case in one campaign (``<campaign>:<case>``);
 - :class:`Rectification`: the 整改 order of one review (``rect:<review>``).
@@ -40,6 +40,24 @@ class IgnoredRevision(BaseModel):
     at: dt.datetime
 
 
+SELF_REVIEW_OPEN: frozenset[CaseStatus] = frozenset({"registered", "sampled"})
+"""Case states in which the unit may (re)submit its self-review: the review has not started
+(a sampled case's reviewer has not scored it yet)."""
+
+
+class SelfReview(BaseModel):
+    """The unit's 自查 of one case file and its 书面自评报告 (seed 002, 案卷评查): submitted
+    before the bureau's review, shown to the reviewer next to the pre-check findings."""
+
+    unit: str
+    conclusion: str
+    problems: list[str] = Field(default_factory=list, description="problems the unit found")
+    score: float = Field(ge=0, le=100, description="the unit's own score, 0–100")
+    submitted_at: dt.datetime = Field(description="when the unit signed the report")
+    received_at: dt.datetime
+    revision: int = Field(default=1, ge=1, description="1 + replacements before the review")
+
+
 class Case(Aggregate):
     """A case file (案卷) and where its review stands (``id`` = case_id)."""
 
@@ -66,7 +84,23 @@ class Case(Aggregate):
     rectification_status: RectificationStatus | None = None
     rectification_deadline: dt.datetime | None = None
     ignored_revisions: list[IgnoredRevision] = Field(default_factory=list)
+    self_review: SelfReview | None = None
     updated_at: dt.datetime | None = None
+
+    @property
+    def self_review_open(self) -> bool:
+        """The unit may still submit or replace its self-review (the review has not started)."""
+        return self.status in SELF_REVIEW_OPEN
+
+    def record_self_review(self, report: SelfReview) -> bool:
+        """Keep ``report`` as the case's self-review (one per case: a resubmission replaces
+        it, counting revisions); ``True`` on the first one. The caller checks
+        :attr:`self_review_open` and the unit first."""
+        first = self.self_review is None
+        if self.self_review is not None:
+            report = report.model_copy(update={"revision": self.self_review.revision + 1})
+        self.self_review = report
+        return first
 
 
 class Campaign(Aggregate):
@@ -107,6 +141,9 @@ class Review(Aggregate):
     rubric_version: str
     proposals: StoredAsJson[list[Proposal]] = Field(default_factory=list)
     assigned_at: dt.datetime
+    self_review: SelfReview | None = Field(
+        default=None, description="the unit's self-review of the case, copied from the case"
+    )
     sheet: StoredAsJson[ScoreSheet | None] = None
     grade: str | None = None
     score: float | None = None

@@ -1,6 +1,7 @@
 """Review reports (评查结果通报) per unit or district: pure aggregation over scored reviews.
 
-For a period: how many files were reviewed, the grade distribution, the average score, the
+For a period: how many files were reviewed (and how many of them the unit had self-reviewed
+first, 自查),  the grade distribution, the average score, the
 fail rate, the most common defects (confirmed rubric items) and the same figures for a
 comparison period (by default the equally long period just before), so a trend is visible.
 """
@@ -30,6 +31,7 @@ class ReviewRow(BaseModel):
     score: float
     defects: list[str] = Field(default_factory=list, description="confirmed rubric item codes")
     failed: bool = False
+    self_reviewed: bool = Field(default=False, description="the unit submitted a self-review")
 
 
 class DefectCount(BaseModel):
@@ -40,6 +42,7 @@ class DefectCount(BaseModel):
 
 class PeriodFigures(BaseModel):
     reviewed: int
+    self_reviewed: int = Field(default=0, description="reviewed files the unit self-reviewed")
     grades: dict[str, int]
     average_score: float | None
     fail_rate: float | None
@@ -76,6 +79,7 @@ def figures(rows: Sequence[ReviewRow], grades: Sequence[str]) -> PeriodFigures:
     n = len(rows)
     return PeriodFigures(
         reviewed=n,
+        self_reviewed=sum(1 for r in rows if r.self_reviewed),
         grades={g: counts.get(g, 0) for g in grades},
         average_score=round(sum(r.score for r in rows) / n, 2) if n else None,
         fail_rate=round(sum(1 for r in rows if r.failed) / n, 4) if n else None,
@@ -148,6 +152,7 @@ def to_csv(report: Report) -> str:
             "name",
             "period",
             "reviewed",
+            "self_reviewed",
             *report.grades,
             "average_score",
             "fail_rate",
@@ -166,6 +171,7 @@ def to_csv(report: Report) -> str:
                 g.name,
                 period,
                 g.current.reviewed,
+                g.current.self_reviewed,
                 *(g.current.grades[x] for x in report.grades),
                 "" if g.current.average_score is None else g.current.average_score,
                 "" if g.current.fail_rate is None else g.current.fail_rate,

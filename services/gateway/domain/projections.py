@@ -62,6 +62,7 @@ ENTITIES: tuple[EntityKind, ...] = (
         (
             "registered",
             "defects_found",
+            "self_reviewed",
             "sampled",
             "review_assigned",
             "scored",
