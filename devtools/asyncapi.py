@@ -170,6 +170,7 @@ def platform_events() -> list[EventType]:
         for entity, verbs in EVENT_VERBS.items()
         for verb in verbs
     ]
+    listed = {e.type for e in events}  # the inspection service's own catalogue comes first
     for entity in ENTITIES:
         events += [
             EventType(
@@ -179,6 +180,7 @@ def platform_events() -> list[EventType]:
                 state_change_schema(entity.name),
             )
             for verb in entity.verbs
+            if entity.event_type(verb) not in listed
         ]
     return events
 

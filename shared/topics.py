@@ -99,6 +99,7 @@ CONSUMES: dict[str, tuple[Topic, ...]] = {
         CASEREVIEW_EVENTS,
         PENALTY_EVENTS,
         NOTIFY_EVENTS,
+        INSPECTION_EVENTS,
         SUPERVISION_LEADS,
         INGEST_QUARANTINE,
         AUDIT_EVENTS,

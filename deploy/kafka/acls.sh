@@ -18,6 +18,7 @@ pw="$(cat /run/secrets/kafka_gateway)"
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Read --operation Describe --topic ingest.enforcement.inspections.dlt
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Read --operation Describe --topic ingest.hotline.workorders.dlt
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Read --operation Describe --topic ingest.quarantine
+"$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Read --operation Describe --topic inspection.events
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Read --operation Describe --topic inspection.events.dlt
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Read --operation Describe --topic notify.notice.events
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Read --operation Describe --topic notify.notice.events.dlt
@@ -37,6 +38,7 @@ pw="$(cat /run/secrets/kafka_gateway)"
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Write --operation Describe --topic ingest.hotline.workorders
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Write --operation Describe --topic ingest.quarantine
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Write --operation Describe --topic inspection.events
+"$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Write --operation Describe --topic inspection.events.dlt
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Write --operation Describe --topic notify.notice.events
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Write --operation Describe --topic notify.notice.events.dlt
 "$BIN/kafka-acls.sh" --bootstrap-server "$BOOTSTRAP" --add --allow-principal User:gateway --operation Write --operation Describe --topic notify.requests

@@ -65,12 +65,15 @@ QuarantineCaller = Annotated[Caller, Depends(holding(Permission.READ_QUARANTINE)
 OpsCaller = Annotated[Caller, Depends(holding(Permission.READ_OPS))]
 ReplayCaller = Annotated[Caller, Depends(holding(Permission.REPLAY))]
 AuditCaller = Annotated[Caller, Depends(holding(Permission.AUDIT))]
+InspectionsCaller = Annotated[Caller, Depends(holding(Permission.READ_INSPECTIONS))]
 
 READ_PERMISSIONS = {
     "complaints": Permission.READ_COMPLAINTS,
     "cases": Permission.READ_CASES,
     "filings": Permission.READ_FILINGS,
     "notices": Permission.READ_NOTICES,
+    "inspections": Permission.READ_INSPECTIONS,
+    "officers": Permission.READ_INSPECTIONS,
     "leads": Permission.READ_LEADS,
 }
 """What each read model's list, items and export need."""

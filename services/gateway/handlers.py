@@ -43,25 +43,35 @@ def current_trace_id() -> str | None:
     return format(ctx.trace_id, "032x") if ctx.is_valid else None
 
 
-def entity_key(kind: EntityKind) -> KeyOf:
-    """The entity an event of ``kind`` changes (as :func:`unpack` reads it)."""
+def _snapshot(kind: EntityKind, event: Envelope) -> dict[str, Any] | None:
+    snapshot = event.data.get(kind.name) if isinstance(event.data, dict) else None
+    return snapshot if isinstance(snapshot, dict) else None
+
+
+def _kind_of(kinds: list[EntityKind], event: Envelope) -> EntityKind:
+    """Which of a topic's entity kinds an event is about (by its type)."""
+    return next((k for k in kinds if event.type.startswith(k.event_type(""))), kinds[0])
+
+
+def entity_key(kinds: list[EntityKind], collection: str) -> KeyOf:
+    """The entity of ``collection`` an event changes (as :func:`unpack` reads it); another
+    kind's event on the same topic names its own id, which simply finds nothing here."""
 
     def key_of(event: Envelope) -> Any:
-        snapshot = event.data.get(kind.name) if isinstance(event.data, dict) else None
-        entity_id = snapshot.get("id") if isinstance(snapshot, dict) else None
+        kind = _kind_of(kinds, event)
+        snapshot = _snapshot(kind, event) if kind.collection == collection else None
+        entity_id = snapshot.get("id") if snapshot else None
         return str(entity_id or event.partitionkey)
 
     return key_of
 
 
-def subject_key(kind: EntityKind) -> KeyOf:
+def subject_key(kinds: list[EntityKind]) -> KeyOf:
     """The subject an entity's ingested events name (see ``on_entity_event``)."""
-    entity = entity_key(kind)
 
     def key_of(event: Envelope) -> Any:
-        snapshot = event.data.get(kind.name) if isinstance(event.data, dict) else None
-        subject = snapshot.get("subject_id") if isinstance(snapshot, dict) else None
-        return str(subject or entity(event))
+        snapshot = _snapshot(_kind_of(kinds, event), event) or {}
+        return str(snapshot.get("subject_id") or snapshot.get("id") or event.partitionkey)
 
     return key_of
 
@@ -197,20 +207,23 @@ def register(service: Service) -> None:
     plus the dead-letter topics, so it uses the same :class:`EventConsumer` (inbox, quarantine,
     retries, DLT) behind a single subscriber.
     """
+    kinds_of: dict[Topic, list[EntityKind]] = {}
+    for kind in ENTITIES:  # the inspection service announces five kinds on one topic
+        kinds_of.setdefault(kind.topic, []).append(kind)
     plan: dict[Topic, dict[str, Handler]] = {
-        kind.topic: {kind.event_type(verb): entity_handler(kind) for verb in kind.verbs}
-        for kind in ENTITIES
+        topic: {k.event_type(verb): entity_handler(k) for k in kinds for verb in k.verbs}
+        for topic, kinds in kinds_of.items()
     }
     plan[SUPERVISION_LEADS] = {LEAD_TYPE: on_lead}
     plan[INGEST_QUARANTINE] = {QUARANTINE_TYPE: on_quarantined}
     plan[AUDIT_EVENTS] = {AUDIT_READ_TYPE: on_audit_read}
     # what each topic's handlers read by id, loaded for a whole batch at once
     prefetch: dict[Topic, dict[str | Lookup, KeyOf]] = {
-        kind.topic: {
-            kind.collection: entity_key(kind),
-            storage.ACCEPTED_BY_SUBJECT: subject_key(kind),
+        topic: {
+            **{k.collection: entity_key(kinds, k.collection) for k in kinds},
+            storage.ACCEPTED_BY_SUBJECT: subject_key(kinds),
         }
-        for kind in ENTITIES
+        for topic, kinds in kinds_of.items()
     }
     prefetch[SUPERVISION_LEADS] = {
         storage.LEADS: data_key("lead_id"),

@@ -7,6 +7,7 @@ with ``within``; the orders are those ``storage.INDEXES`` serves.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -18,13 +19,18 @@ from services.gateway.domain.projections import (
     BOUNCE_LEAD_KINDS,
     ENTITIES,
     disposal_rate,
+    share,
 )
 from services.gateway.storage import (
     DEAD_LETTERS,
     ENTITY_ORDER,
+    INSPECTION_RATES,
+    INSPECTIONS,
     LEADS,
     LEADS_ORDER,
+    OFFICERS,
     RECENT_FIRST,
+    REVIEWS,
     TIMELINE,
     Db,
 )
@@ -189,6 +195,162 @@ async def overview(db: Db, scope: dict[str, Any]) -> list[Document]:
         row["grades"] = grades.get(code, {})
         row["disposal_rate"] = disposal_rate(row["leads_raised"], row["leads_disposed"])
         rows.append(row)
+    return rows
+
+
+# ------------------------------------------------------------------ inspections (涉企检查)
+
+
+async def inspection_summary(
+    db: Db, scope: dict[str, Any], since: datetime, top: int
+) -> list[Document]:
+    """Per district in ``scope``: inspections since ``since``, 亮码率, 未备案 and 无证执法
+    counts, and the ``top`` enterprises by visits (a joint inspection, 综合查一次, counts
+    once) with how many units inspected each."""
+    match = {"$match": within(scope, {"at": {"$gte": since}})}
+    totals: dict[str, Document] = {}
+    async for row in await db[INSPECTIONS].aggregate(
+        [
+            match,
+            {
+                "$group": {
+                    "_id": "$district",
+                    "inspections": {"$sum": 1},
+                    "code_scanned": {"$sum": {"$cond": ["$code_scanned", 1, 0]}},
+                    "unplanned": {"$sum": {"$cond": ["$planned", 0, 1]}},
+                    "uncertified": {"$sum": {"$cond": ["$uncertified", 1, 0]}},
+                }
+            },
+        ]
+    ):
+        if row["_id"] is not None:
+            totals[str(row["_id"])] = row
+    firms: dict[str, list[Document]] = {}
+    async for row in await db[INSPECTIONS].aggregate(
+        [
+            match,
+            {
+                "$group": {
+                    "_id": {
+                        "district": "$district",
+                        "enterprise": "$enterprise",
+                        "visit": {"$ifNull": ["$joint_id", "$_id"]},
+                    },
+                    "inspections": {"$sum": 1},
+                    "units": {"$addToSet": "$unit"},
+                }
+            },
+            {
+                "$group": {
+                    "_id": {"district": "$_id.district", "enterprise": "$_id.enterprise"},
+                    "visits": {"$sum": 1},
+                    "inspections": {"$sum": "$inspections"},
+                    "units": {"$push": "$units"},
+                }
+            },
+            {"$sort": {"visits": -1, "inspections": -1, "_id.enterprise": 1}},
+        ]
+    ):
+        district = str(row["_id"]["district"])
+        ranked = firms.setdefault(district, [])
+        if len(ranked) < top:
+            ranked.append(
+                {
+                    "enterprise": row["_id"]["enterprise"],
+                    "visits": row["visits"],
+                    "inspections": row["inspections"],
+                    "units": len({u for group in row["units"] for u in group}),
+                }
+            )
+    names = {d.code: d.name for d in load_city().districts}
+    rows = []
+    for code in sorted(totals):
+        t = totals[code]
+        rows.append(
+            {
+                "district": code,
+                "name": names.get(code, code),
+                "inspections": t["inspections"],
+                "code_scanned": t["code_scanned"],
+                "code_rate": share(t["code_scanned"], t["inspections"]),
+                "unplanned": t["unplanned"],
+                "uncertified": t["uncertified"],
+                "top_enterprises": firms.get(code, []),
+            }
+        )
+    return rows
+
+
+async def _tally(
+    db: Db, collection: str, scope: dict[str, Any], flag: str
+) -> dict[tuple[str, str | None], tuple[int, int]]:
+    """(district, unit) → (documents, those with ``flag`` true) in ``scope``."""
+    pipeline: list[dict[str, Any]] = [
+        {"$match": scope},
+        {
+            "$group": {
+                "_id": {"d": "$district", "u": "$unit"},
+                "n": {"$sum": 1},
+                "k": {"$sum": {"$cond": [f"${flag}", 1, 0]}},
+            }
+        },
+    ]
+    out: dict[tuple[str, str | None], tuple[int, int]] = {}
+    async for row in await db[collection].aggregate(pipeline):
+        key = row["_id"] or {}
+        if key.get("d") is not None:
+            out[(str(key["d"]), key.get("u"))] = (int(row["n"]), int(row["k"]))
+    return out
+
+
+async def inspection_rates(db: Db, scope: dict[str, Any]) -> list[Document]:
+    """持证率 (officers with a valid certificate over the registry, unregistered officers seen
+    on inspections included) and 被纠错率 (reviews that corrected the act over all reviews) per
+    unit and per district in ``scope``, with how often the inspection service found each over
+    its line (``crossings``, from its ``rate.crossed`` events)."""
+    officers = await _tally(db, OFFICERS, scope, "valid")
+    reviews = await _tally(db, REVIEWS, scope, "corrected")
+    crossings: dict[tuple[str, str], dict[str, int]] = {}
+    for doc in await db[INSPECTION_RATES].find(scope).sort(ENTITY_ORDER).to_list():
+        snap = doc.get("snapshot") or {}
+        key = (str(snap.get("scope")), str(snap.get("key")))
+        crossings.setdefault(key, {})[str(snap.get("metric"))] = int(snap.get("crossings") or 0)
+    units: dict[tuple[str, str], list[int]] = {}
+    for (district, unit), (n, k) in officers.items():
+        row = units.setdefault((district, unit or ""), [0, 0, 0, 0])
+        row[0], row[1] = row[0] + n, row[1] + k
+    for (district, unit), (n, k) in reviews.items():
+        row = units.setdefault((district, unit or ""), [0, 0, 0, 0])
+        row[2], row[3] = row[2] + n, row[3] + k
+    districts: dict[str, list[int]] = {}
+    for (district, _), counts in units.items():
+        acc = districts.setdefault(district, [0, 0, 0, 0])
+        for i, v in enumerate(counts):
+            acc[i] += v
+
+    def rate_row(scope_kind: str, district: str, unit: str | None, c: list[int]) -> Document:
+        key = unit if scope_kind == "unit" else district
+        return {
+            "scope": scope_kind,
+            "district": district,
+            "unit": unit,
+            "officers": c[0],
+            "certified": c[1],
+            "certification_rate": share(c[1], c[0]),
+            "reviews": c[2],
+            "corrected": c[3],
+            "correction_rate": share(c[3], c[2]),
+            "crossings": crossings.get((scope_kind, str(key)), {}),
+        }
+
+    rows = []
+    unit_scoped = "unit" in scope  # a unit sees its own figures, not its district's
+    for district in sorted(districts):
+        if not unit_scoped:
+            rows.append(rate_row("district", district, None, districts[district]))
+        for (d, unit), counts in sorted(units.items()):
+            if d == district and unit:
+                rows.append(rate_row("unit", district, unit, counts))
     return rows
 
 

@@ -123,3 +123,47 @@ class Me(BaseModel):
 def loose(doc: dict[str, Any]) -> LooseDoc:
     """A stored document as it is answered: its ``_id`` as ``id``, every other field kept."""
     return LooseDoc(**{k: v for k, v in doc.items() if k != "_id"}, id=str(doc["_id"]))
+
+
+class EnterpriseFrequency(BaseModel):
+    enterprise: str | None = Field(description="统一社会信用代码")
+    visits: int = Field(description="inspections, a joint one (综合查一次) counted once")
+    inspections: int
+    units: int = Field(description="how many units inspected it (多头检查)")
+
+
+class InspectionDistrict(BaseModel):
+    district: str
+    name: str
+    inspections: int
+    code_scanned: int
+    code_rate: float | None = Field(description="亮码率: inspections with the 检查码 scanned")
+    unplanned: int = Field(description="未备案检查: outside every filed plan")
+    uncertified: int = Field(description="inspections with an officer without valid certificate")
+    top_enterprises: list[EnterpriseFrequency]
+
+
+class InspectionSummary(BaseModel):
+    since: datetime
+    items: list[InspectionDistrict]
+
+
+class InspectionRate(BaseModel):
+    scope: Literal["district", "unit"]
+    district: str
+    unit: str | None = None
+    officers: int
+    certified: int
+    certification_rate: float | None = Field(description="持证率: valid certificates / officers")
+    reviews: int
+    corrected: int
+    correction_rate: float | None = Field(
+        description="被纠错率: reviews (复议, 诉讼, 检察建议) that corrected the act / reviews"
+    )
+    crossings: dict[str, int] = Field(
+        description="metric → times the inspection service found it over its line"
+    )
+
+
+class InspectionRates(BaseModel):
+    items: list[InspectionRate]

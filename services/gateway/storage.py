@@ -1,6 +1,8 @@
 """The gateway's collections, indexes and queries (its own database; no other service's).
 
-Read models: ``complaints``, ``cases``, ``filings``, ``notices`` (latest snapshot per entity),
+Read models: ``complaints``, ``cases``, ``filings``, ``notices``, and from the inspection
+service ``inspections``, ``inspection_plans``, ``officers``, ``reviews``, ``inspection_rates``
+(latest snapshot per entity),
 ``timeline`` (every entity event with its trace id), ``leads`` (监督线索 with disposal),
 ``dead_letters`` (raw DLT records), ``quarantine`` (shared with the runtime: refused input).
 Access: ``users``, ``api_keys``, ``accepted`` (ingest idempotency), ``audit`` (hash chain),
@@ -59,8 +61,24 @@ def _entity_indexes() -> list[IndexModel]:
     ]
 
 
+INSPECTIONS = "inspections"
+OFFICERS = "officers"
+REVIEWS = "reviews"
+INSPECTION_RATES = "inspection_rates"
+
+
+def _inspection_indexes() -> list[IndexModel]:
+    """The district summary: inspections since a day, in a district, a unit or the city."""
+    return [
+        IndexModel([("at", DESCENDING)], name="since"),
+        IndexModel([("district", ASCENDING), ("at", DESCENDING)], name="district_since"),
+        IndexModel([("unit", ASCENDING), ("at", DESCENDING)], name="unit_since"),
+    ]
+
+
 INDEXES: dict[str, list[IndexModel]] = {
     **{kind.collection: _entity_indexes() for kind in ENTITIES},
+    INSPECTIONS: [*_entity_indexes(), *_inspection_indexes()],
     TIMELINE: [
         IndexModel([("entity", ASCENDING), ("entity_id", ASCENDING), ("time", ASCENDING)]),
         IndexModel([("seq", DESCENDING)], name="feed"),

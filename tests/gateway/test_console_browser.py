@@ -122,3 +122,46 @@ async def test_console_login_overview_charts_and_complaint_timeline(
             finally:
                 await browser.close()
     assert (ARTIFACTS / "console.png").stat().st_size > 10_000
+
+
+async def test_console_inspections_page_shows_a_district_its_own_summary_and_rates(
+    settings_for: Callable[..., GatewaySettings], publisher: Publisher
+) -> None:
+    if CHROMIUM is None:
+        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
+    from playwright.async_api import async_playwright
+
+    from tests.gateway.test_inspection_reads import JINGAN, seed
+
+    port = free_port()
+    settings = settings_for(
+        GatewaySettings, http_port=port, peers=f"gateway=http://127.0.0.1:{port}"
+    )
+    async with served(settings) as (svc, base):
+        await add_user(svc, "jingan", "console-pass", Role.DISTRICT_SUPERVISOR, district=JINGAN)
+        await seed(svc, publisher)
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+            )
+            try:
+                page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+                errors: list[str] = []
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                await page.goto(f"{base}/console/")
+                await page.fill("#username", "jingan")
+                await page.fill("#password", "console-pass")
+                await page.click("#login-form button[type=submit]")
+                await page.wait_for_selector("#kpis .kpi", timeout=15000)
+                await page.click("nav a[data-view=checks]")
+                await page.wait_for_selector(f'#checks-body tr[data-district="{JINGAN}"]')
+                assert await page.locator("#checks-body tr").count() == 1  # its district only
+                cells = await page.locator("#checks-body tr td").all_inner_texts()
+                assert cells[1:6] == ["4", "3", "75.0%", "1", "1"]
+                assert cells[6].startswith("E1 2/2")
+                rates = await page.locator("#rates-body tr").all_inner_texts()
+                assert len(rates) == 2 and "50.0% (1)" in rates[0] and "持证率 ×1" in rates[1]
+                await page.screenshot(path=str(ARTIFACTS / "console-inspections.png"))
+                assert errors == []
+            finally:
+                await browser.close()

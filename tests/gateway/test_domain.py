@@ -136,6 +136,30 @@ def test_projection_keeps_the_newest_snapshot_and_accumulates_facts() -> None:
     assert doc["flags"] == ["overdue", "returned"]
 
 
+def test_an_inspection_projection_lifts_what_the_district_summary_counts() -> None:
+    from tests.gateway.test_inspection_reads import inspection, inspection_event
+
+    kind = ENTITY_BY_NAME["inspection"]
+    snap = inspection("I-1", "310106-scjg", "E1", scanned=False, planned=False, joint="J1")
+    recorded = apply_event(
+        None, unpack(kind, inspection_event("inspection", "recorded", snap, 0), None)
+    )
+    assert (recorded["enterprise"], recorded["joint_id"]) == ("E1", "J1")
+    assert (recorded["code_scanned"], recorded["planned"], recorded["uncertified"]) == (
+        False,
+        False,
+        False,
+    )
+    assert recorded["at"] == datetime.fromisoformat(snap["at"])
+    assert recorded["flags"] == ["unplanned_inspection", "code_not_shown"]
+    repeated = unpack(kind, inspection_event("inspection", "repeated", snap, 1), None)
+    assert apply_event(recorded, repeated)["flags"] == [
+        "unplanned_inspection",
+        "code_not_shown",
+        "repeated",
+    ]
+
+
 def test_bad_tokens_are_401_not_500() -> None:
     settings = GatewaySettings()
     now = datetime.now(UTC)

@@ -470,7 +470,16 @@ async def test_gateway_lists_and_feed_never_leak_another_district(
     feed, as a district and a unit caller, with and without filters naming another district."""
     settings = settings_for(GatewaySettings, stream_backlog=50)
     async with build_gateway(settings).running() as svc, api_client(svc, anonymous=True) as client:
-        for coll in ("complaints", "cases", "filings", "notices", "leads", "quarantine"):
+        for coll in (
+            "complaints",
+            "cases",
+            "filings",
+            "notices",
+            "inspections",
+            "officers",
+            "leads",
+            "quarantine",
+        ):
             await svc.db[coll].insert_many(
                 [
                     {
@@ -517,9 +526,17 @@ async def test_gateway_lists_and_feed_never_leak_another_district(
             return "items" in defs.get(ref.rsplit("/", 1)[-1], {}).get("properties", {})
 
         lists = [p for m, p in operations(openapi) if m == "GET" and "{" not in p and is_page(p)]
-        assert {"/v1/complaints", "/v1/cases", "/v1/filings", "/v1/notices", "/v1/leads"} <= set(
-            lists
-        )
+        assert {
+            "/v1/complaints",
+            "/v1/cases",
+            "/v1/filings",
+            "/v1/notices",
+            "/v1/inspections",
+            "/v1/officers",
+            "/v1/inspection-summary",
+            "/v1/inspection-rates",
+            "/v1/leads",
+        } <= set(lists)
         leaks = seen = 0
         for role in ("district", "unit"):
             kind, claims = ROLES[role]

@@ -14,12 +14,15 @@ const VERBS = {
   top_tier_detected: "顶格处罚 top-tier", filed: "备案 filed", late_filing: "逾期备案 late filing",
   missing_filing: "未备案 missing filing", disproportion_flagged: "过罚不当 disproportion",
   anomaly_detected: "异常 anomaly", created: "生成 created", sent: "送达 sent", failed: "失败 failed",
-  raised: "线索 raised",
+  raised: "线索 raised", recorded: "记录 recorded", repeated: "重复检查 repeated",
+  changed: "变更 changed", crossed: "越线 crossed",
 };
 const LISTS = {
   complaints: { title: "投诉工单 Complaints", cols: [["id", "工单 Order"], ["district", "区 District"], ["unit", "承办单位 Unit"], ["status", "状态 Status"], ["returns", "退单 Returns"], ["overdue", "超期 Overdue"], ["event_time", "更新 Updated"]] },
   cases: { title: "案卷 Case files", cols: [["id", "案件 Case"], ["district", "区 District"], ["unit", "单位 Unit"], ["status", "状态 Status"], ["grade", "等次 Grade"], ["event_time", "更新 Updated"]] },
   filings: { title: "顶格处罚备案 Top-tier filings", cols: [["id", "案件 Case"], ["district", "区 District"], ["unit", "单位 Unit"], ["status", "状态 Status"], ["top_tier", "顶格 Top-tier"], ["late", "逾期 Late"], ["event_time", "更新 Updated"]] },
+  inspections: { title: "检查记录 Inspections", cols: [["id", "检查 Inspection"], ["district", "区 District"], ["unit", "单位 Unit"], ["enterprise", "企业 Enterprise"], ["code_scanned", "亮码 Code"], ["planned", "备案 Planned"], ["status", "状态 Status"], ["event_time", "更新 Updated"]] },
+  officers: { title: "执法人员 Officer registry", cols: [["id", "人员 Officer"], ["district", "区 District"], ["unit", "单位 Unit"], ["status", "证件 Certificate"], ["valid", "有效 Valid"], ["event_time", "更新 Updated"]] },
   notices: { title: "通知 Notices", cols: [["id", "通知 Notice"], ["district", "区 District"], ["unit", "单位 Unit"], ["status", "状态 Status"], ["event_time", "更新 Updated"]] },
 };
 
@@ -88,6 +91,7 @@ async function route() {
     if (view === "overview" || !view) { show("overview"); await overview(); }
     else if (LISTS[view] && id) { show("detail"); await detail(view, decodeURIComponent(id)); }
     else if (LISTS[view]) { show("list"); state.list.kind = view; state.list.offset = 0; await list(); }
+    else if (view === "checks") { show("checks"); await checks(); }
     else if (view === "leads") { show("leads"); await leads(); }
     else if (view === "feed") { show("feed"); feed(); }
     else if (view === "ops") { show("ops"); await ops(); }
@@ -202,6 +206,29 @@ async function detail(kind, id) {
     if (change) li.append(el("div", change));
     if (t.trace_url) { const a = el("a", `trace ${t.trace_id.slice(0, 8)}…`, { href: t.trace_url, target: "_blank", rel: "noopener", class: "trace" }); li.append(" ", a); }
     ol.appendChild(li);
+  }
+}
+
+// ---------------------------------------------------------------- inspections (涉企检查)
+
+const pct = (r) => (r == null ? "—" : `${(r * 100).toFixed(1)}%`);
+
+async function checks() {
+  const [summary, rates] = await Promise.all([api("/v1/inspection-summary"), api("/v1/inspection-rates")]);
+  $("#checks-window").textContent = `(自 since ${fmtTime(summary.since)})`;
+  const body = $("#checks-body"); body.replaceChildren();
+  for (const d of summary.items) {
+    const row = el("tr", null, { "data-district": d.district });
+    const top = d.top_enterprises.map((e) => `${e.enterprise} ${e.visits}/${e.units}`).join("；");
+    [d.name, d.inspections, d.code_scanned, pct(d.code_rate), d.unplanned, d.uncertified, top].forEach((v) => row.appendChild(el("td", v ?? "")));
+    body.appendChild(row);
+  }
+  const rb = $("#rates-body"); rb.replaceChildren();
+  for (const r of rates.items) {
+    const row = el("tr");
+    const crossings = Object.entries(r.crossings || {}).map(([m, n]) => `${m === "certification" ? "持证率" : "被纠错率"} ×${n}`).join(" ");
+    [r.scope === "unit" ? "单位 unit" : "区 district", r.district, r.unit, r.officers, `${pct(r.certification_rate)} (${r.certified})`, r.reviews, `${pct(r.correction_rate)} (${r.corrected})`, crossings].forEach((v) => row.appendChild(el("td", v ?? "")));
+    rb.appendChild(row);
   }
 }
 

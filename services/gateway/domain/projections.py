@@ -15,7 +15,14 @@ from typing import Any
 
 from services.gateway.domain.export import month_of
 from shared.envelope import Envelope, EventRejected
-from shared.topics import CASEREVIEW_EVENTS, HOTLINE_EVENTS, NOTIFY_EVENTS, PENALTY_EVENTS, Topic
+from shared.topics import (
+    CASEREVIEW_EVENTS,
+    HOTLINE_EVENTS,
+    INSPECTION_EVENTS,
+    NOTIFY_EVENTS,
+    PENALTY_EVENTS,
+    Topic,
+)
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,15 @@ ENTITIES: tuple[EntityKind, ...] = (
         "notify",
         ("created", "sent", "failed", "acknowledged", "escalated", "replied", "reply_overdue"),
     ),
+    # 涉企行政检查 (the inspection service): inspections, plans, the officer registry, review
+    # outcomes (纠错) and the rates that crossed their line
+    EntityKind(
+        "inspection", "inspections", INSPECTION_EVENTS, "inspection", ("recorded", "repeated")
+    ),
+    EntityKind("plan", "inspection_plans", INSPECTION_EVENTS, "inspection", ("filed",)),
+    EntityKind("officer", "officers", INSPECTION_EVENTS, "inspection", ("changed",)),
+    EntityKind("review", "reviews", INSPECTION_EVENTS, "inspection", ("recorded",)),
+    EntityKind("rate", "inspection_rates", INSPECTION_EVENTS, "inspection", ("crossed",)),
 )
 ENTITY_BY_NAME = {e.name: e for e in ENTITIES}
 
@@ -113,6 +129,8 @@ FLAG_VERBS = frozenset(
         "missing_filing",
         "disproportion_flagged",
         "anomaly_detected",
+        "repeated",  # 多头检查、重复检查
+        "crossed",  # 持证率 / 被纠错率 over its line
     }
 )
 
@@ -223,7 +241,49 @@ def apply_event(current: dict[str, Any] | None, ev: EntityEvent) -> dict[str, An
         doc["filed"] = bool(doc.get("filed") or ev.verb == "filed" or ev.snapshot.get("filed_at"))
         doc["late"] = bool(doc.get("late") or ev.verb == "late_filing")
         doc["missing"] = bool(doc.get("missing") or ev.verb == "missing_filing")
+    elif kind == "inspection":
+        doc.update(inspection_fields(ev.snapshot))
+        # the inspection's own findings (未备案, 未亮码, 无证执法) are flags to filter on too
+        for finding in ev.snapshot.get("flags") or []:
+            if isinstance(finding, str) and finding not in doc["flags"]:
+                doc["flags"].append(finding)
+    elif kind == "officer":
+        doc["valid"] = ev.snapshot.get("status") == "valid"
+        doc["registered"] = bool(ev.snapshot.get("registered"))
+    elif kind == "review":
+        doc["corrected"] = bool(ev.snapshot.get("corrected"))
+    elif kind == "rate":
+        doc["metric"] = ev.snapshot.get("metric")
+        doc["scope"] = ev.snapshot.get("scope")
     return doc
+
+
+def _when(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+def inspection_fields(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """What the district summary counts, lifted out of an inspection's snapshot."""
+    return {
+        "enterprise": snapshot.get("enterprise"),
+        "at": _when(snapshot.get("at")),
+        "code_scanned": bool(snapshot.get("code_scanned")),
+        "planned": bool(snapshot.get("planned", True)),
+        "joint_id": snapshot.get("joint_id"),
+        "uncertified": bool(snapshot.get("uncertified_officers")),
+    }
+
+
+def share(part: int, whole: int) -> float | None:
+    """``part / whole`` rounded (亮码率, 持证率, 被纠错率); ``None`` when there is no whole."""
+    return round(part / whole, 4) if whole else None
 
 
 def timeline_entry(ev: EntityEvent, seq: int) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""The scoped read API: complaints, cases, filings and notices with their timelines, the
-overview's KPIs, the anonymous open data and the live feed (server-sent events).
+"""The scoped read API: complaints, cases, filings, notices, inspections and officers with
+their timelines, the inspection summary and rates, the overview's KPIs, the anonymous open
+data and the live feed (server-sent events).
 
 Every query is the caller's data scope narrowed by the request's filters (``queries``).
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
@@ -18,18 +20,26 @@ from services.gateway.deps import (
     READ_PERMISSIONS,
     FeedCaller,
     GatewayDep,
+    InspectionsCaller,
     OverviewCaller,
     holding,
 )
 from services.gateway.domain.access import Permission
 from services.gateway.domain.export import OPEN_DATA_FIGURES
-from services.gateway.schemas import EntityDetail, EntityPage, OpenData, Overview
+from services.gateway.schemas import (
+    EntityDetail,
+    EntityPage,
+    InspectionRates,
+    InspectionSummary,
+    OpenData,
+    Overview,
+)
 from shared.api import limit_param, offset_param
 from shared.identity import Caller
 
 router = APIRouter()
 
-ENTITY_PATHS = ("complaints", "cases", "filings", "notices")
+ENTITY_PATHS = ("complaints", "cases", "filings", "notices", "inspections", "officers")
 """Each is a collection too."""
 
 
@@ -118,6 +128,27 @@ async def open_data(gw: GatewayDep) -> OpenData:
 async def overview(gw: GatewayDep, caller: OverviewCaller) -> Overview:
     """KPIs per district within the caller's scope (线索处置率, overdue, bounces, grades...)."""
     return await reads.overview(gw, caller)
+
+
+@router.get("/v1/inspection-summary", tags=["read"], response_model=InspectionSummary)
+async def inspection_summary(
+    gw: GatewayDep,
+    caller: InspectionsCaller,
+    days: int = Query(default=90, ge=1, le=366, description="the window: the last N days"),
+    top: int = Query(default=10, ge=1, le=50, description="enterprises listed per district"),
+) -> InspectionSummary:
+    """涉企行政检查 per district in the caller's scope: inspections in the window, 亮码率,
+    未备案 and 无证执法 counts, and the most inspected enterprises (综合查一次 counts once)."""
+    since = datetime.now(UTC) - timedelta(days=days)
+    rows = await queries.inspection_summary(gw.db, caller.scope, since, top)
+    return InspectionSummary.model_validate({"since": since, "items": rows})
+
+
+@router.get("/v1/inspection-rates", tags=["read"], response_model=InspectionRates)
+async def inspection_rates(gw: GatewayDep, caller: InspectionsCaller) -> InspectionRates:
+    """持证率 and 被纠错率 per district and unit in the caller's scope (a unit sees its own)."""
+    rows = await queries.inspection_rates(gw.db, caller.scope)
+    return InspectionRates.model_validate({"items": rows})
 
 
 FEED_RETRY_MS = 3000
