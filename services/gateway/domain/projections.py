@@ -52,6 +52,7 @@ ENTITIES: tuple[EntityKind, ...] = (
             "overdue",
             "escalated",
             "reclassified",
+            "duplicate_linked",
         ),
     ),
     EntityKind(
