@@ -377,6 +377,7 @@ class Service:
             max_sleep_s=s.timer_max_sleep_s,
             batch=s.timer_batch,
             max_failures=s.handler_attempts,
+            tracer=self.tracer_provider.get_tracer("jiandu.timers"),
         )
         await self.timers.migrate()
         for kind, handler in self._timer_handlers.items():

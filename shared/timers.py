@@ -19,6 +19,11 @@ lease, up to ``max_failures`` times, then parked as ``failed``.
 
 The wheel sleeps until the nearest ``next_at`` (capped), and is woken when a commit of this
 replica schedules an earlier one: no fixed poll tick between a deadline and its firing.
+
+Tracing: a timer keeps the trace context it was scheduled in (W3C ``traceparent``, as the
+outbox keeps it per entry), and its handler runs in a span that continues that trace and links
+to the wheel's own span, if any: a reminder or escalation a timer emits belongs to the trace of
+the work that armed it (for a complaint, the trace of its work order, MISSION row 27).
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
+from opentelemetry import propagate, trace
 from pymongo import ASCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
@@ -78,7 +85,10 @@ def schedule_timer_op(
     payload: dict[str, Any] | None = None,
     subject: str | None = None,
 ) -> UpdateOne:
-    """Create or move a pending timer (re-scheduling a fired one re-arms it)."""
+    """Create or move a pending timer (re-scheduling a fired one re-arms it); it keeps the
+    current trace context, which its handler's span continues when it fires."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
     return UpdateOne(
         {"_id": timer_id},
         {
@@ -88,6 +98,7 @@ def schedule_timer_op(
                 "next_at": due,
                 "payload": payload or {},
                 "subject": subject,
+                "trace": carrier,
                 "status": "pending",
                 "claim": None,
             },
@@ -116,6 +127,7 @@ class TimerWheel(Generic[U]):
         batch: int = 100,
         max_failures: int = 5,
         coalesce_s: float = 0.05,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -126,6 +138,7 @@ class TimerWheel(Generic[U]):
         self._batch = batch
         self._max_failures = max_failures
         self._coalesce_s = coalesce_s
+        self._tracer = tracer or trace.get_tracer("jiandu.timers")
         self._handlers: dict[str, TimerHandler[U]] = {}
         self._prefetch: dict[str, dict[str, TimerKeyOf]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -234,11 +247,27 @@ class TimerWheel(Generic[U]):
                 handler = self._handlers.get(timer["kind"])
                 if handler is None:
                     raise LookupError(f"no handler for timer kind {timer['kind']!r}")
-                await handler(timer, uow)
+                with self._span(timer):
+                    await handler(timer, uow)
             return len(mine)
 
         fired: int = await self._run_in_uow(work)
         return fired
+
+    def _span(self, timer: Document) -> AbstractContextManager[trace.Span]:
+        """The span a timer's handler runs in: a child of the context that scheduled it
+        (the same trace), linked to the wheel's current span when there is one."""
+        here = trace.get_current_span().get_span_context()
+        return self._tracer.start_as_current_span(
+            f"timer {timer['kind']}",
+            context=propagate.extract(timer.get("trace") or {}),
+            links=[trace.Link(here)] if here.is_valid else None,
+            attributes={
+                "jiandu.timer.id": str(timer["_id"]),
+                "jiandu.timer.kind": str(timer["kind"]),
+                "jiandu.timer.subject": str(timer.get("subject") or ""),
+            },
+        )
 
     async def _failed(self, token: str, timer_id: str, exc: BaseException) -> None:
         """Leave it claimed: after the lease it is tried again, until it has failed too often."""

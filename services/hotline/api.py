@@ -80,6 +80,9 @@ class ComplaintSummary(BaseModel):
     escalated: bool
     returns: int
     handovers: int
+    duplicate_of: str | None = Field(
+        default=None, description="重复件: the first complaint of the same problem and place"
+    )
     updated_at: dt.datetime | None
 
 
@@ -108,6 +111,9 @@ class ComplaintDetail(ComplaintSummary):
     satisfaction: int | None
     case_ids: list[str]
     leads: list[str]
+    duplicates: list[str] = Field(
+        default_factory=list, description="later reports linked to this one as duplicates"
+    )
     timeline: list[TimelineEntry]
 
 

@@ -15,6 +15,14 @@ from pydantic_core import to_jsonable_python
 
 from services.hotline import storage
 from services.hotline.domain import lifecycle
+from services.hotline.domain.duplicates import (
+    DuplicateThresholds,
+    StreetCandidates,
+    candidate,
+    find_original,
+    remember,
+    street_key,
+)
 from services.hotline.domain.leads import (
     BounceThresholds,
     PlaceActivity,
@@ -33,6 +41,7 @@ from services.hotline.domain.lifecycle import Complaint, TimelineEntry, Transiti
 from services.hotline.domain.matters import MatterTable, cached_matters, classify
 from services.hotline.domain.routing import (
     Route,
+    find_street,
     level_of,
     load_routing,
     redispatch_after_return,
@@ -124,6 +133,11 @@ class HotlineWorkflow:
         self.matters: MatterTable = cached_matters(settings.matters_path)
         self.bounce = BounceThresholds(
             returns=settings.bounce_returns, handovers=settings.bounce_handovers
+        )
+        self.duplicates = DuplicateThresholds(
+            window_days=settings.duplicate_window_days,
+            address_similarity=settings.duplicate_address_similarity,
+            text_similarity=settings.duplicate_text_similarity,
         )
 
     # ------------------------------------------------------------------ plumbing
@@ -274,9 +288,42 @@ class HotlineWorkflow:
         await self._emit(uow, c, registered)
         await self._dispatch(uow, c, target, by=ACTOR, at=received)
         await self._arm_deadline(uow, c)
+        await self._check_duplicate(uow, c)
         await self._save(uow, c)  # stored first: the hotspot count includes this complaint
         await self._check_hotspot(uow, c)
         await self._save(uow, c)
+
+    async def _check_duplicate(self, uow: UnitOfWork, c: Complaint) -> None:
+        """重复件 (row 12): link a repeated report to the first one, shown on both.
+
+        The originals of the street are kept in one document per district, matter and
+        street (prefetched with the places): no query over complaints per event.
+        """
+        if c.matter is None:
+            return
+        streets = storage.street_candidates(uow)
+        state_id = hotspot_id(c.district, c.matter, street_key(c.street, c.street_text))
+        street = await streets.get(state_id) or StreetCandidates(id=state_id)
+        new = candidate(c.id, c.received_at, c.address, c.description)
+        match = find_original(new, street.candidates, self.duplicates)
+        if match is None:
+            street.candidates = remember(street.candidates, new, self.duplicates.window_days)
+            streets.put(street)
+            return
+        detail = match.model_dump(exclude={"original"})
+        linked = self._apply(
+            lambda: lifecycle.link_duplicate(
+                c, original=match.original, by=ACTOR, at=c.received_at, detail=detail
+            )
+        )
+        await self._emit(uow, c, linked)
+        original = await storage.complaints(uow).get(match.original)
+        if original is None:
+            return
+        noted = lifecycle.note_duplicate(original, duplicate=c.id, by=ACTOR, at=c.received_at)
+        if noted is not None:
+            await self._emit(uow, original, noted)
+            await self._save(uow, original)
 
     async def _arm_deadline(self, uow: UnitOfWork, c: Complaint) -> None:
         """The 办结 timer for the current deadline (or, already overdue, the 通报 one)."""
@@ -664,8 +711,9 @@ class HotlineWorkflow:
         )
 
     async def _check_hotspot(self, uow: UnitOfWork, c: Complaint) -> None:
-        """高频投诉: at most one lead per complaint, and one per place within a window."""
-        if c.matter is None:
+        """高频投诉: at most one lead per complaint, and one per place within a window; a
+        duplicate (重复件) is counted once, as its original."""
+        if c.matter is None or c.duplicate_of is not None:
             return
         window = self.settings.hotspot_window_days
         since = window_start(c.received_at, window)
@@ -729,6 +777,10 @@ class HotlineWorkflow:
         if not isinstance(address, str):
             return []
         places = place_keys(address, target if isinstance(target, str) else None)
+        district = self.city.district(data["district"])
+        street_text = data.get("street") if isinstance(data.get("street"), str) else None
+        street = find_street(district, street_text) if district is not None else None
+        places.append(street_key(street.id if street else None, street_text))
         return [hotspot_id(data["district"], matter, key) for key in places]
 
     # ------------------------------------------------------------------ timers

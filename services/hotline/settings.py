@@ -45,6 +45,18 @@ class HotlineSettings(ServiceSettings):
     bounce_handovers: int = Field(default=3, ge=1, description="推诿: passed this many times.")
     hotspot_threshold: int = Field(default=3, ge=2, description="高频投诉: N complaints ...")
     hotspot_window_days: float = Field(default=7.0, gt=0, description="... within this window.")
+    duplicate_window_days: float = Field(
+        default=2.0,
+        gt=0,
+        description="重复件: a report of the same problem at the same place within this window "
+        "is linked to the first (same district, matter and street).",
+    )
+    duplicate_address_similarity: float = Field(
+        default=0.75, ge=0, le=1, description="重复件: address bigram similarity at least this."
+    )
+    duplicate_text_similarity: float = Field(
+        default=0.5, ge=0, le=1, description="重复件: description bigram similarity at least this."
+    )
     case_deadline_days: int = Field(
         default=30, ge=1, description="应立尽立: a case must arrive within N calendar days."
     )

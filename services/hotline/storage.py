@@ -6,7 +6,8 @@
 - ``cases``: enforcement cases seen on the case system's topic (``_id`` = case_id), with the
   keys of their party, for the 应立尽立 check.
 - ``hotspots``: per district, matter and place, the recent complaints there and the 高频投诉
-  leads raised (read by id: one document per place instead of a query over complaints).
+  leads raised (read by id: one document per place instead of a query over complaints);
+  per district, matter and street, the recent originals a duplicate report is linked to.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.hotline.domain.duplicates import StreetCandidates
 from services.hotline.domain.leads import PlaceActivity
 from services.hotline.domain.lifecycle import Complaint
 from services.hotline.domain.routing import RoutingEntry
@@ -201,4 +203,13 @@ def place_activity(uow: UnitOfWork) -> AggregateRepository[PlaceActivity]:
         uow.documents(HOTSPOTS),
         lambda a: {"_id": a.id, **a.model_dump(exclude={"id"})},
         lambda d: PlaceActivity.model_validate({"id": d["_id"], **d}),
+    )
+
+
+def street_candidates(uow: UnitOfWork) -> AggregateRepository[StreetCandidates]:
+    """重复件 candidates per district, matter and street (``district:matter:street:…``)."""
+    return AggregateRepository(
+        uow.documents(HOTSPOTS),
+        lambda a: {"_id": a.id, **a.model_dump(exclude={"id"})},
+        lambda d: StreetCandidates.model_validate({"id": d["_id"], **d}),
     )

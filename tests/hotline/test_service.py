@@ -192,7 +192,8 @@ async def test_redelivered_created_event_changes_nothing(
         resent = created("GD-D1", description="同一工单再次推送，内容略有不同")  # new event id
         await publisher.event(topic, resent)
         marker = key_on_same_partition("GD-D1", INGEST_HOTLINE.partitions, "GD-M")
-        await publisher.event(topic, created(marker))  # behind them on their partition
+        # behind them on their partition, at another place (not a 重复件 of GD-D1)
+        await publisher.event(topic, created(marker, address="上海市静安区延安中路1号"))
         await out.wait_for_events(lambda es: bool(of(out, marker, "routed")))
         await eventually(lambda: drained(svc))
         after = await svc.db["complaints"].find_one({"_id": "GD-D1"})
@@ -598,3 +599,62 @@ async def test_reclassified_work_order_is_rerouted_with_its_deadline_recomputed(
         "cancelled": dt.datetime(2025, 3, 20, 10, tzinfo=dt.UTC),
         "pending": dt.datetime(2025, 3, 10, 10, tzinfo=dt.UTC),
     }
+
+
+async def test_duplicate_report_is_linked_shown_on_both_and_counted_once(
+    settings_for: Settings, publisher: Publisher, tap: Any
+) -> None:
+    """Row 12 (重复件): the same problem at the same place within the window under a new
+    order id is linked to the first (same street and matter, similar address and text),
+    shown on both complaints, and counted once by the 高频投诉 rule."""
+    settings = settings_for(HotlineSettings, hotspot_threshold=2, duplicate_window_days=2)
+    out: KafkaTap = await tap(settings.topic_prefix + HOTLINE_EVENTS.name)
+    lead_tap: KafkaTap = await tap(settings.topic_prefix + SUPERVISION_LEADS.name)
+    clock = ManualClock(START)
+    address = "上海市静安区大田路18号"
+    async with build(settings, clock=clock).running() as svc:
+        topic = svc.topic(INGEST_HOTLINE)
+        await publisher.event(
+            topic, created("GD-D1", address=address, description="大田路18号门口流动摊贩占道卖水果")
+        )
+        await out.wait_for_events(lambda es: bool(of(out, "GD-D1", "routed")))
+        reports = [
+            # the same problem again, worded differently: a duplicate of GD-D1
+            ("GD-D2", 3, address, "大田路18号门口有流动摊贩占道卖水果，请尽快处理"),
+            # the same words at another house number: another place
+            ("GD-D3", 4, "上海市静安区大田路20号", "大田路20号门口流动摊贩占道卖水果"),
+            # another problem of the same matter at the same address: counts for the hotspot
+            ("GD-D4", 5, address, "早上有早点铺把桌椅摆到人行道上经营"),
+        ]
+        for order_id, hours, where, text in reports:
+            await publisher.event(
+                topic,
+                created(
+                    order_id,
+                    received=START + dt.timedelta(hours=hours),
+                    address=where,
+                    description=text,
+                ),
+            )
+            await out.wait_for_events(lambda es, o=order_id: bool(of(out, o, "routed")))
+            if order_id == "GD-D2":
+                assert leads(lead_tap, LeadKind.HOTSPOT, "GD-D2") == []
+        await lead_tap.wait_for_events(lambda es: bool(leads(lead_tap, LeadKind.HOTSPOT, "GD-D4")))
+        await eventually(lambda: drained(svc))
+        async with api_client(svc) as client:
+            first = (await client.get("/v1/complaints/GD-D1")).json()
+            second = (await client.get("/v1/complaints/GD-D2")).json()
+            other = (await client.get("/v1/complaints/GD-D3")).json()
+    assert second["duplicate_of"] == "GD-D1" and first["duplicates"] == ["GD-D2"]
+    assert first["duplicate_of"] is None and second["duplicates"] == []
+    assert (other["duplicate_of"], other["duplicates"]) == (None, [])
+    linked = [e for e in second["timeline"] if e["verb"] == "duplicate_linked"]
+    assert len(linked) == 1 and linked[0]["detail"]["original"] == "GD-D1"
+    noted = [e for e in first["timeline"] if e["verb"] == "duplicate_linked"]
+    assert len(noted) == 1 and noted[0]["detail"] == {"duplicate": "GD-D2"}
+    events = of(out, "GD-D2", "duplicate_linked") + of(out, "GD-D1", "duplicate_linked")
+    assert [e.data["complaint"]["id"] for e in events] == ["GD-D2", "GD-D1"]
+    assert of(out, "GD-D3", "duplicate_linked") == of(out, "GD-D4", "duplicate_linked") == []
+    hotspots = [e for e in lead_tap.events() if e.data.get("kind") == "hotspot"]
+    assert len(hotspots) == 1 and hotspots[0].data["subject_id"] == "GD-D4"
+    assert hotspots[0].data["evidence"]["complaints"] == ["GD-D1", "GD-D4"]  # GD-D2 once

@@ -59,6 +59,7 @@ ENTITIES: tuple[EntityKind, ...] = (
             "overdue",
             "escalated",
             "reclassified",
+            "duplicate_linked",
         ),
     ),
     EntityKind(

@@ -106,6 +106,12 @@ class Complaint(BaseModel):
     satisfaction: int | None = None
     case_ids: list[str] = Field(default_factory=list)
     leads: list[str] = Field(default_factory=list)
+    duplicate_of: str | None = Field(
+        default=None, description="the first complaint of the same problem at the same place"
+    )
+    duplicates: list[str] = Field(
+        default_factory=list, description="later complaints linked to this one as duplicates"
+    )
     applied_updates: list[str] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
     created_at: dt.datetime | None = None
@@ -372,6 +378,34 @@ def resolve(
             reason=c.outcome,
             detail={"verdict": verdict, "late": late},
         )
+    )
+
+
+def link_duplicate(
+    c: Complaint, *, original: str, by: str, at: dt.datetime, detail: dict[str, Any]
+) -> TimelineEntry:
+    """重复件: ``c`` repeats complaint ``original`` (linked once, never to itself)."""
+    if original == c.id:
+        raise TransitionRefused(f"complaint {c.id} cannot duplicate itself")
+    if c.duplicate_of is not None:
+        raise TransitionRefused(f"complaint {c.id} is already a duplicate of {c.duplicate_of}")
+    c.duplicate_of = original
+    return c.record(
+        TimelineEntry(
+            verb="duplicate_linked", at=at, by=by, detail={"original": original, **detail}
+        )
+    )
+
+
+def note_duplicate(
+    c: Complaint, *, duplicate: str, by: str, at: dt.datetime
+) -> TimelineEntry | None:
+    """The original learns of a later report of its problem (None: already noted)."""
+    if duplicate in c.duplicates or duplicate == c.id:
+        return None
+    c.duplicates.append(duplicate)
+    return c.record(
+        TimelineEntry(verb="duplicate_linked", at=at, by=by, detail={"duplicate": duplicate})
     )
 
 
