@@ -22,6 +22,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.background import stop_task, wait_for_wake
 from shared.envelope import Envelope
 from shared.leases import Lease
 from shared.mongo import Document
@@ -142,10 +143,7 @@ class OutboxRelay:
                 sent = 0
             if sent >= self._batch:
                 continue  # a full batch: there may be more behind it
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._poll_s)
-            except TimeoutError:
-                pass
+            await wait_for_wake(self._wake, self._poll_s)
             # Commits come in bursts (every consumer batch wakes the relay): a short linger
             # lets them gather, so one find and one update_many carry many entries.
             await asyncio.sleep(self._linger_s)
@@ -154,13 +152,8 @@ class OutboxRelay:
         self._task = asyncio.create_task(self.run(), name="outbox-relay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         await self.release()
 
     async def release(self) -> None:

@@ -42,6 +42,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.background import stop_task, wait_for_wake
 from shared.batching import isolate_failures, keys_of
 from shared.clock import Clock
 from shared.mongo import Document
@@ -347,10 +348,7 @@ class TimerWheel(Generic[U]):
                 log.warning("timer pass failed", error=repr(exc))
                 delay = self._max_sleep_s
             if delay > 0:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), delay)
-                except TimeoutError:
-                    pass
+                await wait_for_wake(self._wake, delay)
             self._sleeping_until = None
 
     def start(self) -> None:
@@ -358,10 +356,5 @@ class TimerWheel(Generic[U]):
             self._task = asyncio.create_task(self.run(), name="timers")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
