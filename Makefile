@@ -8,7 +8,7 @@ REPLICAS ?= 1
 DEMO     ?=
 PYTEST   := $(BIN)/pytest -q -p no:cacheprovider
 
-.PHONY: run test lint typecheck browser clean-data clean bench chaos fuzz asyncapi
+.PHONY: run test lint typecheck browser clean-data clean bench bench-full chaos fuzz asyncapi
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ browser:
 ## bench: end-to-end benchmark + raw baselines on the embedded servers (JSON + PNG in bench/)
 bench: $(STAMP)
 	$(BIN)/jiandu bench --out bench/report.json --replicas 1,2
+
+## bench-full: the same with 100,000 documents in every collection first (over an hour here)
+bench-full: $(STAMP)
+	$(BIN)/jiandu bench --out bench/report-full.json --replicas 1 --prefill 100000
 
 ## chaos: the long fault-injection run (CI runs the short form inside `make test`)
 chaos: $(STAMP)

@@ -66,7 +66,9 @@ def bench(
         None, min=0, help="Events published before the services start (catch-up; default 10,000)."
     ),
     prefill: int | None = typer.Option(
-        None, min=0, help="Documents per collection for a last burst (default 100,000; 0: off)."
+        None,
+        min=0,
+        help="Documents per collection for a last burst (0: off; 100000: long form).",
     ),
     work_dir: Path | None = typer.Option(None, help="Data folder (default: a temporary one)."),
 ) -> None:
