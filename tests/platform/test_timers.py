@@ -15,7 +15,7 @@ from shared.service import Service
 from shared.settings import ServiceSettings
 from shared.topics import CASEREVIEW_EVENTS
 from shared.unit_of_work import UnitOfWork
-from tests.helpers import KafkaTap
+from tests.helpers import KafkaTap, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -96,3 +96,47 @@ async def test_timer_survives_restart_and_cancel_prevents_firing(
         assert await svc.timers.tick() == 0  # type: ignore[union-attr]
         rings = await svc.db["rings"].find().to_list()
     assert [r["timer"] for r in rings] == ["keep"]
+
+
+async def test_fired_timer_continues_the_trace_that_scheduled_it_and_links_the_wheels(
+    settings_for: Callable[..., AlarmSettings],
+) -> None:
+    """Row 27: a timer's handler runs in a span of the scheduling trace (linked to the span
+    the wheel fires in); a timer scheduled outside any trace starts its own."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    clock = ManualClock(T0)
+    svc = build_alarm(settings_for(AlarmSettings), clock)
+    svc.tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = svc.tracer_provider.get_tracer("test")
+    async with svc.running():
+        with tracer.start_as_current_span("complaint") as origin:
+            await _schedule(svc, "traced", T0)
+        await _schedule(svc, "untraced", T0 + timedelta(seconds=1))
+        clock.advance(timedelta(minutes=1))
+        with tracer.start_as_current_span("wheel pass") as wheel:
+            assert await svc.timers.tick() == 2  # type: ignore[union-attr]
+        assert svc.relay is not None
+        relay = svc.relay
+
+        async def sent() -> bool:
+            return await relay.pending() == 0
+
+        await eventually(sent)  # stopping while the relay publishes stalls the stop (~95 s)
+    spans = {
+        s.attributes["jiandu.timer.id"]: s
+        for s in exporter.get_finished_spans()
+        if s.name == "timer ring" and s.attributes is not None
+    }
+    traced, untraced = spans["traced"], spans["untraced"]
+    assert traced.context is not None and untraced.context is not None
+    assert traced.context.trace_id == origin.get_span_context().trace_id
+    assert traced.parent is not None
+    assert traced.parent.span_id == origin.get_span_context().span_id
+    assert [link.context.span_id for link in traced.links] == [wheel.get_span_context().span_id]
+    assert untraced.context.trace_id not in {
+        origin.get_span_context().trace_id,
+        wheel.get_span_context().trace_id,
+    }
