@@ -25,7 +25,7 @@ from devtools.embedded import free_port, wait_drained
 from devtools.runner import SERVICES, Platform, free_port_offset
 from shared.mongo import make_client
 from shared.settings import kafka_client_id
-from shared.topics import EXTERNAL_TYPE_TOPICS
+from shared.topics import CONSUMES, EXTERNAL_TYPE_TOPICS
 from tests.system.accounting import account
 
 pytestmark = [pytest.mark.integration]
@@ -72,14 +72,21 @@ async def ownership(bootstrap: str, group: str) -> tuple[str, Ownership]:
 
 
 async def stable_ownership(
-    bootstrap: str, group: str, expect: set[str], timeout: float
+    bootstrap: str,
+    group: str,
+    expect: set[str],
+    timeout: float,
+    partitions: set[tuple[str, int]] | None = None,
 ) -> Ownership:
-    """Wait until the group is Stable with exactly the ``expect`` client ids owning partitions."""
+    """Wait until the group is Stable with exactly the ``expect`` client ids owning partitions
+    (and, when given, owning at least ``partitions``: a service with two consumers in its group
+    can be Stable for a moment while its second consumer is still rejoining)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         state, owners = await ownership(bootstrap, group)
         holders = {c for clients in owners.values() for c in clients}
-        if state == "Stable" and holders == expect:
+        complete = partitions is None or partitions <= set(owners)
+        if state == "Stable" and holders == expect and complete:
             return owners
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{group}: state {state}, owners {owners}, expected {expect}")
@@ -123,11 +130,17 @@ async def test_two_replicas_share_partitions_and_survive_losing_one(tmp_path: Pa
     bootstrap = platform.servers.kafka_bootstrap
     try:
         both = {name: {kafka_client_id(f"{name}-{r}") for r in (0, 1)} for name in services}
+        consumed = {
+            name: {(t.name, p) for t in CONSUMES[name] for p in range(t.partitions)}
+            for name in services
+        }
         partitions: dict[str, set[tuple[str, int]]] = {}
         for name in services:
-            owners = await stable_ownership(bootstrap, name, both[name], timeout=120)
+            owners = await stable_ownership(
+                bootstrap, name, both[name], timeout=120, partitions=consumed[name]
+            )
             assert all(len(clients) == 1 for clients in owners.values()), owners
-            partitions[name] = set(owners)
+            partitions[name] = set(owners)  # the consumed topics' and (gateway) the DLTs'
 
         print(f"shared after {time.monotonic() - t0:.0f}s")
         await _publish(bootstrap, events[:half])
@@ -138,7 +151,9 @@ async def test_two_replicas_share_partitions_and_survive_losing_one(tmp_path: Pa
 
         for name in services:
             survivor = {kafka_client_id(f"{name}-0")}
-            owners = await stable_ownership(bootstrap, name, survivor, timeout=120)
+            owners = await stable_ownership(
+                bootstrap, name, survivor, timeout=120, partitions=partitions[name]
+            )
             assert set(owners) == partitions[name], "the survivor owns every partition"
         print(f"moved after {time.monotonic() - t0:.0f}s")
         mongo = make_client(platform.servers.mongo_uri, "replicas-check")
