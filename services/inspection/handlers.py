@@ -236,37 +236,39 @@ class InspectionWorkflow:
         plans = await storage.plans_of_unit(uow, data.unit)
         plan_finding = check_plan(data.unit, data.enterprise, data.sector, at, plans, data.plan_id)
         doc["planned"] = plan_finding is None
-        if plan_finding is not None:
-            doc["flags"].append(LeadKind.UNPLANNED_INSPECTION.value)
-            reasons.append(plan_finding.reason)
+
+        async def flag(kind: LeadKind, reason: str, summary: str, evidence: Document) -> None:
+            """One finding on this inspection: flagged on it and raised as a lead."""
+            doc["flags"].append(kind.value)
+            reasons.append(reason)
             await self._finding(
                 uow,
-                LeadKind.UNPLANNED_INSPECTION,
+                kind,
                 data.inspection_id,
                 district=data.district,
                 unit=data.unit,
                 subject_type="inspection",
                 subject_id=data.inspection_id,
-                summary=f"未备案检查：{plan_finding.reason}",
-                evidence={"enterprise": data.enterprise, "at": at, **plan_finding.model_dump()},
+                summary=summary,
+                evidence={"enterprise": data.enterprise, "at": at, **evidence},
                 inspection_id=data.inspection_id,
+            )
+
+        if plan_finding is not None:
+            await flag(
+                LeadKind.UNPLANNED_INSPECTION,
+                plan_finding.reason,
+                f"未备案检查：{plan_finding.reason}",
+                plan_finding.model_dump(),
             )
 
         code_reason = check_code(data.code_scanned)
         if code_reason is not None:
-            doc["flags"].append(LeadKind.CODE_NOT_SHOWN.value)
-            reasons.append(code_reason)
-            await self._finding(
-                uow,
+            await flag(
                 LeadKind.CODE_NOT_SHOWN,
-                data.inspection_id,
-                district=data.district,
-                unit=data.unit,
-                subject_type="inspection",
-                subject_id=data.inspection_id,
-                summary=f"未亮码：{data.unit} 对 {data.enterprise} 的检查{code_reason}",
-                evidence={"enterprise": data.enterprise, "at": at},
-                inspection_id=data.inspection_id,
+                code_reason,
+                f"未亮码：{data.unit} 对 {data.enterprise} 的检查{code_reason}",
+                {},
             )
 
         cert_findings = await self._check_officers(uow, data, day)
