@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
@@ -27,6 +27,29 @@ T = TypeVar("T")
 AUDIT_READ_TYPE = "jiandu.audit.read"
 CITY_CODE = "310000"
 M = TypeVar("M", bound=BaseModel)
+C = TypeVar("C")
+
+
+def service_of(request: Request) -> Service:
+    """The service answering the request (its ``http_app`` put it on the app's state)."""
+    service = request.app.state.service
+    assert isinstance(service, Service)
+    return service
+
+
+ServiceDep = Annotated[Service, Depends(service_of)]
+"""The running service, for module-level routers: ``async def route(svc: ServiceDep)``."""
+
+
+def component(kind: type[C]) -> Callable[[Request], C]:
+    """Dependency: the object of type ``kind`` the service was given with ``Service.provide``
+    (its workflow, a catalogue...): ``WorkflowDep = Annotated[W, Depends(component(W))]``."""
+
+    def dependency(request: Request) -> C:
+        return service_of(request).component(kind)
+
+    dependency.__name__ = f"component_{kind.__name__}"
+    return dependency
 
 
 class NotFound(LookupError):
@@ -136,16 +159,18 @@ def audit_read_event(svc: Service, caller: Caller, request: Request, ids: list[s
     )
 
 
-def audited_router(svc: Service, **kwargs: Any) -> APIRouter:
-    """The service's API router: every route needs a token (``shared.identity``), answers are
-    masked by role, and each unmasked personal-data read is sent, through the outbox, to the
-    gateway's hash-chained audit log (``audit.events``) before the answer leaves."""
+async def audit_read(caller: Caller, request: Request, ids: list[str]) -> None:
+    """Send an unmasked personal-data read, through the outbox, to the gateway's audit log."""
+    svc = service_of(request)
+    event = audit_read_event(svc, caller, request, ids)
+    await svc.run_in_uow(lambda uow: uow.emit(event, AUDIT_EVENTS))
 
-    async def audit(caller: Caller, request: Request, ids: list[str]) -> None:
-        event = audit_read_event(svc, caller, request, ids)
-        await svc.run_in_uow(lambda uow: uow.emit(event, AUDIT_EVENTS))
 
-    return guarded_router(audit, **kwargs)
+def audited_router(**kwargs: Any) -> APIRouter:
+    """A module-level API router: every route needs a token (``shared.identity``), answers
+    are masked by role, and each unmasked personal-data read is sent, through the outbox, to
+    the gateway's hash-chained audit log (``audit.events``) before the answer leaves."""
+    return guarded_router(audit_read, **kwargs)
 
 
 @dataclass(frozen=True)

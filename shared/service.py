@@ -56,6 +56,7 @@ T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 RouterFactory = Callable[["Service"], APIRouter]
+C = TypeVar("C")
 Hook = Callable[["Service"], Awaitable[None]]
 
 PLATFORM_INDEXES: dict[str, list[IndexModel]] = {
@@ -151,6 +152,7 @@ class Service:
             k: list(v) for k, v in PLATFORM_INDEXES.items()
         }
         self._routers: list[RouterFactory] = []
+        self._components: dict[type, object] = {}
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
         self.consumers: dict[str, EventConsumer] = {}
@@ -293,8 +295,25 @@ class Service:
         for collection, models in plan.items():
             self._indexes.setdefault(collection, []).extend(models)
 
-    def routes(self, factory: RouterFactory) -> None:
-        self._routers.append(factory)
+    def routes(self, routes: APIRouter | RouterFactory) -> None:
+        """Serve ``routes``: a module-level router, or a factory given this service."""
+        if isinstance(routes, APIRouter):
+            router = routes
+            self._routers.append(lambda _: router)
+        else:
+            self._routers.append(routes)
+
+    def provide(self, *components: object) -> None:
+        """Make objects (a workflow, a catalogue) reachable from module-level routes by type
+        (``shared.api.component``): routes stay free of construction and of globals."""
+        for obj in components:
+            self._components[type(obj)] = obj
+
+    def component(self, kind: type[C]) -> C:
+        obj = self._components.get(kind)
+        if not isinstance(obj, kind):
+            raise LookupError(f"{self.name} was given no {kind.__name__} (Service.provide)")
+        return obj
 
     def on_start(self, hook: Hook) -> None:
         self._on_start.append(hook)

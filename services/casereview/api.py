@@ -215,7 +215,7 @@ CAMPAIGN_SCOPE = {"district": "districts", "unit": "units"}
 
 
 def build_router(svc: Service, workflow: CaseReviewWorkflow) -> APIRouter:
-    router = audited_router(svc, prefix="/v1/casereview", tags=["casereview"])
+    router = audited_router(prefix="/v1/casereview", tags=["casereview"])
     city = load_city()
 
     async def guarded(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:

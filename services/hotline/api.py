@@ -180,7 +180,7 @@ def _filters(**values: Any) -> dict[str, Any]:
 
 
 def build_router(svc: Service, workflow: HotlineWorkflow) -> APIRouter:
-    router = audited_router(svc, tags=["hotline"])
+    router = audited_router(tags=["hotline"])
     Limit, Offset = limit_param(), offset_param()
 
     def scoped(caller: Caller, c: Complaint | None, order_id: str) -> Complaint:

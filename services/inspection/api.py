@@ -135,7 +135,7 @@ class DistrictSummary(BaseModel):
 
 
 def build_router(svc: Service) -> APIRouter:
-    router = audited_router(svc, prefix="/v1/inspection", tags=["inspection"])
+    router = audited_router(prefix="/v1/inspection", tags=["inspection"])
     Limit, Offset = limit_param(), offset_param()
     settings = svc.settings
     assert isinstance(settings, InspectionSettings)

@@ -215,7 +215,7 @@ def delivery_rows(notice: Document, jobs: list[Document]) -> list[DeliveryOut]:
 
 
 def build_router(svc: Service, workflow: NotifyWorkflow, worker: DeliveryWorker) -> APIRouter:
-    router = audited_router(svc, prefix="/v1", tags=["notices"])
+    router = audited_router(prefix="/v1", tags=["notices"])
     directory = workflow.directory
     recipient = {"unit": "recipient_unit"}  # a notice's unit is its recipient
 

@@ -196,7 +196,7 @@ def _filters(**values: Any) -> dict[str, Any]:
 
 
 def build_router(svc: Service, workflow: PenaltyWorkflow, catalogue: Catalogue) -> APIRouter:
-    router = audited_router(svc, prefix="/v1/penalty", tags=["penalty"])
+    router = audited_router(prefix="/v1/penalty", tags=["penalty"])
     Limit, Offset = limit_param(), offset_param()
     reads = ScopedReads(svc, Permission.READ_FILINGS)
 
