@@ -41,6 +41,7 @@ from devtools.embedded import free_port, wait_drained
 from devtools.runner import Platform, free_port_offset
 from shared.envelope import Envelope
 from shared.mongo import Document, make_client
+from shared.outbox import outbox_events
 from shared.registry import SERVICES
 from shared.topics import EXTERNAL_TYPE_TOPICS
 
@@ -258,9 +259,8 @@ async def settle(bootstrap: str, mongo: AsyncMongoClient[Document]) -> None:
 async def latencies(mongo: AsyncMongoClient[Document], sent: Sent) -> dict[str, dict[str, float]]:
     """ingest→routed (hotline's routed event written) and ingest→notice (notice created), ms."""
     routed: list[float] = []
-    async for doc in mongo[SERVICE_DBS["hotline"]]["outbox"].find(
-        {"type": "jiandu.hotline.complaint.routed"}, {"key": 1, "created_at": 1}
-    ):
+    hotline = mongo[SERVICE_DBS["hotline"]]
+    for doc in await outbox_events(hotline, type="jiandu.hotline.complaint.routed"):
         start = sent.at.get(bytes(doc["key"]).decode())
         if start is not None:
             routed.append((doc["created_at"].timestamp() - start) * 1000)
@@ -275,7 +275,8 @@ async def latencies(mongo: AsyncMongoClient[Document], sent: Sent) -> dict[str, 
 
 
 async def command_counters(platform: Platform) -> dict[str, dict[str, dict[str, float]]]:
-    """Each service's MongoDB command and written-document counters (replicas summed)."""
+    """Each service's MongoDB command and written-document counters, and its consumer's
+    batches (count, records, seconds spent applying), replicas summed."""
     from prometheus_client.parser import text_string_to_metric_families
 
     out: dict[str, dict[str, dict[str, float]]] = {}
@@ -284,8 +285,18 @@ async def command_counters(platform: Platform) -> dict[str, dict[str, dict[str, 
             if sp.proc.poll() is not None:
                 continue
             text = (await client.get(f"{sp.url}/metrics")).text
-            mine = out.setdefault(sp.name, {"commands": {}, "documents": {}})
+            mine = out.setdefault(sp.name, {"commands": {}, "documents": {}, "batches": {}})
             for family in text_string_to_metric_families(text):
+                if family.name in ("jiandu_batch_records", "jiandu_batch_seconds"):
+                    for sample in family.samples:
+                        stat = {
+                            "jiandu_batch_records_count": "batches",
+                            "jiandu_batch_records_sum": "records",
+                            "jiandu_batch_seconds_sum": "seconds",
+                        }.get(sample.name)
+                        if stat:
+                            mine["batches"][stat] = mine["batches"].get(stat, 0.0) + sample.value
+                    continue
                 kind = {
                     "jiandu_mongo_commands": "commands",
                     "jiandu_mongo_documents_written": "documents",
@@ -316,6 +327,13 @@ def cost_per_event(
             row[kind] = round(sum(delta.values()) / events, 3)
             row[f"{kind}_by_name"] = {c: round(d / events, 3) for c, d in sorted(delta.items())}
             totals[kind] += sum(delta.values())
+        was = before.get(name, {}).get("batches", {})
+        batches = {k: v - was.get(k, 0.0) for k, v in counters.get("batches", {}).items()}
+        if batches.get("batches"):
+            n = batches["batches"]
+            row["batches"] = int(n)
+            row["records_per_batch"] = round(batches.get("records", 0.0) / n, 1)
+            row["ms_per_batch"] = round(1000 * batches.get("seconds", 0.0) / n, 1)
         services[name] = row
     return {
         "events": events,
@@ -795,7 +813,13 @@ def summary(report: BenchReport) -> Table:
                 table.add_row(
                     f"  {name}",
                     f"{row['commands']:.2f} cmd ({_top(row['commands_by_name'])}), "
-                    f"{row['documents']:.2f} docs",
+                    f"{row['documents']:.2f} docs"
+                    + (
+                        f"; {row['batches']} batches of {row['records_per_batch']:.0f} records,"
+                        f" {row['ms_per_batch']:.0f} ms each"
+                        if row.get("batches")
+                        else ""
+                    ),
                 )
         for paced in run["paced"]:
             for metric in ("ingest_to_routed", "ingest_to_notice"):

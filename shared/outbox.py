@@ -1,16 +1,23 @@
 """Transactional outbox (发件箱): outgoing events are written with the state change.
 
-A handler adds events to the ``outbox`` collection inside its MongoDB transaction; the
-:class:`OutboxRelay` (one active replica at a time, by lease) publishes them in order and
-marks them sent. A crash between commit and publish only delays the event: the relay
-finds it unsent on the next pass. A crash between publish and mark-sent republishes it,
-which consumers absorb through their inbox (idempotent by event id).
+A unit of work writes the events it emitted as ONE ``outbox`` document (its ``events`` in
+emit order) inside its MongoDB transaction; the :class:`OutboxRelay` (one active replica at
+a time, by lease) publishes the documents' events in order and marks the documents sent. A
+crash between commit and publish only delays the events: the relay finds them unsent on the
+next pass. A crash between publish and mark-sent republishes them, which consumers absorb
+through their inbox (idempotent by event id).
+
+One document per transaction, not per event: a batch of 200 records emitting 300 events
+costs one insert and, once published, one index update, where a document per event cost
+each event an insert and an indexed ``$set`` (measured on SecantusDB: ~2 ms of server time
+per event, most of the pipeline's MongoDB time).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -48,33 +55,58 @@ def _sequence() -> int:
 
 
 def outbox_entry(event: Envelope, topic: Topic | str, prefix: str = "") -> Document:
-    """The outbox document for ``event`` on ``topic``, carrying the caller's trace context."""
+    """One event of an outbox document, on ``topic``, carrying the caller's trace context."""
     name = topic.qualified(prefix) if isinstance(topic, Topic) else topic
     key, value, headers = event.to_kafka()
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return {
-        "_id": f"{name}|{event.id}",
+        "id": event.id,
         "topic": name,
         "key": key,
         "value": value,
         "headers": headers,
         "trace": carrier,
         "type": event.type,
-        "seq": _sequence(),
-        "created_at": datetime.now(UTC),
-        "sent_at": None,
     }
 
 
 async def add_to_outbox(
     db: AsyncDatabase[Document], session: AsyncClientSession | None, entries: list[Document]
 ) -> None:
-    """Queue the entries in the caller's transaction: one round trip however many there are."""
-    if len(entries) == 1:
-        await db[OUTBOX].insert_one(entries[0], session=session)
-    elif entries:
-        await db[OUTBOX].insert_many(entries, ordered=True, session=session)
+    """Queue a transaction's events in it: one document, one round trip."""
+    if entries:
+        await db[OUTBOX].insert_one(
+            {
+                "_id": uuid.uuid4().hex,
+                "events": entries,
+                "count": len(entries),
+                "seq": _sequence(),
+                "created_at": datetime.now(UTC),
+                "sent_at": None,
+            },
+            session=session,
+        )
+
+
+async def outbox_events(db: AsyncDatabase[Document], **match: Any) -> list[Document]:
+    """The outbox's events (sent or not) whose fields equal ``match``, in outbox order, each
+    with its document's ``created_at`` and ``sent_at`` (tests, bench, operations)."""
+    query = {f"events.{k}": v for k, v in match.items()}
+    found: list[Document] = []
+    async for doc in db[OUTBOX].find(query).sort("seq", ASCENDING):
+        for event in doc.get("events", ()):
+            if all(event.get(k) == v for k, v in match.items()):
+                found.append({**event, "created_at": doc["created_at"], "sent_at": doc["sent_at"]})
+    return found
+
+
+async def pending_events(db: AsyncDatabase[Document]) -> int:
+    """Events written and not yet published."""
+    total = 0
+    async for doc in db[OUTBOX].find({"sent_at": None}, {"count": 1}):
+        total += int(doc.get("count", 1))
+    return total
 
 
 class OutboxRelay:
@@ -106,23 +138,34 @@ class OutboxRelay:
         self._wake.set()
 
     async def pending(self) -> int:
-        return await self._db[OUTBOX].count_documents({"sent_at": None})
+        return await pending_events(self._db)
 
     async def drain_once(self) -> int:
-        """Publish one batch if this replica holds the lease; returns how many were sent."""
+        """Publish one batch if this replica holds the lease; returns how many were sent.
+
+        A batch is whole documents in outbox order, about ``batch`` events (at least one
+        document, however many events it holds).
+        """
         if not await self._lease.acquire():
             return 0
         cursor = self._db[OUTBOX].find({"sent_at": None}).sort("seq", ASCENDING).limit(self._batch)
-        entries = await cursor.to_list()
-        if not entries:
+        docs: list[Document] = []
+        events = 0
+        async for doc in cursor:
+            if docs and events + int(doc.get("count", 1)) > self._batch:
+                break
+            docs.append(doc)
+            events += int(doc.get("count", 1))
+        if not docs:
             return 0
+        entries = [entry for doc in docs for entry in doc.get("events", ())]
         await asyncio.gather(*(self._send(entry) for entry in entries))
         await self._db[OUTBOX].update_many(
-            {"_id": {"$in": [e["_id"] for e in entries]}},
+            {"_id": {"$in": [d["_id"] for d in docs]}},
             {"$set": {"sent_at": datetime.now(UTC)}},
         )
         self.published += len(entries)
-        return len(entries)
+        return max(len(entries), 1)
 
     async def _send(self, entry: dict[str, Any]) -> None:
         token = otel_context.attach(propagate.extract(entry.get("trace") or {}))

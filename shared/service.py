@@ -34,18 +34,24 @@ from faststream.message import StreamMessage
 from faststream.specification import AsyncAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import AutoReconnect, PyMongoError
 
 from shared.batching import is_storage_unavailable
 from shared.clock import Clock, SystemClock
-from shared.consumer import INBOX, QUARANTINE, EventConsumer, EventHandler, KeyOf
+from shared.consumer import INBOX, QUARANTINE, EventConsumer, EventHandler, KeyOf, apply_batch
 from shared.kafka_fetch_wait import emulate_fetch_wait
 from shared.leases import LEASES
 from shared.mongo import CommandCounter, Document, ensure_indexes, make_client
-from shared.outbox import OUTBOX, OUTBOX_INDEXES, OutboxRelay
+from shared.outbox import OUTBOX, OUTBOX_INDEXES, OutboxRelay, pending_events
 from shared.settings import ServiceSettings, kafka_client_id
 from shared.telemetry import configure_logging, setup_telemetry
 from shared.timers import TIMER_INDEXES, TIMERS, TimerHandler, TimerKeyOf, TimerWheel
@@ -144,7 +150,7 @@ class Service:
             ),
             logger=None,
         )
-        self.stream_app = FastStream(
+        self._stream_app = FastStream(
             self.broker,
             specification=AsyncAPI(self.broker, title=self.title, version="0.1.0"),
         )
@@ -156,6 +162,9 @@ class Service:
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
         self.consumers: dict[str, EventConsumer] = {}
+        self._by_topic: dict[str, EventConsumer] = {}
+        self._descriptions: list[str] = []
+        self._subscribed = False
         self._timer_handlers: dict[str, tuple[TimerHandler[UnitOfWork], dict[str, TimerKeyOf]]] = {}
         self._client: AsyncMongoClient[Document] | None = None
         self.relay: OutboxRelay | None = None
@@ -164,6 +173,20 @@ class Service:
         self.mongo_commands = CommandCounter(self.registry)
         self._outbox_gauge = Gauge(
             "jiandu_outbox_pending", "Outbox events not yet published", registry=self.registry
+        )
+        self._batch_records = Histogram(
+            "jiandu_batch_records",
+            "Records per polled Kafka batch",
+            ["consumer"],
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+            registry=self.registry,
+        )
+        self._batch_seconds = Histogram(
+            "jiandu_batch_seconds",
+            "Time to apply one polled batch (its transaction, bisections and retries)",
+            ["consumer"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
         )
         self._timers_gauge = Gauge(
             "jiandu_timers_due", "Timers due and not yet fired", registry=self.registry
@@ -182,12 +205,18 @@ class Service:
         name: str | None = None,
         prefetch: Mapping[str | Lookup, KeyOf] | None = None,
     ) -> EventConsumer:
-        """Subscribe to ``topic`` in batches; each CloudEvent type goes to its handler, others
-        are skipped (on an ingest topic, a type it does not carry at all is quarantined).
+        """Handle ``topic``'s events; each CloudEvent type goes to its handler, others are
+        skipped (on an ingest topic, a type it does not carry at all is quarantined).
 
         ``prefetch`` names, per collection, the id a handler will read for an event: the
         whole batch's documents are then loaded with one query per collection.
+
+        Every topic a service consumes is read by ONE Kafka subscriber (one group member per
+        replica): a batch may mix topics and is still applied in one transaction, and a
+        service never rebalances against itself while its consumers join one by one.
         """
+        if self._subscribed:
+            raise RuntimeError("consume() after the service's subscriber was wired")
         consumer_name = name or f"{self.name}.{topic.name}"
         known = frozenset(t for t, on in EXTERNAL_TYPE_TOPICS.items() if on == topic) or None
         consumer = EventConsumer(
@@ -199,15 +228,38 @@ class Service:
             prefetch,
             tracer=self.tracer_provider.get_tracer("jiandu.consumer"),
         )
+        if consumer.topic in self._by_topic:
+            raise ValueError(f"{consumer.topic} is consumed twice")
         self.consumers[consumer_name] = consumer
-        self.subscribe_batches(
-            [self.topic(topic)],
-            consumer.handle_batch,
-            consumer_name=consumer_name,
-            title=f"{self.name}:{topic.name}",
-            description=topic.description,
-        )
+        self._by_topic[consumer.topic] = consumer
+        self._descriptions.append(f"{topic.name}: {topic.description}")
         return consumer
+
+    def _subscribe_consumers(self) -> None:
+        """Wire the one subscriber over every topic given to :meth:`consume` (once)."""
+        if self._subscribed:
+            return
+        self._subscribed = True
+        if not self._by_topic:
+            return
+        by_topic = self._by_topic
+
+        async def apply(records: tuple[ConsumerRecord[bytes, bytes], ...]) -> None:
+            await apply_batch(self, [by_topic[r.topic].decode(i, r) for i, r in enumerate(records)])
+
+        self.subscribe_batches(
+            list(by_topic),
+            apply,
+            consumer_name=f"{self.name}.events",
+            title=f"{self.name}:events",
+            description="; ".join(self._descriptions),
+        )
+
+    @property
+    def stream_app(self) -> FastStream:
+        """The FastStream app (AsyncAPI documents), its subscriber wired."""
+        self._subscribe_consumers()
+        return self._stream_app
 
     def subscribe_batches(
         self,
@@ -221,10 +273,15 @@ class Service:
         """One Kafka subscriber handing ``apply`` each polled batch of ``topics``."""
         backoff = self.settings.retry_backoff_s * 4
 
+        sizes = self._batch_records.labels(consumer_name)
+        durations = self._batch_seconds.labels(consumer_name)
+
         async def on_batch(msg: KafkaMessage) -> None:
             records: tuple[ConsumerRecord[bytes, bytes], ...] = msg.raw_message  # type: ignore[assignment]
+            sizes.observe(len(records))
             try:
-                await apply(records)
+                with durations.time():
+                    await apply(records)
             except Exception as exc:
                 if is_storage_unavailable(exc):
                     # Not the records' fault: back off, then FastStream seeks every
@@ -403,6 +460,7 @@ class Service:
             self.timers.register(kind, *handler)
         for hook in self._on_start:
             await hook(self)
+        self._subscribe_consumers()
         await self.broker.start()
         self.relay.start()
         if s.timers_run:
@@ -483,7 +541,7 @@ class Service:
     async def metrics_text(self) -> bytes:
         if self.started:
             try:
-                self._outbox_gauge.set(await self.db[OUTBOX].count_documents({"sent_at": None}))
+                self._outbox_gauge.set(await pending_events(self.db))
                 if self.timers is not None:
                     self._timers_gauge.set(await self.timers.due_count())
             except Exception as exc:

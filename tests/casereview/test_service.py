@@ -22,7 +22,7 @@ from shared.clock import ManualClock
 from shared.contracts import OFFICER_CHANGED_TYPE, LeadKind, NoticeKind, SupervisionLead
 from shared.envelope import Envelope
 from shared.identity import Role
-from shared.outbox import OUTBOX
+from shared.outbox import outbox_events
 from shared.service import Service
 from shared.topics import (
     CASEREVIEW_EVENTS,
@@ -204,7 +204,7 @@ async def test_closed_cases_sampled_scored_and_failed_file_rectified_exactly_onc
         await eventually(lambda: outbox_empty(svc))
         rect_id = f"rect:{failed[0]['id']}"
         key = f"casereview:rectification:{rect_id}:1"
-        assert await svc.db[OUTBOX].count_documents({"key": key.encode()}) == 1
+        assert len(await outbox_events(svc.db, key=key.encode())) == 1
         await notices.wait_for_events(
             lambda es: (
                 sum(1 for e in es if e.data["kind"] == NoticeKind.RECTIFICATION) >= len(deducted)

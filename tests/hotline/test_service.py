@@ -18,7 +18,7 @@ from shared.city import load_city
 from shared.clock import ManualClock
 from shared.contracts import LEAD_TYPE, LeadKind, SupervisionLead
 from shared.envelope import Envelope
-from shared.outbox import OUTBOX
+from shared.outbox import outbox_events
 from shared.service import Service
 from shared.timers import TIMERS
 from shared.topics import (
@@ -110,7 +110,7 @@ async def drained(*services: Service) -> bool:
 
 
 async def outbox_count(svc: Service, type_: str, order_id: str) -> int:
-    docs = await svc.db[OUTBOX].find({"type": type_}).to_list()
+    docs = await outbox_events(svc.db, type=type_)
     return sum(1 for d in docs if order_id.encode() in d["key"])
 
 

@@ -91,7 +91,7 @@ async def test_emitted_events_are_written_together_after_the_handler_and_only_on
     settings_for: Callable[..., Any],
 ) -> None:
     from shared.envelope import Envelope
-    from shared.outbox import OUTBOX
+    from shared.outbox import OUTBOX, outbox_events
     from shared.topics import HOTLINE_EVENTS
 
     svc = Service(settings_for(UowSettings, outbox_poll_s=3600.0))
@@ -103,8 +103,10 @@ async def test_emitted_events_are_written_together_after_the_handler_and_only_on
             for _ in range(3)
         ]
 
+    emitted = events("ok")
+
     async def emits(uow: UnitOfWork) -> None:
-        for event in events("ok"):
+        for event in emitted:
             await uow.emit(event, HOTLINE_EVENTS)
         writes.append("handler done")  # nothing written to the outbox before this point
         outbox = await uow.collection(OUTBOX)
@@ -121,7 +123,9 @@ async def test_emitted_events_are_written_together_after_the_handler_and_only_on
         await svc.run_in_uow(emits)
         with pytest.raises(ValueError, match="handler failed"):
             await svc.run_in_uow(emits_then_fails)
-        entries = await svc.db[OUTBOX].find({}, {"key": 1, "seq": 1}).sort("seq", 1).to_list()
+        entries = await outbox_events(svc.db)
+        documents = await svc.db[OUTBOX].count_documents({})
     assert writes == ["handler done"]
     assert [e["key"] for e in entries] == [b"ok"] * 3, "the failed handler's events are gone"
-    assert [e["seq"] for e in entries] == sorted({e["seq"] for e in entries}), "in emit order"
+    assert [e["id"] for e in entries] == [e.id for e in emitted], "in emit order"
+    assert documents == 1, "one outbox document per transaction"
