@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from shared.identity.access import Caller
@@ -49,23 +50,27 @@ PERSONAL_FIELDS = ("name", "phone", "id_number", "address")
 """What counts as personal data (个人信息) in every response, log line and dead letter."""
 
 
+def _masker(key: str, *, person: bool) -> Callable[[str], str] | None:
+    """How a field named ``key`` is masked (None: it is no personal data); in a person's
+    record (complainant, party) its ``name`` and ``id`` are personal data too."""
+    if person and key == "name":
+        return mask_name
+    if key in PHONE_KEYS:
+        return mask_phone
+    if key in ID_KEYS or (person and key == "id"):
+        return mask_id
+    if key in ADDRESS_KEYS:
+        return mask_address
+    return None
+
+
 def _mask_person(person: dict[str, Any], seen: dict[str, str]) -> bool:
     found = False
     for key, value in list(person.items()):
-        if not isinstance(value, str) or not value:
-            continue
-        if key == "name":
-            person[key] = mask_name(value)
-        elif key in PHONE_KEYS:
-            person[key] = mask_phone(value)
-        elif key in ID_KEYS or key == "id":
-            person[key] = mask_id(value)
-        elif key in ADDRESS_KEYS:
-            person[key] = mask_address(value)
-        else:
-            continue
-        seen[value] = person[key]
-        found = True
+        mask = _masker(key, person=True)
+        if mask is not None and isinstance(value, str) and value:
+            person[key] = seen[value] = mask(value)
+            found = True
     return found
 
 
@@ -90,16 +95,10 @@ def _mask_fields(node: Any, seen: dict[str, str]) -> bool:
             node[key] = seen[value] = mask_name(value)
             found = True
         elif isinstance(value, str) and value:
-            if key in PHONE_KEYS:
-                node[key] = mask_phone(value)
-            elif key in ID_KEYS:
-                node[key] = mask_id(value)
-            elif key in ADDRESS_KEYS:
-                node[key] = mask_address(value)
-            else:
-                continue
-            seen[value] = node[key]
-            found = True
+            mask = _masker(key, person=False)
+            if mask is not None:
+                node[key] = seen[value] = mask(value)
+                found = True
         elif isinstance(value, dict | list):
             found = _mask_fields(value, seen) or found
     return found
