@@ -190,11 +190,11 @@ def acting_unit(caller: Caller, named: str | None) -> str:
     names another unit is refused (403).
     """
     caller.require(Permission.UNIT_ACTION)
-    p = caller.principal
-    if p.unit:
-        own = p.unit
-    elif p.role is Role.DISTRICT_SUPERVISOR:
-        own = f"{p.district}-sfj"
+    principal = caller.principal
+    if principal.unit:
+        own = principal.unit
+    elif principal.role is Role.DISTRICT_SUPERVISOR:
+        own = f"{principal.district}-sfj"
     else:
         own = CITY_BUREAU
     if named is not None and named != own:

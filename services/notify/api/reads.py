@@ -157,4 +157,4 @@ async def letter_page(
     total, docs = await page(
         svc.db, storage.LETTERS, scoped, limit=limit, offset=offset, sort=storage.LETTERS_ORDER
     )
-    return Page(total=total, limit=limit, offset=offset, items=[LetterOut.of(d) for d in docs])
+    return Page(total=total, limit=limit, offset=offset, items=[LetterOut.of(doc) for doc in docs])
