@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from services.notify import storage
-from services.notify.api import build_router
+from services.notify import api, storage
 from services.notify.channels import Transports
 from services.notify.delivery import DeliveryWorker
 from services.notify.domain.directory import load_directory
@@ -47,5 +46,6 @@ def build(settings: NotifySettings | None = None, clock: Clock | None = None) ->
     service.on_start(worker.start)
     service.on_stop(worker.stop)
     service.publishes(NOTIFY_EVENTS, AUDIT_EVENTS, SUPERVISION_LEADS)
-    service.routes(lambda svc: build_router(svc, workflow, worker))
+    service.provide(workflow, worker, workflow.directory)
+    service.routes(api.router)
     return service

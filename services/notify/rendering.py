@@ -13,6 +13,10 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import BaseModel
 
+from services.notify.domain.aggregates import Notice
+from services.notify.domain.letters import Letter
+from services.notify.domain.notice import cn_date, cn_datetime
+from shared.clock import utc
 from shared.contracts import NoticeKind
 
 SUBJECT_LABELS: dict[str, str] = {
@@ -40,6 +44,23 @@ class OriginalNotice(BaseModel):
     issued_date_cn: str
     ack_deadline_cn: str
     reply_due_cn: str | None = None  # an unanswered letter (逾期未回复) rather than unsigned
+
+
+def escalation_of(original: Notice, overdue_letter: Letter | None) -> tuple[str, OriginalNotice]:
+    """An escalation's heading (关于…逾期未签收/未回复…的通报) and what its text quotes of
+    the original notice (and of the letter whose reply is overdue)."""
+    missing = "回复" if overdue_letter is not None else "签收"
+    heading = f"关于{original.recipient_name}逾期未{missing}{original.title}的通报"
+    quoted = OriginalNotice(
+        issuer_name=original.issuer_name,
+        recipient_name=original.recipient_name,
+        title=original.title,
+        doc_number=original.doc_number,
+        issued_date_cn=cn_date(utc(original.created_at)),
+        ack_deadline_cn=cn_datetime(utc(original.ack_deadline)),
+        reply_due_cn=cn_datetime(utc(overdue_letter.reply_due)) if overdue_letter else None,
+    )
+    return heading, quoted
 
 
 class LetterFields(BaseModel):

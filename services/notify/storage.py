@@ -68,27 +68,29 @@ def delivery_id(notice_id: str, channel: str) -> str:
 # -- documents ↔ aggregates (the stored shape is the model's fields, ``_id`` for ``id``) ---
 
 
-def notice_doc(n: Notice) -> Document:
-    body = n.model_dump(exclude={"id", "channels"})
+def notice_doc(notice: Notice) -> Document:
+    body = notice.model_dump(exclude={"id", "channels"})
     # A channel keeps only what applies to it (a skipped one has no attempts, and so on).
-    channels = {ch: state.model_dump(exclude_none=True) for ch, state in n.channels.items()}
-    return {"_id": n.id, **body, "channels": channels}
+    channels = {
+        channel: state.model_dump(exclude_none=True) for channel, state in notice.channels.items()
+    }
+    return {"_id": notice.id, **body, "channels": channels}
 
 
 def notice_of(doc: Mapping[str, Any]) -> Notice:
     return Notice.model_validate({"id": doc["_id"], **doc})
 
 
-def delivery_doc(d: Delivery) -> Document:
-    return {"_id": d.id, **d.model_dump(exclude={"id"})}
+def delivery_doc(delivery: Delivery) -> Document:
+    return {"_id": delivery.id, **delivery.model_dump(exclude={"id"})}
 
 
 def delivery_of(doc: Mapping[str, Any]) -> Delivery:
     return Delivery.model_validate({"id": doc["_id"], **doc})
 
 
-def counter_doc(c: Counter) -> Document:
-    return {"_id": c.id, **c.model_dump(exclude={"id"})}
+def counter_doc(counter: Counter) -> Document:
+    return {"_id": counter.id, **counter.model_dump(exclude={"id"})}
 
 
 def counter_of(doc: Mapping[str, Any]) -> Counter:

@@ -37,8 +37,22 @@ def imports_of(path: Path, *, runtime: bool = False) -> set[str]:
     return found
 
 
+def shared_modules() -> dict[str, Path]:
+    """Every module of ``shared`` by its dotted name, those of its packages too
+    (``shared/identity/access.py`` is ``shared.identity.access``, its ``__init__``
+    ``shared.identity``)."""
+    modules = {}
+    for path in SHARED.rglob("*.py"):
+        parts = path.relative_to(SHARED.parent).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if len(parts) > 1:
+            modules[".".join(parts)] = path
+    return modules
+
+
 def shared_graph(*, runtime: bool) -> dict[str, set[str]]:
-    modules = {f"shared.{p.stem}": p for p in SHARED.glob("*.py") if p.stem != "__init__"}
+    modules = shared_modules()
     return {
         name: imports_of(path, runtime=runtime) & set(modules) for name, path in modules.items()
     }
@@ -91,7 +105,7 @@ def test_shared_has_no_type_checking_imports_of_its_own() -> None:
     """Nothing of ``shared`` is imported for annotations only (what could close a circle)."""
     type_only = {
         name: sorted(imports_of(path) - imports_of(path, runtime=True))
-        for name, path in ((f"shared.{p.stem}", p) for p in SHARED.glob("*.py"))
+        for name, path in shared_modules().items()
     }
     assert {
         name: [m for m in found if m.startswith("shared.")]

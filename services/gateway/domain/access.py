@@ -1,7 +1,7 @@
 """Who may see what (权限与数据范围): the gateway's view of :mod:`shared.identity`.
 
 Roles, permissions, the data scope and personal-data masking are shared by every service
-(``shared/identity.py``); the gateway issues the tokens that carry them. Every read goes
+(``shared/identity/``); the gateway issues the tokens that carry them. Every read goes
 through :func:`scope_filter`: it turns the caller into the one MongoDB filter that every query
 of the read API is combined with, so a district supervisor can only ever see her district and
 a unit officer only his unit's items.

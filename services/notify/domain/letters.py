@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from services.notify.domain.aggregates import Notice
 from shared.aggregate import Aggregate
 from shared.clock import utc
 from shared.contracts import NoticeKind, NoticeSubject
@@ -76,6 +77,30 @@ class Letter(Aggregate):
     escalated_at: dt.datetime | None = None
     escalated_to: str | None = None
     escalation_notice_id: str | None = None
+
+    @classmethod
+    def of_notice(
+        cls, notice: Notice, *, issued_by: str, reply_days: int, reply_due: dt.datetime
+    ) -> Letter:
+        """The letter a notice asking for a reply opens: its id, number, parties, subject."""
+        return cls(
+            id=notice.id,
+            kind=notice.kind,
+            title=notice.title,
+            doc_number=notice.doc_number,
+            issuer=notice.issuer,
+            issuer_name=notice.issuer_name,
+            issued_by=issued_by,
+            recipient_unit=notice.recipient_unit,
+            recipient_name=notice.recipient_name,
+            district=notice.district,
+            subject_type=notice.subject_type,
+            subject_id=notice.subject_id,
+            summary=notice.summary,
+            issued_at=notice.created_at,
+            reply_days=reply_days,
+            reply_due=reply_due,
+        )
 
     def may_reply(self, unit: str) -> bool:
         """The recipient replies; a 移送函's feedback comes from outside the platform, so
