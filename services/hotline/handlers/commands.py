@@ -87,7 +87,6 @@ class UnitCommands(LeadDetectors):
         self, uow: UnitOfWork, complaint: Complaint, acting: Acting, days: int, reason: str
     ) -> None:
         """延期申请, before the deadline, by the unit holding the complaint."""
-        most = self.settings.max_extension_days
         await self._step(
             uow,
             complaint,
@@ -95,7 +94,7 @@ class UnitCommands(LeadDetectors):
             **acting,
             days=days,
             reason=reason,
-            max_days=most,
+            max_days=self.settings.max_extension_days,
         )
 
     def extension_deciders(self, complaint: Complaint) -> tuple[str, ...]:
