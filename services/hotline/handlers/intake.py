@@ -124,6 +124,8 @@ class WorkOrderIntake(UnitCommands):
     async def _apply_update(
         self, uow: UnitOfWork, complaint: Complaint, data: WorkOrderUpdated, at: dt.datetime
     ) -> None:
+        """One platform action as the unit's command; 12345 may have re-dispatched the order
+        to the acting unit (a hand-over first) or skipped its 签收 (acknowledged for it)."""
         unit, platform = data.by_unit, self.settings.platform_unit
         acting = Acting(unit=unit, by=unit, at=at)
         if data.action == "rated":

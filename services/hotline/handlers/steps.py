@@ -50,7 +50,7 @@ class Acting(TypedDict):
 
 def timer_id(kind: str, order_id: str, *parts: object) -> str:
     """One timer per deadline (dispatch number, due instant): re-arming never re-fires one."""
-    return ":".join(("hotline", kind, order_id, *(str(p) for p in parts)))
+    return ":".join(("hotline", kind, order_id, *(str(part) for part in parts)))
 
 
 def ack_timer(complaint: Complaint) -> str:
