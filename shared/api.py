@@ -1,8 +1,8 @@
 """What every service's HTTP API shares: domain refusals, read models, pages, commands.
 
-Handlers raise ``NotFound``, ``Forbidden`` and ``Conflict``; ``run_command`` runs an API
-command in one transaction and turns those into 404, 403 and 409 with the reason, so a
-refused request is never a 500.
+Handlers raise ``NotFound``, ``Forbidden``, ``Conflict`` and ``Invalid``; ``run_command`` runs
+an API command in one transaction and turns those into 404, 403, 409 and 422 with the reason,
+so a refused request is never a 500.
 """
 
 from __future__ import annotations
@@ -64,6 +64,11 @@ class Conflict(ValueError):
     """The command contradicts the entity's current state (HTTP 409); the message says why."""
 
 
+class Invalid(ValueError):
+    """The command's input breaks a rule its schema cannot check (HTTP 422); the message
+    says which."""
+
+
 class Out(BaseModel):
     """Read models: the stored document's ``_id`` becomes ``id``; internal fields are dropped."""
 
@@ -99,6 +104,8 @@ async def run_command(
             raise HTTPException(403, detail=str(exc)) from exc
         except Conflict as exc:
             raise HTTPException(409, detail=str(exc)) from exc
+        except Invalid as exc:
+            raise HTTPException(422, detail=str(exc)) from exc
         except DuplicateKeyError as exc:
             if attempt == attempts:
                 raise HTTPException(409, detail="already exists (concurrent request)") from exc

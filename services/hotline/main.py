@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from services.hotline import storage
-from services.hotline.api import build_router
+from services.hotline import api, storage
 from services.hotline.handlers import ACK_DUE, CASE_CHECK, ESCALATE, RESOLVE_DUE, HotlineWorkflow
 from services.hotline.settings import HotlineSettings
 from shared.clock import Clock
@@ -52,5 +51,6 @@ def build(settings: HotlineSettings | None = None, clock: Clock | None = None) -
     ):
         service.on_timer(kind, handler, prefetch=complaint_of)
     service.publishes(HOTLINE_EVENTS, SUPERVISION_LEADS, NOTIFY_REQUESTS, AUDIT_EVENTS)
-    service.routes(lambda svc: build_router(svc, workflow))
+    service.provide(workflow)
+    service.routes(api.router)
     return service
