@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from services.casereview.domain.precheck import Finding
+from services.casereview.domain.norms import Finding
 from services.casereview.domain.records import ReviewState, SelfReview
 from services.casereview.domain.rubric import Proposal, Rubric, ScoreSheet
 from services.casereview.domain.sampling import Reviewer
