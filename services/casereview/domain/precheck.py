@@ -107,22 +107,20 @@ def check_documents(case: CaseClosed, policy: PrecheckPolicy) -> list[Finding]:
     ]
 
 
+def _unverifiable(code: str, message: str, **dates: dt.date | None) -> list[Finding]:
+    """A time limit that cannot be checked: a date it counts from or to is missing."""
+    evidence = {name: _iso(day) for name, day in dates.items()}
+    return [finding(code, Severity.MAJOR, message, field="dates", **evidence)]
+
+
 def check_decision_time_limit(case: CaseClosed, policy: PrecheckPolicy) -> list[Finding]:
     """九十日办案期限 (general procedure): filed → decided, unless an extension is recorded."""
     if case.procedure != "general":
         return []
     filed, decided = case.dates.filed, case.dates.decided
     if filed is None or decided is None:
-        return [
-            finding(
-                "DECISION_TIME_UNVERIFIABLE",
-                Severity.MAJOR,
-                "立案或决定日期缺失，无法核实办案期限",
-                field="dates",
-                filed=_iso(filed),
-                decided=_iso(decided),
-            )
-        ]
+        message = "立案或决定日期缺失，无法核实办案期限"
+        return _unverifiable("DECISION_TIME_UNVERIFIABLE", message, filed=filed, decided=decided)
     days = (decided - filed).days
     if days <= policy.decision_limit_days or "extension_approved" in case.circumstances:
         return []
@@ -144,16 +142,8 @@ def check_service_time_limit(case: CaseClosed, policy: PrecheckPolicy) -> list[F
     """七日送达: decided → served, in working days (第八十五条; holidays and 调休 aware)."""
     decided, served = case.dates.decided, case.dates.served
     if decided is None or served is None:
-        return [
-            finding(
-                "SERVICE_TIME_UNVERIFIABLE",
-                Severity.MAJOR,
-                "决定或送达日期缺失，无法核实送达期限",
-                field="dates",
-                decided=_iso(decided),
-                served=_iso(served),
-            )
-        ]
+        message = "决定或送达日期缺失，无法核实送达期限"
+        return _unverifiable("SERVICE_TIME_UNVERIFIABLE", message, decided=decided, served=served)
     calendar_days = (served - decided).days
     days = working_days_between(decided, served)
     if 0 <= calendar_days and days <= policy.service_limit_days:

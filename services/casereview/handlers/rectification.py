@@ -6,7 +6,6 @@ The case follows its rectification: its status is the rectification's last step.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from services.casereview import storage
@@ -26,6 +25,7 @@ from shared.api import Conflict, Forbidden, NotFound
 from shared.city import supervising_unit
 from shared.clock import utc
 from shared.contracts import LeadKind, NoticeKind, NotificationRequest, SupervisionLead
+from shared.deadlines import end_of_day_after
 from shared.mongo import Document
 from shared.unit_of_work import UnitOfWork
 from shared.workcalendar import CST
@@ -36,12 +36,6 @@ RECTIFICATION_DUE = "casereview.rectification_due"
 def rectification_timer(rect_id: str) -> str:
     """The deadline timer of a rectification (one at a time: a new round replaces it)."""
     return f"casereview:rect-due:{rect_id}"
-
-
-def end_of_day_after(when: dt.datetime, days: int) -> dt.datetime:
-    """Close of the CST day ``days`` calendar days after ``when`` (rectification deadline)."""
-    day = when.astimezone(CST).date() + dt.timedelta(days=days + 1)
-    return dt.datetime.combine(day, dt.time(0), CST).astimezone(dt.UTC)
 
 
 class Rectifications:
