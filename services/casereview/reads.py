@@ -67,7 +67,7 @@ class ScopedCollection:
             offset=offset,
             projection=self.hidden,
         )
-        return Page(total=total, limit=limit, offset=offset, items=[model.of(d) for d in docs])
+        return Page(total=total, limit=limit, offset=offset, items=[model.of(doc) for doc in docs])
 
     async def one(self, svc: Service, caller: Caller, doc_id: str) -> Document:
         """The document when it exists and lies in the caller's scope, else 404."""

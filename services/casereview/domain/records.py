@@ -149,7 +149,7 @@ class Campaign(Aggregate):
         )
         sample = draw_sample(population, self.seed, quota)
         assignments = assign_reviewers(sample, self.reviewers, self.seed)
-        sample_ids = [c.case_id for c in sample]
+        sample_ids = [candidate.case_id for candidate in sample]
         redrawn_hash = population_hash(population)
         return Verification(
             campaign_id=self.id,

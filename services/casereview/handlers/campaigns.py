@@ -38,6 +38,8 @@ def campaign_id_of(spec: CampaignSpec, seed: str) -> str:
 
 
 class Campaigns:
+    """双随机 draws from the reviewer directory, by the current rubric."""
+
     def __init__(self, reference: ReferenceData) -> None:
         self.reference = reference
 
@@ -45,12 +47,14 @@ class Campaigns:
         """The active reviewers the campaign names (all by default), in its districts."""
         pool = self.reference.directory.active()
         if spec.reviewer_ids:
-            unknown = sorted(set(spec.reviewer_ids) - {r.id for r in pool})
+            unknown = sorted(set(spec.reviewer_ids) - {reviewer.id for reviewer in pool})
             if unknown:
                 raise Conflict(f"unknown or inactive reviewers: {', '.join(unknown)}")
-            pool = [r for r in pool if r.id in set(spec.reviewer_ids)]
+            pool = [reviewer for reviewer in pool if reviewer.id in set(spec.reviewer_ids)]
         if spec.reviewer_districts:
-            pool = [r for r in pool if r.district in set(spec.reviewer_districts)]
+            pool = [
+                reviewer for reviewer in pool if reviewer.district in set(spec.reviewer_districts)
+            ]
         if not pool:
             raise Conflict("no reviewers match the campaign")
         return pool
@@ -99,19 +103,19 @@ class Campaigns:
             percent=str(spec.percent) if spec.percent is not None else None,
             seed=seed,
             algorithm=ALGORITHM,
-            population=[(c.case_id, c.unit) for c in population],
+            population=[(candidate.case_id, candidate.unit) for candidate in population],
             population_size=len(population),
             population_hash=population_hash(population),
             reviewers=reviewers,
             directory_version=self.reference.directory.version,
             rubric_version=self.reference.rubric.version,
-            sample=[c.case_id for c in sample],
+            sample=[candidate.case_id for candidate in sample],
             assignments=assignments,
             created_at=now,
             status="drawn",
         )
         storage.campaigns(uow).add(campaign)
-        by_id = {r.id: r for r in reviewers}
+        by_id = {reviewer.id: reviewer for reviewer in reviewers}
         for drawn in sample:
             reviewer = by_id[assignments[drawn.case_id]]
             await self.open_review(uow, campaign, drawn.case_id, reviewer, now)

@@ -38,7 +38,7 @@ SNAPSHOT_FIELDS = (
 def snapshot(case: Case) -> dict[str, Any]:
     """The case as events carry it: the review state, not the file (no personal data)."""
     doc = case.to_doc()
-    body = {k: doc.get(k) for k in SNAPSHOT_FIELDS}
+    body = {name: doc.get(name) for name in SNAPSHOT_FIELDS}
     body["defects"] = len(case.findings)
     return {"id": case.id, **to_jsonable_python(body)}
 

@@ -33,6 +33,8 @@ def file_hash(case: CaseClosed) -> str:
 
 
 class Intake:
+    """收案: the handlers of what comes in; the pre-check thresholds come from the settings."""
+
     def __init__(self, policy: PrecheckPolicy) -> None:
         self.policy = policy
 
@@ -40,7 +42,7 @@ class Intake:
         """Store the file, pre-check it; a resent identical file changes nothing."""
         file = parse_data(event, CaseClosed)
         digest = file_hash(file)
-        registry = await storage.registry_of(uow, sorted({o.id for o in file.officers}))
+        registry = await storage.registry_of(uow, sorted({officer.id for officer in file.officers}))
         findings = check_registered_certificates(file, run_prechecks(file, self.policy), registry)
         existing = await storage.cases(uow).get(file.case_id)
         now = uow.now()
@@ -68,7 +70,7 @@ class Intake:
             file=file.model_dump(mode="json"),
             file_hash=digest,
             findings=findings,
-            finding_codes=sorted({f.code for f in findings}),
+            finding_codes=sorted({found.code for found in findings}),
             status="registered",
             received_at=existing.received_at if existing else now,
             event_id=event.id,
@@ -79,7 +81,8 @@ class Intake:
         )
         if findings:
             defects = [
-                {"code": f.code, "severity": f.severity, "message": f.message} for f in findings
+                {"code": found.code, "severity": found.severity, "message": found.message}
+                for found in findings
             ]
             await emit(uow, case, "defects_found", {"at": now, "findings": defects})
 
@@ -88,5 +91,5 @@ class Intake:
         entry = event.data.get("officer")
         if not isinstance(entry, dict) or not entry.get("id"):
             raise EventRejected(f"{event.type} without an officer entry")
-        doc = {k: v for k, v in entry.items() if k != "id"}
+        doc = {key: value for key, value in entry.items() if key != "id"}
         storage.put_officer(uow, {"_id": str(entry["id"]), **doc, "event_id": event.id})

@@ -39,9 +39,10 @@ def rectification_timer(rect_id: str) -> str:
 
 
 class Rectifications:
+    """整改 orders and their rounds; each round gives the unit ``days`` calendar days."""
+
     def __init__(self, days: int) -> None:
         self.days = days
-        """Calendar days the unit has, each round."""
 
     async def require(
         self,

@@ -15,6 +15,8 @@ from shared.unit_of_work import UnitOfWork
 
 
 class Scoring:
+    """评查打分; a sheet with deductions hands the case to the rectification process."""
+
     def __init__(self, reference: ReferenceData, rectifications: Rectifications) -> None:
         self.reference = reference
         self.rectifications = rectifications
