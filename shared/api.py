@@ -21,7 +21,7 @@ from shared.identity import Caller, Permission, guarded_router, require_in_scope
 from shared.mongo import Document, SortOrder, get_document, page
 from shared.service import Service
 from shared.topics import AUDIT_EVENTS
-from shared.unit_of_work import UnitOfWork
+from shared.unit_of_work import AggregateRepository, UnitOfWork
 
 T = TypeVar("T")
 AUDIT_READ_TYPE = "jiandu.audit.read"
@@ -62,6 +62,14 @@ class Forbidden(PermissionError):
 
 class Conflict(ValueError):
     """The command contradicts the entity's current state (HTTP 409); the message says why."""
+
+
+async def existing(repository: AggregateRepository[T], aggregate_id: str, what: str) -> T:
+    """The aggregate a command addresses; ``NotFound`` ("<what> <id> not found") if none."""
+    aggregate = await repository.get(aggregate_id)
+    if aggregate is None:
+        raise NotFound(f"{what} {aggregate_id} not found")
+    return aggregate
 
 
 class Out(BaseModel):

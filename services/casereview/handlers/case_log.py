@@ -13,7 +13,7 @@ from pydantic_core import to_jsonable_python
 
 from services.casereview import storage
 from services.casereview.domain.records import Case, ReviewState
-from shared.api import NotFound
+from shared.api import existing
 from shared.topics import CASEREVIEW_EVENTS
 from shared.unit_of_work import UnitOfWork
 
@@ -44,10 +44,7 @@ def snapshot(case: Case) -> dict[str, Any]:
 
 
 async def load_case(uow: UnitOfWork, case_id: str) -> Case:
-    case = await storage.cases(uow).get(case_id)
-    if case is None:
-        raise NotFound(f"case {case_id} not found")
-    return case
+    return await existing(storage.cases(uow), case_id, "case")
 
 
 def save_case(uow: UnitOfWork, case: Case) -> None:

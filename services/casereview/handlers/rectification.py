@@ -21,7 +21,7 @@ from services.casereview.domain.records import (
 )
 from services.casereview.domain.rubric import RectificationKind, ScoreSheet
 from services.casereview.handlers.case_log import RAISED_BY, load_case, record
-from shared.api import Conflict, Forbidden, NotFound
+from shared.api import Conflict, Forbidden, existing
 from shared.city import supervising_unit
 from shared.clock import utc
 from shared.contracts import LeadKind, NoticeKind, NotificationRequest, SupervisionLead
@@ -111,7 +111,7 @@ class Rectifications:
         self, uow: UnitOfWork, rect_id: str, answer: RectificationAnswer
     ) -> Rectification:
         """The unit reports its rectification; the deadline timer is cancelled."""
-        rect = await self._rect(uow, rect_id)
+        rect = await existing(storage.rectifications(uow), rect_id, "rectification")
         if answer.unit != rect.unit:
             raise Forbidden(f"rectification {rect_id} is addressed to {rect.unit}")
         if rect.status not in ("open", "overdue"):
@@ -135,7 +135,7 @@ class Rectifications:
         self, uow: UnitOfWork, rect_id: str, verdict: RectificationVerdict
     ) -> Rectification:
         """Accept (closed) or send back with a new deadline and a new notice."""
-        rect = await self._rect(uow, rect_id)
+        rect = await existing(storage.rectifications(uow), rect_id, "rectification")
         if rect.status != "answered":
             raise Conflict(f"rectification {rect_id} is {rect.status}: nothing to judge")
         now = uow.now()
@@ -222,12 +222,6 @@ class Rectifications:
             "rectification_overdue",
             {"at": now, "deadline": rect.deadline, "escalated_to": supervisor},
         )
-
-    async def _rect(self, uow: UnitOfWork, rect_id: str) -> Rectification:
-        rect = await storage.rectifications(uow).get(rect_id)
-        if rect is None:
-            raise NotFound(f"rectification {rect_id} not found")
-        return rect
 
     async def _order(self, uow: UnitOfWork, rect: Rectification) -> None:
         """One round: the 整改通知书 to the unit and the timer of its deadline. The notice's

@@ -10,7 +10,7 @@ from services.casereview.domain.rubric import ScoreSheet, rectification_kind, re
 from services.casereview.handlers.case_log import load_case, record
 from services.casereview.handlers.rectification import Rectifications
 from services.casereview.reference import ReferenceData
-from shared.api import Conflict, Forbidden, NotFound
+from shared.api import Conflict, Forbidden, existing
 from shared.unit_of_work import UnitOfWork
 
 
@@ -30,9 +30,7 @@ class Scoring:
         self, uow: UnitOfWork, review_id: str, submission: ScoreSubmission
     ) -> Review:
         """Compute the sheet; deductions open the rectification (notice, lead, durable timer)."""
-        review = await storage.reviews(uow).get(review_id)
-        if review is None:
-            raise NotFound(f"review {review_id} not found")
+        review = await existing(storage.reviews(uow), review_id, "review")
         if review.status == "scored":
             raise Conflict(f"review {review_id} is already scored ({review.grade})")
         if submission.reviewer_id != review.reviewer_id:
