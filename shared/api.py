@@ -21,7 +21,7 @@ from shared.identity import Caller, Permission, guarded_router, require_in_scope
 from shared.mongo import Document, SortOrder, get_document, page
 from shared.service import Service
 from shared.topics import AUDIT_EVENTS
-from shared.unit_of_work import UnitOfWork
+from shared.unit_of_work import AggregateRepository, UnitOfWork
 
 T = TypeVar("T")
 AUDIT_READ_TYPE = "jiandu.audit.read"
@@ -67,6 +67,14 @@ class Conflict(ValueError):
 class Invalid(ValueError):
     """The command's input breaks a rule its schema cannot check (HTTP 422); the message
     says which."""
+
+
+async def existing(repository: AggregateRepository[T], aggregate_id: str, what: str) -> T:
+    """The aggregate a command addresses; ``NotFound`` ("<what> <id> not found") if none."""
+    aggregate = await repository.get(aggregate_id)
+    if aggregate is None:
+        raise NotFound(f"{what} {aggregate_id} not found")
+    return aggregate
 
 
 class Out(BaseModel):

@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 
 from devtools.demo.generator import DemoGenerator, DemoMix
+from services.casereview.domain.norms import NORMS, Severity
 from services.casereview.domain.precheck import (
-    NORMS,
     RULES,
     PrecheckPolicy,
-    Severity,
     check_registered_certificates,
     run_prechecks,
 )
@@ -375,7 +374,7 @@ def test_seven_day_service_counts_working_days() -> None:
 def test_every_time_limit_of_the_precheck_names_its_calendar_and_article() -> None:
     """《行政处罚法》第八十五条 makes 二日/三日/五日/七日 working days; 九十日 (第六十条) stays
     calendar days. The rule table says which applies and cites the article."""
-    from services.casereview.domain.precheck import TIME_LIMITS
+    from services.casereview.domain.norms import TIME_LIMITS
 
     assert TIME_LIMITS["service_time_limit"].calendar == "working"
     assert "第八十五条" in TIME_LIMITS["service_time_limit"].source

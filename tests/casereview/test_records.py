@@ -9,7 +9,7 @@ import pytest
 from bson import BSON
 from bson.codec_options import CodecOptions
 
-from services.casereview.domain.precheck import Finding, Severity
+from services.casereview.domain.norms import Finding, Severity
 from services.casereview.domain.records import (
     Answer,
     Campaign,

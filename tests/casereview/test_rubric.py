@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.casereview.domain.precheck import NORMS, PrecheckPolicy, run_prechecks
+from services.casereview.domain.norms import NORMS
+from services.casereview.domain.precheck import PrecheckPolicy, run_prechecks
 from services.casereview.domain.rubric import (
     Decision,
     Extra,

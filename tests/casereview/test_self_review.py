@@ -9,12 +9,12 @@ from typing import get_args
 import pytest
 from pydantic import ValidationError
 
+from services.casereview.domain.commands import SelfReviewSubmission
 from services.casereview.domain.records import (
     SELF_REVIEW_OPEN,
     CaseStatus,
     SelfReview,
 )
-from services.casereview.handlers import SelfReviewSubmission
 from tests.casereview.test_records import case
 
 AT = dt.datetime(2025, 5, 6, 7, 8, 9, tzinfo=dt.UTC)

@@ -10,13 +10,21 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from services.casereview.domain.precheck import Finding
+from services.casereview.domain.norms import Finding
 from services.casereview.domain.rubric import Proposal, RectificationKind, ScoreSheet
-from services.casereview.domain.sampling import Reviewer
+from services.casereview.domain.sampling import (
+    Candidate,
+    Quota,
+    Reviewer,
+    assign_reviewers,
+    draw_sample,
+    population_hash,
+)
 from shared.aggregate import Aggregate, StoredAsJson
 
 CaseStatus = Literal[
@@ -58,7 +66,20 @@ class SelfReview(BaseModel):
     revision: int = Field(default=1, ge=1, description="1 + replacements before the review")
 
 
-class Case(Aggregate):
+class ReviewState(BaseModel):
+    """Where a case file's review stands: what its events and its list entries carry."""
+
+    campaign_id: str | None = None
+    review_id: str | None = None
+    reviewer_id: str | None = None
+    grade: str | None = None
+    score: float | None = None
+    rectification_id: str | None = None
+    rectification_status: RectificationStatus | None = None
+    rectification_deadline: dt.datetime | None = None
+
+
+class Case(Aggregate, ReviewState):
     """A case file (案卷) and where its review stands (``id`` = case_id)."""
 
     district: str
@@ -75,14 +96,6 @@ class Case(Aggregate):
     received_at: dt.datetime
     event_id: str
     revision: int = 1
-    campaign_id: str | None = None
-    review_id: str | None = None
-    reviewer_id: str | None = None
-    grade: str | None = None
-    score: float | None = None
-    rectification_id: str | None = None
-    rectification_status: RectificationStatus | None = None
-    rectification_deadline: dt.datetime | None = None
     ignored_revisions: list[IgnoredRevision] = Field(default_factory=list)
     self_review: SelfReview | None = None
     updated_at: dt.datetime | None = None
@@ -125,6 +138,44 @@ class Campaign(Aggregate):
     assignments: dict[str, str] = Field(description="case_id → reviewer_id")
     created_at: dt.datetime
     status: Literal["drawn"] = "drawn"
+
+    def verify(self) -> Verification:
+        """Re-draw from the recorded population, reviewers and seed; compare with the record
+        (anyone can do the same from the published input, see ``SAMPLING.md``)."""
+        population = [Candidate(case_id=case_id, unit=unit) for case_id, unit in self.population]
+        quota = Quota(
+            k_per_unit=self.k_per_unit,
+            percent=Decimal(self.percent) if self.percent else None,
+        )
+        sample = draw_sample(population, self.seed, quota)
+        assignments = assign_reviewers(sample, self.reviewers, self.seed)
+        sample_ids = [candidate.case_id for candidate in sample]
+        redrawn_hash = population_hash(population)
+        return Verification(
+            campaign_id=self.id,
+            algorithm=self.algorithm,
+            seed=self.seed,
+            population_hash=redrawn_hash,
+            population_hash_matches=redrawn_hash == self.population_hash,
+            sample_matches=sample_ids == self.sample,
+            assignments_match=assignments == self.assignments,
+            sample=sample_ids,
+            assignments=assignments,
+        )
+
+
+class Verification(BaseModel):
+    """A campaign re-drawn from its recorded input, compared with its recorded result."""
+
+    campaign_id: str
+    algorithm: str
+    seed: str
+    population_hash: str
+    population_hash_matches: bool
+    sample_matches: bool
+    assignments_match: bool
+    sample: list[str]
+    assignments: dict[str, str]
 
 
 class Review(Aggregate):

@@ -22,7 +22,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.casereview.domain.precheck import Finding
+from services.casereview.domain.norms import Finding
 
 
 class GradeThreshold(BaseModel):
