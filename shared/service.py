@@ -419,8 +419,8 @@ class Service:
                 await uow.flush()
         if uow.emitted and self.relay is not None:
             self.relay.wake()
-        if uow.earliest_timer is not None and self.timers is not None:
-            self.timers.wake(uow.earliest_timer)
+        if uow.scheduled and self.timers is not None:
+            self.timers.scheduled(uow.scheduled)
         return result
 
     async def publish_raw(

@@ -17,6 +17,11 @@ restart loses nothing because the timer is data, not a task in memory. A batch w
 handlers fail is split until the failing timer is alone; that one is retried after its
 lease, up to ``max_failures`` times, then parked as ``failed``.
 
+Every write to ``timers`` is in a transaction: a replica killed in the middle of one leaves
+its writes locked until the server reaps it, and on SecantusDB a plain write to such a
+document retries without end while holding the collection (measured: the whole server
+stalls); a transaction's write fails at once instead.
+
 The wheel sleeps until the nearest ``next_at`` (capped), and is woken when a commit of this
 replica schedules an earlier one: no fixed poll tick between a deadline and its firing.
 
@@ -29,7 +34,6 @@ the work that armed it (for a complaint, the trace of its work order, MISSION ro
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
@@ -45,9 +49,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.background import stop_task, wait_for_wake
 from shared.batching import isolate_failures, keys_of
 from shared.clock import Clock
+from shared.leases import Lease
 from shared.mongo import Document
 
 TIMERS = "timers"
+OWN_TIMERS_KEPT = 10_000
+"""Timers a wheel remembers having scheduled itself (to fire them without the sweep)."""
 TIMER_INDEXES = [
     IndexModel([("status", ASCENDING), ("next_at", ASCENDING)], name="claimable"),
     IndexModel([("subject", ASCENDING)], name="by_subject"),
@@ -101,7 +108,7 @@ def schedule_timer_op(
                 "subject": subject,
                 "trace": carrier,
                 "status": "pending",
-                "claim": None,
+                "failures": 0,
             },
             "$setOnInsert": {"fired_count": 0},
         },
@@ -134,7 +141,11 @@ class TimerWheel(Generic[U]):
         self._clock = clock
         self._run_in_uow = run_in_uow
         self._owner = owner
-        self._lease = timedelta(seconds=lease_s)
+        self._lease = Lease(db, "timer-wheel", owner, lease_s)
+        self._lease_s = lease_s
+        self._holding = False
+        self._own: dict[str, datetime] = {}
+        self._retry_after = timedelta(seconds=lease_s)
         self._max_sleep_s = max_sleep_s
         self._batch = batch
         self._max_failures = max_failures
@@ -173,57 +184,66 @@ class TimerWheel(Generic[U]):
         )
 
     def wake(self, due: datetime | None) -> None:
-        """A commit scheduled a timer due at ``due``: fire it then, not at the next wake-up."""
+        """Something is due at ``due``: fire it then, not at the next wake-up."""
         if due is None:
             return
         if self._sleeping_until is None or due < self._sleeping_until:
             self._wake.set()
 
-    async def _claim(self) -> tuple[str, list[str]]:
-        """Claim up to a batch of claimable timers; returns the claim token and their ids.
+    def scheduled(self, timers: Mapping[str, datetime]) -> None:
+        """A commit of this replica scheduled these timers (id → due): this wheel fires them
+        when due even when another replica's wheel holds the sweep."""
+        if not timers:
+            return
+        if len(self._own) < OWN_TIMERS_KEPT:  # beyond that, the sweeping wheel has them
+            self._own.update(timers)
+        self.wake(min(timers.values()))
 
-        In a transaction like every write to ``timers``: a replica killed in the middle of a
-        transaction leaves its writes locked until the server reaps it, and on SecantusDB a
-        plain write to such a document retries without end while holding the collection
-        (measured: the whole server stalls); a transaction's write fails at once instead.
-        """
+    async def tick(self) -> int:
+        """Fire the due timers this replica scheduled, and, if it holds the sweep, every
+        other due timer; returns how many fired (tests call this directly)."""
+        fired = 0
         now = self._clock.now()
-        query = {"status": "pending", "next_at": {"$lte": now}}
-        token = f"{self._owner}:{uuid.uuid4().hex}"
-
-        async def work(uow: U) -> list[str]:
-            timers = await uow.collection(TIMERS)
-            candidates = await (
-                timers.find(query, {"_id": 1}, session=uow.session)
-                .sort("next_at", ASCENDING)
-                .limit(self._batch)
-            ).to_list()
-            ids = [c["_id"] for c in candidates]
+        own = [timer_id for timer_id, due in self._own.items() if due <= now]
+        for timer_id in own:
+            del self._own[timer_id]
+        for start in range(0, len(own), self._batch):
+            fired += await self._fire_due(own[start : start + self._batch])
+        self._holding = await self._lease.acquire()
+        while self._holding:
+            ids = await self._due_ids()
             if ids:
-                await timers.update_many(
-                    {"_id": {"$in": ids}, **query},
-                    {
-                        "$set": {
-                            "claim": token,
-                            "claimed_by": self._owner,
-                            "next_at": now + self._lease,
-                        }
-                    },
-                    session=uow.session,
-                )
-            return ids
+                fired += await self._fire_due(ids)
+            if len(ids) < self._batch:
+                break
+        self.fired += fired
+        return fired
 
-        ids: list[str] = await self._run_in_uow(work)
-        return token, ids
+    async def _due_ids(self) -> list[str]:
+        """The ids of up to a batch of due timers, earliest first (an index-range read)."""
+        query = {"status": "pending", "next_at": {"$lte": self._clock.now()}}
+        cursor = (
+            self._db[TIMERS].find(query, {"_id": 1}).sort("next_at", ASCENDING).limit(self._batch)
+        )
+        return [doc["_id"] async for doc in cursor]
 
-    async def _fire_batch(self, token: str, ids: list[str]) -> int:
-        """Flip and run the claimed timers among ``ids`` in one transaction."""
+    async def _fire_due(self, ids: list[str]) -> int:
+        counts: list[int] = []
+
+        async def fire(chunk: list[str]) -> None:
+            counts.append(await self._fire_batch(chunk))
+
+        await isolate_failures(ids, fire, self._failed)
+        return sum(counts)
+
+    async def _fire_batch(self, ids: list[str]) -> int:
+        """Flip the timers of ``ids`` still pending and due, and run them: one transaction."""
+        now = self._clock.now()
+        still_due = {"_id": {"$in": ids}, "status": "pending", "next_at": {"$lte": now}}
 
         async def work(uow: U) -> int:
             timers = await uow.collection(TIMERS)
-            mine = await timers.find(
-                {"_id": {"$in": ids}, "status": "pending", "claim": token}, session=uow.session
-            ).to_list()
+            mine = await timers.find(still_due, session=uow.session).to_list()
             if not mine:
                 return 0
             mine.sort(key=lambda t: (t["due"], t["_id"]))
@@ -237,9 +257,9 @@ class TimerWheel(Generic[U]):
             for collection, keys in wanted.items():
                 await uow.documents(collection).load(keys)
             await timers.update_many(
-                {"_id": {"$in": [t["_id"] for t in mine]}, "status": "pending", "claim": token},
+                {**still_due, "_id": {"$in": [t["_id"] for t in mine]}},
                 {
-                    "$set": {"status": "fired", "fired_at": self._clock.now()},
+                    "$set": {"status": "fired", "fired_at": now, "fired_by": self._owner},
                     "$inc": {"fired_count": 1},
                 },
                 session=uow.session,
@@ -270,22 +290,25 @@ class TimerWheel(Generic[U]):
             },
         )
 
-    async def _failed(self, token: str, timer_id: str, exc: BaseException) -> None:
-        """Leave it claimed: after the lease it is tried again, until it has failed too often."""
+    async def _failed(self, timer_id: str, exc: BaseException) -> None:
+        """Try it again ``retry_after`` later, until it has failed too often."""
         log.error("timer failed", timer=timer_id, error=repr(exc))
+        retry_at = self._clock.now() + self._retry_after
 
         async def work(uow: U) -> None:
             timers = await uow.collection(TIMERS)
-            timer = await timers.find_one({"_id": timer_id, "claim": token}, session=uow.session)
+            pending = {"_id": timer_id, "status": "pending"}
+            timer = await timers.find_one(pending, session=uow.session)
             if timer is None:
                 return
             failures = int(timer.get("failures", 0)) + 1
             await timers.update_one(
-                {"_id": timer_id, "status": "pending", "claim": token},
+                pending,
                 {
                     "$set": {
                         "failures": failures,
                         "last_error": repr(exc)[:1000],
+                        "next_at": retry_at,
                         **({"status": "failed"} if failures >= self._max_failures else {}),
                     }
                 },
@@ -294,50 +317,31 @@ class TimerWheel(Generic[U]):
 
         await self._run_in_uow(work)
 
-    async def tick(self) -> int:
-        """Fire every timer due now; returns how many fired (tests call this directly)."""
-        fired = 0
-        while True:
-            token, ids = await self._claim()
-            if ids:
-                fired += await self._fire_claimed(token, ids)
-            if len(ids) < self._batch:
-                break
-        self.fired += fired
-        return fired
-
-    async def _fire_claimed(self, token: str, ids: list[str]) -> int:
-        counts: list[int] = []
-
-        async def fire(chunk: list[str]) -> None:
-            counts.append(await self._fire_batch(token, chunk))
-
-        async def failed(timer_id: str, exc: BaseException) -> None:
-            await self._failed(token, timer_id, exc)
-
-        await isolate_failures(ids, fire, failed)
-        return sum(counts)
-
     async def _sleep_s(self) -> float:
-        """Seconds until the nearest claimable timer, capped; remembers the target."""
-        nearest = await self._db[TIMERS].find_one(
-            {"status": "pending"}, {"next_at": 1}, sort=[("next_at", ASCENDING)]
-        )
-        cap = self._max_sleep_s
-        if nearest is None or nearest.get("next_at") is None:
-            self._sleeping_until = self._clock.now() + timedelta(seconds=cap)
-            return cap
-        at: datetime = nearest["next_at"]
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=UTC)
-        self._sleeping_until = at
-        return max(0.0, min(cap, (at - self._clock.now()).total_seconds()))
+        """Seconds until the nearest timer this wheel would fire, capped; remembers it.
+
+        The sweeping wheel looks at every pending timer; another replica's wheel only at
+        its own, and asks for the sweep again before the holder's lease could run out.
+        """
+        now = self._clock.now()
+        cap = self._max_sleep_s if self._holding else min(self._max_sleep_s, self._lease_s / 3)
+        candidates = list(self._own.values())
+        if self._holding:
+            nearest = await self._db[TIMERS].find_one(
+                {"status": "pending"}, {"next_at": 1}, sort=[("next_at", ASCENDING)]
+            )
+            if nearest is not None and nearest.get("next_at") is not None:
+                at: datetime = nearest["next_at"]
+                candidates.append(at if at.tzinfo else at.replace(tzinfo=UTC))
+        target = min([now + timedelta(seconds=cap), *candidates])
+        self._sleeping_until = target
+        return max(0.0, (target - now).total_seconds())
 
     async def run(self) -> None:
         while True:
             try:
                 # Commits that wake the wheel come in bursts: let them gather, so one pass
-                # (one claim, one transaction) fires what a burst scheduled.
+                # (one read, one transaction) fires what a burst scheduled.
                 await asyncio.sleep(self._coalesce_s)
                 self._wake.clear()
                 await self.tick()
@@ -358,3 +362,4 @@ class TimerWheel(Generic[U]):
     async def stop(self) -> None:
         await stop_task(self._task)
         self._task = None
+        await self._lease.release()  # the next replica sweeps at once

@@ -191,7 +191,8 @@ class UnitOfWork:
     source: str
     topic_prefix: str = ""
     emitted: list[Envelope] = field(default_factory=list)
-    earliest_timer: datetime | None = None
+    scheduled: dict[str, datetime] = field(default_factory=dict)
+    """Timers this unit scheduled (id → due): after commit, this replica's wheel fires them."""
     """The earliest due time scheduled in this unit (wakes the timer wheel after commit)."""
     reads: int = 0
     writes: int = 0
@@ -297,11 +298,11 @@ class UnitOfWork:
     ) -> None:
         """Create or move a pending timer (the last word on one id in this unit wins)."""
         self._timers[timer_id] = schedule_timer_op(timer_id, kind, due, payload, subject)
-        if self.earliest_timer is None or due < self.earliest_timer:
-            self.earliest_timer = due
+        self.scheduled[timer_id] = due
 
     async def cancel(self, timer_id: str) -> None:
         self._timers[timer_id] = cancel_timer_op(timer_id)
+        self.scheduled.pop(timer_id, None)
 
     def discard_pending(self) -> None:
         """Forget what this unit would write (its transaction was aborted)."""
@@ -310,4 +311,4 @@ class UnitOfWork:
         self._timers.clear()
         self._repos.clear()
         self._indexes.clear()
-        self.earliest_timer = None
+        self.scheduled.clear()

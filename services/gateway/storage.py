@@ -145,7 +145,7 @@ async def in_transaction(
     Every write to a collection that transactions also write goes in a transaction: a
     replica killed mid-transaction leaves its documents locked until the server reaps it,
     and on SecantusDB a plain write to such a document retries without end while holding
-    the collection (see ``shared.timers.TimerWheel._claim``).
+    the collection (see ``shared.timers``).
     """
     for attempt in range(1, attempts + 1):
         try:

@@ -163,7 +163,7 @@ async def claim_delivery(
 ) -> Delivery | None:
     """Take one due delivery for ``lease_s``; counts the attempt at once, so a replica that
     dies mid-send still uses up one of the bounded attempts. In a transaction, like every
-    write to a collection that transactions write (see ``shared.timers.TimerWheel._claim``)."""
+    write to a collection that transactions write (see ``shared.timers``)."""
     coll = await uow.collection(DELIVERIES)
     doc = await coll.find_one_and_update(
         {

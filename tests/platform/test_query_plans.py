@@ -280,7 +280,7 @@ def test_plan_walk_finds_a_collection_scan_below_the_top_stage() -> None:
 async def test_the_runtime_reads_index_ranges_that_stay_flat_as_collections_grow(
     settings_for: Callable[..., Any],
 ) -> None:
-    """Issue #18: the timer claim, the relay's unsent entries and the inbox look-up each read
+    """Issue #18: the due-timer read, the relay's unsent entries and the inbox look-up each read
     an index range bounded by what they return, not by what the collection holds: with
     5,000 sent entries, future timers and applied batches in place, each examines only the
     keys of its answer."""
@@ -306,7 +306,7 @@ async def test_the_runtime_reads_index_ranges_that_stay_flat_as_collections_grow
         )
         plans = {
             "relay": db[OUTBOX].find({"sent_at": None}).sort("seq", 1).limit(500),
-            "claim": db[TIMERS]
+            "due": db[TIMERS]
             .find({"status": "pending", "next_at": {"$lte": now}})
             .sort("next_at", 1)
             .limit(100),
@@ -317,6 +317,6 @@ async def test_the_runtime_reads_index_ranges_that_stay_flat_as_collections_grow
             for name, cursor in plans.items()
         }
     assert stats["relay"]["totalKeysExamined"] == 7, stats["relay"]
-    assert stats["claim"]["totalKeysExamined"] == 0, stats["claim"]
+    assert stats["due"]["totalKeysExamined"] == 0, stats["due"]
     assert stats["inbox"]["totalKeysExamined"] <= 3, stats["inbox"]
     assert all(s["totalDocsExamined"] <= 7 for s in stats.values()), stats
