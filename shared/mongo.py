@@ -8,7 +8,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter
 from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import CollectionInvalid
+from pymongo.errors import CollectionInvalid, OperationFailure
 
 Document = dict[str, Any]
 IndexPlan = Mapping[str, Sequence[IndexModel]]
@@ -78,7 +78,11 @@ class CommandCounter(monitoring.CommandListener):
 
 async def ensure_indexes(db: AsyncDatabase[Document], plan: IndexPlan) -> None:
     """Every collection of the plan exists (none is created inside a transaction, where two
-    first writers would conflict) with its indexes."""
+    first writers would conflict) with its indexes.
+
+    A ``list_*`` index (:func:`list_indexes` owns the prefix) the plan no longer names is
+    dropped: every index costs every write to its collection.
+    """
     existing = set(await db.list_collection_names())
     for collection, indexes in plan.items():
         if collection not in existing:
@@ -86,6 +90,14 @@ async def ensure_indexes(db: AsyncDatabase[Document], plan: IndexPlan) -> None:
                 await db.create_collection(collection)
             except CollectionInvalid:  # another replica created it meanwhile
                 pass
+        wanted = {str(model.document["name"]) for model in indexes}
+        async for info in await db[collection].list_indexes():
+            name = str(info.get("name", ""))
+            if name.startswith("list_") and name not in wanted:
+                try:
+                    await db[collection].drop_index(name)
+                except OperationFailure:  # another replica dropped it meanwhile
+                    pass
         if indexes:
             await db[collection].create_indexes(list(indexes))
 

@@ -56,5 +56,6 @@ def build(settings: GatewaySettings | None = None, clock: Clock | None = None) -
     )
     service.on_start(bootstrap_users)
     service.on_start(lambda svc: storage.init_seq(svc.db))
+    service.on_start(lambda svc: storage.retire_indexes(svc.db))
     service.routes(lambda _: router)
     return service

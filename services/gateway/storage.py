@@ -46,18 +46,22 @@ Db = AsyncDatabase[Document]
 ENTITY_ORDER = [("event_time", DESCENDING), ("_id", ASCENDING)]
 LEADS_ORDER = [("raised_at", DESCENDING), ("_id", ASCENDING)]
 RECENT_FIRST = [("at", DESCENDING), ("_id", ASCENDING)]  # dead letters, quarantine
-# Fields the overview tallies filter on, besides the list filters.
-TALLIED = ["overdue", "returns", "grade", "late", "missing", "top_tier"]
+# What every entity list filters on (the read API's query parameters).
+LISTED = ["status", "flags", "subject_id", "event_ids", "key_ids"]
+# Fields the overview tallies filter on, by collection: an index where no query uses it would
+# only cost every projection write (each index is maintained on every update).
+TALLIED = {
+    "complaints": ["overdue"],
+    "cases": ["grade"],
+    "filings": ["top_tier", "late", "missing"],
+}
 
 
-def _entity_indexes() -> list[IndexModel]:
+def _entity_indexes(collection: str) -> list[IndexModel]:
     return [
-        *list_indexes(
-            ENTITY_ORDER, ["status", "flags", *TALLIED, "subject_id", "event_ids", "key_ids"]
-        ),
+        *list_indexes(ENTITY_ORDER, [*LISTED, *TALLIED.get(collection, [])]),
         IndexModel([("district", ASCENDING), ("event_time", DESCENDING)], name="by_district"),
         IndexModel([("unit", ASCENDING), ("event_time", DESCENDING)], name="by_unit"),
-        IndexModel([("event_time", DESCENDING)], name="recent"),
     ]
 
 
@@ -77,8 +81,8 @@ def _inspection_indexes() -> list[IndexModel]:
 
 
 INDEXES: dict[str, list[IndexModel]] = {
-    **{kind.collection: _entity_indexes() for kind in ENTITIES},
-    INSPECTIONS: [*_entity_indexes(), *_inspection_indexes()],
+    **{kind.collection: _entity_indexes(kind.collection) for kind in ENTITIES},
+    INSPECTIONS: [*_entity_indexes(INSPECTIONS), *_inspection_indexes()],
     TIMELINE: [
         IndexModel([("entity", ASCENDING), ("entity_id", ASCENDING), ("time", ASCENDING)]),
         IndexModel([("seq", DESCENDING)], name="feed"),
@@ -102,6 +106,21 @@ INDEXES: dict[str, list[IndexModel]] = {
     API_KEYS: [IndexModel([("name", ASCENDING), ("created_at", ASCENDING)], name="by_name")],
     REFUSAL_COUNTS: [IndexModel([("hour", DESCENDING)], name="by_hour")],
 }
+
+RETIRED_INDEXES = {kind.collection: ["recent"] for kind in ENTITIES}
+"""Indexes earlier versions built that no query needs any more (``list_order`` serves them)."""
+
+
+async def retire_indexes(db: Db) -> None:
+    """Drop :data:`RETIRED_INDEXES` where they still exist (each costs every write)."""
+    for collection, names in RETIRED_INDEXES.items():
+        present = {str(i.get("name")) async for i in await db[collection].list_indexes()}
+        for name in set(names) & present:
+            try:
+                await db[collection].drop_index(name)
+            except PyMongoError:  # another replica dropped it meanwhile
+                pass
+
 
 COUNTERS = "counters"
 FEED_COUNTER = "timeline"
