@@ -193,7 +193,6 @@ class UnitOfWork:
     emitted: list[Envelope] = field(default_factory=list)
     scheduled: dict[str, datetime] = field(default_factory=dict)
     """Timers this unit scheduled (id → due): after commit, this replica's wheel fires them."""
-    """The earliest due time scheduled in this unit (wakes the timer wheel after commit)."""
     reads: int = 0
     writes: int = 0
     _outbox: list[Document] = field(default_factory=list)
