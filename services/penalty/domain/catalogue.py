@@ -167,11 +167,11 @@ class Catalogue(BaseModel):
         """The provisions of ``domain`` that set a range for ``party_type`` and whose
         provision or matter contains ``text`` (a criterion left ``None`` takes all)."""
         return [
-            p
-            for p in self.provisions
-            if (domain is None or p.domain == domain)
-            and (party_type is None or party_type in p.party_types)
-            and (text is None or text in p.provision or text in p.matter)
+            provision
+            for provision in self.provisions
+            if (domain is None or provision.domain == domain)
+            and (party_type is None or party_type in provision.party_types)
+            and (text is None or text in provision.provision or text in provision.matter)
         ]
 
     @cached_property

@@ -114,7 +114,7 @@ class Filings(FilingSteps):
                 "at": uow.now(),
                 "via": via,
                 "filed_at": filing.filed_at,
-                "documents": [d.model_dump(mode="json") for d in filing.documents],
+                "documents": [document.model_dump(mode="json") for document in filing.documents],
                 "late": filing.late,
                 "days_late": filing.days_late,
             },
