@@ -1,6 +1,7 @@
 """Working-day arithmetic (工作日) with Chinese public holidays and make-up days (调休).
 
-Deadlines in 12345 handling and in filing rules count working days or working hours.
+Deadlines in 12345 handling and in filing rules count working days or working hours;
+the deadlines the bureaus set in calendar days (整改期限, 回复期限) end at midnight CST.
 ``chinese-calendar`` knows the State Council's holiday arrangements, including the Saturdays
 and Sundays that are working days (调休上班). Office hours are 09:00–12:00 and 13:00–18:00
 in China Standard Time by default.
@@ -15,6 +16,16 @@ from zoneinfo import ZoneInfo
 import chinese_calendar
 
 CST = ZoneInfo("Asia/Shanghai")
+
+
+def end_of_day_after(when: dt.datetime, days: int) -> dt.datetime:
+    """Close of the CST day ``days`` calendar days after ``when``, in UTC.
+
+    "30 days to rectify" from a notice sent on 5 May (CST) ends when 4 June (CST) ends,
+    whatever the hour of the notice; the instant is kept in UTC like every stored time.
+    """
+    day = when.astimezone(CST).date() + dt.timedelta(days=days + 1)
+    return dt.datetime.combine(day, dt.time(0), CST).astimezone(dt.UTC)
 
 
 def is_working_day(day: dt.date) -> bool:

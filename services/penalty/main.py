@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from services.penalty import storage
-from services.penalty.api import build_router
+from services.penalty import api, storage
 from services.penalty.handlers import FILING_DUE, REPLY_DUE, PenaltyWorkflow
 from services.penalty.settings import PenaltySettings
 from shared.clock import Clock
@@ -42,5 +41,6 @@ def build(settings: PenaltySettings | None = None, clock: Clock | None = None) -
         prefetch={storage.LETTERS: lambda timer: timer["payload"].get("letter_id")},
     )
     service.publishes(PENALTY_EVENTS, SUPERVISION_LEADS, NOTIFY_REQUESTS, AUDIT_EVENTS)
-    service.routes(lambda svc: build_router(svc, workflow, workflow.catalogue))
+    service.provide(workflow, workflow.catalogue)
+    service.routes(api.router)
     return service

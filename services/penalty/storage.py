@@ -97,6 +97,11 @@ async def count_letters(uow: UnitOfWork, case_id: str) -> int:
 # ------------------------------------------------------------------ anomaly aggregation
 
 
+def month_total(row: Document) -> MonthTotal:
+    """One ``$group`` row of fines: its sum and its count."""
+    return MonthTotal(total=float(row["total"]), count=int(row["count"]))
+
+
 async def unit_month_totals(
     uow: UnitOfWork, unit: str, months: Sequence[str]
 ) -> dict[str, MonthTotal]:
@@ -110,7 +115,7 @@ async def unit_month_totals(
         session=uow.session,
     )
     rows = await cursor.to_list()
-    return {r["_id"]: MonthTotal(total=float(r["total"]), count=int(r["count"])) for r in rows}
+    return {row["_id"]: month_total(row) for row in rows}
 
 
 async def peer_totals(
@@ -134,7 +139,4 @@ async def peer_totals(
         session=uow.session,
     )
     rows = await cursor.to_list()
-    return [MonthTotal(total=float(r["total"]), count=int(r["count"])) for r in rows]
-
-
-# ------------------------------------------------------------------ read side
+    return [month_total(row) for row in rows]

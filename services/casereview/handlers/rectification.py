@@ -25,10 +25,9 @@ from shared.api import Conflict, Forbidden, existing
 from shared.city import supervising_unit
 from shared.clock import utc
 from shared.contracts import LeadKind, NoticeKind, NotificationRequest, SupervisionLead
-from shared.deadlines import end_of_day_after
 from shared.mongo import Document
 from shared.unit_of_work import UnitOfWork
-from shared.workcalendar import CST
+from shared.workcalendar import CST, end_of_day_after
 
 RECTIFICATION_DUE = "casereview.rectification_due"
 

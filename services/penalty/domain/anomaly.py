@@ -60,10 +60,13 @@ class MonthTotal(BaseModel):
     count: int
 
 
+RuleName = Literal["own_history", "peers"]
+
+
 class RuleResult(BaseModel):
     """One comparison: its inputs, its outcome and a sentence a supervisor can read."""
 
-    rule: Literal["own_history", "peers"]
+    rule: RuleName
     applicable: bool
     triggered: bool
     baseline: float | None
@@ -86,85 +89,104 @@ def _yuan(amount: float) -> str:
     return f"{amount:,.0f} 元"
 
 
+def _compared(
+    rule: RuleName,
+    baseline: float,
+    value: float,
+    threshold: float,
+    big_enough: bool,
+    described: str,
+) -> RuleResult:
+    """A comparison that applies: triggered when the month's total reaches the amount worth
+    a look (``big_enough``) and ``value`` reaches ``threshold``; the verdict ends the sentence."""
+    hit = big_enough and value + EPSILON >= threshold
+    return RuleResult(
+        rule=rule,
+        applicable=True,
+        triggered=hit,
+        baseline=baseline,
+        value=value,
+        threshold=threshold,
+        explanation=f"{described}：{'超过' if hit else '未超过'}",
+    )
+
+
+def _not_compared(
+    rule: RuleName, threshold: float, why: str, baseline: float | None = None
+) -> RuleResult:
+    """A comparison without enough data to apply (never triggered); ``why`` says so."""
+    return RuleResult(
+        rule=rule,
+        applicable=False,
+        triggered=False,
+        baseline=baseline,
+        value=None,
+        threshold=threshold,
+        explanation=why,
+    )
+
+
 def assess_unit_month(
     unit: str,
     month: str,
     current: MonthTotal,
     history: Mapping[str, MonthTotal],
     peers: Sequence[MonthTotal],
-    t: Thresholds,
+    thresholds: Thresholds,
 ) -> AnomalyAssessment:
     """Judge one unit-month from its totals, its trailing history and its peers' totals."""
-    big_enough = current.total + EPSILON >= t.min_amount
-    months = trailing_months(month, t.history_months)
-    past = [history[m].total if m in history else 0.0 for m in months]
-    with_data = sum(1 for v in past if v > 0)
+    big_enough = current.total + EPSILON >= thresholds.min_amount
+    months = trailing_months(month, thresholds.history_months)
+    past = [history[past_month].total if past_month in history else 0.0 for past_month in months]
+    with_data = sum(1 for total in past if total > 0)
     baseline = sum(past) / len(past)
     head = f"{unit} {month} 罚没款 {_yuan(current.total)}（{current.count} 件）"
 
-    if with_data >= t.min_history_months and baseline > 0:
+    if with_data >= thresholds.min_history_months and baseline > 0:
         growth = (current.total - baseline) / baseline
-        own_hit = big_enough and growth + EPSILON >= t.own_growth
-        own = RuleResult(
-            rule="own_history",
-            applicable=True,
-            triggered=own_hit,
-            baseline=baseline,
-            value=growth,
-            threshold=t.own_growth,
-            explanation=(
-                f"较前 {t.history_months} 个月月均 {_yuan(baseline)}"
-                f"（{months[0]}–{months[-1]}，合计 {_yuan(sum(past))}）增长 {growth:.1%}，"
-                f"阈值 {t.own_growth:.0%}：{'超过' if own_hit else '未超过'}"
-            ),
+        own = _compared(
+            "own_history",
+            baseline,
+            growth,
+            thresholds.own_growth,
+            big_enough,
+            f"较前 {thresholds.history_months} 个月月均 {_yuan(baseline)}"
+            f"（{months[0]}–{months[-1]}，合计 {_yuan(sum(past))}）增长 {growth:.1%}，"
+            f"阈值 {thresholds.own_growth:.0%}",
         )
     else:
-        own = RuleResult(
-            rule="own_history",
-            applicable=False,
-            triggered=False,
+        own = _not_compared(
+            "own_history",
+            thresholds.own_growth,
+            f"前 {thresholds.history_months} 个月仅 {with_data} 个月有罚没款，"
+            f"少于 {thresholds.min_history_months} 个月，不作自身比较",
             baseline=baseline if with_data else None,
-            value=None,
-            threshold=t.own_growth,
-            explanation=(
-                f"前 {t.history_months} 个月仅 {with_data} 个月有罚没款，"
-                f"少于 {t.min_history_months} 个月，不作自身比较"
-            ),
         )
 
-    active = [p for p in peers if p.total > 0]
-    if len(active) >= t.min_peers:
-        peer_mean = sum(p.total for p in active) / len(active)
+    active = [other for other in peers if other.total > 0]
+    if len(active) >= thresholds.min_peers:
+        peer_mean = sum(other.total for other in active) / len(active)
         ratio = current.total / peer_mean
-        peer_hit = big_enough and ratio + EPSILON >= t.peer_ratio
-        peer = RuleResult(
-            rule="peers",
-            applicable=True,
-            triggered=peer_hit,
-            baseline=peer_mean,
-            value=ratio,
-            threshold=t.peer_ratio,
-            explanation=(
-                f"为同类 {len(active)} 个单位同月平均 {_yuan(peer_mean)} 的 {ratio:.2f} 倍，"
-                f"阈值 {t.peer_ratio:g} 倍：{'超过' if peer_hit else '未超过'}"
-            ),
+        peer = _compared(
+            "peers",
+            peer_mean,
+            ratio,
+            thresholds.peer_ratio,
+            big_enough,
+            f"为同类 {len(active)} 个单位同月平均 {_yuan(peer_mean)} 的 {ratio:.2f} 倍，"
+            f"阈值 {thresholds.peer_ratio:g} 倍",
         )
     else:
-        peer = RuleResult(
-            rule="peers",
-            applicable=False,
-            triggered=False,
-            baseline=None,
-            value=None,
-            threshold=t.peer_ratio,
-            explanation=(
-                f"同类单位同月仅 {len(active)} 个有罚没款，少于 {t.min_peers} 个，不作横向比较"
-            ),
+        peer = _not_compared(
+            "peers",
+            thresholds.peer_ratio,
+            f"同类单位同月仅 {len(active)} 个有罚没款，"
+            f"少于 {thresholds.min_peers} 个，不作横向比较",
         )
 
     rules = [own, peer]
-    anomalous = any(r.triggered for r in rules)
-    tail = "" if big_enough else f"；低于关注金额 {_yuan(t.min_amount)}，不作异常认定"
+    anomalous = any(rule.triggered for rule in rules)
+    tail = "" if big_enough else f"；低于关注金额 {_yuan(thresholds.min_amount)}，不作异常认定"
     return AnomalyAssessment(
         unit=unit,
         month=month,
@@ -172,5 +194,5 @@ def assess_unit_month(
         count=current.count,
         anomalous=anomalous,
         rules=rules,
-        explanation=f"{head}：" + "；".join(r.explanation for r in rules) + tail,
+        explanation=f"{head}：" + "；".join(rule.explanation for rule in rules) + tail,
     )

@@ -161,6 +161,19 @@ class Catalogue(BaseModel):
         """Find a provision by its id, its text or an alias (whitespace-insensitive)."""
         return self._index.get(normalise_provision(provision))
 
+    def search(
+        self, domain: str | None, party_type: str | None, text: str | None
+    ) -> list[Provision]:
+        """The provisions of ``domain`` that set a range for ``party_type`` and whose
+        provision or matter contains ``text`` (a criterion left ``None`` takes all)."""
+        return [
+            provision
+            for provision in self.provisions
+            if (domain is None or provision.domain == domain)
+            and (party_type is None or party_type in provision.party_types)
+            and (text is None or text in provision.provision or text in provision.matter)
+        ]
+
     @cached_property
     def _index(self) -> dict[str, Provision]:
         index: dict[str, Provision] = {}

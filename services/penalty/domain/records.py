@@ -14,8 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from services.penalty.domain.anomaly import RuleResult
+from services.penalty.domain.anomaly import RuleResult, month_of, unit_kind
 from services.penalty.domain.filing import (
+    AMOUNT_TOLERANCE,
     Classification,
     DisproportionFinding,
     Status,
@@ -23,10 +24,25 @@ from services.penalty.domain.filing import (
     derive_status,
 )
 from shared.aggregate import Aggregate, StoredAsJson
-from shared.contracts import CaseDocument
+from shared.clock import utc
+from shared.contracts import CaseDocument, PenaltyDecided
 
 LetterKind = Literal["acceptance", "recommendation", "decision"]
 LetterStatus = Literal["issued", "awaiting_reply", "replied", "escalated"]
+
+DECISION_FACTS = {
+    "district",
+    "unit",
+    "provision",
+    "party_type",
+    "party_name",
+    "fine",
+    "goods_value",
+    "illegal_gains",
+    "measures",
+    "circumstances",
+}
+"""What a 处罚决定 says that a filing keeps as it is."""
 
 
 class Filing(Aggregate):
@@ -91,25 +107,34 @@ class Filing(Aggregate):
     letters: list[str] = Field(default_factory=list)
     flags: list[str] = Field(default_factory=list)
 
-    def assess(self, a: TopTierAssessment) -> None:
-        """Keep the catalogue's judgement of the decided penalty."""
-        self.classification = a.classification
-        self.classification_reason = a.reason
-        self.top_tier = a.top_tier
-        self.provision_id = a.provision_id
-        self.domain = a.domain
-        self.range_min = a.range_min
-        self.range_max = a.range_max
-        self.range_kind = a.range_kind
-        self.basis = a.basis
-        self.basis_value = a.basis_value
-        self.top_tier_measures = list(a.top_tier_measures)
-        self.measures_not_provided = list(a.measures_not_provided)
-        self.band = a.band
-        self.band_label = a.band_label
-        self.above_range = a.above_range
-        self.large = a.large
-        self.priority_review = a.large
+    def decide(self, decision: PenaltyDecided, event_id: str, catalogue_version: str) -> None:
+        """处罚决定: keep the decided penalty (its filing may have come first)."""
+        for name, value in decision.model_dump(include=DECISION_FACTS).items():
+            setattr(self, name, value)
+        self.decided = True
+        self.unit_kind = unit_kind(decision.unit)
+        self.decided_at = utc(decision.decided_at)
+        self.month = month_of(self.decided_at)
+        self.catalogue_version = catalogue_version
+        self.decision_event_id = event_id
+        self.missing = False
+
+    def repeats(self, decision: PenaltyDecided) -> bool:
+        """The decision already kept, sent again (under a new event id)."""
+        return (
+            self.decided
+            and self.unit == decision.unit
+            and self.provision == decision.provision
+            and abs(self.fine_amount - decision.fine) < AMOUNT_TOLERANCE
+            and utc(self.decision_time) == utc(decision.decided_at)
+        )
+
+    def assess(self, assessment: TopTierAssessment) -> None:
+        """Keep the catalogue's judgement of the decided penalty (its fields, by name)."""
+        for name, value in assessment.model_dump(exclude={"reason"}).items():
+            setattr(self, name, value)
+        self.classification_reason = assessment.reason
+        self.priority_review = assessment.large
 
     def add_flag(self, kind: str) -> None:
         if kind not in self.flags:
