@@ -76,13 +76,19 @@ class CommandCounter(monitoring.CommandListener):
         pass
 
 
-async def ensure_indexes(db: AsyncDatabase[Document], plan: IndexPlan) -> None:
+async def ensure_indexes(
+    db: AsyncDatabase[Document],
+    plan: IndexPlan,
+    retired: Mapping[str, Sequence[str]] | None = None,
+) -> None:
     """Every collection of the plan exists (none is created inside a transaction, where two
     first writers would conflict) with its indexes.
 
-    A ``list_*`` index (:func:`list_indexes` owns the prefix) the plan no longer names is
-    dropped: every index costs every write to its collection.
+    Indexes no query needs any more are dropped where they still exist, since every index
+    costs every write to its collection: those ``retired`` names, and any ``list_*`` index
+    (:func:`list_indexes` owns the prefix) the plan no longer names.
     """
+    retired = retired or {}
     existing = set(await db.list_collection_names())
     for collection, indexes in plan.items():
         if collection not in existing:
@@ -93,7 +99,8 @@ async def ensure_indexes(db: AsyncDatabase[Document], plan: IndexPlan) -> None:
         wanted = {str(model.document["name"]) for model in indexes}
         async for info in await db[collection].list_indexes():
             name = str(info.get("name", ""))
-            if name.startswith("list_") and name not in wanted:
+            stale = name.startswith("list_") or name in retired.get(collection, ())
+            if stale and name not in wanted:
                 try:
                     await db[collection].drop_index(name)
                 except OperationFailure:  # another replica dropped it meanwhile

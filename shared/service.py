@@ -72,6 +72,8 @@ PLATFORM_INDEXES: dict[str, list[IndexModel]] = {
     INBOX: [IndexModel([("ids", 1)], name="by_event")],
     LEASES: [],
 }
+PLATFORM_RETIRED: dict[str, list[str]] = {TIMERS: ["by_subject"]}
+"""Indexes of earlier versions no query reads (dropped at start: they cost every write)."""
 
 
 class SafeJSONResponse(JSONResponse):
@@ -157,6 +159,7 @@ class Service:
         self._indexes: dict[str, list[IndexModel]] = {
             k: list(v) for k, v in PLATFORM_INDEXES.items()
         }
+        self._retired: dict[str, list[str]] = {k: list(v) for k, v in PLATFORM_RETIRED.items()}
         self._routers: list[RouterFactory] = []
         self._components: dict[type, object] = {}
         self._on_start: list[Hook] = []
@@ -348,9 +351,17 @@ class Service:
         """Fire ``handler`` for due timers of ``kind``; ``prefetch`` as for :meth:`consume`."""
         self._timer_handlers[kind] = (handler, dict(prefetch or {}))
 
-    def indexes(self, plan: Mapping[str, Sequence[IndexModel]]) -> None:
+    def indexes(
+        self,
+        plan: Mapping[str, Sequence[IndexModel]],
+        *,
+        retired: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        """Indexes to build at start; ``retired`` names earlier versions built, dropped."""
         for collection, models in plan.items():
             self._indexes.setdefault(collection, []).extend(models)
+        for collection, names in (retired or {}).items():
+            self._retired.setdefault(collection, []).extend(names)
 
     def routes(self, routes: APIRouter | RouterFactory) -> None:
         """Serve ``routes``: a module-level router, or a factory given this service."""
@@ -435,7 +446,7 @@ class Service:
         if s.kafka_fetch_wait_ms:
             emulate_fetch_wait(s.kafka_fetch_wait_ms)
         self._client = make_client(s.mongo_uri, f"jiandu-{self.name}", [self.mongo_commands])
-        await ensure_indexes(self.db, self._indexes)
+        await ensure_indexes(self.db, self._indexes, self._retired)
         self.relay = OutboxRelay(
             self.db,
             self.publish_raw,

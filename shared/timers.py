@@ -57,7 +57,6 @@ OWN_TIMERS_KEPT = 10_000
 """Timers a wheel remembers having scheduled itself (to fire them without the sweep)."""
 TIMER_INDEXES = [
     IndexModel([("status", ASCENDING), ("next_at", ASCENDING)], name="claimable"),
-    IndexModel([("subject", ASCENDING)], name="by_subject"),
 ]
 
 

@@ -49,13 +49,12 @@ async def bootstrap_users(service: Service) -> None:
 def build(settings: GatewaySettings | None = None, clock: Clock | None = None) -> GatewayService:
     settings = settings or GatewaySettings()
     service = GatewayService(settings, clock=clock)
-    service.indexes(storage.INDEXES)
+    service.indexes(storage.INDEXES, retired=storage.RETIRED_INDEXES)
     handlers.register(service)
     service.publishes(
         *set(EXTERNAL_TYPE_TOPICS.values()), INGEST_QUARANTINE, SUPERVISION_LEADS, NOTIFY_REQUESTS
     )
     service.on_start(bootstrap_users)
     service.on_start(lambda svc: storage.init_seq(svc.db))
-    service.on_start(lambda svc: storage.retire_indexes(svc.db))
     service.routes(lambda _: router)
     return service

@@ -111,17 +111,6 @@ RETIRED_INDEXES = {kind.collection: ["recent"] for kind in ENTITIES}
 """Indexes earlier versions built that no query needs any more (``list_order`` serves them)."""
 
 
-async def retire_indexes(db: Db) -> None:
-    """Drop :data:`RETIRED_INDEXES` where they still exist (each costs every write)."""
-    for collection, names in RETIRED_INDEXES.items():
-        present = {str(i.get("name")) async for i in await db[collection].list_indexes()}
-        for name in set(names) & present:
-            try:
-                await db[collection].drop_index(name)
-            except PyMongoError:  # another replica dropped it meanwhile
-                pass
-
-
 COUNTERS = "counters"
 FEED_COUNTER = "timeline"
 

@@ -129,3 +129,36 @@ async def test_emitted_events_are_written_together_after_the_handler_and_only_on
     assert [e["key"] for e in entries] == [b"ok"] * 3, "the failed handler's events are gone"
     assert [e["id"] for e in entries] == [e.id for e in emitted], "in emit order"
     assert documents == 1, "one outbox document per transaction"
+
+
+async def test_indexes_no_query_needs_are_dropped_at_start(
+    settings_for: Callable[..., Any],
+) -> None:
+    """Issue #18: every index costs every write to its collection. A retired index name and a
+    ``list_*`` index the plan no longer names are dropped when a service starts; the plan's
+    own indexes and indexes of nobody's plan stay."""
+    from pymongo import IndexModel
+
+    from shared.timers import TIMERS
+
+    settings = settings_for(UowSettings)
+    client = make_client(settings.mongo_uri, "test")
+    try:
+        db = client[settings.database]
+        await db[TIMERS].create_index("subject", name="by_subject")
+        await db["things"].create_indexes(
+            [
+                IndexModel([("old", 1)], name="list_old"),
+                IndexModel([("kept", 1)], name="list_kept"),
+                IndexModel([("mine", 1)], name="operator_made"),
+            ]
+        )
+        svc = Service(settings)
+        svc.indexes({"things": [IndexModel([("kept", 1)], name="list_kept")]})
+        async with svc.running():
+            timers = {i["name"] async for i in await db[TIMERS].list_indexes()}
+            things = {i["name"] async for i in await db["things"].list_indexes()}
+    finally:
+        await client.close()
+    assert "by_subject" not in timers and "claimable" in timers
+    assert things == {"_id_", "list_kept", "operator_made"}
