@@ -21,10 +21,11 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.inspection.domain.rules import Plan, Visit
+from shared.batch_lookup import find_in_unit
 from shared.certificates import Certificate, certificate_from_record
 from shared.clock import utc
 from shared.mongo import Document, list_indexes
-from shared.unit_of_work import UnitOfWork
+from shared.unit_of_work import Lookup, UnitOfWork
 
 Db = AsyncDatabase[Document]
 
@@ -47,13 +48,10 @@ INDEXES: dict[str, list[IndexModel]] = {
         *list_indexes(PLANS_ORDER, ["district", "unit"]),
     ],
     INSPECTIONS: [
+        # ``list_enterprise`` also serves the batch look-up of an enterprise's visits
         *list_indexes(
             INSPECTIONS_ORDER,
             ["district", "unit", "enterprise", "planned", "code_scanned", "flags"],
-        ),
-        IndexModel(
-            [("district", ASCENDING), ("enterprise", ASCENDING), ("at", DESCENDING)],
-            name="enterprise_window",
         ),
     ],
     OFFICERS: [
@@ -113,26 +111,27 @@ def plan_of(doc: Document) -> Plan:
     )
 
 
+PLANS_OF_UNIT = Lookup(PLANS, "unit")
+INSPECTIONS_OF_ENTERPRISE = Lookup(INSPECTIONS, "enterprise")
+OFFICERS_BY: dict[str, Lookup] = {scope: Lookup(OFFICERS, scope) for scope in ("unit", "district")}
+REVIEWS_BY: dict[str, Lookup] = {scope: Lookup(REVIEWS, scope) for scope in ("unit", "district")}
+"""Look-ups by a field, prefetched for a whole batch (``handlers.prefetch``) and served with
+the batch's own writes (``shared.batch_lookup``): no query per event."""
+
+
 async def plans_of_unit(uow: UnitOfWork, unit: str) -> list[Plan]:
     """Every plan the unit filed (a unit files a handful a year)."""
-    plans = await uow.collection(PLANS)
-    docs = await plans.find({"unit": unit}, session=uow.session).to_list()
-    return [plan_of(d) for d in docs]
+    return [plan_of(d) for d in await find_in_unit(uow, PLANS_OF_UNIT, unit)]
 
 
 async def visits_of(
     uow: UnitOfWork, district: str, enterprise: str, since: dt.datetime
 ) -> list[Visit]:
     """The enterprise's inspections in the district from ``since`` on."""
-    inspections = await uow.collection(INSPECTIONS)
-    cursor = inspections.find(
-        {"district": district, "enterprise": enterprise, "at": {"$gt": since}},
-        {"unit": 1, "at": 1, "joint_id": 1},
-        session=uow.session,
-    )
     return [
         Visit(inspection_id=d["_id"], unit=d["unit"], at=utc(d["at"]), joint_id=d.get("joint_id"))
-        for d in await cursor.to_list()
+        for d in await find_in_unit(uow, INSPECTIONS_OF_ENTERPRISE, enterprise)
+        if d["district"] == district and utc(d["at"]) > since
     ]
 
 
@@ -141,10 +140,9 @@ def certificate_of(doc: Document | None) -> Certificate | None:
     return certificate_from_record(doc) if doc is not None else None
 
 
-async def officers_where(uow: UnitOfWork, field: str, value: str) -> list[Document]:
-    """The officers of a unit (``field="unit"``) or of a district (``"district"``)."""
-    officers = await uow.collection(OFFICERS)
-    return await officers.find({field: value}, session=uow.session).to_list()
+async def officers_where(uow: UnitOfWork, scope: str, key: str) -> list[Document]:
+    """The officers of a unit (``scope="unit"``) or of a district (``"district"``)."""
+    return await find_in_unit(uow, OFFICERS_BY[scope], key)
 
 
 async def add_unregistered_officer(uow: UnitOfWork, doc: Document) -> bool:
@@ -152,11 +150,9 @@ async def add_unregistered_officer(uow: UnitOfWork, doc: Document) -> bool:
     return await add_once(uow, OFFICERS, doc)
 
 
-async def outcomes_where(uow: UnitOfWork, field: str, value: str) -> list[str]:
+async def outcomes_where(uow: UnitOfWork, scope: str, key: str) -> list[str]:
     """Outcomes of every review of a unit's (district's) acts."""
-    reviews = await uow.collection(REVIEWS)
-    cursor = reviews.find({field: value}, {"outcome": 1}, session=uow.session)
-    return [d["outcome"] for d in await cursor.to_list()]
+    return [d["outcome"] for d in await find_in_unit(uow, REVIEWS_BY[scope], key)]
 
 
 def rate_id(metric: str, scope: str, key: str) -> str:
