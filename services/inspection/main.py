@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from services.inspection import storage
-from services.inspection.api import build_router
+from services.inspection import api, storage
 from services.inspection.handlers import InspectionWorkflow, batch_reads
 from services.inspection.settings import InspectionSettings
 from shared.clock import Clock
@@ -29,5 +28,5 @@ def build(settings: InspectionSettings | None = None, clock: Clock | None = None
         prefetch=batch_reads(settings.repeat_window_days),
     )
     service.publishes(INSPECTION_EVENTS, SUPERVISION_LEADS, NOTIFY_REQUESTS)
-    service.routes(build_router)
+    service.routes(api.router)
     return service

@@ -15,7 +15,6 @@ Handlers reach every collection through the functions here, which take the unit 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
@@ -157,10 +156,6 @@ async def outcomes_where(uow: UnitOfWork, scope: str, key: str) -> list[str]:
 
 def rate_id(metric: str, scope: str, key: str) -> str:
     return f"{metric}:{scope}:{key}"
-
-
-def filters(**values: Any) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
 
 
 # ------------------------------------------------------------------ read side
