@@ -4,7 +4,7 @@ once as a flag and raised as its 监督线索 (supervision lead), with the notic
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic_core import to_jsonable_python
 
@@ -12,7 +12,7 @@ from services.inspection import storage
 from services.inspection.domain.rules import RepeatThresholds
 from services.inspection.settings import InspectionSettings
 from shared.clock import utc
-from shared.contracts import LeadKind, SupervisionLead
+from shared.contracts import LeadKind, NoticeKind, NotificationRequest, SupervisionLead
 from shared.mongo import Document
 from shared.topics import INSPECTION_EVENTS
 from shared.unit_of_work import UnitOfWork
@@ -124,6 +124,32 @@ class Findings:
             )
         return new
 
-    def _reply_due(self, uow: UnitOfWork) -> dt.datetime:
+    async def _notice(
+        self,
+        uow: UnitOfWork,
+        key: str,
+        *,
+        unit: str,
+        district: str,
+        subject_type: Literal["inspection", "lead"],
+        subject_id: str,
+        summary: str,
+        context: dict[str, Any],
+    ) -> None:
+        """督办通知 to the unit: reply within ``notice_reply_days`` full days (CST); ``key``
+        makes it once per business key (notify drops a resent request)."""
         day = cst_day(uow.now()) + dt.timedelta(days=self.settings.notice_reply_days + 1)
-        return dt.datetime.combine(day, dt.time(0), CST).astimezone(dt.UTC)
+        await uow.request_notice(
+            NotificationRequest(
+                idempotency_key=f"inspection:{key}",
+                kind=NoticeKind.SUPERVISION_NOTICE,
+                recipient_unit=unit,
+                district=district,
+                subject_type=subject_type,
+                subject_id=subject_id,
+                summary=summary,
+                deadline=dt.datetime.combine(day, dt.time(0), CST).astimezone(dt.UTC),
+                context=context,
+                requested_by=RAISED_BY,
+            )
+        )

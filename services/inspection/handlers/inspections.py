@@ -14,15 +14,13 @@ from services.inspection.domain.rules import (
     check_repeats,
     window_bucket,
 )
-from services.inspection.handlers.findings import RAISED_BY, cst_day
+from services.inspection.handlers.findings import cst_day
 from services.inspection.handlers.rates import RateJudge
 from shared.city import supervising_unit
 from shared.clock import utc
 from shared.contracts import (
     InspectionConducted,
     LeadKind,
-    NoticeKind,
-    NotificationRequest,
     parse_data,
 )
 from shared.envelope import Envelope, EventRejected
@@ -151,25 +149,20 @@ class InspectionRecords(RateJudge):
                 )
 
         if reasons:
-            await uow.request_notice(
-                NotificationRequest(
-                    idempotency_key=f"inspection:notice:{data.inspection_id}",
-                    kind=NoticeKind.SUPERVISION_NOTICE,
-                    recipient_unit=data.unit,
-                    district=data.district,
-                    subject_type="inspection",
-                    subject_id=data.inspection_id,
-                    summary=f"{day} 对企业 {data.enterprise} 的行政检查存在问题："
-                    + "；".join(reasons),
-                    deadline=self._reply_due(uow),
-                    context={
-                        "inspection_id": data.inspection_id,
-                        "enterprise": data.enterprise,
-                        "findings": list(doc["flags"]),
-                        "bureau": supervising_unit(data.unit),
-                    },
-                    requested_by=RAISED_BY,
-                )
+            await self._notice(
+                uow,
+                f"notice:{data.inspection_id}",
+                unit=data.unit,
+                district=data.district,
+                subject_type="inspection",
+                subject_id=data.inspection_id,
+                summary=f"{day} 对企业 {data.enterprise} 的行政检查存在问题：" + "；".join(reasons),
+                context={
+                    "inspection_id": data.inspection_id,
+                    "enterprise": data.enterprise,
+                    "findings": list(doc["flags"]),
+                    "bureau": supervising_unit(data.unit),
+                },
             )
         await self._emit(
             uow, "inspection", "recorded", doc, {"at": uow.now(), "event_id": event.id}

@@ -10,8 +10,8 @@ from services.inspection.domain.rules import (
     correction_rate,
     crossed,
 )
-from services.inspection.handlers.findings import RAISED_BY, Findings, cst_day
-from shared.contracts import LeadKind, NoticeKind, NotificationRequest, SupervisionLead
+from services.inspection.handlers.findings import Findings, cst_day
+from shared.contracts import LeadKind, SupervisionLead
 from shared.mongo import Document
 from shared.unit_of_work import UnitOfWork
 
@@ -106,19 +106,15 @@ class RateJudge(Findings):
                 evidence=assessment.model_dump(),
             )
             if scope == "unit":
-                await uow.request_notice(
-                    NotificationRequest(
-                        idempotency_key=f"inspection:rate:{lead_key}",
-                        kind=NoticeKind.SUPERVISION_NOTICE,
-                        recipient_unit=key,
-                        district=district,
-                        subject_type="lead",
-                        subject_id=doc["lead_id"],
-                        summary=summary,
-                        deadline=self._reply_due(uow),
-                        context={"metric": metric, "rate": assessment.rate},
-                        requested_by=RAISED_BY,
-                    )
+                await self._notice(
+                    uow,
+                    f"rate:{lead_key}",
+                    unit=key,
+                    district=district,
+                    subject_type="lead",
+                    subject_id=doc["lead_id"],
+                    summary=summary,
+                    context={"metric": metric, "rate": assessment.rate},
                 )
             await self._emit(
                 uow, "rate", "crossed", doc, {"at": uow.now(), "metric": metric, "rate": rate}
