@@ -120,7 +120,7 @@ the batch's own writes (``shared.batch_lookup``): no query per event."""
 
 async def plans_of_unit(uow: UnitOfWork, unit: str) -> list[Plan]:
     """Every plan the unit filed (a unit files a handful a year)."""
-    return [plan_of(d) for d in await find_in_unit(uow, PLANS_OF_UNIT, unit)]
+    return [plan_of(plan) for plan in await find_in_unit(uow, PLANS_OF_UNIT, unit)]
 
 
 async def visits_of(
@@ -128,9 +128,14 @@ async def visits_of(
 ) -> list[Visit]:
     """The enterprise's inspections in the district from ``since`` on."""
     return [
-        Visit(inspection_id=d["_id"], unit=d["unit"], at=utc(d["at"]), joint_id=d.get("joint_id"))
-        for d in await find_in_unit(uow, INSPECTIONS_OF_ENTERPRISE, enterprise)
-        if d["district"] == district and utc(d["at"]) > since
+        Visit(
+            inspection_id=inspection["_id"],
+            unit=inspection["unit"],
+            at=utc(inspection["at"]),
+            joint_id=inspection.get("joint_id"),
+        )
+        for inspection in await find_in_unit(uow, INSPECTIONS_OF_ENTERPRISE, enterprise)
+        if inspection["district"] == district and utc(inspection["at"]) > since
     ]
 
 
@@ -151,7 +156,7 @@ async def add_unregistered_officer(uow: UnitOfWork, doc: Document) -> bool:
 
 async def outcomes_where(uow: UnitOfWork, scope: str, key: str) -> list[str]:
     """Outcomes of every review of a unit's (district's) acts."""
-    return [d["outcome"] for d in await find_in_unit(uow, REVIEWS_BY[scope], key)]
+    return [review["outcome"] for review in await find_in_unit(uow, REVIEWS_BY[scope], key)]
 
 
 def rate_id(metric: str, scope: str, key: str) -> str:

@@ -60,7 +60,7 @@ class InspectionRecords(RateJudge):
             "joint_id": data.joint_id,
             "plan_id": data.plan_id,
             "result": data.result,
-            "officers": [o.model_dump(mode="json") for o in data.officers],
+            "officers": [officer.model_dump(mode="json") for officer in data.officers],
             "flags": [],
             "recorded_at": uow.now(),
         }
@@ -107,7 +107,7 @@ class InspectionRecords(RateJudge):
         cert_findings = await self._check_officers(uow, data, day)
         if cert_findings:
             doc["flags"].append(LeadKind.UNCERTIFIED_OFFICER.value)
-            reasons.extend(f.reason for f in cert_findings)
+            reasons.extend(finding.reason for finding in cert_findings)
             await self._finding(
                 uow,
                 LeadKind.UNCERTIFIED_OFFICER,
@@ -116,11 +116,14 @@ class InspectionRecords(RateJudge):
                 unit=data.unit,
                 subject_type="inspection",
                 subject_id=data.inspection_id,
-                summary="无证执法：" + "；".join(f.reason for f in cert_findings),
-                evidence={"officers": [f.model_dump() for f in cert_findings], "day": day},
+                summary="无证执法：" + "；".join(finding.reason for finding in cert_findings),
+                evidence={
+                    "officers": [finding.model_dump() for finding in cert_findings],
+                    "day": day,
+                },
                 inspection_id=data.inspection_id,
             )
-        doc["uncertified_officers"] = [f.officer_id for f in cert_findings]
+        doc["uncertified_officers"] = [finding.officer_id for finding in cert_findings]
         doc["status"] = "flagged" if doc["flags"] else "clean"
         doc["updated_at"] = uow.now()
         storage.put(uow, storage.INSPECTIONS, doc)

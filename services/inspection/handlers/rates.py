@@ -31,8 +31,8 @@ class RateJudge(Findings):
         for scope, key in (("unit", unit), ("district", district)):
             officers = await storage.officers_where(uow, scope, key)
             valid = 0
-            for o in officers:
-                certificate = storage.certificate_of(o)
+            for officer in officers:
+                certificate = storage.certificate_of(officer)
                 valid += bool(certificate and certificate.valid_on(today))
             assessment = certification_rate(
                 valid,
@@ -61,12 +61,12 @@ class RateJudge(Findings):
         assessment: RateAssessment,
     ) -> None:
         """Keep the latest rate; crossing the line raises one lead (and a notice to a unit)."""
-        rid = storage.rate_id(metric, scope, key)
-        previous = await storage.get(uow, storage.RATES, rid)
+        rate_id = storage.rate_id(metric, scope, key)
+        previous = await storage.get(uow, storage.RATES, rate_id)
         was_breached = bool(previous and previous.get("breached"))
         crossings = int(previous.get("crossings", 0)) if previous else 0
         doc: Document = {
-            "_id": rid,
+            "_id": rate_id,
             "metric": metric,
             "scope": scope,
             "key": key,
@@ -92,7 +92,7 @@ class RateJudge(Findings):
                 f"{key} {label} {rate}（{assessment.numerator}/{assessment.denominator}），"
                 f"{side}{assessment.line * 100:.0f}%的标准"
             )
-            lead_key = f"{rid}:{doc['crossings']}"
+            lead_key = f"{rate_id}:{doc['crossings']}"
             doc["lead_id"] = SupervisionLead.make_id(kind, lead_key)
             await self._finding(
                 uow,
