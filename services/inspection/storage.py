@@ -9,7 +9,10 @@
 - ``rates``: 持证率 and 被纠错率 per unit and per district (``_id`` = ``<metric>:<scope>:<key>``).
 - ``flags``: one per finding (``_id`` = ``<kind>:<subject>``), for the supervisors' list.
 
-Handlers reach every collection through the functions here, which take the unit of work.
+Handlers reach every collection through the functions here, which take the unit of work:
+documents by id through its identity map, documents by a field (a unit's plans, an
+enterprise's visits, the officers and reviews of a unit or district) through batch look-ups
+that the consumer prefetches and that see the batch's own writes: no query per event.
 """
 
 from __future__ import annotations
