@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -17,7 +17,14 @@ from pydantic import BaseModel, ConfigDict
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from shared.envelope import DISTRICT_CODE, Envelope
-from shared.identity import Caller, Permission, guarded_router, require_in_scope, within
+from shared.identity import (
+    Caller,
+    Permission,
+    guarded_router,
+    rename_scope,
+    require_in_scope,
+    within,
+)
 from shared.mongo import Document, SortOrder, get_document, page
 from shared.service import Service
 from shared.topics import AUDIT_EVENTS
@@ -28,6 +35,7 @@ AUDIT_READ_TYPE = "jiandu.audit.read"
 CITY_CODE = "310000"
 M = TypeVar("M", bound=BaseModel)
 C = TypeVar("C")
+ReadModel = TypeVar("ReadModel", bound="Out")
 
 
 def service_of(request: Request) -> Service:
@@ -221,3 +229,48 @@ class ScopedReads:
         caller.require(self.permission)
         doc = await get_document(self.svc.db, collection, doc_id)
         return require_in_scope(caller, doc, f"{what} {doc_id}", dict(fields or {}))
+
+
+@dataclass(frozen=True)
+class ScopedCollection:
+    """One collection as an API reads it: behind one permission, in the caller's scope, in
+    its list order (a list route is then one call: ``COLLECTION.page(...)``)."""
+
+    name: str
+    what: str
+    """What one document is, for a 404 ("case X not found")."""
+    order: SortOrder
+    permission: Permission
+    hidden: Mapping[str, int] | None = None
+    """Large fields a list leaves out (the item has them)."""
+    scope_fields: Mapping[str, str] = field(default_factory=dict)
+    """The scope's ``district``/``unit`` under another name in this collection."""
+
+    async def page(
+        self,
+        svc: Service,
+        caller: Caller,
+        filters: Mapping[str, Any],
+        model: type[ReadModel],
+        limit: int,
+        offset: int,
+    ) -> Page[ReadModel]:
+        """One page of what the caller may see; a filter given as ``None`` is not applied."""
+        caller.require(self.permission)
+        given = {key: value for key, value in filters.items() if value is not None}
+        scope = rename_scope(caller.scope, dict(self.scope_fields))
+        total, docs = await page(
+            svc.db,
+            self.name,
+            within(scope, given),
+            sort=self.order,
+            limit=limit,
+            offset=offset,
+            projection=self.hidden,
+        )
+        return Page(total=total, limit=limit, offset=offset, items=[model.of(doc) for doc in docs])
+
+    async def one(self, svc: Service, caller: Caller, doc_id: str) -> Document:
+        """The document when it exists and lies in the caller's scope, else 404."""
+        reads = ScopedReads(svc, self.permission)
+        return await reads.one(caller, self.name, doc_id, self.what, self.scope_fields)

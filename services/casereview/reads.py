@@ -6,9 +6,6 @@ Routes are in ``api``; the read models in ``schemas``.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
 from fastapi import HTTPException
 
@@ -23,71 +20,31 @@ from services.casereview.domain.reports import (
 from services.casereview.domain.sampling import Reviewer
 from services.casereview.reference import ReferenceData
 from services.casereview.schemas import RubricInfo
-from shared.api import Out, Page, ScopedReads
-from shared.identity import Caller, Permission, in_scope, rename_scope, within
-from shared.mongo import Document, SortOrder, page
+from shared.api import Page, ScopedCollection
+from shared.identity import Caller, Permission, in_scope
 from shared.service import Service
 
-M = TypeVar("M", bound=Out)
 Period = tuple[dt.date, dt.date]
 
 
-@dataclass(frozen=True)
-class ScopedCollection:
-    """One collection as the API reads it: in the caller's scope, in its list order."""
-
-    name: str
-    what: str
-    """What one document is, for a 404 ("case X not found")."""
-    order: SortOrder
-    hidden: Mapping[str, int] | None = None
-    """Large fields a list leaves out (the item has them)."""
-    scope_fields: Mapping[str, str] = field(default_factory=dict)
-    """The scope's ``district``/``unit`` under another name in this collection."""
-
-    async def page(
-        self,
-        svc: Service,
-        caller: Caller,
-        filters: Mapping[str, Any],
-        model: type[M],
-        limit: int,
-        offset: int,
-    ) -> Page[M]:
-        """One page of what the caller may see; a filter given as ``None`` is not applied."""
-        caller.require(Permission.READ_CASES)
-        given = {key: value for key, value in filters.items() if value is not None}
-        scope = rename_scope(caller.scope, dict(self.scope_fields))
-        total, docs = await page(
-            svc.db,
-            self.name,
-            within(scope, given),
-            sort=self.order,
-            limit=limit,
-            offset=offset,
-            projection=self.hidden,
-        )
-        return Page(total=total, limit=limit, offset=offset, items=[model.of(doc) for doc in docs])
-
-    async def one(self, svc: Service, caller: Caller, doc_id: str) -> Document:
-        """The document when it exists and lies in the caller's scope, else 404."""
-        reads = ScopedReads(svc, Permission.READ_CASES)
-        return await reads.one(caller, self.name, doc_id, self.what, self.scope_fields)
-
-
 CASES = ScopedCollection(
-    storage.CASES, "case", storage.CASES_ORDER, hidden={"file": 0, "findings": 0}
+    storage.CASES,
+    "case",
+    storage.CASES_ORDER,
+    Permission.READ_CASES,
+    hidden={"file": 0, "findings": 0},
 )
 CAMPAIGNS = ScopedCollection(
     storage.CAMPAIGNS,
     "campaign",
     storage.CAMPAIGNS_ORDER,
+    Permission.READ_CASES,
     hidden={"population": 0, "sample": 0, "assignments": 0},
     scope_fields={"district": "districts", "unit": "units"},  # a campaign lists its scope
 )
-REVIEWS = ScopedCollection(storage.REVIEWS, "review", storage.REVIEWS_ORDER)
+REVIEWS = ScopedCollection(storage.REVIEWS, "review", storage.REVIEWS_ORDER, Permission.READ_CASES)
 RECTIFICATIONS = ScopedCollection(
-    storage.RECTIFICATIONS, "rectification", storage.RECTIFICATIONS_ORDER
+    storage.RECTIFICATIONS, "rectification", storage.RECTIFICATIONS_ORDER, Permission.READ_CASES
 )
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from services.inspection import storage
-from services.inspection.api import build_router
-from services.inspection.handlers import InspectionWorkflow
+from services.inspection import api, storage
+from services.inspection.handlers import InspectionWorkflow, batch_reads
 from services.inspection.settings import InspectionSettings
 from shared.clock import Clock
-from shared.consumer import data_key
 from shared.service import Service
 from shared.topics import INGEST_INSPECTIONS, INSPECTION_EVENTS, NOTIFY_REQUESTS, SUPERVISION_LEADS
 
@@ -27,13 +25,8 @@ def build(settings: InspectionSettings | None = None, clock: Clock | None = None
             "gov.enforcement.officer.revoked": workflow.on_revoked,
             "gov.enforcement.review.decided": workflow.on_review,
         },
-        prefetch={
-            storage.PLANS: data_key("plan_id"),
-            storage.INSPECTIONS: data_key("inspection_id"),
-            storage.OFFICERS: data_key("officer_id"),
-            storage.REVIEWS: data_key("review_id"),
-        },
+        prefetch=batch_reads(settings.repeat_window_days),
     )
     service.publishes(INSPECTION_EVENTS, SUPERVISION_LEADS, NOTIFY_REQUESTS)
-    service.routes(build_router)
+    service.routes(api.router)
     return service

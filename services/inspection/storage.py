@@ -9,22 +9,25 @@
 - ``rates``: 持证率 and 被纠错率 per unit and per district (``_id`` = ``<metric>:<scope>:<key>``).
 - ``flags``: one per finding (``_id`` = ``<kind>:<subject>``), for the supervisors' list.
 
-Handlers reach every collection through the functions here, which take the unit of work.
+Handlers reach every collection through the functions here, which take the unit of work:
+documents by id through its identity map, documents by a field (a unit's plans, an
+enterprise's visits, the officers and reviews of a unit or district) through batch look-ups
+that the consumer prefetches and that see the batch's own writes: no query per event.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.inspection.domain.rules import Plan, Visit
+from shared.batch_lookup import find_in_unit
 from shared.certificates import Certificate, certificate_from_record
 from shared.clock import utc
 from shared.mongo import Document, list_indexes
-from shared.unit_of_work import UnitOfWork
+from shared.unit_of_work import Lookup, UnitOfWork
 
 Db = AsyncDatabase[Document]
 
@@ -47,13 +50,10 @@ INDEXES: dict[str, list[IndexModel]] = {
         *list_indexes(PLANS_ORDER, ["district", "unit"]),
     ],
     INSPECTIONS: [
+        # ``list_enterprise`` also serves the batch look-up of an enterprise's visits
         *list_indexes(
             INSPECTIONS_ORDER,
             ["district", "unit", "enterprise", "planned", "code_scanned", "flags"],
-        ),
-        IndexModel(
-            [("district", ASCENDING), ("enterprise", ASCENDING), ("at", DESCENDING)],
-            name="enterprise_window",
         ),
     ],
     OFFICERS: [
@@ -113,26 +113,32 @@ def plan_of(doc: Document) -> Plan:
     )
 
 
+PLANS_OF_UNIT = Lookup(PLANS, "unit")
+INSPECTIONS_OF_ENTERPRISE = Lookup(INSPECTIONS, "enterprise")
+OFFICERS_BY: dict[str, Lookup] = {scope: Lookup(OFFICERS, scope) for scope in ("unit", "district")}
+REVIEWS_BY: dict[str, Lookup] = {scope: Lookup(REVIEWS, scope) for scope in ("unit", "district")}
+"""Look-ups by a field, prefetched for a whole batch (``handlers.prefetch``) and served with
+the batch's own writes (``shared.batch_lookup``): no query per event."""
+
+
 async def plans_of_unit(uow: UnitOfWork, unit: str) -> list[Plan]:
     """Every plan the unit filed (a unit files a handful a year)."""
-    plans = await uow.collection(PLANS)
-    docs = await plans.find({"unit": unit}, session=uow.session).to_list()
-    return [plan_of(d) for d in docs]
+    return [plan_of(plan) for plan in await find_in_unit(uow, PLANS_OF_UNIT, unit)]
 
 
 async def visits_of(
     uow: UnitOfWork, district: str, enterprise: str, since: dt.datetime
 ) -> list[Visit]:
     """The enterprise's inspections in the district from ``since`` on."""
-    inspections = await uow.collection(INSPECTIONS)
-    cursor = inspections.find(
-        {"district": district, "enterprise": enterprise, "at": {"$gt": since}},
-        {"unit": 1, "at": 1, "joint_id": 1},
-        session=uow.session,
-    )
     return [
-        Visit(inspection_id=d["_id"], unit=d["unit"], at=utc(d["at"]), joint_id=d.get("joint_id"))
-        for d in await cursor.to_list()
+        Visit(
+            inspection_id=inspection["_id"],
+            unit=inspection["unit"],
+            at=utc(inspection["at"]),
+            joint_id=inspection.get("joint_id"),
+        )
+        for inspection in await find_in_unit(uow, INSPECTIONS_OF_ENTERPRISE, enterprise)
+        if inspection["district"] == district and utc(inspection["at"]) > since
     ]
 
 
@@ -141,10 +147,9 @@ def certificate_of(doc: Document | None) -> Certificate | None:
     return certificate_from_record(doc) if doc is not None else None
 
 
-async def officers_where(uow: UnitOfWork, field: str, value: str) -> list[Document]:
-    """The officers of a unit (``field="unit"``) or of a district (``"district"``)."""
-    officers = await uow.collection(OFFICERS)
-    return await officers.find({field: value}, session=uow.session).to_list()
+async def officers_where(uow: UnitOfWork, scope: str, key: str) -> list[Document]:
+    """The officers of a unit (``scope="unit"``) or of a district (``"district"``)."""
+    return await find_in_unit(uow, OFFICERS_BY[scope], key)
 
 
 async def add_unregistered_officer(uow: UnitOfWork, doc: Document) -> bool:
@@ -152,19 +157,13 @@ async def add_unregistered_officer(uow: UnitOfWork, doc: Document) -> bool:
     return await add_once(uow, OFFICERS, doc)
 
 
-async def outcomes_where(uow: UnitOfWork, field: str, value: str) -> list[str]:
+async def outcomes_where(uow: UnitOfWork, scope: str, key: str) -> list[str]:
     """Outcomes of every review of a unit's (district's) acts."""
-    reviews = await uow.collection(REVIEWS)
-    cursor = reviews.find({field: value}, {"outcome": 1}, session=uow.session)
-    return [d["outcome"] for d in await cursor.to_list()]
+    return [review["outcome"] for review in await find_in_unit(uow, REVIEWS_BY[scope], key)]
 
 
 def rate_id(metric: str, scope: str, key: str) -> str:
     return f"{metric}:{scope}:{key}"
-
-
-def filters(**values: Any) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
 
 
 # ------------------------------------------------------------------ read side
