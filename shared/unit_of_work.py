@@ -151,7 +151,8 @@ class Lookup:
 
 class FieldIndex:
     """Documents of a collection by one field's value, loaded for a whole batch with one
-    ``$in`` query. For collections the unit only reads (nothing it writes is seen)."""
+    ``$in`` query, as the unit sees them: what it wrote through ``uow.documents`` of that
+    collection earlier in the batch is seen (no query per event to see it)."""
 
     def __init__(self, uow: UnitOfWork, lookup: Lookup, projection: Mapping[str, Any] | None):
         self._uow = uow
@@ -168,17 +169,39 @@ class FieldIndex:
         found = await coll.find(
             {field: {"$in": wanted}}, self._projection, session=self._uow.session
         ).to_list()
+        fresh = set(wanted)
         for value in wanted:
             self._known[value] = []
         for doc in found:
-            self._known.setdefault(doc.get(field), []).append(doc)
+            held = doc.get(field)
+            for value in held if isinstance(held, list) else [held]:
+                if value in fresh:
+                    self._known[value].append(doc)
         self._uow.reads += 1
 
     async def find(self, value: Any) -> list[Document]:
-        """Copies of the documents whose field equals ``value``."""
+        """Copies of the documents whose field equals (or, an array, holds) ``value``: the
+        stored ones, each replaced by the unit's own version when it holds one, and the
+        documents the unit added or changed to match."""
         if value not in self._known:
             await self.load([value])
-        return copy.deepcopy(self._known[value])
+        stored = self._known[value]
+        repo = self._uow._repos.get(self.lookup.collection)
+        if repo is None:
+            return copy.deepcopy(stored)
+        held = repo._known
+        found = [held.get(doc["_id"], doc) for doc in stored]
+        stored_ids = {doc["_id"] for doc in stored}
+        found += [doc for doc_id, doc in held.items() if doc_id not in stored_ids]
+        field = self.lookup.field
+        return [
+            copy.deepcopy(doc) for doc in found if doc is not None and _holds(doc.get(field), value)
+        ]
+
+
+def _holds(field_value: Any, value: Any) -> bool:
+    """A field equals ``value``, or is an array that holds it (MongoDB's equality match)."""
+    return field_value == value or (isinstance(field_value, list) and value in field_value)
 
 
 @dataclass

@@ -23,7 +23,6 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.inspection.domain.rules import Plan, Visit
-from shared.batch_lookup import find_in_unit
 from shared.certificates import Certificate, certificate_from_record
 from shared.clock import utc
 from shared.mongo import Document, list_indexes
@@ -118,12 +117,12 @@ INSPECTIONS_OF_ENTERPRISE = Lookup(INSPECTIONS, "enterprise")
 OFFICERS_BY: dict[str, Lookup] = {scope: Lookup(OFFICERS, scope) for scope in ("unit", "district")}
 REVIEWS_BY: dict[str, Lookup] = {scope: Lookup(REVIEWS, scope) for scope in ("unit", "district")}
 """Look-ups by a field, prefetched for a whole batch (``handlers.prefetch``) and served with
-the batch's own writes (``shared.batch_lookup``): no query per event."""
+the batch's own writes (``uow.lookup``): no query per event."""
 
 
 async def plans_of_unit(uow: UnitOfWork, unit: str) -> list[Plan]:
     """Every plan the unit filed (a unit files a handful a year)."""
-    return [plan_of(plan) for plan in await find_in_unit(uow, PLANS_OF_UNIT, unit)]
+    return [plan_of(plan) for plan in await uow.lookup(PLANS_OF_UNIT).find(unit)]
 
 
 async def visits_of(
@@ -137,7 +136,7 @@ async def visits_of(
             at=utc(inspection["at"]),
             joint_id=inspection.get("joint_id"),
         )
-        for inspection in await find_in_unit(uow, INSPECTIONS_OF_ENTERPRISE, enterprise)
+        for inspection in await uow.lookup(INSPECTIONS_OF_ENTERPRISE).find(enterprise)
         if inspection["district"] == district and utc(inspection["at"]) > since
     ]
 
@@ -149,7 +148,7 @@ def certificate_of(doc: Document | None) -> Certificate | None:
 
 async def officers_where(uow: UnitOfWork, scope: str, key: str) -> list[Document]:
     """The officers of a unit (``scope="unit"``) or of a district (``"district"``)."""
-    return await find_in_unit(uow, OFFICERS_BY[scope], key)
+    return await uow.lookup(OFFICERS_BY[scope]).find(key)
 
 
 async def add_unregistered_officer(uow: UnitOfWork, doc: Document) -> bool:
@@ -159,7 +158,7 @@ async def add_unregistered_officer(uow: UnitOfWork, doc: Document) -> bool:
 
 async def outcomes_where(uow: UnitOfWork, scope: str, key: str) -> list[str]:
     """Outcomes of every review of a unit's (district's) acts."""
-    return [review["outcome"] for review in await find_in_unit(uow, REVIEWS_BY[scope], key)]
+    return [review["outcome"] for review in await uow.lookup(REVIEWS_BY[scope]).find(key)]
 
 
 def rate_id(metric: str, scope: str, key: str) -> str:
