@@ -18,7 +18,7 @@ next event of the batch.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -175,7 +175,7 @@ class FieldIndex:
         for doc in found:
             held = doc.get(field)
             for value in held if isinstance(held, list) else [held]:
-                if value in fresh:
+                if isinstance(value, Hashable) and value in fresh:
                     self._known[value].append(doc)
         self._uow.reads += 1
 
