@@ -39,7 +39,11 @@ def build(settings: HotlineSettings | None = None, clock: Clock | None = None) -
     service.consume(
         INGEST_ENFORCEMENT,
         {"gov.enforcement.case.closed": workflow.on_case_closed},
-        prefetch={storage.CASES: data_key("case_id")},
+        prefetch={
+            storage.CASES: data_key("case_id"),
+            storage.COMPLAINTS: data_key("source_order_id"),
+            storage.COMPLAINTS_BY_TARGET: workflow.case_party_keys,
+        },
     )
     # every hotline timer names its complaint: a batch of timers loads them with one query
     complaint_of = {storage.COMPLAINTS: lambda timer: timer["payload"]["order_id"]}

@@ -25,7 +25,7 @@ from services.hotline.domain.lifecycle import Complaint
 from services.hotline.domain.routing import RoutingEntry
 from shared.mongo import Document, get_document, list_indexes
 from shared.mongo import page as shared_page
-from shared.unit_of_work import AggregateRepository, UnitOfWork
+from shared.unit_of_work import AggregateRepository, Lookup, UnitOfWork
 
 COMPLAINTS = "complaints"
 ROUTING = "routing"
@@ -82,20 +82,27 @@ def complaints(uow: UnitOfWork) -> AggregateRepository[Complaint]:
     return AggregateRepository(uow.documents(COMPLAINTS), to_doc, from_doc)
 
 
+COMPLAINTS_BY_TARGET = Lookup(COMPLAINTS, "target_keys")
+"""Complaints by the party they name (a case's party finds them; prefetched per batch)."""
+
+
 async def complaints_for_case(
     uow: UnitOfWork, *, source_order_id: str | None, keys: Sequence[str]
 ) -> list[Complaint]:
-    """Complaints awaiting a case that this case may answer (by order id or party)."""
-    ors: list[dict[str, Any]] = []
+    """Complaints awaiting a case that this case may answer (by order id or party).
+
+    Served by the batch's prefetch (:data:`COMPLAINTS_BY_TARGET`, complaints by id) as the
+    unit sees them: no query per case event.
+    """
+    found: dict[str, Document] = {}
+    for key in keys:
+        for doc in await uow.lookup(COMPLAINTS_BY_TARGET).find(key):
+            found[doc["_id"]] = doc
     if source_order_id:
-        ors.append({"_id": source_order_id})
-    if keys:
-        ors.append({"target_keys": {"$in": list(keys)}})
-    if not ors:
-        return []
-    coll = await uow.collection(COMPLAINTS)
-    cursor = coll.find({"$or": ors, "verdict": "violation_confirmed"}, session=uow.session)
-    return [from_doc(d) for d in await cursor.to_list()]
+        source = await uow.documents(COMPLAINTS).get(source_order_id)
+        if source is not None:
+            found[source["_id"]] = source
+    return [from_doc(d) for d in found.values() if d.get("verdict") == "violation_confirmed"]
 
 
 async def page(

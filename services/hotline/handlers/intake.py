@@ -46,6 +46,11 @@ def update_fingerprint(data: WorkOrderUpdated) -> str:
     return "|".join(parts)
 
 
+def party_keys(name: str | None, party_id: str | None) -> list[str]:
+    """A case party's keys: its name's target keys and its credit code (统一社会信用代码)."""
+    return sorted(set(target_keys(name)) | ({f"uscc:{party_id.upper()}"} if party_id else set()))
+
+
 class WorkOrderIntake(UnitCommands):
     """The consumers of ``ingest.hotline`` and ``ingest.enforcement``."""
 
@@ -158,10 +163,7 @@ class WorkOrderIntake(UnitCommands):
     async def on_case_closed(self, event: Envelope, uow: UnitOfWork) -> None:
         """Remember the case's party, so 应立尽立 checks find it; link waiting complaints."""
         data = parse_data(event, CaseClosed)
-        keys = sorted(
-            set(target_keys(data.party.name))
-            | ({f"uscc:{data.party.id.upper()}"} if data.party.id else set())
-        )
+        keys = party_keys(data.party.name, data.party.id)
         filed = data.dates.filed
         opened = (
             dt.datetime.combine(filed, dt.time(0), CST).astimezone(dt.UTC)
@@ -207,6 +209,15 @@ class WorkOrderIntake(UnitCommands):
         if found.matter is None or not isinstance(district, str):
             return None
         return data, found.matter
+
+    def case_party_keys(self, event: Envelope) -> list[str]:
+        """The keys a closed case's party is known by (complaints naming it are loaded)."""
+        data = event.data if isinstance(event.data, dict) else {}
+        party = data.get("party")
+        if not isinstance(party, dict) or not isinstance(party.get("name"), str):
+            return []
+        party_id = party.get("id")
+        return party_keys(party["name"], party_id if isinstance(party_id, str) else None)
 
     def routing_key(self, event: Envelope) -> str | None:
         """The routing catalogue entry a new work order will be routed by."""
