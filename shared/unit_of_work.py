@@ -20,9 +20,11 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
+from bson import ObjectId
 from pydantic_core import to_jsonable_python
 from pymongo import ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -69,29 +71,33 @@ class DocumentRepository:
         if doc_id not in self._known:
             await self.load([doc_id])
         doc = self._known[doc_id]
-        return copy.deepcopy(doc) if doc is not None else None
+        return clone(doc) if doc is not None else None
 
     async def get_many(self, ids: Iterable[Any]) -> dict[Any, Document]:
         ids = list(ids)
         await self.load(ids)
-        return {i: copy.deepcopy(d) for i in ids if (d := self._known.get(i)) is not None}
+        return {i: clone(d) for i in ids if (d := self._known.get(i)) is not None}
 
-    def put(self, doc: Document) -> None:
-        """Keep ``doc`` as the new whole document; written once, at commit."""
-        stored = copy.deepcopy(doc)
+    def put(self, doc: Document, *, fresh: bool = False) -> None:
+        """Keep ``doc`` as the new whole document; written once, at commit.
+
+        ``fresh``: nobody else holds ``doc`` (e.g. a model just dumped), so it is kept as
+        it is instead of copied.
+        """
+        stored = doc if fresh else clone(doc)
         self._known[doc["_id"]] = stored
         if doc["_id"] in self._new:
             self._new[doc["_id"]] = stored
         else:
             self._dirty[doc["_id"]] = stored
 
-    def add(self, doc: Document) -> None:
+    def add(self, doc: Document, *, fresh: bool = False) -> None:
         """A document that does not exist yet: inserted at commit (cheaper than a replace).
 
         If it exists after all (a racing writer), the insert fails and so does the unit:
         its work runs again and then finds the document.
         """
-        stored = copy.deepcopy(doc)
+        stored = doc if fresh else clone(doc)
         self._known[doc["_id"]] = stored
         self._new[doc["_id"]] = stored
 
@@ -114,17 +120,24 @@ class DocumentRepository:
 
 
 class AggregateRepository(Generic[A]):
-    """Typed aggregates over a :class:`DocumentRepository` (a model in, a model out)."""
+    """Typed aggregates over a :class:`DocumentRepository` (a model in, a model out).
+
+    ``to_doc`` must build a new document on each call (a model dump does): it is kept as
+    it is, not copied again (``fresh=False`` if yours returns something it keeps).
+    """
 
     def __init__(
         self,
         documents: DocumentRepository,
         to_doc: Callable[[A], Document],
         from_doc: Callable[[Document], A],
+        *,
+        fresh: bool = True,
     ) -> None:
         self.documents = documents
         self._to_doc = to_doc
         self._from_doc = from_doc
+        self._fresh = fresh
 
     async def load(self, ids: Iterable[Any]) -> None:
         await self.documents.load(ids)
@@ -134,11 +147,11 @@ class AggregateRepository(Generic[A]):
         return self._from_doc(doc) if doc is not None else None
 
     def put(self, aggregate: A) -> None:
-        self.documents.put(self._to_doc(aggregate))
+        self.documents.put(self._to_doc(aggregate), fresh=self._fresh)
 
     def add(self, aggregate: A) -> None:
         """A new aggregate: inserted at commit (see :meth:`DocumentRepository.add`)."""
-        self.documents.add(self._to_doc(aggregate))
+        self.documents.add(self._to_doc(aggregate), fresh=self._fresh)
 
 
 @dataclass(frozen=True)
@@ -188,15 +201,31 @@ class FieldIndex:
         stored = self._known[value]
         repo = self._uow._repos.get(self.lookup.collection)
         if repo is None:
-            return copy.deepcopy(stored)
+            return [clone(doc) for doc in stored]
         held = repo._known
         found = [held.get(doc["_id"], doc) for doc in stored]
         stored_ids = {doc["_id"] for doc in stored}
         found += [doc for doc_id, doc in held.items() if doc_id not in stored_ids]
         field = self.lookup.field
-        return [
-            copy.deepcopy(doc) for doc in found if doc is not None and _holds(doc.get(field), value)
-        ]
+        return [clone(doc) for doc in found if doc is not None and _holds(doc.get(field), value)]
+
+
+_IMMUTABLE = (str, int, float, bool, bytes, type(None), datetime, date, time, Decimal, ObjectId)
+
+
+def clone(value: Any) -> Any:
+    """A deep copy of a document: dicts and lists rebuilt, immutable leaves shared.
+
+    Several times faster than ``copy.deepcopy`` on BSON-shaped data (no memo, no
+    dispatch by reflection); anything else is deep-copied as before.
+    """
+    if isinstance(value, dict):
+        return {k: clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clone(v) for v in value]
+    if isinstance(value, _IMMUTABLE):
+        return value
+    return copy.deepcopy(value)
 
 
 def _holds(field_value: Any, value: Any) -> bool:

@@ -10,6 +10,7 @@ in China Standard Time by default.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -28,7 +29,10 @@ def end_of_day_after(when: dt.datetime, days: int) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(0), CST).astimezone(dt.UTC)
 
 
+@functools.lru_cache(maxsize=4096)
 def is_working_day(day: dt.date) -> bool:
+    """法定工作日 (adjusted weekends included, holidays excluded); cached: SLA arithmetic
+    asks for the same few weeks of days for every complaint."""
     try:
         return bool(chinese_calendar.is_workday(day))
     except NotImplementedError:  # outside the library's years: plain Mon–Fri
