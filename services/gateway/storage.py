@@ -46,8 +46,12 @@ Db = AsyncDatabase[Document]
 ENTITY_ORDER = [("event_time", DESCENDING), ("_id", ASCENDING)]
 LEADS_ORDER = [("raised_at", DESCENDING), ("_id", ASCENDING)]
 RECENT_FIRST = [("at", DESCENDING), ("_id", ASCENDING)]  # dead letters, quarantine
-# What every entity list filters on (the read API's query parameters).
-LISTED = ["status", "flags", "subject_id", "event_ids", "key_ids"]
+# What every entity list filters on (the read API's query parameters) and pages in order.
+LISTED = ["status", "flags", "key_ids"]
+# Filters that single out one entity or a few: a plain index, no sort to serve. Compounded
+# with the order, the growing ``event_ids`` array would rewrite every one of its index entries
+# on each projection update (the order field changes); alone, an update adds one entry.
+SINGLING_OUT = ["subject_id", "event_ids"]
 # Fields the overview tallies filter on, by collection: an index where no query uses it would
 # only cost every projection write (each index is maintained on every update).
 TALLIED = {
@@ -60,6 +64,7 @@ TALLIED = {
 def _entity_indexes(collection: str) -> list[IndexModel]:
     return [
         *list_indexes(ENTITY_ORDER, [*LISTED, *TALLIED.get(collection, [])]),
+        *(IndexModel([(field, ASCENDING)], name=f"by_{field}") for field in SINGLING_OUT),
         IndexModel([("district", ASCENDING), ("event_time", DESCENDING)], name="by_district"),
         IndexModel([("unit", ASCENDING), ("event_time", DESCENDING)], name="by_unit"),
     ]
