@@ -1,6 +1,6 @@
 """The penalty read side for the API: filings, flags, fine anomalies and letters within the
 caller's scope (``READ_FILINGS``; another district's or unit's answers 404, like a missing one).
-Routes are in ``api``, the read models in ``api.schemas``.
+Routes are in ``api``, the read models in ``schemas``.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ from fastapi import Query
 
 from services.hotline import reads
 from services.hotline.api.deps import UnitActionsDep, WorkflowDep
-from services.hotline.api.schemas import (
+from services.hotline.domain.lifecycle import Status
+from services.hotline.schemas import (
     ComplaintDetail,
     ComplaintSummary,
     ExtensionDecisionIn,
@@ -18,7 +19,6 @@ from services.hotline.api.schemas import (
     UnitAction,
     detail,
 )
-from services.hotline.domain.lifecycle import Status
 from shared.api import Page, ServiceDep, audited_router, limit_param, offset_param
 from shared.clock import Instant
 from shared.identity import CallerDep

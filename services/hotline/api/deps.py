@@ -16,9 +16,9 @@ from typing import Annotated, Concatenate, ParamSpec
 from fastapi import Depends
 
 from services.hotline import reads
-from services.hotline.api.schemas import ComplaintDetail, UnitAction, detail
 from services.hotline.domain.lifecycle import Complaint
 from services.hotline.handlers import Acting, HotlineWorkflow
+from services.hotline.schemas import ComplaintDetail, UnitAction, detail
 from shared.api import ServiceDep, component, run_command
 from shared.identity import Caller, CallerDep, Permission, acting_person, acting_unit
 from shared.service import Service

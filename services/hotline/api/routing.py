@@ -7,8 +7,8 @@ from fastapi import Query
 
 from services.hotline import reads
 from services.hotline.api.deps import WorkflowDep
-from services.hotline.api.schemas import MattersOut, RoutingIn, RoutingOut
 from services.hotline.domain.routing import Level, Route
+from services.hotline.schemas import MattersOut, RoutingIn, RoutingOut
 from shared.api import Page, ServiceDep, audited_router, limit_param, offset_param, run_command
 from shared.identity import CallerDep, Permission, acting_person, district_in_scope
 from shared.mongo import Document

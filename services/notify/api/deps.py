@@ -8,10 +8,10 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from services.notify.api.reads import NoticeFilters
 from services.notify.delivery import DeliveryWorker
 from services.notify.domain.directory import UnitDirectory
 from services.notify.handlers import NotifyWorkflow
+from services.notify.reads import NoticeFilters
 from shared.api import component
 
 WorkflowDep = Annotated[NotifyWorkflow, Depends(component(NotifyWorkflow))]

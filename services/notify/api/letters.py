@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from fastapi import HTTPException, Query
 
-from services.notify.api import reads
+from services.notify import reads
 from services.notify.api.deps import DirectoryDep, WorkflowDep
-from services.notify.api.schemas import LetterIn, LetterOut, ReplyIn
 from services.notify.domain.letters import LetterStatus
+from services.notify.schemas import LetterIn, LetterOut, ReplyIn
 from shared.api import Page, ServiceDep, audited_router, limit_param, offset_param, run_command
 from shared.contracts import LETTER_KINDS, NoticeKind
 from shared.identity import CallerDep, Permission, acting_person, acting_unit

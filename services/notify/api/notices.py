@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from fastapi import Query
 
-from services.notify import storage
-from services.notify.api import reads
+from services.notify import reads, storage
 from services.notify.api.deps import DirectoryDep, NoticeFiltersDep, WorkerDep, WorkflowDep
-from services.notify.api.schemas import (
+from services.notify.schemas import (
     AcknowledgeIn,
     DeliveryOut,
     NoticeOut,

@@ -8,8 +8,8 @@ from typing import Literal
 from fastapi import HTTPException, Query
 
 from services.penalty.api.deps import CatalogueDep
-from services.penalty.api.schemas import CataloguePage
 from services.penalty.domain.catalogue import Provision
+from services.penalty.schemas import CataloguePage
 from shared.api import audited_router, limit_param, offset_param
 
 router = audited_router(prefix="/v1/penalty", tags=["penalty"])

@@ -7,7 +7,7 @@ from fastapi import Query
 
 from services.penalty import reads
 from services.penalty.api.deps import WorkflowDep
-from services.penalty.api.schemas import (
+from services.penalty.schemas import (
     MONTH,
     ClassificationIn,
     FilingIn,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import Query
 
 from services.penalty import reads
-from services.penalty.api.schemas import MONTH, AnomalyOut, FlagKind, FlagOut
+from services.penalty.schemas import MONTH, AnomalyOut, FlagKind, FlagOut
 from shared.api import Page, ServiceDep, audited_router, limit_param, offset_param
 from shared.identity import CallerDep
 

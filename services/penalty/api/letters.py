@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from services.penalty import reads
 from services.penalty.api.deps import WorkflowDep
-from services.penalty.api.schemas import LetterOut, ReplyIn
 from services.penalty.domain.records import LetterKind, LetterStatus
+from services.penalty.schemas import LetterOut, ReplyIn
 from shared.api import Page, ServiceDep, audited_router, limit_param, offset_param, run_command
 from shared.identity import CallerDep, acting_unit
 

@@ -13,9 +13,9 @@ from typing import Any
 from fastapi import HTTPException
 
 from services.notify import storage
-from services.notify.api.schemas import DeliveryOut, LetterOut, NoticeSummary
 from services.notify.domain.directory import DirectoryEntry, UnitDirectory
 from services.notify.domain.notice import NoticeStatus
+from services.notify.schemas import DeliveryOut, LetterOut, NoticeSummary
 from shared.api import Page
 from shared.clock import Instant
 from shared.contracts import NoticeKind
