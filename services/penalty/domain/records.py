@@ -4,7 +4,9 @@
   filing, flags and review state;
 - :class:`Flag`: one finding about a filing (``<kind>:<case_id>``);
 - :class:`Letter`: a 监督建议书 / 监督决定书 / 备案审查通过 notice and the unit's reply;
-- :class:`Anomaly`: the latest judgement of one unit-month (``<unit>:<month>``).
+- :class:`Anomaly`: the latest judgement of one unit-month (``<unit>:<month>``);
+- :class:`FineTotals`: the fines of every unit of one kind in one month
+  (``<unit_kind>:<month>``), what the anomaly judgement reads.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from services.penalty.domain.anomaly import RuleResult, month_of, unit_kind
+from services.penalty.domain.anomaly import MonthTotal, RuleResult, month_of, unit_kind
 from services.penalty.domain.filing import (
     AMOUNT_TOLERANCE,
     Classification,
@@ -151,6 +153,15 @@ class Filing(Aggregate):
         )
         self.updated_at = now
 
+    def contribution(self) -> Contribution | None:
+        """What this filing counts in the fine totals: its decided fine, under its unit,
+        unit kind and month as stored (``None`` before its decision)."""
+        if not self.decided or self.fine is None or self.month is None:
+            return None
+        return Contribution(
+            unit=self.unit, unit_kind=self.unit_kind, month=self.month, fine=self.fine
+        )
+
     @property
     def decision_time(self) -> dt.datetime:
         if self.decided_at is None:
@@ -168,6 +179,66 @@ class Filing(Aggregate):
         if self.fine is None:
             raise ValueError(f"case {self.id} has no decision")
         return self.fine
+
+
+class Contribution(BaseModel):
+    """One decided penalty's share of the fine totals (罚没款)."""
+
+    unit: str
+    unit_kind: str
+    month: str
+    fine: float
+
+    @property
+    def totals_id(self) -> str:
+        return fine_totals_id(self.unit_kind, self.month)
+
+
+def fine_totals_id(kind: str, month: str) -> str:
+    """The :class:`FineTotals` of the units of ``kind`` in ``month``."""
+    return f"{kind}:{month}"
+
+
+class UnitTotal(BaseModel):
+    unit: str
+    total: float
+    count: int
+
+
+class FineTotals(Aggregate):
+    """罚没款 of every unit of one kind in one month (``<unit_kind>:<month>``): the sum and
+    number of its decided penalties, kept as decisions are counted, so judging a unit-month
+    reads a few documents instead of aggregating filings. A unit without penalties in the
+    month has no entry (as the aggregation it replaces had no group)."""
+
+    unit_kind: str
+    month: str
+    units: list[UnitTotal] = Field(default_factory=list, description="sorted by unit")
+
+    def of(self, unit: str) -> MonthTotal | None:
+        for entry in self.units:
+            if entry.unit == unit:
+                return MonthTotal(total=entry.total, count=entry.count)
+        return None
+
+    def peers(self, unit: str) -> list[MonthTotal]:
+        """Every other unit with penalties in the month, in unit order."""
+        return [
+            MonthTotal(total=entry.total, count=entry.count)
+            for entry in self.units
+            if entry.unit != unit
+        ]
+
+    def add(self, unit: str, fine: float, count: int = 1) -> None:
+        """Count ``count`` penalties of ``fine`` in all (negative: take them out again)."""
+        units = {entry.unit: entry for entry in self.units}
+        entry = units.get(unit) or UnitTotal(unit=unit, total=0.0, count=0)
+        entry = UnitTotal(unit=unit, total=entry.total + fine, count=entry.count + count)
+        if entry.count > 0:
+            units[unit] = entry
+        else:
+            units.pop(unit, None)
+        self.units = [units[name] for name in sorted(units)]
 
 
 class Flag(Aggregate):

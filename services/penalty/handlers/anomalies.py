@@ -1,13 +1,24 @@
 """罚没款异常增长: each decided penalty re-judges the month of its unit against the unit's own
 trailing months and its peers (units of the same kind) in the same month; the first time a
 unit-month is anomalous it raises a 监督线索.
+
+The totals it judges are kept as data (``fine_totals``, one document per unit kind and
+month): a decision is counted in them in its own transaction, and a changed decision moves
+what the filing counted from its old unit-month to its new one. Judging then reads the
+trailing months' documents by id (prefetched for the batch), never aggregates filings.
 """
 
 from __future__ import annotations
 
 from services.penalty import storage
 from services.penalty.domain.anomaly import MonthTotal, assess_unit_month, trailing_months
-from services.penalty.domain.records import Anomaly, Filing
+from services.penalty.domain.records import (
+    Anomaly,
+    Contribution,
+    Filing,
+    FineTotals,
+    fine_totals_id,
+)
 from services.penalty.handlers.steps import FilingSteps
 from shared.contracts import LeadKind, SupervisionLead
 from shared.unit_of_work import UnitOfWork
@@ -16,13 +27,56 @@ from shared.unit_of_work import UnitOfWork
 class FineAnomalies(FilingSteps):
     """The unit-month judgement, kept up to date inside the decision's transaction."""
 
+    def totals_ids(self, unit_kind: str, month: str) -> list[str]:
+        """The fine totals judging a unit-month reads: its trailing months' and its own."""
+        history = trailing_months(month, self.thresholds.history_months)
+        return [fine_totals_id(unit_kind, m) for m in [*history, month]]
+
+    async def count_fine(
+        self, uow: UnitOfWork, counted: Contribution | None, filing: Filing
+    ) -> None:
+        """Move what the filing counts in the fine totals from ``counted`` (what it counted
+        before: ``None`` if nothing) to what it counts now, then re-judge its unit-month."""
+        now = filing.contribution()
+        if counted != now:
+            if counted is not None:
+                await self._add_fine(uow, counted, -counted.fine, -1)
+            if now is not None:
+                await self._add_fine(uow, now, now.fine, 1)
+        await self.recompute_anomaly(uow, filing)
+
+    async def _add_fine(
+        self, uow: UnitOfWork, share: Contribution, fine: float, count: int
+    ) -> None:
+        repo = storage.fine_totals(uow)
+        totals = await repo.get(share.totals_id)
+        if totals is None:
+            totals = FineTotals(id=share.totals_id, unit_kind=share.unit_kind, month=share.month)
+            totals.add(share.unit, fine, count)
+            repo.add(totals)
+        else:
+            totals.add(share.unit, fine, count)
+            repo.put(totals)
+
     async def recompute_anomaly(self, uow: UnitOfWork, filing: Filing) -> None:
-        """Re-judge the unit-month this penalty falls in (aggregation inside the transaction)."""
+        """Re-judge the unit-month this penalty falls in, from the fine totals (the unit's
+        trailing months and its peers in the month, as this transaction counted them)."""
         unit, month = filing.unit, filing.decision_month
-        history_months = trailing_months(month, self.thresholds.history_months)
-        totals = await storage.unit_month_totals(uow, unit, [*history_months, month])
+        repo = storage.fine_totals(uow)
+        ids = self.totals_ids(filing.unit_kind, month)
+        await repo.load(ids)
+        totals: dict[str, MonthTotal] = {}
+        peers: list[MonthTotal] = []
+        for doc_id in ids:
+            kept = await repo.get(doc_id)
+            if kept is None:
+                continue
+            own = kept.of(unit)
+            if own is not None:
+                totals[kept.month] = own
+            if kept.month == month:
+                peers = kept.peers(unit)
         current = totals.pop(month, MonthTotal(total=0.0, count=0))
-        peers = await storage.peer_totals(uow, filing.unit_kind, month, unit)
         assessment = assess_unit_month(unit, month, current, totals, peers, self.thresholds)
         anomaly_id = f"{unit}:{month}"
         previous = await storage.anomalies(uow).get(anomaly_id)

@@ -1,26 +1,66 @@
 """处罚决定: a decided penalty is judged against the catalogue (顶格处罚?), a top-tier one gets
 its filing deadline (备案期限), is checked for disproportion (过罚不当) and, when large (大额),
 for priority review; a penalty the catalogue cannot judge waits for a supervisor's
-classification (人工认定). Every decision also re-judges its unit-month (罚没款异常).
+classification (人工认定). Every decision is counted in its unit-month's fine totals and
+re-judges it (罚没款异常).
 """
 
 from __future__ import annotations
 
 from services.penalty import storage
-from services.penalty.domain.anomaly import unit_kind
+from services.penalty.domain.anomaly import month_of, unit_kind
 from services.penalty.domain.filing import assess_penalty, check_disproportion, is_large
 from services.penalty.domain.records import Filing
 from services.penalty.handlers.anomalies import FineAnomalies
 from services.penalty.handlers.filings import Filings
 from services.penalty.handlers.steps import FILING_DUE, filing_due_timer
 from shared.api import Conflict, existing
+from shared.clock import utc
 from shared.contracts import LeadKind, PenaltyDecided, parse_data
 from shared.envelope import Envelope, EventRejected
 from shared.unit_of_work import UnitOfWork
 
+DECISION_FLAGS = ("classification_needed", "large_top_tier", "disproportion")
+"""The findings a decision may record (``<kind>:<case_id>``)."""
+
+
+def decision_of(event: Envelope) -> PenaltyDecided | None:
+    """The decision an event carries (``None``: it carries none, or not a valid one)."""
+    if event.type != "gov.enforcement.penalty.decided":
+        return None
+    try:
+        return PenaltyDecided.model_validate(event.data)
+    except Exception:  # the handler refuses it
+        return None
+
 
 class Decisions(Filings, FineAnomalies):
     """The decided penalty, its top-tier judgement and what follows from it."""
+
+    # -- what a batch's decisions will read (prefetch: must not raise) ---------------------
+
+    def totals_of(self, event: Envelope) -> list[str] | None:
+        """The fine totals judging the decision's unit-month reads."""
+        decision = decision_of(event)
+        if decision is None:
+            return None
+        return self.totals_ids(unit_kind(decision.unit), month_of(utc(decision.decided_at)))
+
+    def anomaly_of(self, event: Envelope) -> str | None:
+        """The unit-month judgement the decision updates."""
+        decision = decision_of(event)
+        if decision is None:
+            return None
+        return f"{decision.unit}:{month_of(utc(decision.decided_at))}"
+
+    def flags_of(self, event: Envelope) -> list[str] | None:
+        """The findings the event may record about its case."""
+        data = event.data if isinstance(event.data, dict) else {}
+        case_id = data.get("case_id")
+        if not isinstance(case_id, str):
+            return None
+        kinds = DECISION_FLAGS if event.type.endswith(".decided") else ("late_filing",)
+        return [f"{kind}:{case_id}" for kind in kinds]
 
     async def on_decided(self, event: Envelope, uow: UnitOfWork) -> None:
         data = parse_data(event, PenaltyDecided)
@@ -47,6 +87,7 @@ class Decisions(Filings, FineAnomalies):
             measures=data.measures,
             top_tier_measures=self.settings.top_tier_measures,
         )
+        counted = known.contribution() if known is not None else None
         filing = known or Filing(
             id=data.case_id, district=data.district, unit=data.unit, unit_kind=unit_kind(data.unit)
         )
@@ -75,7 +116,7 @@ class Decisions(Filings, FineAnomalies):
         elif assessment.top_tier:
             await self.establish_top_tier(uow, filing, assessment.reason, by="catalogue")
         self.save(uow, filing)
-        await self.recompute_anomaly(uow, filing)
+        await self.count_fine(uow, counted, filing)
 
     async def classify(
         self, uow: UnitOfWork, case_id: str, top_tier: bool, by: str, note: str
