@@ -138,8 +138,8 @@ class DeliveryWorker:
             except Exception as exc:
                 log.warning("delivery pass failed", error=repr(exc))
                 claimed = 0
-            if claimed >= self.settings.delivery_batch:
-                continue  # a full batch: there may be more due behind it
+            if claimed:
+                continue  # more may have come due while this batch was sending
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.delivery_poll_s)
 
@@ -242,9 +242,11 @@ class DeliveryWorker:
                         delivery=r.delivery.id,
                     )
             retries = [r.retry_at for r in recorded if r.outcome == "retry" and r.retry_at]
-            if retries or any(r.outcome is None for r in recorded):
+            if any(r.outcome is None for r in recorded):
+                retries.append(wall_now())  # claims given back unused: due again at once
+            if retries:
                 # Nobody else will wake us for our own retries: sleep until the first is due.
-                due = min(retries, default=wall_now())
+                due = min(retries)
                 asyncio.get_running_loop().call_later(
                     max(0.0, (due - wall_now()).total_seconds()), self.wake
                 )
