@@ -62,7 +62,15 @@ class NotifySettings(ServiceSettings):
         default=60.0, gt=0, description="A claimed delivery is another replica's after this."
     )
     delivery_poll_s: float = Field(default=0.5, gt=0)
-    delivery_concurrency: int = Field(default=4, ge=1, le=64)
+    delivery_concurrency: int = Field(
+        default=4, ge=1, le=64, description="Sends in flight at once, per replica."
+    )
+    delivery_batch: int = Field(
+        default=50,
+        ge=1,
+        le=1000,
+        description="Deliveries claimed in one transaction, sent, then recorded in one.",
+    )
 
     # -- 签收 and escalation
     ack_working_days: int = Field(

@@ -17,7 +17,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.notify.domain.aggregates import Counter, Delivery, Notice
@@ -148,29 +148,61 @@ async def notice_document(db: AsyncDatabase[Document], notice_id: str) -> Docume
     return await db[NOTICES].find_one({"_id": notice_id})
 
 
-async def read_notice(db: AsyncDatabase[Document], notice_id: str) -> Notice | None:
-    """One notice outside a unit of work (the delivery worker, before sending)."""
-    doc = await notice_document(db, notice_id)
-    return notice_of(doc) if doc is not None else None
-
-
 async def deliveries_of(db: AsyncDatabase[Document], notice_id: str) -> list[Document]:
     return await db[DELIVERIES].find({"notice_id": notice_id}).sort("channel", ASCENDING).to_list()
 
 
-async def claim_delivery(
-    uow: UnitOfWork, *, owner: str, token: str, now: dt.datetime, lease_s: float
-) -> Delivery | None:
-    """Take one due delivery for ``lease_s``; counts the attempt at once, so a replica that
-    dies mid-send still uses up one of the bounded attempts. In a transaction, like every
-    write to a collection that transactions write (see ``shared.timers``)."""
+async def read_notices(db: AsyncDatabase[Document], ids: Sequence[str]) -> dict[str, Notice]:
+    """Notices by id outside a unit of work, one ``$in`` query (the delivery worker, before
+    sending a batch)."""
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return {}
+    found = await db[NOTICES].find({"_id": {"$in": wanted}}).to_list()
+    return {doc["_id"]: notice_of(doc) for doc in found}
+
+
+def claimable(now: dt.datetime) -> Document:
+    """Pending, due, and claimed by nobody (or by a claim whose lease ran out)."""
+    return {
+        "status": "pending",
+        "next_attempt_at": {"$lte": now},
+        "$or": [{"claim_until": None}, {"claim_until": {"$lte": now}}],
+    }
+
+
+async def due_delivery_ids(db: AsyncDatabase[Document], now: dt.datetime, limit: int) -> list[str]:
+    """Up to ``limit`` claimable deliveries, earliest due first: a range read of the ``due``
+    index (outside a transaction: it only picks candidates, the claim checks them again)."""
+    cursor = (
+        db[DELIVERIES]
+        .find(claimable(now), {"_id": 1})
+        .sort("next_attempt_at", ASCENDING)
+        .limit(limit)
+    )
+    return [doc["_id"] async for doc in cursor]
+
+
+async def claim_deliveries(
+    uow: UnitOfWork,
+    ids: Sequence[str],
+    *,
+    owner: str,
+    token: str,
+    now: dt.datetime,
+    lease_s: float,
+) -> list[Delivery]:
+    """Take those of ``ids`` still claimable for ``lease_s``, all with one claim ``token``
+    (one ``update_many``), and read back the ones this claim got. Counts the attempt at
+    once, so a replica that dies mid-send still uses up one of the bounded attempts. In a
+    transaction, like every write to a collection that transactions write (see
+    ``shared.timers``): a replica claiming the same deliveries at the same moment conflicts
+    and runs again, finding them taken."""
+    if not ids:
+        return []
     coll = await uow.collection(DELIVERIES)
-    doc = await coll.find_one_and_update(
-        {
-            "status": "pending",
-            "next_attempt_at": {"$lte": now},
-            "$or": [{"claim_until": None}, {"claim_until": {"$lte": now}}],
-        },
+    await coll.update_many(
+        {"_id": {"$in": list(ids)}, **claimable(now)},
         {
             "$set": {
                 "claimed_by": owner,
@@ -179,8 +211,11 @@ async def claim_delivery(
             },
             "$inc": {"attempts": 1},
         },
-        sort=[("next_attempt_at", ASCENDING)],
-        return_document=ReturnDocument.AFTER,
         session=uow.session,
     )
-    return delivery_of(doc) if doc is not None else None
+    mine = await coll.find(
+        {"_id": {"$in": list(ids)}, "claim_token": token}, session=uow.session
+    ).to_list()
+    jobs = [delivery_of(doc) for doc in mine]
+    jobs.sort(key=lambda d: (d.next_attempt_at, d.id))
+    return jobs

@@ -195,3 +195,11 @@ def test_requeue_starts_the_attempts_again() -> None:
     d.requeue(at=LATER, wall=T0)
     assert (d.status, d.attempts, d.resends, d.last_error) == ("pending", 0, 2, None)
     assert d.next_attempt_at == T0 and d.resent_at == LATER
+
+
+def test_a_claim_given_back_unused_does_not_count_as_an_attempt() -> None:
+    d = delivery(attempts=2, claim_token="tok", claimed_by="a", claim_until=LATER)
+    d.give_back()
+    assert d.attempts == 1 and d.status == "pending" and d.next_attempt_at == T0
+    assert d.claim_token is None and d.claimed_by is None and d.claim_until is None
+    assert d.history == []

@@ -213,6 +213,11 @@ class Delivery(BaseModel):
         self.claim_until = None
         self.claim_token = None
 
+    def give_back(self) -> None:
+        """Release the claim unused: the attempt counted when it was claimed never started."""
+        self.attempts = max(0, self.attempts - 1)
+        self._release()
+
     def settle(
         self,
         outcome: Outcome,

@@ -3,7 +3,8 @@
 * :mod:`.issuing`: ``jiandu.notify.requested`` → one notice, numbered, rendered, with its
   pending deliveries, timers and ``created`` event, in one transaction;
 * :mod:`.deliveries`: outcomes the delivery worker (:mod:`services.notify.delivery`) reports
-  after sending with no transaction open, each recorded in a transaction of its own; resends;
+  after sending with no transaction open, a claimed batch's recorded in one transaction;
+  resends;
 * :mod:`.acknowledgement`: 签收, and the escalation (通报) when its deadline passes;
 * :mod:`.letters`: supervision letters, their 书面回复 and the reply deadline.
 

@@ -1,12 +1,16 @@
 """Delivery outcomes and resends (送达): what the delivery worker reports, and sending again.
 
-Each outcome is recorded in a transaction of its own, and only while the worker's claim on the
-delivery still holds (another replica may own it by now).
+The worker reports a whole claimed batch at once (:meth:`DeliveryOutcomes.settle_batch`, one
+transaction: its deliveries and notices read with one ``$in`` each, written with one command
+each). Each outcome is recorded only while the worker's claim on its delivery still holds
+(another replica may own it by now); one whose claim was lost is skipped, the rest record.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from services.notify import storage
@@ -17,8 +21,50 @@ from shared.api import Conflict, NotFound
 from shared.unit_of_work import UnitOfWork
 
 
+@dataclass(frozen=True)
+class Report:
+    """What the worker reports of one delivery it claimed: the outcome of its attempt, or
+    ``None`` when it did not start sending (too little of the lease was left), and the claim
+    goes back unused."""
+
+    delivery: Delivery
+    outcome: Outcome | None
+    error: str | None = None
+    retry_at: dt.datetime | None = None
+
+
 class DeliveryOutcomes(NoticeIssuer):
     """Records delivery attempts on the notice; queues a notice again on request."""
+
+    async def settle_batch(
+        self, uow: UnitOfWork, token: str, reports: Sequence[Report]
+    ) -> list[Report]:
+        """Record a claimed batch's reports in one unit (its deliveries and notices loaded
+        with one ``$in`` each); returns those recorded: a report whose claim was lost is
+        skipped, as :meth:`settle` skips it."""
+        await storage.deliveries(uow).load(r.delivery.id for r in reports)
+        await storage.notices(uow).load(r.delivery.notice_id for r in reports)
+        recorded: list[Report] = []
+        for r in reports:
+            if r.outcome is None:
+                done = await self.give_back(uow, r.delivery, token)
+            else:
+                done = await self.settle(
+                    uow, r.delivery, token, r.outcome, error=r.error, retry_at=r.retry_at
+                )
+            if done:
+                recorded.append(r)
+        return recorded
+
+    async def give_back(self, uow: UnitOfWork, delivery: Delivery, token: str) -> bool:
+        """Release a claim whose send never started; False when it was lost already."""
+        jobs = storage.deliveries(uow)
+        job = await jobs.get(delivery.id)
+        if job is None or not job.held_by(token):
+            return False
+        job.give_back()
+        jobs.put(job)
+        return True
 
     async def settle(
         self,
