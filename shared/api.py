@@ -7,7 +7,6 @@ so a refused request is never a 500.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, TypeVar
@@ -26,6 +25,7 @@ from shared.identity import (
     within,
 )
 from shared.mongo import Document, SortOrder, get_document, page
+from shared.retrying import DUPLICATE_KEYS, transient_transaction
 from shared.service import Service
 from shared.topics import AUDIT_EVENTS
 from shared.unit_of_work import AggregateRepository, UnitOfWork
@@ -111,26 +111,22 @@ async def run_command(
     inserted the same entity first: the command runs again and now sees it (usually a 409).
     Storage still in conflict after that answers 503 (retry later), not 500.
     """
-    for attempt in range(1, attempts + 1):
-        try:
-            return await svc.run_in_uow(work)
-        except NotFound as exc:
-            raise HTTPException(404, detail=str(exc)) from exc
-        except Forbidden as exc:
-            raise HTTPException(403, detail=str(exc)) from exc
-        except Conflict as exc:
-            raise HTTPException(409, detail=str(exc)) from exc
-        except Invalid as exc:
-            raise HTTPException(422, detail=str(exc)) from exc
-        except DuplicateKeyError as exc:
-            if attempt == attempts:
-                raise HTTPException(409, detail="already exists (concurrent request)") from exc
-        except PyMongoError as exc:
-            if not exc.has_error_label("TransientTransactionError"):
-                raise
-            raise HTTPException(503, detail="storage busy, retry") from exc
-        await asyncio.sleep(0.02 * attempt)
-    raise AssertionError("unreachable")
+    try:
+        return await DUPLICATE_KEYS.times(attempts)(svc.run_in_uow, work)
+    except NotFound as exc:
+        raise HTTPException(404, detail=str(exc)) from exc
+    except Forbidden as exc:
+        raise HTTPException(403, detail=str(exc)) from exc
+    except Conflict as exc:
+        raise HTTPException(409, detail=str(exc)) from exc
+    except Invalid as exc:
+        raise HTTPException(422, detail=str(exc)) from exc
+    except DuplicateKeyError as exc:
+        raise HTTPException(409, detail="already exists (concurrent request)") from exc
+    except PyMongoError as exc:
+        if not transient_transaction(exc):
+            raise
+        raise HTTPException(503, detail="storage busy, retry") from exc
 
 
 def limit_param() -> Any:

@@ -25,7 +25,6 @@ Offsets are committed once per batch, only after one of these outcomes (no auto-
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import traceback
 import uuid
@@ -41,6 +40,7 @@ from opentelemetry.trace import SpanKind, Tracer
 
 from shared.batching import is_storage_unavailable, isolate_failures, keys_of
 from shared.envelope import Envelope, EventRejected
+from shared.retrying import Retry
 from shared.settings import ServiceSettings
 from shared.topics import INGEST_QUARANTINE
 from shared.unit_of_work import Lookup, UnitOfWork
@@ -76,6 +76,12 @@ ERROR_HEADERS = (
 )
 
 log = structlog.get_logger(__name__)
+
+
+def handler_failed(exc: Exception) -> bool:
+    """A failure worth trying the record again for: not a refusal of its data, and not the
+    database being away (neither gets better with a retry of the record)."""
+    return not isinstance(exc, EventRejected) and not is_storage_unavailable(exc)
 
 
 class ConsumerHost(Protocol):
@@ -213,34 +219,50 @@ class EventConsumer:
     # -- a record alone -----------------------------------------------------------------
 
     async def alone(self, item: Item, first: Exception) -> RecordOutcome:
-        """The single-record path after bisection: retries, then quarantine or the DLT."""
+        """The single-record path after bisection: retries, then quarantine or the DLT.
+
+        ``first`` (the batch's failure) counts as the first of ``handler_attempts`` tries;
+        the record is then applied alone after ``retry_backoff_s``, doubled each time. A
+        refusal (``EventRejected``) is quarantined at once; a storage outage propagates (the
+        record is delivered again later); any other last error sends it to the DLT.
+        """
         settings = self.service.settings
         event_id = item.event.id if item.event else None
-        last: Exception = first
-        attempt = 1
-        while True:
-            if isinstance(last, EventRejected):
-                return await self._refuse_alone(item.record, last, item.event)
-            log.warning(
-                "handler failed",
-                consumer=self.name,
-                event_id=event_id,
-                attempt=attempt,
-                error=repr(last),
-            )
-            if attempt >= settings.handler_attempts:
-                break
-            await asyncio.sleep(settings.retry_backoff_s * 2 ** (attempt - 1))
-            attempt += 1
+        tries = 0
+
+        async def once() -> RecordOutcome:
+            nonlocal tries
+            tries += 1
             try:
+                if tries == 1:
+                    raise first
                 outcome = await self.service.run_in_uow(lambda uow: _apply([item], uow))
                 return outcome[item.index]
             except Exception as exc:
-                if is_storage_unavailable(exc):
-                    raise  # not the record's fault: it is delivered again later
-                last = exc
-        await self._dead_letter(item.record, last, settings.handler_attempts)
-        return RecordOutcome("dead_lettered", event_id)
+                if handler_failed(exc):
+                    log.warning(
+                        "handler failed",
+                        consumer=self.name,
+                        event_id=event_id,
+                        attempt=tries,
+                        error=repr(exc),
+                    )
+                raise
+
+        retry = Retry(
+            handler_failed,
+            attempts=settings.handler_attempts,
+            wait_initial=settings.retry_backoff_s,
+        )
+        try:
+            return await retry(once)
+        except EventRejected as exc:
+            return await self._refuse_alone(item.record, exc, item.event)
+        except Exception as exc:
+            if is_storage_unavailable(exc):
+                raise  # not the record's fault: it is delivered again later
+            await self._dead_letter(item.record, exc, settings.handler_attempts)
+            return RecordOutcome("dead_lettered", event_id)
 
     async def _refuse_alone(
         self, record: Record, exc: EventRejected, event: Envelope | None

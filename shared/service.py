@@ -4,55 +4,47 @@ A service module creates a :class:`Service`, registers its event handlers
 (:meth:`Service.consume`), timer handlers (:meth:`Service.on_timer`), indexes and HTTP
 routes, then exposes ``service.http_app()`` (FastAPI: ``/healthz``, ``/readyz``, ``/metrics``
 and its own API) and ``service.stream_app`` (the FastStream app, for AsyncAPI docs).
+
+``Service`` is the composition root; the parts it puts together live beside it:
+``shared.subscription`` (Kafka subscribers, their options and batch metrics),
+``shared.consumer`` (applying a batch), ``shared.unit_of_work`` (one transaction),
+``shared.retrying`` (reruns of a conflicting transaction), ``shared.outbox`` and
+``shared.timers``, and ``shared.http`` (the FastAPI app, readiness and metrics).
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import json
 import os
-import random
-import re
 import socket
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import structlog
-from aiokafka.structs import ConsumerRecord
-from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from faststream import AckPolicy, FastStream
-from faststream.kafka import KafkaBroker, KafkaMessage
+from fastapi import APIRouter, FastAPI
+from faststream import FastStream
+from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-from faststream.message import StreamMessage
 from faststream.specification import AsyncAPI
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import AutoReconnect, PyMongoError
 
-from shared.batching import is_storage_unavailable
 from shared.clock import Clock, SystemClock
 from shared.consumer import INBOX, QUARANTINE, EventConsumer, EventHandler, KeyOf, apply_batch
+from shared.http import RuntimeGauges
+from shared.http import http_app as build_http_app
+from shared.http import readiness as check_readiness
 from shared.kafka_fetch_wait import emulate_fetch_wait
 from shared.leases import LEASES
 from shared.mongo import CommandCounter, Document, ensure_indexes, make_client
-from shared.outbox import OUTBOX, OUTBOX_INDEXES, OutboxRelay, pending_events
+from shared.outbox import OUTBOX, OUTBOX_INDEXES, OutboxRelay
+from shared.retrying import TRANSACTION_CONFLICTS
 from shared.settings import ServiceSettings, kafka_client_id
+from shared.subscription import BatchApply, Records, Subscriptions
 from shared.telemetry import configure_logging, setup_telemetry
 from shared.timers import TIMER_INDEXES, TIMERS, TimerHandler, TimerKeyOf, TimerWheel
 from shared.topics import EXTERNAL_TYPE_TOPICS, Topic
@@ -74,50 +66,6 @@ PLATFORM_INDEXES: dict[str, list[IndexModel]] = {
 }
 PLATFORM_RETIRED: dict[str, list[str]] = {TIMERS: ["by_subject"]}
 """Indexes of earlier versions no query reads (dropped at start: they cost every write)."""
-
-
-class SafeJSONResponse(JSONResponse):
-    """JSON that survives echoing any input: a string holding a lone surrogate (valid in a
-    JSON request, not encodable as UTF-8) is sent escaped instead of failing with a 500."""
-
-    def render(self, content: Any) -> bytes:
-        try:
-            return super().render(content)
-        except UnicodeEncodeError:
-            return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
-
-
-async def tolerant_parser(
-    records: tuple[ConsumerRecord[bytes, bytes], ...],
-    original: Callable[[tuple[ConsumerRecord[bytes, bytes], ...]], Awaitable[StreamMessage[Any]]],
-) -> StreamMessage[Any]:
-    """FastStream's batch parser, made to accept header values that are not UTF-8.
-
-    It decodes every header value as UTF-8 before any handler runs, so one bad header would
-    fail on every redelivery and hold the partition. The handler still gets the records as
-    they came (``raw_message``) and quarantines the bad one with its reason.
-    """
-    try:
-        return await original(records)
-    except UnicodeDecodeError:
-        readable = tuple(
-            dataclasses.replace(
-                r, headers=[(k, v.decode("utf-8", "replace").encode()) for k, v in r.headers or ()]
-            )
-            for r in records
-        )
-        message = await original(readable)
-        message.raw_message = records
-        return message
-
-
-async def raw_body(msg: StreamMessage[Any]) -> Any:
-    """Hand the records over undecoded: the consumer decodes and judges them.
-
-    FastStream's default decoder parses a JSON body by its content type before any handler
-    runs; a body that is not JSON would then fail on every redelivery and hold the partition.
-    """
-    return msg.body
 
 
 class Service:
@@ -174,26 +122,8 @@ class Service:
         self.timers: TimerWheel[UnitOfWork] | None = None
         self.started = False
         self.mongo_commands = CommandCounter(self.registry)
-        self._outbox_gauge = Gauge(
-            "jiandu_outbox_pending", "Outbox events not yet published", registry=self.registry
-        )
-        self._batch_records = Histogram(
-            "jiandu_batch_records",
-            "Records per polled Kafka batch",
-            ["consumer"],
-            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
-            registry=self.registry,
-        )
-        self._batch_seconds = Histogram(
-            "jiandu_batch_seconds",
-            "Time to apply one polled batch (its transaction, bisections and retries)",
-            ["consumer"],
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-            registry=self.registry,
-        )
-        self._timers_gauge = Gauge(
-            "jiandu_timers_due", "Timers due and not yet fired", registry=self.registry
-        )
+        self._gauges = RuntimeGauges(self.registry)
+        self.subscriptions = Subscriptions(self.broker, settings, self.instance, self.registry)
 
     # -- registration (before start) -------------------------------------------------
 
@@ -247,7 +177,7 @@ class Service:
             return
         by_topic = self._by_topic
 
-        async def apply(records: tuple[ConsumerRecord[bytes, bytes], ...]) -> None:
+        async def apply(records: Records) -> None:
             await apply_batch(self, [by_topic[r.topic].decode(i, r) for i, r in enumerate(records)])
 
         self.subscribe_batches(
@@ -267,69 +197,21 @@ class Service:
     def subscribe_batches(
         self,
         topics: Sequence[str],
-        apply: Callable[[tuple[ConsumerRecord[bytes, bytes], ...]], Awaitable[Any]],
+        apply: BatchApply,
         *,
         consumer_name: str,
         title: str,
         description: str,
     ) -> None:
         """One Kafka subscriber handing ``apply`` each polled batch of ``topics``."""
-        backoff = self.settings.retry_backoff_s * 4
-
-        sizes = self._batch_records.labels(consumer_name)
-        durations = self._batch_seconds.labels(consumer_name)
-
-        async def on_batch(msg: KafkaMessage) -> None:
-            records: tuple[ConsumerRecord[bytes, bytes], ...] = msg.raw_message  # type: ignore[assignment]
-            sizes.observe(len(records))
-            try:
-                with durations.time():
-                    await apply(records)
-            except Exception as exc:
-                if is_storage_unavailable(exc):
-                    # Not the records' fault: back off, then FastStream seeks every
-                    # partition of the batch back and they come again.
-                    log.warning("batch given back", consumer=consumer_name, error=repr(exc))
-                    await asyncio.sleep(backoff)
-                raise
-
-        on_batch.__name__ = "on_" + re.sub(r"\W", "_", consumer_name)
-        self.broker.subscriber(
-            *topics, **self.subscriber_options(consumer_name), title=title, description=description
-        )(on_batch)
+        self.subscriptions.subscribe_batches(
+            topics, apply, consumer_name=consumer_name, title=title, description=description
+        )
 
     def subscriber_options(self, consumer_name: str) -> dict[str, Any]:
-        """Keyword arguments every Kafka subscriber of this service takes.
-
-        Records come in batches (what Kafka has ready, up to ``batch_max_records``), applied
-        in one transaction. Offsets are committed once per batch, only after the handler
-        returned (``NACK_ON_ERROR``: an error seeks every partition of the batch back), so a
-        crash re-delivers rather than loses; handlers are idempotent.
-        """
-        return {
-            "batch": True,
-            "max_records": self.settings.batch_max_records,
-            "batch_timeout_ms": self.settings.batch_max_wait_ms,
-            "group_id": self.settings.group_id,
-            "ack_policy": AckPolicy.NACK_ON_ERROR,
-            "auto_offset_reset": "earliest",
-            "session_timeout_ms": self.settings.session_timeout_ms,
-            "heartbeat_interval_ms": max(1000, self.settings.session_timeout_ms // 5),
-            "group_instance_id": self._group_instance_id(consumer_name),
-            "parser": tolerant_parser,
-            "decoder": raw_body,
-        }
-
-    def _group_instance_id(self, consumer_name: str) -> str | None:
-        """Static group membership, one id per consumer of this replica.
-
-        Besides sparing a rebalance on every restart, it is what lets a SIGKILLed replica
-        come back on noida-db, which never expires a dead dynamic member (the group would
-        wait for it forever); on Apache Kafka the id expires after the session timeout.
-        """
-        if not self.settings.kafka_static_membership:
-            return None
-        return re.sub(r"[^a-zA-Z0-9._-]", "-", f"{self.instance}.{consumer_name}")[:249]
+        """Keyword arguments every Kafka subscriber of this service takes
+        (``shared.subscription.Subscriptions.options``)."""
+        return self.subscriptions.options(consumer_name)
 
     def publishes(self, *topics: Topic) -> None:
         """Declare the topics this service writes to (they appear in its AsyncAPI document).
@@ -406,18 +288,11 @@ class Service:
 
         A transaction that lost a write conflict (two replicas, or a timer and a consumer
         touching one document) carries the TransientTransactionError label: the whole
-        ``work`` runs again in a fresh transaction, a bounded number of times.
+        ``work`` runs again in a fresh transaction, a bounded number of times
+        (``shared.retrying.TRANSACTION_CONFLICTS``); then the last error propagates.
         """
-        attempts = self.settings.transaction_attempts
-        for attempt in range(1, attempts + 1):
-            try:
-                return await self._run_once_in_uow(work)
-            except PyMongoError as exc:
-                if attempt == attempts or not exc.has_error_label("TransientTransactionError"):
-                    raise
-                log.info("transaction conflict, retrying", attempt=attempt, error=repr(exc))
-                await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
-        raise AssertionError("unreachable")
+        retry = TRANSACTION_CONFLICTS.times(self.settings.transaction_attempts)
+        return await retry(self._run_once_in_uow, work)
 
     async def _run_once_in_uow(self, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
         uow: UnitOfWork
@@ -528,79 +403,15 @@ class Service:
     # -- health ---------------------------------------------------------------------------
 
     async def readiness(self) -> dict[str, Any]:
-        checks: dict[str, Any] = {}
-        t0 = time.perf_counter()
-        try:
-            try:
-                await asyncio.wait_for(self.client.admin.command("ping"), 3)
-            except AutoReconnect:  # one pooled connection the server closed: ask again once
-                await asyncio.wait_for(self.client.admin.command("ping"), 3)
-            checks["mongodb"] = {"ok": True, "ms": round((time.perf_counter() - t0) * 1000, 1)}
-        except Exception as exc:
-            checks["mongodb"] = {"ok": False, "error": repr(exc)}
-        t0 = time.perf_counter()
-        try:
-            ok = await self.broker.ping(timeout=3)
-            checks["kafka"] = {"ok": bool(ok), "ms": round((time.perf_counter() - t0) * 1000, 1)}
-        except Exception as exc:
-            checks["kafka"] = {"ok": False, "error": repr(exc)}
-        checks["ready"] = self.started and all(
-            c["ok"] for c in checks.values() if isinstance(c, dict)
-        )
-        return checks
+        """MongoDB and Kafka answer and the service is started (``/readyz``)."""
+        return await check_readiness(lambda: self.client, self.broker, self.started)
 
     async def metrics_text(self) -> bytes:
-        if self.started:
-            try:
-                self._outbox_gauge.set(await pending_events(self.db))
-                if self.timers is not None:
-                    self._timers_gauge.set(await self.timers.due_count())
-            except Exception as exc:
-                log.warning("metrics refresh failed", error=repr(exc))
-        return generate_latest(self.registry)
+        """The service's metrics, outbox backlog and due timers read now (``/metrics``)."""
+        due = self.timers.due_count if self.timers is not None else None
+        return await self._gauges.text(self.db if self.started else None, due)
 
     def http_app(self, *, manage_lifecycle: bool = True) -> FastAPI:
         """The FastAPI app; with ``manage_lifecycle`` its lifespan starts and stops the service."""
-
-        @asynccontextmanager
-        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-            if manage_lifecycle:
-                await self.start()
-            try:
-                yield
-            finally:
-                if manage_lifecycle:
-                    await self.stop()
-
-        app = FastAPI(
-            title=self.title,
-            version="0.1.0",
-            lifespan=lifespan,
-            default_response_class=SafeJSONResponse,
-        )
-        app.state.service = self
-
-        @app.exception_handler(RequestValidationError)
-        async def invalid_request(_: Request, exc: RequestValidationError) -> Response:
-            """422 with pydantic's reasons; they echo the input, which may not be encodable."""
-            return SafeJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
-
-        @app.get("/healthz", tags=["operations"])
-        async def healthz() -> dict[str, Any]:
-            """Liveness: the process answers."""
-            return {"status": "ok", "service": self.name, "instance": self.instance}
-
-        @app.get("/readyz", tags=["operations"])
-        async def readyz() -> JSONResponse:
-            """Readiness: MongoDB and Kafka answer and the consumers are running."""
-            checks = await self.readiness()
-            return JSONResponse(checks, status_code=200 if checks["ready"] else 503)
-
-        @app.get("/metrics", tags=["operations"])
-        async def metrics() -> Response:
-            return Response(await self.metrics_text(), media_type=CONTENT_TYPE_LATEST)
-
-        for factory in self._routers:
-            app.include_router(factory(self))
-        FastAPIInstrumentor.instrument_app(app, tracer_provider=self.tracer_provider)
-        return app
+        routers = [factory(self) for factory in self._routers]
+        return build_http_app(self, routers, manage_lifecycle=manage_lifecycle)

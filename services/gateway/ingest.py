@@ -9,19 +9,17 @@ so a 202 means durable. Every event refused to an authenticated sender is kept i
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
-
-from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from services.gateway import storage
 from services.gateway.context import GatewayService
 from services.gateway.domain.ingest import Parsed, Refusal
 from shared.consumer import QUARANTINE_TYPE
 from shared.envelope import DISTRICT_CODE, Envelope
+from shared.retrying import RACED_INSERTS
 from shared.service import Service
 from shared.telemetry import producer_trace
 from shared.topics import EXTERNAL_TYPE_TOPICS, INGEST_QUARANTINE
@@ -35,18 +33,9 @@ RAW_ANNOUNCED = 2000
 
 
 async def in_uow_retrying(svc: Service, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-    """Run ``work`` in a transaction, again when it raced another writer."""
-    for attempt in range(5):
-        try:
-            return await svc.run_in_uow(work)
-        except DuplicateKeyError:
-            if attempt == 4:
-                raise
-        except PyMongoError as exc:
-            if not exc.has_error_label("TransientTransactionError") or attempt == 4:
-                raise
-        await asyncio.sleep(0.02 * (attempt + 1))
-    raise RuntimeError("unreachable")
+    """Run ``work`` in a transaction, again when it raced another writer (a duplicate key
+    or a conflict that outlasted ``run_in_uow``'s own retries; 5 tries in all)."""
+    return await RACED_INSERTS(svc.run_in_uow, work)
 
 
 def quarantine_doc(

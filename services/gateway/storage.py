@@ -19,7 +19,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError
 
 from services.gateway.domain import audit as audit_chain
 from services.gateway.domain.projections import (
@@ -28,6 +28,7 @@ from services.gateway.domain.projections import (
 from shared.consumer import QUARANTINE
 from shared.identity import in_scope
 from shared.mongo import Document, list_indexes
+from shared.retrying import Retry, transient_transaction
 from shared.unit_of_work import Lookup, UnitOfWork
 
 USERS = "users"
@@ -150,6 +151,10 @@ async def init_seq(db: Db) -> None:
     await in_transaction(db, raise_counter)
 
 
+CONFLICTS = Retry(transient_transaction, attempts=20, wait_initial=0.02, wait_max=1.0)
+"""A write of ``in_transaction`` that lost a conflict runs again, patiently (20 tries)."""
+
+
 async def in_transaction(
     db: Db, work: Callable[[AsyncClientSession], Awaitable[Any]], attempts: int = 20
 ) -> Any:
@@ -160,16 +165,13 @@ async def in_transaction(
     and on SecantusDB a plain write to such a document retries without end while holding
     the collection (see ``shared.timers``).
     """
-    for attempt in range(1, attempts + 1):
-        try:
-            async with db.client.start_session() as session:
-                async with await session.start_transaction():
-                    return await work(session)
-        except PyMongoError as exc:
-            if attempt == attempts or not exc.has_error_label("TransientTransactionError"):
-                raise
-            await asyncio.sleep(min(1.0, 0.01 * 2**attempt))
-    raise AssertionError("unreachable")
+
+    async def once() -> Any:
+        async with db.client.start_session() as session:
+            async with await session.start_transaction():
+                return await work(session)
+
+    return await CONFLICTS.times(attempts)(once)
 
 
 # ------------------------------------------------------------------ users and keys
