@@ -93,7 +93,9 @@ class ConsumerHost(Protocol):
     @property
     def source(self) -> str: ...
 
-    async def run_in_uow(self, work: Callable[[UnitOfWork], Awaitable[T]]) -> T: ...
+    async def run_in_uow(
+        self, work: Callable[[UnitOfWork], Awaitable[T]], *, serial: bool = False
+    ) -> T: ...
 
     async def publish_raw(
         self, topic: str, key: bytes | None, value: bytes, headers: dict[str, str]
@@ -236,7 +238,9 @@ class EventConsumer:
             try:
                 if tries == 1:
                     raise first
-                outcome = await self.service.run_in_uow(lambda uow: _apply([item], uow))
+                outcome = await self.service.run_in_uow(
+                    lambda uow: _apply([item], uow), serial=True
+                )
                 return outcome[item.index]
             except Exception as exc:
                 if handler_failed(exc):
@@ -279,7 +283,7 @@ class EventConsumer:
             await self.quarantine(record, exc, event, uow)
 
         try:
-            await self.service.run_in_uow(work)
+            await self.service.run_in_uow(work, serial=True)
         except Exception as failure:
             if is_storage_unavailable(failure):
                 raise
@@ -358,7 +362,7 @@ async def apply_batch(service: ConsumerHost, items: list[Item]) -> list[RecordOu
             work.append(item)
 
     async def apply(chunk: list[Item]) -> None:
-        outcomes.update(await service.run_in_uow(lambda uow: _apply(chunk, uow)))
+        outcomes.update(await service.run_in_uow(lambda uow: _apply(chunk, uow), serial=True))
 
     async def failed(item: Item, exc: Exception) -> None:
         outcomes[item.index] = await item.consumer.alone(item, exc)

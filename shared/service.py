@@ -15,6 +15,7 @@ and its own API) and ``service.stream_app`` (the FastStream app, for AsyncAPI do
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -110,6 +111,7 @@ class Service:
         self._retired: dict[str, list[str]] = {k: list(v) for k, v in PLATFORM_RETIRED.items()}
         self._routers: list[RouterFactory] = []
         self._components: dict[type, object] = {}
+        self._background_writer = asyncio.Lock()
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
         self.consumers: dict[str, EventConsumer] = {}
@@ -283,16 +285,29 @@ class Service:
     def db(self) -> AsyncDatabase[Document]:
         return self.client[self.settings.database]
 
-    async def run_in_uow(self, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+    async def run_in_uow(
+        self, work: Callable[[UnitOfWork], Awaitable[T]], *, serial: bool = False
+    ) -> T:
         """Run ``work`` in one transaction; its events leave through the outbox after commit.
 
         A transaction that lost a write conflict (two replicas, or a timer and a consumer
         touching one document) carries the TransientTransactionError label: the whole
         ``work`` runs again in a fresh transaction, a bounded number of times
         (``shared.retrying.TRANSACTION_CONFLICTS``); then the last error propagates.
+
+        ``serial``: the process's background writers (consumer batches, timers, workers)
+        take turns, one transaction at a time. They touch the same aggregates; run side by
+        side, a timer firing on a complaint made the consumer's whole batch of 200 records
+        conflict and run again. API commands are not serial: they stay quick.
         """
         retry = TRANSACTION_CONFLICTS.times(self.settings.transaction_attempts)
+        if serial:
+            return await retry(self._run_in_turn, work)
         return await retry(self._run_once_in_uow, work)
+
+    async def _run_in_turn(self, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        async with self._background_writer:
+            return await self._run_once_in_uow(work)
 
     async def _run_once_in_uow(self, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
         uow: UnitOfWork
@@ -333,7 +348,7 @@ class Service:
         self.timers = TimerWheel[UnitOfWork](
             self.db,
             self.clock,
-            self.run_in_uow,
+            functools.partial(self.run_in_uow, serial=True),
             owner=self.instance,
             lease_s=s.lease_s,
             max_sleep_s=s.timer_max_sleep_s,

@@ -168,7 +168,8 @@ class DeliveryWorker:
                 token=token,
                 now=wall_now(),
                 lease_s=s.delivery_lease_s,
-            )
+            ),
+            serial=True,  # a background writer: takes turns with the consumer's batches
         )
         if not claimed:
             return 0
@@ -232,7 +233,7 @@ class DeliveryWorker:
 
         async def record(chunk: list[Report]) -> None:
             recorded = await self.service.run_in_uow(
-                lambda uow: self.workflow.settle_batch(uow, token, chunk)
+                lambda uow: self.workflow.settle_batch(uow, token, chunk), serial=True
             )
             done = {r.delivery.id for r in recorded}
             for r in chunk:

@@ -85,7 +85,9 @@ class StubService:
     def __init__(self, *errors: Exception) -> None:
         self.work = Flaky(*errors)
 
-    async def run_in_uow(self, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    async def run_in_uow(
+        self, work: Callable[[Any], Awaitable[Any]], *, serial: bool = False
+    ) -> Any:
         return await self.work(work)
 
 
@@ -137,7 +139,9 @@ class Host:
         self.runs = 0
         self.dead: list[dict[str, str]] = []
 
-    async def run_in_uow(self, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    async def run_in_uow(
+        self, work: Callable[[Any], Awaitable[Any]], *, serial: bool = False
+    ) -> Any:
         self.runs += 1
         if self.errors:
             raise self.errors.pop(0)

@@ -162,3 +162,37 @@ async def test_indexes_no_query_needs_are_dropped_at_start(
         await client.close()
     assert "by_subject" not in timers and "claimable" in timers
     assert things == {"_id_", "list_kept", "operator_made"}
+
+
+async def test_background_writers_take_turns_while_api_commands_do_not_wait(
+    settings_for: Callable[..., Any],
+) -> None:
+    """Consumer batches, timers and workers of one process run their transactions one at a
+    time (``serial``): side by side they conflicted on the same aggregates and a whole batch
+    ran again. An API command does not queue behind them."""
+    import asyncio
+
+    svc = Service(settings_for(UowSettings))
+    ran: list[str] = []
+    first_in, release = asyncio.Event(), asyncio.Event()
+
+    async def first(uow: UnitOfWork) -> None:
+        ran.append("first")
+        first_in.set()
+        await release.wait()
+
+    async def second(uow: UnitOfWork) -> None:
+        ran.append("second")
+
+    async def api(uow: UnitOfWork) -> None:
+        ran.append("api")
+
+    async with svc.running():
+        holding = asyncio.create_task(svc.run_in_uow(first, serial=True))
+        await first_in.wait()
+        waiting = asyncio.create_task(svc.run_in_uow(second, serial=True))
+        await svc.run_in_uow(api)  # done while the first background writer holds its turn
+        assert ran == ["first", "api"], "the second background writer waits for its turn"
+        release.set()
+        await asyncio.gather(holding, waiting)
+    assert ran == ["first", "api", "second"]
