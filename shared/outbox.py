@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -38,8 +37,9 @@ from shared.topics import Topic
 OUTBOX = "outbox"
 OUTBOX_INDEXES = [IndexModel([("sent_at", ASCENDING), ("seq", ASCENDING)], name="unsent_in_order")]
 
-Publisher = Callable[[str, bytes, bytes, dict[str, str]], Awaitable[None]]
-"""(topic, key, value, headers) → published; raises when Kafka did not take it."""
+Publisher = Callable[[list[Document]], Awaitable[None]]
+"""Outbox events (``topic``, ``key``, ``value``, ``headers``, ``trace``) → published in that
+order; raises when Kafka did not take them all."""
 
 log = structlog.get_logger(__name__)
 
@@ -159,20 +159,13 @@ class OutboxRelay:
         if not docs:
             return 0
         entries = [entry for doc in docs for entry in doc.get("events", ())]
-        await asyncio.gather(*(self._send(entry) for entry in entries))
+        await self._publish(entries)
         await self._db[OUTBOX].update_many(
             {"_id": {"$in": [d["_id"] for d in docs]}},
             {"$set": {"sent_at": datetime.now(UTC)}},
         )
         self.published += len(entries)
         return max(len(entries), 1)
-
-    async def _send(self, entry: dict[str, Any]) -> None:
-        token = otel_context.attach(propagate.extract(entry.get("trace") or {}))
-        try:
-            await self._publish(entry["topic"], entry["key"], entry["value"], entry["headers"])
-        finally:
-            otel_context.detach(token)
 
     async def run(self) -> None:
         while True:

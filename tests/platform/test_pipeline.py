@@ -58,7 +58,7 @@ def build_ledger(settings: LedgerSettings, fail_publish: bool = False) -> Servic
         async def broken(*_: Any) -> None:
             raise ConnectionError("kafka unreachable (simulated crash before publish)")
 
-        service.publish_raw = broken  # type: ignore[method-assign]
+        service.publish_outbox = broken  # type: ignore[method-assign]
     return service
 
 
