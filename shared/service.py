@@ -391,6 +391,7 @@ class Service:
             max_sleep_s=s.timer_max_sleep_s,
             batch=s.timer_batch,
             max_failures=s.handler_attempts,
+            sweep_grace_s=s.timer_sweep_grace_s,
             tracer=self.tracer_provider.get_tracer("jiandu.timers"),
         )
         await self.timers.migrate()

@@ -149,6 +149,12 @@ class ServiceSettings(PlatformSettings, IdentitySettings):
         " scheduled by another replica is seen).",
     )
     timer_batch: int = Field(default=100, ge=1, description="Timers fired in one transaction.")
+    timer_sweep_grace_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long the sweeping wheel leaves a due timer to the replica whose commit"
+        " scheduled it (that one fires it at once; two firing it conflict).",
+    )
     timers_run: bool = Field(
         default=True, description="Fire due timers in the background (tests call tick())."
     )

@@ -134,6 +134,7 @@ class TimerWheel(Generic[U]):
         batch: int = 100,
         max_failures: int = 5,
         coalesce_s: float = 0.05,
+        sweep_grace_s: float = 0.0,
         tracer: trace.Tracer | None = None,
     ) -> None:
         self._db = db
@@ -145,6 +146,7 @@ class TimerWheel(Generic[U]):
         self._holding = False
         self._own: dict[str, datetime] = {}
         self._retry_after = timedelta(seconds=lease_s)
+        self._sweep_grace = timedelta(seconds=sweep_grace_s)
         self._max_sleep_s = max_sleep_s
         self._batch = batch
         self._max_failures = max_failures
@@ -219,8 +221,12 @@ class TimerWheel(Generic[U]):
         return fired
 
     async def _due_ids(self) -> list[str]:
-        """The ids of up to a batch of due timers, earliest first (an index-range read)."""
-        query = {"status": "pending", "next_at": {"$lte": self._clock.now()}}
+        """The ids of up to a batch of timers due for longer than the sweep's grace, earliest
+        first (an index-range read). Within the grace a timer is left to the wheel whose
+        commit scheduled it: two wheels firing the same timers conflicted, and each conflict
+        ran a whole batch again."""
+        overdue = self._clock.now() - self._sweep_grace
+        query = {"status": "pending", "next_at": {"$lte": overdue}}
         cursor = (
             self._db[TIMERS].find(query, {"_id": 1}).sort("next_at", ASCENDING).limit(self._batch)
         )
@@ -331,7 +337,7 @@ class TimerWheel(Generic[U]):
             )
             if nearest is not None and nearest.get("next_at") is not None:
                 at: datetime = nearest["next_at"]
-                candidates.append(at if at.tzinfo else at.replace(tzinfo=UTC))
+                candidates.append((at if at.tzinfo else at.replace(tzinfo=UTC)) + self._sweep_grace)
         target = min([now + timedelta(seconds=cap), *candidates])
         self._sleeping_until = target
         return max(0.0, (target - now).total_seconds())

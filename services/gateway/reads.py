@@ -13,11 +13,11 @@ from services.gateway.domain.access import has_personal_data, mask_personal_data
 from services.gateway.domain.export import EXPORT_COLUMNS, to_csv
 from services.gateway.schemas import (
     DistrictKpis,
+    DocumentPage,
     EntityOut,
-    LoosePage,
     Overview,
     TimelineOut,
-    loose,
+    stored_document,
 )
 from services.gateway.settings import GatewaySettings
 from shared.identity import Caller
@@ -114,9 +114,11 @@ async def loose_page(
     filters: dict[str, Any],
     limit: int,
     offset: int,
-) -> LoosePage:
+) -> DocumentPage:
     """One page of leads, quarantine or dead letters, stored fields as they are."""
     total, docs = await queries.list_page(
         gw.db, collection, caller.scope, filters, limit=limit, offset=offset
     )
-    return LoosePage(items=[loose(d) for d in docs], total=total, limit=limit, offset=offset)
+    return DocumentPage(
+        items=[stored_document(d) for d in docs], total=total, limit=limit, offset=offset
+    )

@@ -8,7 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class Loose(BaseModel):
+class AsStored(BaseModel):
+    """A read model that answers the stored fields as they are (projections vary by entity)."""
+
     model_config = ConfigDict(extra="allow")
 
 
@@ -37,7 +39,7 @@ class TokenOut(BaseModel):
     scope: str
 
 
-class EntityOut(Loose):
+class EntityOut(AsStored):
     id: str
     entity: str
     district: str | None = None
@@ -81,18 +83,18 @@ class EntityPage(BaseModel):
     offset: int
 
 
-class LooseDoc(Loose):
+class StoredDocument(AsStored):
     id: str
 
 
-class LoosePage(BaseModel):
-    items: list[LooseDoc]
+class DocumentPage(BaseModel):
+    items: list[StoredDocument]
     total: int
     limit: int
     offset: int
 
 
-class DistrictKpis(Loose):
+class DistrictKpis(AsStored):
     district: str
     name: str
     disposal_rate: float | None = Field(description="线索处置率: disposed / raised leads")
@@ -120,9 +122,9 @@ class Me(BaseModel):
     jaeger_url: str
 
 
-def loose(doc: dict[str, Any]) -> LooseDoc:
+def stored_document(doc: dict[str, Any]) -> StoredDocument:
     """A stored document as it is answered: its ``_id`` as ``id``, every other field kept."""
-    return LooseDoc(**{k: v for k, v in doc.items() if k != "_id"}, id=str(doc["_id"]))
+    return StoredDocument(**{k: v for k, v in doc.items() if k != "_id"}, id=str(doc["_id"]))
 
 
 class EnterpriseFrequency(BaseModel):

@@ -9,14 +9,14 @@ from fastapi import APIRouter, Query
 from services.gateway import leads as lead_disposal
 from services.gateway import reads
 from services.gateway.deps import DisposeCaller, GatewayDep, LeadsCaller
-from services.gateway.schemas import Disposition, LooseDoc, LoosePage, loose
+from services.gateway.schemas import Disposition, DocumentPage, StoredDocument, stored_document
 from services.gateway.storage import LEADS
 from shared.api import limit_param, offset_param
 
 router = APIRouter(tags=["read"])
 
 
-@router.get("/v1/leads", response_model=LoosePage)
+@router.get("/v1/leads", response_model=DocumentPage)
 async def leads(
     gw: GatewayDep,
     caller: LeadsCaller,
@@ -34,7 +34,7 @@ async def leads(
     ),
     limit: int = limit_param(),
     offset: int = offset_param(),
-) -> LoosePage:
+) -> DocumentPage:
     """监督线索 in the caller's scope."""
     filters = {
         "district": district,
@@ -47,9 +47,9 @@ async def leads(
     return await reads.loose_page(gw, LEADS, caller, filters, limit, offset)
 
 
-@router.post("/v1/leads/{lead_id}/dispose", response_model=LooseDoc)
+@router.post("/v1/leads/{lead_id}/dispose", response_model=StoredDocument)
 async def dispose(
     lead_id: str, disposition: Disposition, gw: GatewayDep, caller: DisposeCaller
-) -> LooseDoc:
+) -> StoredDocument:
     """Record how a lead was handled (处置); counts towards 线索处置率."""
-    return loose(await lead_disposal.dispose(gw, caller, lead_id, disposition))
+    return stored_document(await lead_disposal.dispose(gw, caller, lead_id, disposition))

@@ -18,7 +18,7 @@ from services.gateway.deps import (
     ReplayCaller,
 )
 from services.gateway.domain.audit import ChainReport
-from services.gateway.schemas import LooseDoc, LoosePage, loose
+from services.gateway.schemas import DocumentPage, StoredDocument, stored_document
 from services.gateway.storage import DEAD_LETTERS
 from shared.api import Conflict, NotFound, limit_param, offset_param
 from shared.consumer import QUARANTINE
@@ -27,7 +27,7 @@ router = APIRouter(tags=["operations"])
 LAG_TIMEOUT_S = 15
 
 
-@router.get("/v1/quarantine", response_model=LoosePage)
+@router.get("/v1/quarantine", response_model=DocumentPage)
 async def quarantined(
     gw: GatewayDep,
     caller: QuarantineCaller,
@@ -40,7 +40,7 @@ async def quarantined(
     ),
     limit: int = limit_param(),
     offset: int = offset_param(),
-) -> LoosePage:
+) -> DocumentPage:
     """Refused input with the reason and the raw body.
 
     Unauthenticated refusals are only sampled here (see ``/v1/ingest/refusals``).
@@ -68,25 +68,25 @@ async def refusals(
     return {"items": items, "total": sum(int(r.get("count", 0)) for r in rows)}
 
 
-@router.get("/v1/dead-letters", response_model=LoosePage)
+@router.get("/v1/dead-letters", response_model=DocumentPage)
 async def dead_letters(
     gw: GatewayDep,
     caller: OpsCaller,
     topic: str | None = Query(default=None, max_length=300),
     limit: int = limit_param(),
     offset: int = offset_param(),
-) -> LoosePage:
+) -> DocumentPage:
     """Records that failed every retry, per ``.dlt`` topic."""
     return await reads.loose_page(
         gw, DEAD_LETTERS, caller, {"original_topic": topic}, limit, offset
     )
 
 
-@router.post("/v1/dead-letters/{letter_id}/replay", response_model=LooseDoc)
-async def replay(letter_id: str, gw: GatewayDep, caller: ReplayCaller) -> LooseDoc:
+@router.post("/v1/dead-letters/{letter_id}/replay", response_model=StoredDocument)
+async def replay(letter_id: str, gw: GatewayDep, caller: ReplayCaller) -> StoredDocument:
     """Republish the original record to its ``x-original-topic`` (consumers dedupe by id)."""
     try:
-        return loose(await ops.replay(gw, caller, letter_id))
+        return stored_document(await ops.replay(gw, caller, letter_id))
     except NotFound as exc:
         raise HTTPException(404, detail=str(exc)) from exc
     except Conflict as exc:
