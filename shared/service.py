@@ -319,7 +319,12 @@ class Service:
         async with self.client.start_session() as session:
             async with await session.start_transaction():
                 uow = UnitOfWork(
-                    self.db, session, self.clock, self.source, self.settings.topic_prefix
+                    self.db,
+                    session,
+                    self.clock,
+                    self.source,
+                    self.settings.topic_prefix,
+                    instance=self.instance,
                 )
                 result = await work(uow)
                 await uow.flush()

@@ -152,8 +152,8 @@ class ServiceSettings(PlatformSettings, IdentitySettings):
     timer_sweep_grace_s: float = Field(
         default=2.0,
         ge=0,
-        description="How long the sweeping wheel leaves a due timer to the replica whose commit"
-        " scheduled it (that one fires it at once; two firing it conflict).",
+        description="How long the sweeping wheel leaves a timer another replica has just"
+        " scheduled to that replica (it fires its own at once; two firing one conflict).",
     )
     timers_run: bool = Field(
         default=True, description="Fire due timers in the background (tests call tick())."

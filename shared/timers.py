@@ -91,6 +91,7 @@ def schedule_timer_op(
     due: datetime,
     payload: dict[str, Any] | None = None,
     subject: str | None = None,
+    scheduled_by: str | None = None,
 ) -> UpdateOne:
     """Create or move a pending timer (re-scheduling a fired one re-arms it); it keeps the
     current trace context, which its handler's span continues when it fires."""
@@ -108,6 +109,8 @@ def schedule_timer_op(
                 "trace": carrier,
                 "status": "pending",
                 "failures": 0,
+                "scheduled_by": scheduled_by,
+                "scheduled_at": datetime.now(UTC),  # wall clock, like the sweep's grace
             },
             "$setOnInsert": {"fired_count": 0},
         },
@@ -212,25 +215,35 @@ class TimerWheel(Generic[U]):
             fired += await self._fire_due(own[start : start + self._batch])
         self._holding = await self._lease.acquire()
         while self._holding:
-            ids = await self._due_ids()
+            ids, full = await self._due_ids()
             if ids:
                 fired += await self._fire_due(ids)
-            if len(ids) < self._batch:
+            if not ids or not full:
                 break
         self.fired += fired
         return fired
 
-    async def _due_ids(self) -> list[str]:
-        """The ids of up to a batch of timers due for longer than the sweep's grace, earliest
-        first (an index-range read). Within the grace a timer is left to the wheel whose
-        commit scheduled it: two wheels firing the same timers conflicted, and each conflict
-        ran a whole batch again."""
-        overdue = self._clock.now() - self._sweep_grace
-        query = {"status": "pending", "next_at": {"$lte": overdue}}
-        cursor = (
-            self._db[TIMERS].find(query, {"_id": 1}).sort("next_at", ASCENDING).limit(self._batch)
-        )
-        return [doc["_id"] async for doc in cursor]
+    async def _due_ids(self) -> tuple[list[str], bool]:
+        """The ids of up to a batch of due timers, earliest first (an index-range read), and
+        whether the batch was full.
+
+        A timer another wheel scheduled less than the sweep's grace ago (wall clock) is left
+        to that wheel, which fires it at once: two wheels firing the same timers conflicted,
+        and each conflict ran a whole batch again.
+        """
+        query = {"status": "pending", "next_at": {"$lte": self._clock.now()}}
+        fields = {"_id": 1, "scheduled_by": 1, "scheduled_at": 1}
+        cursor = self._db[TIMERS].find(query, fields).sort("next_at", ASCENDING).limit(self._batch)
+        found = await cursor.to_list()
+        recent = datetime.now(UTC) - self._sweep_grace
+        ids = [doc["_id"] for doc in found if not self._left_to_another(doc, recent)]
+        return ids, len(found) >= self._batch
+
+    def _left_to_another(self, timer: Document, recent: datetime) -> bool:
+        by, at = timer.get("scheduled_by"), timer.get("scheduled_at")
+        if not by or by == self._owner or not isinstance(at, datetime):
+            return False
+        return (at if at.tzinfo else at.replace(tzinfo=UTC)) > recent
 
     async def _fire_due(self, ids: list[str]) -> int:
         counts: list[int] = []
@@ -337,7 +350,7 @@ class TimerWheel(Generic[U]):
             )
             if nearest is not None and nearest.get("next_at") is not None:
                 at: datetime = nearest["next_at"]
-                candidates.append((at if at.tzinfo else at.replace(tzinfo=UTC)) + self._sweep_grace)
+                candidates.append(at if at.tzinfo else at.replace(tzinfo=UTC))
         target = min([now + timedelta(seconds=cap), *candidates])
         self._sleeping_until = target
         return max(0.0, (target - now).total_seconds())
@@ -367,4 +380,25 @@ class TimerWheel(Generic[U]):
     async def stop(self) -> None:
         await stop_task(self._task)
         self._task = None
+        await self._hand_over_own()
         await self._lease.release()  # the next replica sweeps at once
+
+    async def _hand_over_own(self) -> None:
+        """The timers this wheel meant to fire itself become anyone's at once (a replica that
+        stopped cleanly does not make the sweep wait out its grace; a crashed one does)."""
+        own, self._own = list(self._own), {}
+        if not own:
+            return
+
+        async def work(uow: U) -> None:
+            timers = await uow.collection(TIMERS)
+            await timers.update_many(
+                {"_id": {"$in": own}, "status": "pending", "scheduled_by": self._owner},
+                {"$set": {"scheduled_by": None}},
+                session=uow.session,
+            )
+
+        try:
+            await self._run_in_uow(work)
+        except Exception as exc:  # MongoDB away at shutdown: the sweep's grace covers it
+            log.warning("own timers not handed over", error=repr(exc))

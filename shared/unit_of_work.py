@@ -242,6 +242,8 @@ class UnitOfWork:
     clock: Clock
     source: str
     topic_prefix: str = ""
+    instance: str = ""
+    """The replica this unit runs in (its timer wheel fires the timers the unit schedules)."""
     emitted: list[Envelope] = field(default_factory=list)
     scheduled: dict[str, datetime] = field(default_factory=dict)
     """Timers this unit scheduled (id → due): after commit, this replica's wheel fires them."""
@@ -348,7 +350,9 @@ class UnitOfWork:
         subject: str | None = None,
     ) -> None:
         """Create or move a pending timer (the last word on one id in this unit wins)."""
-        self._timers[timer_id] = schedule_timer_op(timer_id, kind, due, payload, subject)
+        self._timers[timer_id] = schedule_timer_op(
+            timer_id, kind, due, payload, subject, scheduled_by=self.instance
+        )
         self.scheduled[timer_id] = due
 
     async def cancel(self, timer_id: str) -> None:

@@ -140,3 +140,21 @@ async def test_fired_timer_continues_the_trace_that_scheduled_it_and_links_the_w
         origin.get_span_context().trace_id,
         wheel.get_span_context().trace_id,
     }
+
+
+async def test_the_sweep_leaves_a_timer_to_the_replica_that_just_scheduled_it(
+    settings_for: Callable[..., AlarmSettings],
+) -> None:
+    """Every wheel fires at once the timers its own commits scheduled; the replica holding
+    the sweep leaves those to it for ``timer_sweep_grace_s`` instead of firing the same
+    timers side by side (each such conflict ran a whole batch again)."""
+    clock = ManualClock(T0)
+    a = build_alarm(settings_for(AlarmSettings, instance_id="a", timer_sweep_grace_s=600), clock)
+    b = build_alarm(settings_for(AlarmSettings, instance_id="b", timer_sweep_grace_s=600), clock)
+    async with a.running(), b.running():
+        assert await b.timers.tick() == 0  # b now holds the sweep
+        await _schedule(a, "from-a", T0)
+        assert await b.timers.tick() == 0, "scheduled by a a moment ago: left to a"
+        assert await a.timers.tick() == 1
+        rings = await a.db["rings"].find().to_list()
+    assert [r["timer"] for r in rings] == ["from-a"]
