@@ -37,6 +37,7 @@ import structlog
 from aiokafka.structs import ConsumerRecord
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Tracer
+from pymongo.errors import PyMongoError
 
 from shared.batching import is_storage_unavailable, isolate_failures, keys_of
 from shared.envelope import Envelope, EventRejected
@@ -94,7 +95,11 @@ class ConsumerHost(Protocol):
     def source(self) -> str: ...
 
     async def run_in_uow(
-        self, work: Callable[[UnitOfWork], Awaitable[T]], *, serial: bool = False
+        self,
+        work: Callable[[UnitOfWork], Awaitable[T]],
+        *,
+        serial: bool = False,
+        attempts: int | None = None,
     ) -> T: ...
 
     async def publish_raw(
@@ -362,7 +367,28 @@ async def apply_batch(service: ConsumerHost, items: list[Item]) -> list[RecordOu
             work.append(item)
 
     async def apply(chunk: list[Item]) -> None:
-        outcomes.update(await service.run_in_uow(lambda uow: _apply(chunk, uow), serial=True))
+        if len(chunk) == 1:
+            outcomes.update(await service.run_in_uow(lambda uow: _apply(chunk, uow), serial=True))
+            return
+        try:
+            outcomes.update(
+                await service.run_in_uow(
+                    lambda uow: _apply(chunk, uow),
+                    serial=True,
+                    attempts=service.settings.batch_conflict_attempts,
+                )
+            )
+        except PyMongoError as exc:
+            if not exc.has_error_label("TransientTransactionError"):
+                raise
+            # Another writer (a replica working other partitions) keeps changing a document
+            # this batch changes too, e.g. a shared 高频 place state: every rerun of the whole
+            # batch lost again. Halves hold the conflict for less time; in order, so records
+            # of one key still apply in Kafka order.
+            log.info("batch split after write conflicts", records=len(chunk))
+            middle = len(chunk) // 2
+            for half in (chunk[:middle], chunk[middle:]):
+                await isolate_failures(half, apply, failed)
 
     async def failed(item: Item, exc: Exception) -> None:
         outcomes[item.index] = await item.consumer.alone(item, exc)

@@ -291,7 +291,11 @@ class Service:
         return self.client[self.settings.database]
 
     async def run_in_uow(
-        self, work: Callable[[UnitOfWork], Awaitable[T]], *, serial: bool = False
+        self,
+        work: Callable[[UnitOfWork], Awaitable[T]],
+        *,
+        serial: bool = False,
+        attempts: int | None = None,
     ) -> T:
         """Run ``work`` in one transaction; its events leave through the outbox after commit.
 

@@ -159,6 +159,12 @@ class ServiceSettings(PlatformSettings, IdentitySettings):
         default=True, description="Fire due timers in the background (tests call tick())."
     )
     lease_s: float = Field(default=15.0, gt=0, description="Timer and relay lease length.")
+    batch_conflict_attempts: int = Field(
+        default=2,
+        ge=1,
+        description="Tries of a batch transaction that hit write conflicts before the batch is"
+        " applied in halves (a record alone gets JIANDU_TRANSACTION_ATTEMPTS).",
+    )
     transaction_attempts: int = Field(
         default=10, ge=1, description="Tries of one transaction that hit a write conflict."
     )

@@ -86,7 +86,7 @@ class StubService:
         self.work = Flaky(*errors)
 
     async def run_in_uow(
-        self, work: Callable[[Any], Awaitable[Any]], *, serial: bool = False
+        self, work: Callable[[Any], Awaitable[Any]], *, serial: bool = False, **_: Any
     ) -> Any:
         return await self.work(work)
 
@@ -140,7 +140,7 @@ class Host:
         self.dead: list[dict[str, str]] = []
 
     async def run_in_uow(
-        self, work: Callable[[Any], Awaitable[Any]], *, serial: bool = False
+        self, work: Callable[[Any], Awaitable[Any]], *, serial: bool = False, **_: Any
     ) -> Any:
         self.runs += 1
         if self.errors:
@@ -200,3 +200,73 @@ async def test_a_refusal_is_not_retried() -> None:
     assert outcome.status == "quarantined"
     assert host.runs == 1, "one transaction: the quarantine's"
     assert host.dead == []
+
+
+# -- a batch that keeps losing write conflicts ---------------------------------------------
+
+
+class ContendedHost:
+    """A service where any transaction over more than ``fits`` records loses a write conflict
+    (another replica keeps changing a document they share), as many times as it is tried."""
+
+    def __init__(self, fits: int) -> None:
+        self.settings = ServiceSettings(service_name="contended", retry_backoff_s=0.0)
+        self.source = "/jiandu/contended"
+        self.fits = fits
+        self.tried: list[int] = []
+        self.committed: list[list[str]] = []
+
+    async def run_in_uow(
+        self, work: Callable[[Any], Awaitable[Any]], *, serial: bool = False, **_: Any
+    ) -> Any:
+        return await work(self)  # the patched ``_apply`` below gets this host as its unit
+
+    async def transaction(self, chunk: list[Item]) -> dict[int, RecordOutcome]:
+        self.tried.append(len(chunk))
+        if len(chunk) > self.fits:
+            raise conflict()
+        self.committed.append([i.event.id for i in chunk if i.event])
+        return {i.index: RecordOutcome("processed", i.event.id if i.event else None) for i in chunk}
+
+    async def publish_raw(self, *_: Any) -> None:
+        raise AssertionError("nothing is dead-lettered for a conflict")
+
+
+async def test_a_batch_that_keeps_losing_conflicts_commits_in_halves_in_kafka_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue #18: two replicas changing one shared document made a whole batch rerun until
+    its retries ran out, again and again. The batch is applied in halves instead (each
+    half holds the conflict for less time), every record once, in Kafka order."""
+    import shared.consumer
+
+    host = ContendedHost(fits=2)
+
+    async def transaction(chunk: list[Item], unit: ContendedHost) -> dict[int, RecordOutcome]:
+        return await unit.transaction(chunk)
+
+    monkeypatch.setattr(shared.consumer, "_apply", transaction)
+
+    async def handler(event: Any, uow: Any) -> None: ...
+
+    consumer = EventConsumer(host, "contended.t", "t", {"test.thing": handler})  # type: ignore[arg-type]
+    headers = [
+        ("ce_type", b"test.thing"),
+        ("ce_source", b"/t"),
+        ("ce_specversion", b"1.0"),
+        ("ce_district", b"310101"),
+        ("ce_partitionkey", b"k"),
+    ]
+    records = [
+        ConsumerRecord(
+            "t", 0, n, 0, 0, b"k", b"{}", None, 1, 2, [("ce_id", f"e-{n}".encode()), *headers]
+        )
+        for n in range(7)
+    ]
+    items = [consumer.decode(i, r) for i, r in enumerate(records)]
+    assert all(i.refusal is None for i in items), [i.refusal for i in items]
+    outcomes = await shared.consumer.apply_batch(host, items)  # type: ignore[arg-type]
+    assert [o.status for o in outcomes] == ["processed"] * 7
+    assert [e for chunk in host.committed for e in chunk] == [f"e-{n}" for n in range(7)]
+    assert max(len(chunk) for chunk in host.committed) <= 2
+    assert host.tried[0] == 7, "the whole batch was tried first"
