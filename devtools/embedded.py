@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -252,7 +253,8 @@ async def wait_drained(
     timeout: float,
     interval: float = 0.25,
 ) -> float:
-    """Until no group lags and no outbox entry waits, twice in a row (a relay feeds consumers).
+    """Until no group lags, no outbox entry waits and no due timer is left to fire, twice in a
+    row (a relay feeds consumers; a timer's handler feeds the outbox).
 
     Returns when the quiet began (``time.perf_counter``). Used by the system tests and the
     bench; the Kafka clients stay open across the polls.
@@ -263,6 +265,9 @@ async def wait_drained(
         while True:
             lags = await _lags(admin, consumer, groups)
             pending = {d: await mongo[d]["outbox"].count_documents({"sent_at": None}) for d in dbs}
+            due = {"status": "pending", "next_at": {"$lte": datetime.now(UTC)}}
+            for d in dbs:  # the work events cause counts too: their timers that fell due
+                pending[f"{d}.timers"] = await mongo[d]["timers"].count_documents(due)
             busy = {k: v for k, v in {**lags, **pending}.items() if v}
             now = time.perf_counter()
             if busy:
