@@ -307,9 +307,10 @@ class Service:
         ``serial``: the process's background writers (consumer batches, timers, workers)
         take turns, one transaction at a time. They touch the same aggregates; run side by
         side, a timer firing on a complaint made the consumer's whole batch of 200 records
-        conflict and run again. API commands are not serial: they stay quick.
+        conflict and run again. API commands are not serial: they stay quick. ``attempts``:
+        tries before the conflict propagates (default ``JIANDU_TRANSACTION_ATTEMPTS``).
         """
-        retry = TRANSACTION_CONFLICTS.times(self.settings.transaction_attempts)
+        retry = TRANSACTION_CONFLICTS.times(attempts or self.settings.transaction_attempts)
         if serial:
             return await retry(self._run_in_turn, work)
         return await retry(self._run_once_in_uow, work)
