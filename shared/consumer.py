@@ -41,7 +41,7 @@ from pymongo.errors import PyMongoError
 
 from shared.batching import is_storage_unavailable, isolate_failures, keys_of
 from shared.envelope import Envelope, EventRejected
-from shared.retrying import Retry
+from shared.retrying import Retry, transient_transaction
 from shared.settings import ServiceSettings
 from shared.topics import INGEST_QUARANTINE
 from shared.unit_of_work import Lookup, UnitOfWork
@@ -379,7 +379,7 @@ async def apply_batch(service: ConsumerHost, items: list[Item]) -> list[RecordOu
                 )
             )
         except PyMongoError as exc:
-            if not exc.has_error_label("TransientTransactionError"):
+            if not transient_transaction(exc):
                 raise
             # Another writer (a replica working other partitions) keeps changing a document
             # this batch changes too, e.g. a shared 高频 place state: every rerun of the whole

@@ -1,29 +1,32 @@
-"""Durable timers (持久化定时器) in MongoDB, claimed in batches, fired exactly once.
+"""Durable timers (持久化定时器) in MongoDB, fired in batches, exactly once.
 
 A timer is a document with a deterministic ``_id`` (e.g. ``sla:ORD-1:acknowledge``), a
 ``kind`` naming its handler, a ``due`` time and a payload. Scheduling happens inside the
 handler's transaction, so a timer exists if and only if the state that needs it exists.
 
-``next_at`` is when the timer may next be claimed: its due time, then, once claimed, the end
-of the claim's lease. One index, ``(status, next_at)``, serves the claim as a range read
-however many timers wait in the future (a query over ``due`` plus a claim condition had to
-scan them all).
+``next_at`` is when the timer may next fire: its due time, or, after its handler failed, the
+time of its next try. One index, ``(status, next_at)``, serves the look-up of due timers as a
+range read however many timers wait in the future.
 
-Firing: a replica claims a batch of due timers (one ``update_many`` with a fresh claim
-token), then, in one transaction, flips them from ``pending`` to ``fired`` and runs their
-handlers, whose writes commit with the flip. Two replicas can never both flip one timer, a
-crash before commit leaves it pending for the next claim once the lease runs out, and a
-restart loses nothing because the timer is data, not a task in memory. A batch whose
-handlers fail is split until the failing timer is alone; that one is retried after its
-lease, up to ``max_failures`` times, then parked as ``failed``.
+Firing: every wheel fires at once the timers its own replica's commits scheduled (the unit of
+work hands their ids over); one wheel at a time (a lease, like the outbox relay's) also sweeps
+every other due timer, leaving one another live replica has just scheduled to that replica
+for ``sweep_grace_s``. A batch of timers fires in ONE transaction that flips those still
+``pending`` and due to ``fired`` and runs their handlers, whose writes commit with the flip:
+that flip, not the lease, makes firing exactly-once (a second wheel flipping the same timer
+conflicts and, retried, finds it fired). No claim is written first. A crash before commit
+leaves the timers pending for the next pass, and a restart loses nothing because the timer is
+data, not a task in memory. A batch whose handlers fail is split until the failing timer is
+alone; that one is tried again ``lease_s`` later, up to ``max_failures`` times, then parked as
+``failed``.
 
 Every write to ``timers`` is in a transaction: a replica killed in the middle of one leaves
 its writes locked until the server reaps it, and on SecantusDB a plain write to such a
 document retries without end while holding the collection (measured: the whole server
 stalls); a transaction's write fails at once instead.
 
-The wheel sleeps until the nearest ``next_at`` (capped), and is woken when a commit of this
-replica schedules an earlier one: no fixed poll tick between a deadline and its firing.
+The wheel sleeps until the nearest timer it would fire (capped), and is woken when a commit of
+this replica schedules an earlier one: no fixed poll tick between a deadline and its firing.
 
 Tracing: a timer keeps the trace context it was scheduled in (W3C ``traceparent``, as the
 outbox keeps it per entry), and its handler runs in a span that continues that trace and links
@@ -48,7 +51,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.background import stop_task, wait_for_wake
 from shared.batching import isolate_failures, keys_of
-from shared.clock import Clock
+from shared.clock import Clock, utc
 from shared.leases import Lease
 from shared.mongo import Document
 
@@ -243,7 +246,7 @@ class TimerWheel(Generic[U]):
         by, at = timer.get("scheduled_by"), timer.get("scheduled_at")
         if not by or by == self._owner or not isinstance(at, datetime):
             return False
-        return (at if at.tzinfo else at.replace(tzinfo=UTC)) > recent
+        return utc(at) > recent
 
     async def _fire_due(self, ids: list[str]) -> int:
         counts: list[int] = []
@@ -350,7 +353,7 @@ class TimerWheel(Generic[U]):
             )
             if nearest is not None and nearest.get("next_at") is not None:
                 at: datetime = nearest["next_at"]
-                candidates.append(at if at.tzinfo else at.replace(tzinfo=UTC))
+                candidates.append(utc(at))
         target = min([now + timedelta(seconds=cap), *candidates])
         self._sleeping_until = target
         return max(0.0, (target - now).total_seconds())

@@ -51,6 +51,8 @@ class DocumentRepository:
         self._known: dict[Any, Document | None] = {}
         self._dirty: dict[Any, Document] = {}
         self._new: dict[Any, Document] = {}
+        self.changed: set[Any] = set()
+        """Ids this unit put or added (kept after a flush): what a look-up must re-check."""
 
     async def load(self, ids: Iterable[Any]) -> None:
         """Prefetch: one ``$in`` query for every id not in memory yet (misses remembered)."""
@@ -86,6 +88,7 @@ class DocumentRepository:
         """
         stored = doc if fresh else clone(doc)
         self._known[doc["_id"]] = stored
+        self.changed.add(doc["_id"])
         if doc["_id"] in self._new:
             self._new[doc["_id"]] = stored
         else:
@@ -99,6 +102,7 @@ class DocumentRepository:
         """
         stored = doc if fresh else clone(doc)
         self._known[doc["_id"]] = stored
+        self.changed.add(doc["_id"])
         self._new[doc["_id"]] = stored
 
     def forget(self) -> None:
@@ -205,7 +209,8 @@ class FieldIndex:
         held = repo._known
         found = [held.get(doc["_id"], doc) for doc in stored]
         stored_ids = {doc["_id"] for doc in stored}
-        found += [doc for doc_id, doc in held.items() if doc_id not in stored_ids]
+        # only what the unit changed can match without having been stored as matching
+        found += [held.get(i) for i in repo.changed if i not in stored_ids]
         field = self.lookup.field
         return [clone(doc) for doc in found if doc is not None and _holds(doc.get(field), value)]
 
