@@ -27,6 +27,8 @@ from aiokafka.protocol.group import LeaveGroupRequest
 from pymongo import AsyncMongoClient
 
 from devtools.processes import die_with_parent
+from shared.outbox import OUTBOX
+from shared.timers import TIMERS
 
 
 def free_port() -> int:
@@ -264,10 +266,10 @@ async def wait_drained(
     async with _lag_clients(bootstrap) as (admin, consumer):
         while True:
             lags = await _lags(admin, consumer, groups)
-            pending = {d: await mongo[d]["outbox"].count_documents({"sent_at": None}) for d in dbs}
+            pending = {d: await mongo[d][OUTBOX].count_documents({"sent_at": None}) for d in dbs}
             due = {"status": "pending", "next_at": {"$lte": datetime.now(UTC)}}
             for d in dbs:  # the work events cause counts too: their timers that fell due
-                pending[f"{d}.timers"] = await mongo[d]["timers"].count_documents(due)
+                pending[f"{d}.timers"] = await mongo[d][TIMERS].count_documents(due)
             busy = {k: v for k, v in {**lags, **pending}.items() if v}
             now = time.perf_counter()
             if busy:
