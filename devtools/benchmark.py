@@ -37,7 +37,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from devtools.demo.generator import DemoGenerator
-from devtools.embedded import free_port, wait_drained
+from devtools.embedded import Clients, client_of, free_port, wait_drained
 from devtools.runner import Platform, free_port_offset
 from shared.envelope import Envelope
 from shared.mongo import Document, make_client
@@ -235,7 +235,26 @@ async def publish_events(
         await producer.stop()
 
 
-async def drained(bootstrap: str, mongo: AsyncMongoClient[Document], timeout: float) -> float:
+class DatabaseClients(dict[str, AsyncMongoClient[Document]]):
+    """A client per service database, one per server (one server per service, or shared)."""
+
+    @classmethod
+    def of(cls, platform: Platform) -> DatabaseClients:
+        by_uri: dict[str, AsyncMongoClient[Document]] = {}
+        clients = cls()
+        for name, db in SERVICE_DBS.items():
+            uri = platform.servers.mongo_uri_for(name)
+            if uri not in by_uri:
+                by_uri[uri] = make_client(uri, "jiandu-bench")
+            clients[db] = by_uri[uri]
+        return clients
+
+    async def close(self) -> None:
+        for client in {id(c): c for c in self.values()}.values():
+            await client.close()
+
+
+async def drained(bootstrap: str, mongo: Clients, timeout: float) -> float:
     """When the whole platform went quiet (no lag, no waiting outbox entry)."""
     groups, dbs = list(SERVICES), list(SERVICE_DBS.values())
     return await wait_drained(bootstrap, mongo, groups, dbs, timeout=timeout)
@@ -245,7 +264,7 @@ TIMER_SETTLE_S = 1.5
 """Longer than a timer wheel poll (``JIANDU_TIMER_POLL_S``, 1 s) plus its handler."""
 
 
-async def settle(bootstrap: str, mongo: AsyncMongoClient[Document]) -> None:
+async def settle(bootstrap: str, mongo: Clients) -> None:
     """Drained, then drained again after the timers' deadlines that fell due have fired.
 
     Deadlines of the (historical) demo events are already past when the state is written:
@@ -256,16 +275,17 @@ async def settle(bootstrap: str, mongo: AsyncMongoClient[Document]) -> None:
     await drained(bootstrap, mongo, timeout=600)
 
 
-async def latencies(mongo: AsyncMongoClient[Document], sent: Sent) -> dict[str, dict[str, float]]:
+async def latencies(mongo: Clients, sent: Sent) -> dict[str, dict[str, float]]:
     """ingest→routed (hotline's routed event written) and ingest→notice (notice created), ms."""
     routed: list[float] = []
-    hotline = mongo[SERVICE_DBS["hotline"]]
+    hotline = client_of(mongo, SERVICE_DBS["hotline"])[SERVICE_DBS["hotline"]]
     for doc in await outbox_events(hotline, type="jiandu.hotline.complaint.routed"):
         start = sent.at.get(bytes(doc["key"]).decode())
         if start is not None:
             routed.append((doc["created_at"].timestamp() - start) * 1000)
     notice: list[float] = []
-    async for doc in mongo[SERVICE_DBS["notify"]]["notices"].find(
+    notify = SERVICE_DBS["notify"]
+    async for doc in client_of(mongo, notify)[notify]["notices"].find(
         {}, {"subject_id": 1, "created_at": 1}
     ):
         start = sent.at.get(str(doc.get("subject_id")))
@@ -436,6 +456,8 @@ def explain_limit(
             "mongodb": "MongoDB (SecantusDB, one process: each handler transaction waits on it)",
             "kafka": "Kafka (noida-db)",
         }.get(busiest, f"the {busiest} service (one event loop)")
+        if busiest.startswith("mongodb-"):
+            what = f"{busiest.removeprefix('mongodb-')}'s MongoDB (SecantusDB, one process)"
         return f"{what} is the limit: {share}"
     return f"no single process saturated ({share}, {total:.0f}% in all): round-trip latency bound"
 
@@ -469,11 +491,11 @@ async def end_to_end(
 ) -> EndToEnd:
     """Drive the platform with demo events: sustained rate, then paced at 50% and 100%."""
     bootstrap = platform.servers.kafka_bootstrap
-    mongo = make_client(platform.servers.mongo_uri, "jiandu-bench")
+    mongo = DatabaseClients.of(platform)
     start = datetime.now(UTC) - timedelta(days=20)  # history: deadlines fall due, notices follow
     pids = {f"{sp.name}-{sp.replica}": sp.proc.pid for sp in platform.processes}
-    if platform.servers._mongo is not None:
-        pids["mongodb"] = platform.servers._mongo.pid
+    for name, pid in platform.servers.mongo_pids.items():
+        pids["mongodb" if name == "shared" else f"mongodb-{name}"] = pid
     kafka_pid = find_pid(str(platform.servers.data_dir / "kafka"))
     if kafka_pid:
         pids["kafka"] = kafka_pid
@@ -554,7 +576,7 @@ def catch_up(platform: Platform, plan: BenchPlan, progress: Progress) -> CatchUp
     ready = time.perf_counter()
 
     async def drain() -> float:
-        mongo = make_client(platform.servers.mongo_uri, "jiandu-bench")
+        mongo = DatabaseClients.of(platform)
         try:
             return await drained(bootstrap, mongo, timeout=3600)
         finally:
@@ -580,22 +602,22 @@ def filler(collection: str, i: int, far: datetime, unique: Sequence[str] = ()) -
     return doc
 
 
-async def prefill(mongo_uri: str, per_collection: int, progress: Progress) -> int:
+async def prefill(platform: Platform, per_collection: int, progress: Progress) -> int:
     """Bring every collection of every service database to ``per_collection`` documents."""
-    mongo = make_client(mongo_uri, "jiandu-bench")
+    mongo = DatabaseClients.of(platform)
     far = datetime(2199, 1, 1, tzinfo=UTC)
     try:
         targets: list[tuple[str, str, int]] = []
         for db_name in SERVICE_DBS.values():
-            for name in await mongo[db_name].list_collection_names():
-                have = await mongo[db_name][name].estimated_document_count()
+            for name in await mongo[db_name][db_name].list_collection_names():
+                have = await mongo[db_name][db_name][name].estimated_document_count()
                 if have < per_collection:
                     targets.append((db_name, name, per_collection - have))
         task = progress.add_task(
             f"prefill to {per_collection:,} per collection", total=sum(t[2] for t in targets)
         )
         for db_name, name, missing in targets:
-            coll = mongo[db_name][name]
+            coll = mongo[db_name][db_name][name]
             unique = sorted(
                 {
                     field
@@ -700,6 +722,7 @@ def run_bench(plan: BenchPlan, out: Path, work_dir: Path) -> BenchReport:
                 mongo_port=free_port(),
                 port_offset=free_port_offset(replicas),
                 extra_env={"JIANDU_SESSION_TIMEOUT_MS": "6000", "JIANDU_LOG_LEVEL": "WARNING"},
+                database_per_service=True,  # as ``jiandu run``: see devtools.embedded
             )
             platform.start_servers()
             try:
@@ -713,7 +736,7 @@ def run_bench(plan: BenchPlan, out: Path, work_dir: Path) -> BenchReport:
                 result = asyncio.run(end_to_end(platform, replicas, plan, progress))
                 report.end_to_end.append(asdict(result))
                 if i == 0 and plan.prefill:
-                    asyncio.run(prefill(platform.servers.mongo_uri, plan.prefill, progress))
+                    asyncio.run(prefill(platform, plan.prefill, progress))
                     full = asyncio.run(
                         end_to_end(
                             platform,

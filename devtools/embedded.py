@@ -2,6 +2,15 @@
 
 Both run as separate processes with their data under one folder. Used by ``jiandu run``
 (``make run``), by the test suite (on free ports) and by the benchmark.
+
+``jiandu run`` and the bench give every service a SecantusDB process of its own (database
+per service; ``EmbeddedServers.databases``). SecantusDB is one Python process, so one server
+uses at most one core, and it keeps every index entry of every database in ONE WiredTiger
+table whose update rewrites all of a document's entries: six services sharing it contend on
+the same B-tree, and a statement that waits in WiredTiger's page-in holds its transaction's
+lock, which SecantusDB's transaction registry takes on every statement of every session, so
+the whole server stops for seconds at a time (measured: 4 to 20 s stalls in about half of
+the 3,000-event catch-ups on one server; none on six). The tests keep one shared server.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +44,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def mongo_uri_of(port: int) -> str:
+    # SecantusDB is slow with retryable writes; they must be off for it.
+    return f"mongodb://127.0.0.1:{port}/?retryWrites=false&directConnection=true"
 
 
 def wait_for_port(
@@ -63,15 +86,30 @@ def _noida() -> str:
 
 @dataclass
 class EmbeddedServers:
-    """noida-db + SecantusDB under ``data_dir`` (``kafka/`` and ``mongo/``)."""
+    """noida-db + SecantusDB under ``data_dir`` (``kafka/``, and ``mongo/`` for one shared
+    server or ``mongo/<service>/`` for one server per service)."""
 
     data_dir: Path
     kafka_port: int = 9092
     mongo_port: int = 27017
+    """The shared server, or with ``databases`` the first one's."""
     log_dir: Path | None = None
     tie_to_parent: bool = False
     """SecantusDB gets SIGTERM when the thread that started it dies (``jiandu run``)."""
-    _mongo: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    databases: list[str] = field(default_factory=list)
+    """Services that get a SecantusDB of their own (the first on ``mongo_port``, the others
+    on the ports after it when free); empty: one server for all."""
+    _mongos: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
+    _ports: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        taken = {self.mongo_port, self.kafka_port}
+        for i, name in enumerate(self.databases):
+            port = self.mongo_port + i
+            if i and (port in taken or not bindable(port)):
+                port = free_port()
+            taken.add(port)
+            self._ports[name] = port
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -79,8 +117,19 @@ class EmbeddedServers:
 
     @property
     def mongo_uri(self) -> str:
-        # SecantusDB is slow with retryable writes; they must be off for it.
-        return f"mongodb://127.0.0.1:{self.mongo_port}/?retryWrites=false&directConnection=true"
+        """The shared server, or the first service's own (``jiandu keys``, raw baselines)."""
+        return mongo_uri_of(self.mongo_port)
+
+    def mongo_uri_for(self, service: str) -> str:
+        """The server holding ``service``'s database."""
+        return mongo_uri_of(self._ports.get(service, self.mongo_port))
+
+    @property
+    def mongo_uris(self) -> dict[str, str]:
+        """Every server's URI by what it holds (``"shared"`` for the one shared server)."""
+        if not self._ports:
+            return {"shared": self.mongo_uri}
+        return {name: mongo_uri_of(port) for name, port in self._ports.items()}
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -117,42 +166,43 @@ class EmbeddedServers:
 
     @property
     def mongo_pid(self) -> int | None:
-        return self._mongo.pid if self._mongo is not None else None
+        """The shared server's process, or the first service's own."""
+        return next((p.pid for p in self._mongos.values()), None)
+
+    @property
+    def mongo_pids(self) -> dict[str, int]:
+        """Every SecantusDB process by what it holds (as :attr:`mongo_uris`)."""
+        return {name: proc.pid for name, proc in self._mongos.items()}
 
     def start_mongo(self) -> None:
-        mongo_dir = self.data_dir / "mongo"
-        mongo_dir.mkdir(parents=True, exist_ok=True)
-        log_path = (self.log_dir or self.data_dir) / "secantus.log"
-        log = open(log_path, "ab")
-        self._mongo = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "secantus",
-                "--port",
-                str(self.mongo_port),
-                "--storage-path",
-                str(mongo_dir),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent(os.getpid()) if self.tie_to_parent else None,
-        )
-        wait_for_port(self.mongo_port, proc=self._mongo)
+        servers = {n: (p, self.data_dir / "mongo" / n) for n, p in self._ports.items()} or {
+            "shared": (self.mongo_port, self.data_dir / "mongo")
+        }
+        for name, (port, storage) in servers.items():
+            storage.mkdir(parents=True, exist_ok=True)
+            suffix = "" if name == "shared" else f"-{name}"
+            log = open((self.log_dir or self.data_dir) / f"secantus{suffix}.log", "ab")
+            self._mongos[name] = subprocess.Popen(
+                [sys.executable, "-m", "secantus", "--port", str(port), "--storage-path", storage],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent(os.getpid()) if self.tie_to_parent else None,
+            )
+        for name, (port, _) in servers.items():
+            wait_for_port(port, proc=self._mongos[name])
 
     def stop_mongo(self) -> None:
-        proc = self._mongo
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+        for proc in self._mongos.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self._mongos.values():
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        self._mongo = None
+        self._mongos.clear()
 
     def stop(self) -> None:
         self.stop_mongo()
@@ -246,9 +296,17 @@ async def group_lags(bootstrap: str, groups: list[str]) -> dict[str, int]:
         return await _lags(admin, consumer, groups)
 
 
+Clients = AsyncMongoClient[Any] | Mapping[str, AsyncMongoClient[Any]]
+"""One client for every database, or a client per database name (one server per service)."""
+
+
+def client_of(mongo: Clients, db: str) -> AsyncMongoClient[Any]:
+    return mongo if isinstance(mongo, AsyncMongoClient) else mongo[db]
+
+
 async def wait_drained(
     bootstrap: str,
-    mongo: AsyncMongoClient[Any],
+    mongo: Clients,
     groups: list[str],
     dbs: list[str],
     *,
@@ -266,10 +324,13 @@ async def wait_drained(
     async with _lag_clients(bootstrap) as (admin, consumer):
         while True:
             lags = await _lags(admin, consumer, groups)
-            pending = {d: await mongo[d][OUTBOX].count_documents({"sent_at": None}) for d in dbs}
+            pending = {
+                d: await client_of(mongo, d)[d][OUTBOX].count_documents({"sent_at": None})
+                for d in dbs
+            }
             due = {"status": "pending", "next_at": {"$lte": datetime.now(UTC)}}
             for d in dbs:  # the work events cause counts too: their timers that fell due
-                pending[f"{d}.timers"] = await mongo[d][TIMERS].count_documents(due)
+                pending[f"{d}.timers"] = await client_of(mongo, d)[d][TIMERS].count_documents(due)
             busy = {k: v for k, v in {**lags, **pending}.items() if v}
             now = time.perf_counter()
             if busy:

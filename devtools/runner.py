@@ -16,7 +16,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from devtools.embedded import EmbeddedServers, evict_group_members
+from devtools.embedded import EmbeddedServers, bindable, evict_group_members
 from devtools.processes import die_with_parent, live_pid, write_pid_file
 from shared.kafka_admin import create_topics
 from shared.registry import SERVICES
@@ -94,14 +93,6 @@ def free_port_offset(replicas: int = 2) -> int:
     bench); ports in the ephemeral range can be taken by any outgoing connection meanwhile.
     """
 
-    def bindable(port: int) -> bool:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-            return True
-
     for _ in range(100):
         offset = random.randint(20, 230) * 100  # highest port 8005 + 23 000 + 300 < 32 768
         ports = (s.port_of(r, offset) for s in SERVICES.values() for r in range(replicas))
@@ -136,21 +127,25 @@ class Platform:
         extra_env: dict[str, str] | None = None,
         services: list[str] | None = None,
         tie_to_runner: bool = False,
+        database_per_service: bool = False,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.replicas = replicas
         self.tie_to_runner = tie_to_runner
         """Processes get a parent-death signal; only for a runner that starts them all from
         its main thread (the signal follows the thread that forked, not the process)."""
+        self.services = services or list(SERVICES)
         self.servers = EmbeddedServers(
             self.data_dir,
             kafka_port=kafka_port,
             mongo_port=mongo_port,
             tie_to_parent=tie_to_runner,
+            databases=list(self.services) if database_per_service else [],
         )
+        """``database_per_service``: a SecantusDB process per service (``jiandu run``, the
+        bench); otherwise one shared by all (the tests): see :mod:`devtools.embedded`."""
         self.port_offset = port_offset
         self.extra_env = extra_env or {}
-        self.services = services or list(SERVICES)
         self.processes: list[ServiceProcess] = []
         self.log_dir = self.data_dir / "logs"
         self.run_dir = self.data_dir / "run"
@@ -160,7 +155,7 @@ class Platform:
         env.update(
             {
                 "JIANDU_KAFKA_BOOTSTRAP": self.servers.kafka_bootstrap,
-                "JIANDU_MONGO_URI": self.servers.mongo_uri,
+                "JIANDU_MONGO_URI": self.servers.mongo_uri_for(name),
                 "JIANDU_HTTP_PORT": str(port),
                 "JIANDU_INSTANCE_ID": f"{name}-{replica}",
                 "JIANDU_PEERS": ",".join(
@@ -205,12 +200,14 @@ class Platform:
             console.print(f"  stopped what a previous run left: {', '.join(left)}")
         write_pid_file(self.run_dir / "runner.pid", os.getpid())
         self.servers.start()
-        if self.servers.mongo_pid is not None:
-            write_pid_file(self.run_dir / "secantus.pid", self.servers.mongo_pid)
-        console.print(
-            f"  Kafka (noida-db)   {self.servers.kafka_bootstrap}\n"
-            f"  MongoDB (Secantus) {self.servers.mongo_uri}"
+        for i, (name, pid) in enumerate(self.servers.mongo_pids.items()):
+            stem = "secantus" if i == 0 else f"secantus-{name}"  # the first: shared or gateway
+            write_pid_file(self.run_dir / f"{stem}.pid", pid)
+        mongos = "\n".join(
+            f"  MongoDB (Secantus) {uri}" + ("" if name == "shared" else f"  ({name})")
+            for name, uri in self.servers.mongo_uris.items()
         )
+        console.print(f"  Kafka (noida-db)   {self.servers.kafka_bootstrap}\n{mongos}")
         console.print(
             "  [yellow]embedded default: Kafka and MongoDB without authentication, the built-in"
             " token secret, every port on 127.0.0.1 only (production: docker-compose.yml,"
@@ -230,7 +227,8 @@ class Platform:
         gateway = next((p for p in self.processes if p.name == "gateway"), None)
         info = {
             "runner_pid": os.getpid(),
-            "mongo_uri": self.servers.mongo_uri,
+            "mongo_uri": self.servers.mongo_uri_for("gateway"),  # what ``jiandu keys`` writes
+            "mongo_uris": self.servers.mongo_uris,
             "kafka_bootstrap": self.servers.kafka_bootstrap,
             "gateway_url": gateway.url if gateway else None,
         }
@@ -374,6 +372,7 @@ def run_platform(
         mongo_port=mongo_port,
         port_offset=port_offset,
         tie_to_runner=True,
+        database_per_service=True,
     )
     stopping = False
 

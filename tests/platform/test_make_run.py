@@ -55,12 +55,14 @@ def test_services_die_with_a_killed_runner_and_the_next_run_stops_the_rest(
     try:
         pid_files = sorted((data / "run").glob("*.pid"))
         names = {p.stem for p in pid_files}
-        assert {f"{n}-0" for n in SERVICES} | {"runner", "secantus"} <= names
+        mongos = {f"secantus-{n}" for n in SERVICES if n != "gateway"}  # the gateway's: "secantus"
+        assert {f"{n}-0" for n in SERVICES} | {"runner", "secantus"} | mongos <= names
         children = {p.stem: live_pid(p) for p in pid_files if p.stem != "runner"}
         assert all(children.values()), children
         assert json.loads((data / "platform.json").read_text())["mongo_uri"].endswith(
             f":{mongo}/?retryWrites=false&directConnection=true"
-        )
+        )  # the gateway's database, where ``jiandu keys`` writes
+        ports = _mongo_ports(data)
         proc.kill()  # SIGKILL: no handler, no cleanup in the runner
         proc.wait(10)
         deadline = time.monotonic() + 45
@@ -69,7 +71,7 @@ def test_services_die_with_a_killed_runner_and_the_next_run_stops_the_rest(
             alive = {n: pid for n, pid in alive.items() if live_pid(data / "run" / f"{n}.pid")}
             assert time.monotonic() < deadline, f"still running after the runner died: {alive}"
             time.sleep(0.2)
-        for port in [*[s.port_of(0, offset) for s in SERVICES.values()], mongo]:
+        for port in [*[s.port_of(0, offset) for s in SERVICES.values()], *ports.values()]:
             assert not _listening(port), f"port {port} still open after the runner died"
         assert _listening(kafka)  # noida-db daemonized: it is the next run's to stop
     finally:
@@ -81,8 +83,14 @@ def test_services_die_with_a_killed_runner_and_the_next_run_stops_the_rest(
     assert _leftovers(data) == []
 
 
-def _hotline_took_events(mongo_port: int) -> bool:
-    uri = f"mongodb://127.0.0.1:{mongo_port}/?retryWrites=false&directConnection=true"
+def _mongo_ports(data: Path) -> dict[str, int]:
+    """Each service's SecantusDB port, from the ``platform.json`` of the running platform."""
+    uris = json.loads((data / "platform.json").read_text())["mongo_uris"]
+    return {name: int(uri.split(":")[2].split("/")[0]) for name, uri in uris.items()}
+
+
+def _hotline_took_events(data: Path) -> bool:
+    uri = json.loads((data / "platform.json").read_text())["mongo_uris"]["hotline"]
     with MongoClient(uri, serverSelectionTimeoutMS=2000) as client:
         return client["jiandu_hotline"]["inbox"].count_documents({}) > 0
 
@@ -148,16 +156,20 @@ def _run_until_ready_then_interrupt(
         assert all(_listening(p) for p in ports)
         assert _listening(kafka) and _listening(mongo)
         assert (data / "kafka").is_dir() and (data / "mongo").is_dir()
+        # database per service: a SecantusDB process each, the gateway's on --mongo-port
+        mongos = _mongo_ports(data)
+        assert set(mongos) == set(SERVICES) and len(set(mongos.values())) == len(SERVICES)
+        assert mongos["gateway"] == mongo and all(_listening(p) for p in mongos.values())
         if demo:  # the live demo feed reaches the services: the console is alive
             deadline = time.monotonic() + 60
-            while not _hotline_took_events(mongo):
+            while not _hotline_took_events(data):
                 assert time.monotonic() < deadline, "no demo event reached the hotline in 60 s"
                 time.sleep(0.5)
     finally:
         proc.send_signal(signal.SIGINT)
         rest = proc.communicate(timeout=90)[1]
     assert proc.returncode == 0, rest
-    for port in [*[s.port_of(0, offset) for s in SERVICES.values()], kafka, mongo]:
+    for port in [*[s.port_of(0, offset) for s in SERVICES.values()], kafka, *mongos.values()]:
         assert not _listening(port), f"port {port} still open after Ctrl-C"
     leftovers = _leftovers(data)
     assert leftovers == [], f"processes left behind: {leftovers}"
