@@ -37,7 +37,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from devtools.demo.generator import DemoGenerator
-from devtools.embedded import Clients, client_of, free_port, wait_drained
+from devtools.embedded import Clients, client_of, free_port, wait_drained, wait_groups_stable
 from devtools.runner import Platform, free_port_offset
 from shared.envelope import Envelope
 from shared.mongo import Document, make_client
@@ -501,6 +501,7 @@ async def end_to_end(
         pids["kafka"] = kafka_pid
     pids["bench-driver"] = os.getpid()  # it shares the machine: publishing, polling lag
     try:
+        await wait_groups_stable(bootstrap, list(SERVICES), replicas)
         burst = plan.demo_events(seed=seed, start=start)
         counters = await command_counters(platform)
         watch = ProcessWatch(pids)

@@ -237,6 +237,32 @@ async def evict_group_members(bootstrap: str, client_id: str) -> list[tuple[str,
     return removed
 
 
+async def wait_groups_stable(
+    bootstrap: str, groups: list[str], members: int, timeout: float = 60.0
+) -> None:
+    """Until every group has ``members`` members and is ``Stable`` (assigned): a phase that
+    starts while replicas still join is re-applied after the rebalance and measures that."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            unsettled = {}
+            for (
+                name
+            ) in groups:  # one group per request: noida-db's reply for several does not decode
+                group = (await admin.describe_consumer_groups([name]))[0].groups[0]
+                if group[2] != "Stable" or len(group[5]) < members:
+                    unsettled[name] = (group[2], len(group[5]))
+            if not unsettled:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"consumer groups not stable after {timeout:.0f}s: {unsettled}")
+            await asyncio.sleep(0.25)
+    finally:
+        await admin.close()
+
+
 async def _lags(
     admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, groups: list[str]
 ) -> dict[str, int]:
