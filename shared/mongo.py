@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from prometheus_client import CollectorRegistry, Counter
 from pymongo import AsyncMongoClient, IndexModel, monitoring
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import CollectionInvalid, OperationFailure
+from pymongo.errors import (
+    ClientBulkWriteException,
+    CollectionInvalid,
+    DuplicateKeyError,
+    OperationFailure,
+    PyMongoError,
+)
 
 Document = dict[str, Any]
 IndexPlan = Mapping[str, Sequence[IndexModel]]
@@ -67,6 +74,9 @@ class CommandCounter(monitoring.CommandListener):
             written = int(reply.get("nModified", 0)) + len(reply.get("upserted") or ())
         elif name == "findAndModify":
             written = int((reply.get("lastErrorObject") or {}).get("n", 0))
+        elif name == "bulkWrite":  # MongoDB 8's write across collections (write_together)
+            written = sum(int(reply.get(k, 0)) for k in ("nInserted", "nModified", "nUpserted"))
+            written += int(reply.get("nDeleted", 0))
         else:
             return
         if written:
@@ -74,6 +84,37 @@ class CommandCounter(monitoring.CommandListener):
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         pass
+
+
+async def write_together(
+    client: AsyncMongoClient[Document],
+    models: Sequence[Any],
+    session: AsyncClientSession | None,
+) -> None:
+    """Write ``models`` (each with its ``namespace``) in order, in ONE round trip: MongoDB 8's
+    ``bulkWrite`` command (SecantusDB has it too).
+
+    Its error comes back as the error the same write to one collection would raise, so that
+    retry rules stay written once: a write conflict as the ``OperationFailure`` that carries
+    the ``TransientTransactionError`` label, a duplicate key as ``DuplicateKeyError``.
+    """
+    try:
+        await client.bulk_write(list(models), session=session, ordered=True)
+    except ClientBulkWriteException as exc:
+        _raise_plainly(exc)
+
+
+def _raise_plainly(exc: ClientBulkWriteException) -> NoReturn:
+    if isinstance(exc.error, PyMongoError):
+        raise exc.error from exc
+    errors: list[Any] = list(exc.write_errors or ())  # dicts as the server sent them
+    first: dict[str, Any] = dict(errors[0]) if errors else {}
+    if first.get("code") == DUPLICATE_KEY:
+        raise DuplicateKeyError(str(first.get("errmsg", "")), DUPLICATE_KEY, first) from exc
+    raise exc
+
+
+DUPLICATE_KEY = 11000
 
 
 async def ensure_indexes(

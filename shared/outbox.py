@@ -25,7 +25,6 @@ from typing import Any
 import structlog
 from opentelemetry import propagate
 from pymongo import ASCENDING, IndexModel
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.background import stop_task, wait_for_wake
@@ -71,22 +70,16 @@ def outbox_entry(event: Envelope, topic: Topic | str, prefix: str = "") -> Docum
     }
 
 
-async def add_to_outbox(
-    db: AsyncDatabase[Document], session: AsyncClientSession | None, entries: list[Document]
-) -> None:
-    """Queue a transaction's events in it: one document, one round trip."""
-    if entries:
-        await db[OUTBOX].insert_one(
-            {
-                "_id": uuid.uuid4().hex,
-                "events": entries,
-                "count": len(entries),
-                "seq": _sequence(),
-                "created_at": datetime.now(UTC),
-                "sent_at": None,
-            },
-            session=session,
-        )
+def outbox_document(entries: list[Document]) -> Document:
+    """A transaction's events as the one outbox document that queues them."""
+    return {
+        "_id": uuid.uuid4().hex,
+        "events": entries,
+        "count": len(entries),
+        "seq": _sequence(),
+        "created_at": datetime.now(UTC),
+        "sent_at": None,
+    }
 
 
 async def outbox_events(db: AsyncDatabase[Document], **match: Any) -> list[Document]:

@@ -95,6 +95,7 @@ def schedule_timer_op(
     payload: dict[str, Any] | None = None,
     subject: str | None = None,
     scheduled_by: str | None = None,
+    namespace: str | None = None,
 ) -> UpdateOne:
     """Create or move a pending timer (re-scheduling a fired one re-arms it); it keeps the
     current trace context, which its handler's span continues when it fires."""
@@ -118,11 +119,17 @@ def schedule_timer_op(
             "$setOnInsert": {"fired_count": 0},
         },
         upsert=True,
+        namespace=namespace,
     )
 
 
-def cancel_timer_op(timer_id: str) -> UpdateOne:
-    return UpdateOne({"_id": timer_id, "status": "pending"}, {"$set": {"status": "cancelled"}})
+def cancel_timer_op(timer_id: str, namespace: str | None = None) -> UpdateOne:
+    """``namespace`` (``"<db>.timers"``): for a client-level bulk write across collections."""
+    return UpdateOne(
+        {"_id": timer_id, "status": "pending"},
+        {"$set": {"status": "cancelled"}},
+        namespace=namespace,
+    )
 
 
 class TimerWheel(Generic[U]):

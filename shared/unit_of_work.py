@@ -26,7 +26,7 @@ from typing import Any, Generic, TypeVar
 
 from bson import ObjectId
 from pydantic_core import to_jsonable_python
-from pymongo import ReplaceOne, UpdateOne
+from pymongo import InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -34,8 +34,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.clock import Clock
 from shared.contracts import NotificationRequest, SupervisionLead
 from shared.envelope import Envelope
-from shared.mongo import Document
-from shared.outbox import add_to_outbox, outbox_entry
+from shared.mongo import Document, write_together
+from shared.outbox import OUTBOX, outbox_document, outbox_entry
 from shared.timers import TIMERS, cancel_timer_op, schedule_timer_op
 from shared.topics import NOTIFY_REQUESTS, SUPERVISION_LEADS, Topic
 
@@ -108,6 +108,19 @@ class DocumentRepository:
     def forget(self) -> None:
         """Drop what memory holds (after a raw write the database is the truth)."""
         self._known = {}
+
+    def write_models(self) -> list[InsertOne[Document] | ReplaceOne[Document]]:
+        """What is pending, as models of a client-level bulk write (then nothing is)."""
+        ns = f"{self._uow._db.name}.{self.name}"
+        new, self._new = self._new, {}
+        dirty, self._dirty = self._dirty, {}
+        models: list[InsertOne[Document] | ReplaceOne[Document]] = [
+            InsertOne(doc, namespace=ns) for doc in new.values()
+        ]
+        models += [
+            ReplaceOne({"_id": k}, doc, upsert=True, namespace=ns) for k, doc in dirty.items()
+        ]
+        return models
 
     async def flush(self) -> None:
         coll = self._uow._db[self.name]
@@ -300,13 +313,20 @@ class UnitOfWork:
             self.writes += 1
 
     async def flush(self) -> None:
-        """Write everything pending, the outbox last; called once, just before commit."""
-        for repo in self._repos.values():
-            await repo.flush()
-        await self._flush_timers()
+        """Write everything pending, the outbox last; called once, just before commit.
+
+        ONE round trip: MongoDB 8's ``bulkWrite`` command writes to every collection at once
+        (a batch of hotline's took six commands, one per collection and kind, before).
+        """
+        models: list[Any] = [m for repo in self._repos.values() for m in repo.write_models()]
+        models += self._timers.values()
+        self._timers = {}
         entries, self._outbox = self._outbox, []
         if entries:
-            await add_to_outbox(self._db, self.session, entries)
+            ns = f"{self._db.name}.{OUTBOX}"
+            models.append(InsertOne(outbox_document(entries), namespace=ns))
+        if models:
+            await write_together(self._db.client, models, self.session)
             self.writes += 1
 
     # -- what follows -------------------------------------------------------------------
@@ -356,12 +376,12 @@ class UnitOfWork:
     ) -> None:
         """Create or move a pending timer (the last word on one id in this unit wins)."""
         self._timers[timer_id] = schedule_timer_op(
-            timer_id, kind, due, payload, subject, scheduled_by=self.instance
+            timer_id, kind, due, payload, subject, self.instance, f"{self._db.name}.{TIMERS}"
         )
         self.scheduled[timer_id] = due
 
     async def cancel(self, timer_id: str) -> None:
-        self._timers[timer_id] = cancel_timer_op(timer_id)
+        self._timers[timer_id] = cancel_timer_op(timer_id, f"{self._db.name}.{TIMERS}")
         self.scheduled.pop(timer_id, None)
 
     def discard_pending(self) -> None:
