@@ -329,6 +329,7 @@ class Service:
                     self.clock,
                     self.source,
                     self.settings.topic_prefix,
+                    self.settings.write_together_max,
                     instance=self.instance,
                 )
                 result = await work(uow)

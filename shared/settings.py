@@ -135,6 +135,14 @@ class ServiceSettings(PlatformSettings, IdentitySettings):
         le=10000,
         description="How long a poll waits for records before applying what it has.",
     )
+    write_together_max: int = Field(
+        default=64,
+        ge=0,
+        description="A transaction writing at most this many documents sends them in ONE"
+        " bulkWrite command across collections (one round trip: latency); a larger one writes"
+        " per collection (insert_many / bulk_write), which SecantusDB applies with less CPU per"
+        " document (throughput). 0: never.",
+    )
     outbox_poll_s: float = Field(
         default=5.0,
         gt=0,

@@ -109,6 +109,11 @@ class DocumentRepository:
         """Drop what memory holds (after a raw write the database is the truth)."""
         self._known = {}
 
+    @property
+    def pending(self) -> int:
+        """Documents this repository will write at commit."""
+        return len(self._new) + len(self._dirty)
+
     def write_models(self) -> list[InsertOne[Document] | ReplaceOne[Document]]:
         """What is pending, as models of a client-level bulk write (then nothing is)."""
         ns = f"{self._uow._db.name}.{self.name}"
@@ -260,6 +265,8 @@ class UnitOfWork:
     clock: Clock
     source: str
     topic_prefix: str = ""
+    write_together_max: int = 0
+    """``JIANDU_WRITE_TOGETHER_MAX``: see :meth:`flush`."""
     instance: str = ""
     """The replica this unit runs in (its timer wheel fires the timers the unit schedules)."""
     emitted: list[Envelope] = field(default_factory=list)
@@ -315,9 +322,23 @@ class UnitOfWork:
     async def flush(self) -> None:
         """Write everything pending, the outbox last; called once, just before commit.
 
-        ONE round trip: MongoDB 8's ``bulkWrite`` command writes to every collection at once
-        (a batch of hotline's took six commands, one per collection and kind, before).
+        Up to ``write_together_max`` documents go in ONE round trip, MongoDB 8's ``bulkWrite``
+        command across collections (a small batch's latency is its round trips: a hotline
+        batch took six write commands, one per collection and kind). More go per collection,
+        one ``insert_many`` / ``bulk_write`` each: SecantusDB applies those with less CPU per
+        document than ``bulkWrite``'s one-by-one operations, and a large batch is bound by
+        that CPU, not by its few round trips.
         """
+        pending = sum(r.pending for r in self._repos.values()) + len(self._timers)
+        if pending + (1 if self._outbox else 0) > self.write_together_max:
+            for repo in self._repos.values():
+                await repo.flush()
+            await self._flush_timers()
+            entries, self._outbox = self._outbox, []
+            if entries:
+                await self._db[OUTBOX].insert_one(outbox_document(entries), session=self.session)
+                self.writes += 1
+            return
         models: list[Any] = [m for repo in self._repos.values() for m in repo.write_models()]
         models += self._timers.values()
         self._timers = {}

@@ -196,3 +196,68 @@ async def test_background_writers_take_turns_while_api_commands_do_not_wait(
         release.set()
         await asyncio.gather(holding, waiting)
     assert ran == ["first", "api", "second"]
+
+
+@pytest.mark.parametrize("together_max", [64, 2])
+async def test_a_small_unit_writes_in_one_command_a_large_one_per_collection(
+    settings_for: Callable[..., Any], together_max: int
+) -> None:
+    """Up to JIANDU_WRITE_TOGETHER_MAX documents: ONE bulkWrite across collections (a small
+    batch's latency is its round trips); more: one insert / update per collection, which
+    SecantusDB applies with less CPU per document. Both write the same documents."""
+    from datetime import UTC, datetime, timedelta
+
+    from shared.envelope import Envelope
+    from shared.outbox import outbox_events
+    from shared.timers import TIMERS
+    from shared.topics import HOTLINE_EVENTS
+
+    svc = Service(settings_for(UowSettings, write_together_max=together_max, outbox_poll_s=3600.0))
+    due = datetime.now(UTC) + timedelta(days=1)
+    event = Envelope(type="test.thing.made", source="/t", district="310101", partitionkey="k")
+
+    async def writes(uow: UnitOfWork) -> None:
+        uow.documents("things").add({"_id": "new"})
+        uow.documents("things").put({"_id": "old", "v": 2})
+        uow.documents("others").add({"_id": "o"})
+        await uow.schedule("thing:later", "test.later", due)
+        await uow.emit(event, HOTLINE_EVENTS)
+
+    async with svc.running():
+        assert svc.relay is not None
+        await svc.relay.stop()
+        await svc.db["things"].insert_one({"_id": "old", "v": 1})
+        before = svc.mongo_commands.totals()["commands"]
+        await svc.run_in_uow(writes)
+        after = svc.mongo_commands.totals()["commands"]
+        things = await svc.db["things"].find().sort("_id").to_list()
+        others = await svc.db["others"].find().to_list()
+        timer = await svc.db[TIMERS].find_one({"_id": "thing:later"})
+        entries = await outbox_events(svc.db)
+    sent = {name: after[name] - before.get(name, 0) for name in after}
+    sent = {name: n for name, n in sent.items() if n and name != "commitTransaction"}
+    if together_max == 64:  # 5 documents: together
+        assert sent == {"bulkWrite": 1}
+    else:  # per collection: things (insert, update), others, timers, outbox
+        assert sent == {"insert": 3, "update": 2}
+    assert things == [{"_id": "new"}, {"_id": "old", "v": 2}] and others == [{"_id": "o"}]
+    assert timer is not None and timer["status"] == "pending"
+    assert [e["id"] for e in entries] == [event.id]
+
+
+async def test_written_together_errors_are_the_ones_a_collection_write_raises(
+    settings_for: Callable[..., Any],
+) -> None:
+    """A duplicate key in the one bulkWrite is a DuplicateKeyError (API commands retry it, then
+    answer 409), as an insert into one collection would raise."""
+    from pymongo.errors import DuplicateKeyError
+
+    svc = Service(settings_for(UowSettings, write_together_max=64, transaction_attempts=1))
+
+    async def inserts_twice(uow: UnitOfWork) -> None:
+        uow.documents("things").add({"_id": "same"})
+
+    async with svc.running():
+        await svc.run_in_uow(inserts_twice)
+        with pytest.raises(DuplicateKeyError):
+            await svc.run_in_uow(inserts_twice)
