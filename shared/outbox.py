@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -28,6 +28,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.background import stop_task, wait_for_wake
+from shared.clock import utc
 from shared.envelope import Envelope
 from shared.leases import Lease
 from shared.mongo import Document
@@ -70,8 +71,9 @@ def outbox_entry(event: Envelope, topic: Topic | str, prefix: str = "") -> Docum
     }
 
 
-def outbox_document(entries: list[Document]) -> Document:
-    """A transaction's events as the one outbox document that queues them."""
+def outbox_document(entries: list[Document], by: str | None = None) -> Document:
+    """A transaction's events as the one outbox document that queues them; ``by``: the
+    replica that wrote it (its relay publishes it at once, see :class:`OutboxRelay`)."""
     return {
         "_id": uuid.uuid4().hex,
         "events": entries,
@@ -79,6 +81,7 @@ def outbox_document(entries: list[Document]) -> Document:
         "seq": _sequence(),
         "created_at": datetime.now(UTC),
         "sent_at": None,
+        "by": by,
     }
 
 
@@ -103,7 +106,16 @@ async def pending_events(db: AsyncDatabase[Document]) -> int:
 
 
 class OutboxRelay:
-    """Publishes unsent outbox entries; only the replica holding the lease runs."""
+    """Publishes unsent outbox entries.
+
+    Every replica publishes at once the outbox documents its own commits wrote (the unit of
+    work hands their ids over); one replica at a time (a lease) also sweeps every other unsent
+    document, leaving one another replica wrote less than ``sweep_grace_s`` ago to that
+    replica. Before, only the lease holder published: another replica's events waited for its
+    next pass (measured with two replicas: 5 to 15 s, the safety poll). A document both send
+    (the sweep after the grace, its writer late) is published twice, which the consumers'
+    inboxes absorb, as after a crash between publish and mark.
+    """
 
     def __init__(
         self,
@@ -115,19 +127,25 @@ class OutboxRelay:
         poll_s: float,
         batch: int,
         linger_s: float = 0.005,
+        sweep_grace_s: float = 0.0,
     ) -> None:
         self._db = db
         self._publish = publish
+        self._owner = owner
         self._lease = Lease(db, "outbox-relay", owner, lease_s)
         self._poll_s = poll_s
         self._batch = batch
         self._linger_s = linger_s
+        self._grace = timedelta(seconds=sweep_grace_s)
+        self._own: list[str] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published = 0
 
-    def wake(self) -> None:
-        """Called after a commit that added events, so they leave without waiting a poll."""
+    def wake(self, own: Iterable[str] = ()) -> None:
+        """Called after a commit that added events (``own``: the outbox documents it wrote),
+        so they leave without waiting a poll."""
+        self._own.extend(own)
         self._wake.set()
 
     async def pending(self) -> int:
@@ -139,18 +157,17 @@ class OutboxRelay:
         A batch is whole documents in outbox order, about ``batch`` events (at least one
         document, however many events it holds).
         """
-        if not await self._lease.acquire():
-            return 0
-        cursor = self._db[OUTBOX].find({"sent_at": None}).sort("seq", ASCENDING).limit(self._batch)
         docs: list[Document] = []
-        events = 0
-        async for doc in cursor:
-            if docs and events + int(doc.get("count", 1)) > self._batch:
-                break
-            docs.append(doc)
-            events += int(doc.get("count", 1))
+        if self._own:
+            own, self._own = self._own[: self._batch], self._own[self._batch :]
+            query = {"_id": {"$in": own}, "sent_at": None}
+            docs = await self._db[OUTBOX].find(query).to_list()
+        if await self._lease.acquire():
+            mine = {d["_id"] for d in docs}
+            docs += [d for d in await self._sweep() if d["_id"] not in mine]
         if not docs:
             return 0
+        docs.sort(key=lambda d: d.get("seq", 0))  # outbox order
         entries = [entry for doc in docs for entry in doc.get("events", ())]
         await self._publish(entries)
         await self._db[OUTBOX].update_many(
@@ -159,6 +176,23 @@ class OutboxRelay:
         )
         self.published += len(entries)
         return max(len(entries), 1)
+
+    async def _sweep(self) -> list[Document]:
+        """Unsent documents in outbox order, about ``batch`` events, but not those another
+        replica wrote within the grace (it publishes them itself)."""
+        cutoff = datetime.now(UTC) - self._grace
+        cursor = self._db[OUTBOX].find({"sent_at": None}).sort("seq", ASCENDING).limit(self._batch)
+        docs: list[Document] = []
+        events = 0
+        async for doc in cursor:
+            by, created = doc.get("by"), doc.get("created_at")
+            if by not in (None, self._owner) and created and utc(created) > cutoff:
+                continue
+            if docs and events + int(doc.get("count", 1)) > self._batch:
+                break
+            docs.append(doc)
+            events += int(doc.get("count", 1))
+        return docs
 
     async def run(self) -> None:
         while True:
@@ -170,8 +204,8 @@ class OutboxRelay:
             except Exception as exc:  # Kafka or MongoDB away: keep the entries, try again
                 log.warning("outbox relay pass failed", error=repr(exc))
                 sent = 0
-            if sent >= self._batch:
-                continue  # a full batch: there may be more behind it
+            if sent >= self._batch or self._own:
+                continue  # a full batch, or own documents waiting: there may be more
             await wait_for_wake(self._wake, self._poll_s)
             # Commits come in bursts (every consumer batch wakes the relay): a short linger
             # lets them gather, so one find and one update_many carry many entries.

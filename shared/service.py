@@ -335,7 +335,7 @@ class Service:
                 result = await work(uow)
                 await uow.flush()
         if uow.emitted and self.relay is not None:
-            self.relay.wake()
+            self.relay.wake(uow.outbox_ids)
         if uow.scheduled and self.timers is not None:
             self.timers.scheduled(uow.scheduled)
         return result
@@ -392,6 +392,7 @@ class Service:
             lease_s=s.lease_s,
             poll_s=s.outbox_poll_s,
             batch=s.outbox_batch,
+            sweep_grace_s=s.outbox_sweep_grace_s,
         )
         self.timers = TimerWheel[UnitOfWork](
             self.db,

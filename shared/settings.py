@@ -149,6 +149,12 @@ class ServiceSettings(PlatformSettings, IdentitySettings):
         description="Safety pass of the outbox relay; a commit wakes it at once.",
     )
     outbox_batch: int = Field(default=500, ge=1)
+    outbox_sweep_grace_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long the sweeping relay (lease holder) leaves an unsent outbox"
+        " document another replica wrote to that replica, which publishes its own at once.",
+    )
     timer_max_sleep_s: float = Field(
         default=5.0,
         gt=0,

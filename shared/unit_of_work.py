@@ -270,6 +270,8 @@ class UnitOfWork:
     instance: str = ""
     """The replica this unit runs in (its timer wheel fires the timers the unit schedules)."""
     emitted: list[Envelope] = field(default_factory=list)
+    outbox_ids: list[str] = field(default_factory=list)
+    """Outbox documents this unit wrote: after commit, this replica's relay publishes them."""
     scheduled: dict[str, datetime] = field(default_factory=dict)
     """Timers this unit scheduled (id → due): after commit, this replica's wheel fires them."""
     reads: int = 0
@@ -336,7 +338,9 @@ class UnitOfWork:
             await self._flush_timers()
             entries, self._outbox = self._outbox, []
             if entries:
-                await self._db[OUTBOX].insert_one(outbox_document(entries), session=self.session)
+                doc = outbox_document(entries, self.instance or None)
+                await self._db[OUTBOX].insert_one(doc, session=self.session)
+                self.outbox_ids.append(doc["_id"])
                 self.writes += 1
             return
         models: list[Any] = [m for repo in self._repos.values() for m in repo.write_models()]
@@ -344,8 +348,9 @@ class UnitOfWork:
         self._timers = {}
         entries, self._outbox = self._outbox, []
         if entries:
-            ns = f"{self._db.name}.{OUTBOX}"
-            models.append(InsertOne(outbox_document(entries), namespace=ns))
+            doc = outbox_document(entries, self.instance or None)
+            models.append(InsertOne(doc, namespace=f"{self._db.name}.{OUTBOX}"))
+            self.outbox_ids.append(doc["_id"])
         if models:
             await write_together(self._db.client, models, self.session)
             self.writes += 1
@@ -413,3 +418,4 @@ class UnitOfWork:
         self._repos.clear()
         self._indexes.clear()
         self.scheduled.clear()
+        self.outbox_ids.clear()

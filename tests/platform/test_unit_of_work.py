@@ -261,3 +261,41 @@ async def test_written_together_errors_are_the_ones_a_collection_write_raises(
         await svc.run_in_uow(inserts_twice)
         with pytest.raises(DuplicateKeyError):
             await svc.run_in_uow(inserts_twice)
+
+
+async def test_a_replica_without_the_relay_lease_publishes_its_own_events_at_once(
+    settings_for: Callable[..., Any], tap: Callable[[str], Any]
+) -> None:
+    """Only the lease holder used to publish: another replica's events waited for its next
+    pass (5 to 15 s with two replicas, measured). Now each replica sends what its own commits
+    wrote; the holder sweeps the rest, leaving another replica's fresh documents to it."""
+    from datetime import UTC, datetime, timedelta
+
+    from shared.envelope import Envelope
+    from shared.outbox import OUTBOX, outbox_document
+    from shared.topics import HOTLINE_EVENTS
+
+    slow = {"lease_s": 3600.0, "outbox_poll_s": 3600.0, "outbox_sweep_grace_s": 3600.0}
+    holder = Service(settings_for(UowSettings, instance_id="uow-holder", **slow))
+    other = Service(settings_for(UowSettings, instance_id="uow-other", **slow))
+    topic = HOTLINE_EVENTS.qualified(holder.settings.topic_prefix)
+    events = await tap(topic)
+    event = Envelope(type="test.thing.made", source="/t", district="310101", partitionkey="k")
+
+    async def emits(uow: UnitOfWork) -> None:
+        await uow.emit(event, HOTLINE_EVENTS)
+
+    async with holder.running(), other.running():
+        assert holder.relay is not None and other.relay is not None
+        await holder.relay.drain_once()  # the holder takes the lease (for an hour)
+        assert not await Lease(holder.db, "outbox-relay", "uow-other", 60).acquire()
+        await other.run_in_uow(emits)  # no poll for an hour: only "at once" can send it
+        await events.wait_for_events(lambda got: [e.id for e in got] == [event.id], timeout=15)
+        # a fresh unsent document of a third replica: the sweep leaves it to its writer ...
+        fresh = outbox_document([], by="uow-third")
+        old = {**outbox_document([], by="uow-third"), "created_at": datetime.now(UTC)}
+        old["created_at"] -= timedelta(hours=2)  # ... unless it is older than the grace
+        await holder.db[OUTBOX].insert_many([fresh, old])
+        swept = await holder.relay._sweep()
+    assert [d["_id"] for d in swept] == [old["_id"]]
+    assert [e.id for e in events.events()] == [event.id], "sent once"
