@@ -158,16 +158,15 @@ class OutboxRelay:
         document, however many events it holds).
         """
         docs: list[Document] = []
-        if self._own:
+        if await self._lease.acquire():
+            self._own.clear()  # the sweep takes this replica's documents too, in outbox order
+            docs = await self._sweep()
+        elif self._own:
             own, self._own = self._own[: self._batch], self._own[self._batch :]
             query = {"_id": {"$in": own}, "sent_at": None}
-            docs = await self._db[OUTBOX].find(query).to_list()
-        if await self._lease.acquire():
-            mine = {d["_id"] for d in docs}
-            docs += [d for d in await self._sweep() if d["_id"] not in mine]
+            docs = await self._db[OUTBOX].find(query).sort("seq", ASCENDING).to_list()
         if not docs:
             return 0
-        docs.sort(key=lambda d: d.get("seq", 0))  # outbox order
         entries = [entry for doc in docs for entry in doc.get("events", ())]
         await self._publish(entries)
         await self._db[OUTBOX].update_many(
