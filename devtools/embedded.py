@@ -165,11 +165,6 @@ class EmbeddedServers:
         )
 
     @property
-    def mongo_pid(self) -> int | None:
-        """The shared server's process, or the first service's own."""
-        return next((p.pid for p in self._mongos.values()), None)
-
-    @property
     def mongo_pids(self) -> dict[str, int]:
         """Every SecantusDB process by what it holds (as :attr:`mongo_uris`)."""
         return {name: proc.pid for name, proc in self._mongos.items()}
@@ -248,9 +243,8 @@ async def wait_groups_stable(
     try:
         while True:
             unsettled = {}
-            for (
-                name
-            ) in groups:  # one group per request: noida-db's reply for several does not decode
+            # one group per request: noida-db's reply for several does not decode
+            for name in groups:
                 group = (await admin.describe_consumer_groups([name]))[0].groups[0]
                 if group[2] != "Stable" or len(group[5]) < members:
                     unsettled[name] = (group[2], len(group[5]))

@@ -19,6 +19,7 @@ from pymongo.errors import (
 
 Document = dict[str, Any]
 IndexPlan = Mapping[str, Sequence[IndexModel]]
+DUPLICATE_KEY = 11000
 
 
 def make_client(
@@ -112,9 +113,6 @@ def _raise_plainly(exc: ClientBulkWriteException) -> NoReturn:
     if first.get("code") == DUPLICATE_KEY:
         raise DuplicateKeyError(str(first.get("errmsg", "")), DUPLICATE_KEY, first) from exc
     raise exc
-
-
-DUPLICATE_KEY = 11000
 
 
 async def ensure_indexes(

@@ -131,7 +131,6 @@ class OutboxRelay:
     ) -> None:
         self._db = db
         self._publish = publish
-        self._owner = owner
         self._lease = Lease(db, "outbox-relay", owner, lease_s)
         self._poll_s = poll_s
         self._batch = batch
@@ -185,7 +184,7 @@ class OutboxRelay:
         events = 0
         async for doc in cursor:
             by, created = doc.get("by"), doc.get("created_at")
-            if by not in (None, self._owner) and created and utc(created) > cutoff:
+            if by not in (None, self._lease.owner) and created and utc(created) > cutoff:
                 continue
             if docs and events + int(doc.get("count", 1)) > self._batch:
                 break

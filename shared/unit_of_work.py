@@ -331,26 +331,24 @@ class UnitOfWork:
         document than ``bulkWrite``'s one-by-one operations, and a large batch is bound by
         that CPU, not by its few round trips.
         """
+        entries, self._outbox = self._outbox, []
+        outbox = outbox_document(entries, self.instance or None) if entries else None
+        if outbox is not None:
+            self.outbox_ids.append(outbox["_id"])
         pending = sum(r.pending for r in self._repos.values()) + len(self._timers)
-        if pending + (1 if self._outbox else 0) > self.write_together_max:
+        if pending + (outbox is not None) > self.write_together_max:
             for repo in self._repos.values():
                 await repo.flush()
             await self._flush_timers()
-            entries, self._outbox = self._outbox, []
-            if entries:
-                doc = outbox_document(entries, self.instance or None)
-                await self._db[OUTBOX].insert_one(doc, session=self.session)
-                self.outbox_ids.append(doc["_id"])
+            if outbox is not None:
+                await self._db[OUTBOX].insert_one(outbox, session=self.session)
                 self.writes += 1
             return
         models: list[Any] = [m for repo in self._repos.values() for m in repo.write_models()]
         models += self._timers.values()
         self._timers = {}
-        entries, self._outbox = self._outbox, []
-        if entries:
-            doc = outbox_document(entries, self.instance or None)
-            models.append(InsertOne(doc, namespace=f"{self._db.name}.{OUTBOX}"))
-            self.outbox_ids.append(doc["_id"])
+        if outbox is not None:
+            models.append(InsertOne(outbox, namespace=f"{self._db.name}.{OUTBOX}"))
         if models:
             await write_together(self._db.client, models, self.session)
             self.writes += 1

@@ -26,7 +26,7 @@ from services.penalty.domain.records import (
     fine_totals_id,
 )
 from shared.aggregate import repository
-from shared.mongo import Document, list_indexes
+from shared.mongo import DUPLICATE_KEY, Document, list_indexes
 from shared.unit_of_work import AggregateRepository, UnitOfWork
 
 FILINGS = "filings"
@@ -34,7 +34,6 @@ FLAGS = "flags"
 ANOMALIES = "anomalies"
 LETTERS = "letters"
 FINE_TOTALS = "fine_totals"
-DUPLICATE_KEY = 11000
 
 Db = AsyncDatabase[Document]
 
