@@ -604,36 +604,45 @@ def filler(collection: str, i: int, far: datetime, unique: Sequence[str] = ()) -
 
 
 async def prefill(platform: Platform, per_collection: int, progress: Progress) -> int:
-    """Bring every collection of every service database to ``per_collection`` documents."""
+    """Bring every collection of every service database to ``per_collection`` documents.
+
+    The databases fill side by side (each service has its own SecantusDB: one process per
+    core instead of one in turn); within one, collection after collection.
+    """
     mongo = DatabaseClients.of(platform)
     far = datetime(2199, 1, 1, tzinfo=UTC)
     try:
-        targets: list[tuple[str, str, int]] = []
+        targets: dict[str, list[tuple[str, int]]] = {}
         for db_name in SERVICE_DBS.values():
             for name in await mongo[db_name][db_name].list_collection_names():
                 have = await mongo[db_name][db_name][name].estimated_document_count()
                 if have < per_collection:
-                    targets.append((db_name, name, per_collection - have))
+                    targets.setdefault(db_name, []).append((name, per_collection - have))
         task = progress.add_task(
-            f"prefill to {per_collection:,} per collection", total=sum(t[2] for t in targets)
+            f"prefill to {per_collection:,} per collection",
+            total=sum(missing for wanted in targets.values() for _, missing in wanted),
         )
-        for db_name, name, missing in targets:
-            coll = mongo[db_name][db_name][name]
-            unique = sorted(
-                {
-                    field
-                    for index in (await coll.index_information()).values()
-                    if index.get("unique")
-                    for field, _ in index["key"]
-                    if field != "_id"
-                }
-            )
-            for offset in range(0, missing, FILLER_BATCH):
-                upto = min(missing, offset + FILLER_BATCH)
-                docs = [filler(name, i, far, unique) for i in range(offset, upto)]
-                await coll.insert_many(docs, ordered=False)
-                progress.advance(task, len(docs))
-        return len(targets)
+
+        async def fill(db_name: str, wanted: list[tuple[str, int]]) -> None:
+            for name, missing in wanted:
+                coll = mongo[db_name][db_name][name]
+                unique = sorted(
+                    {
+                        field
+                        for index in (await coll.index_information()).values()
+                        if index.get("unique")
+                        for field, _ in index["key"]
+                        if field != "_id"
+                    }
+                )
+                for offset in range(0, missing, FILLER_BATCH):
+                    upto = min(missing, offset + FILLER_BATCH)
+                    docs = [filler(name, i, far, unique) for i in range(offset, upto)]
+                    await coll.insert_many(docs, ordered=False)
+                    progress.advance(task, len(docs))
+
+        await asyncio.gather(*(fill(db, wanted) for db, wanted in targets.items()))
+        return sum(len(wanted) for wanted in targets.values())
     finally:
         await mongo.close()
 
