@@ -22,16 +22,22 @@ class Lease:
         self.owner = owner
         self.seconds = seconds
         self._renew_after: datetime | None = None
+        self._ask_after: datetime | None = None
 
     async def acquire(self) -> bool:
         """Take or renew the lease; False while another live owner holds it.
 
         Renewed only once half of it has run: a busy relay asks MongoDB every
-        ``seconds / 2``, not on every pass.
+        ``seconds / 2``, not on every pass. Refused, it asks again only after ``seconds / 8``
+        (a replica that does not hold the lease wakes on every commit of its own: each
+        asked with a write that failed), so it takes over a dead holder's lease at most
+        that late.
         """
         now = datetime.now(UTC)
         if self._renew_after is not None and now < self._renew_after:
             return True
+        if self._ask_after is not None and now < self._ask_after:
+            return False
         try:
             doc = await self._coll.find_one_and_update(
                 {"_id": self.name, "$or": [{"until": {"$lte": now}}, {"owner": self.owner}]},
@@ -40,14 +46,15 @@ class Lease:
                 return_document=ReturnDocument.AFTER,
             )
         except DuplicateKeyError:
-            self._renew_after = None
-            return False
+            doc = None
         held = doc is not None and doc.get("owner") == self.owner
         self._renew_after = now + timedelta(seconds=self.seconds / 2) if held else None
+        self._ask_after = None if held else now + timedelta(seconds=self.seconds / 8)
         return held
 
     async def release(self) -> None:
         self._renew_after = None
+        self._ask_after = None
         await self._coll.update_one(
             {"_id": self.name, "owner": self.owner},
             {"$set": {"until": datetime.fromtimestamp(0, UTC)}},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -205,7 +206,6 @@ async def test_a_small_unit_writes_in_one_command_a_large_one_per_collection(
     """Up to JIANDU_WRITE_TOGETHER_MAX documents: ONE bulkWrite across collections (a small
     batch's latency is its round trips); more: one insert / update per collection, which
     SecantusDB applies with less CPU per document. Both write the same documents."""
-    from datetime import UTC, datetime, timedelta
 
     from shared.envelope import Envelope
     from shared.outbox import outbox_events
@@ -269,7 +269,6 @@ async def test_a_replica_without_the_relay_lease_publishes_its_own_events_at_onc
     """Only the lease holder used to publish: another replica's events waited for its next
     pass (5 to 15 s with two replicas, measured). Now each replica sends what its own commits
     wrote; the holder sweeps the rest, leaving another replica's fresh documents to it."""
-    from datetime import UTC, datetime, timedelta
 
     from shared.envelope import Envelope
     from shared.outbox import OUTBOX, outbox_document
@@ -299,3 +298,21 @@ async def test_a_replica_without_the_relay_lease_publishes_its_own_events_at_onc
         swept = await holder.relay._sweep()
     assert [d["_id"] for d in swept] == [old["_id"]]
     assert [e.id for e in events.events()] == [event.id], "sent once"
+
+
+async def test_a_refused_lease_is_not_asked_for_again_at_once(
+    settings_for: Callable[..., Any],
+) -> None:
+    """A replica without the lease wakes on each of its commits; it asks MongoDB again only
+    after an eighth of the lease, and at once after a release of its own."""
+    svc = Service(settings_for(UowSettings))
+    async with svc.running():
+        holder = Lease(svc.db, "a-job", "holder", 80)
+        other = Lease(svc.db, "a-job", "other", 80)
+        assert await holder.acquire()
+        assert not await other.acquire()
+        await holder.release()  # free now, but ``other`` was told no less than 10 s ago
+        assert not await other.acquire()
+        other._ask_after = datetime.now(UTC) - timedelta(seconds=1)  # 10 s later
+        assert await other.acquire()
+        assert not await holder.acquire()
