@@ -33,7 +33,7 @@ from shared.registry import SERVICES
 from shared.settings import kafka_client_id
 
 EMBEDDED_FETCH_WAIT_MS = 100
-"""noida-db answers empty fetches at once; see ``devtools.embedded.emulate_fetch_wait``."""
+"""noida-db answers empty fetches at once; see :func:`shared.kafka_fetch_wait.emulate_fetch_wait`."""
 
 DEMO_USERS = ",".join(
     [

@@ -375,7 +375,7 @@ class Service:
     async def start(self) -> None:
         s = self.settings
         if s.kafka_fetch_wait_ms:
-            emulate_fetch_wait(s.kafka_fetch_wait_ms)
+            emulate_fetch_wait(s.kafka_fetch_wait_ms, s.kafka_fetch_wait_min_ms)
         self._client = make_client(s.mongo_uri, f"jiandu-{self.name}", [self.mongo_commands])
         await ensure_indexes(self.db, self._indexes, self._retired)
         self._producer = AIOKafkaProducer(

@@ -115,6 +115,14 @@ class ServiceSettings(PlatformSettings, IdentitySettings):
         description="Client-side wait after an empty fetch, for a broker that does not hold"
         " fetches (noida-db: `make run` sets 100); 0 on Apache Kafka.",
     )
+    kafka_fetch_wait_min_ms: int = Field(
+        default=5,
+        ge=0,
+        le=5000,
+        description="The first such wait after a fetch that brought records, doubled with"
+        " each empty answer in a row up to JIANDU_KAFKA_FETCH_WAIT_MS: records that follow"
+        " others closely do not wait the whole long-poll.",
+    )
     kafka_static_membership: bool = Field(
         default=True,
         description=(
