@@ -33,7 +33,8 @@ from shared.registry import SERVICES
 from shared.settings import kafka_client_id
 
 EMBEDDED_FETCH_WAIT_MS = 100
-"""noida-db answers empty fetches at once; see :func:`shared.kafka_fetch_wait.emulate_fetch_wait`."""
+"""The longest wait after an empty fetch: noida-db answers those at once (see
+:func:`shared.kafka_fetch_wait.emulate_fetch_wait`)."""
 
 DEMO_USERS = ",".join(
     [
