@@ -108,13 +108,15 @@ async def pending_events(db: AsyncDatabase[Document]) -> int:
 class OutboxRelay:
     """Publishes unsent outbox entries.
 
-    Every replica publishes at once the outbox documents its own commits wrote (the unit of
-    work hands their ids over); one replica at a time (a lease) also sweeps every other unsent
-    document, leaving one another replica wrote less than ``sweep_grace_s`` ago to that
-    replica. Before, only the lease holder published: another replica's events waited for its
-    next pass (measured with two replicas: 5 to 15 s, the safety poll). A document both send
-    (the sweep after the grace, its writer late) is published twice, which the consumers'
-    inboxes absorb, as after a crash between publish and mark.
+    Every replica publishes at once the outbox documents its own commits wrote, from memory
+    (the unit of work hands them over: no read of what was just written). One replica at a
+    time (a lease) also sweeps the unsent documents in outbox order: when its own are all
+    out, and at least every ``poll_s``; it leaves a document another replica wrote less than
+    ``sweep_grace_s`` ago to that replica. Before, only the lease holder published: another
+    replica's events waited for its next pass (measured with two replicas: 5 to 15 s, the
+    safety poll). A document both send (the sweep after the grace, its writer late) is
+    published twice, which the consumers' inboxes absorb, as after a crash between publish
+    and mark.
     """
 
     def __init__(
@@ -136,12 +138,13 @@ class OutboxRelay:
         self._batch = batch
         self._linger_s = linger_s
         self._grace = timedelta(seconds=sweep_grace_s)
-        self._own: list[str] = []
+        self._own: list[Document] = []
+        self._sweep_after = 0.0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published = 0
 
-    def wake(self, own: Iterable[str] = ()) -> None:
+    def wake(self, own: Iterable[Document] = ()) -> None:
         """Called after a commit that added events (``own``: the outbox documents it wrote),
         so they leave without waiting a poll."""
         self._own.extend(own)
@@ -151,19 +154,21 @@ class OutboxRelay:
         return await pending_events(self._db)
 
     async def drain_once(self) -> int:
-        """Publish one batch if this replica holds the lease; returns how many were sent.
+        """Publish one batch: this replica's own documents, or, if it holds the lease, the
+        sweep's; returns how many events were sent.
 
         A batch is whole documents in outbox order, about ``batch`` events (at least one
         document, however many events it holds).
         """
         docs: list[Document] = []
-        if await self._lease.acquire():
-            self._own.clear()  # the sweep takes this replica's documents too, in outbox order
-            docs = await self._sweep()
-        elif self._own:
-            own, self._own = self._own[: self._batch], self._own[self._batch :]
-            query = {"_id": {"$in": own}, "sent_at": None}
-            docs = await self._db[OUTBOX].find(query).sort("seq", ASCENDING).to_list()
+        loop = asyncio.get_running_loop()
+        if (not self._own or loop.time() >= self._sweep_after) and await self._lease.acquire():
+            self._sweep_after = loop.time() + self._poll_s
+            docs = await self._sweep()  # this replica's documents too, in outbox order
+            swept = {doc["_id"] for doc in docs}
+            self._own = [doc for doc in self._own if doc["_id"] not in swept]
+        if not docs and self._own:
+            docs = self._take_own()
         if not docs:
             return 0
         entries = [entry for doc in docs for entry in doc.get("events", ())]
@@ -174,6 +179,18 @@ class OutboxRelay:
         )
         self.published += len(entries)
         return max(len(entries), 1)
+
+    def _take_own(self) -> list[Document]:
+        """This replica's documents in commit order, about ``batch`` events."""
+        taken: list[Document] = []
+        events = 0
+        for doc in self._own:
+            if taken and events + int(doc.get("count", 1)) > self._batch:
+                break
+            taken.append(doc)
+            events += int(doc.get("count", 1))
+        self._own = self._own[len(taken) :]
+        return taken
 
     async def _sweep(self) -> list[Document]:
         """Unsent documents in outbox order, about ``batch`` events, but not those another

@@ -335,7 +335,7 @@ class Service:
                 result = await work(uow)
                 await uow.flush()
         if uow.emitted and self.relay is not None:
-            self.relay.wake(uow.outbox_ids)
+            self.relay.wake(uow.outbox)
         if uow.scheduled and self.timers is not None:
             self.timers.scheduled(uow.scheduled)
         return result

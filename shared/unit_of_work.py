@@ -270,8 +270,9 @@ class UnitOfWork:
     instance: str = ""
     """The replica this unit runs in (its timer wheel fires the timers the unit schedules)."""
     emitted: list[Envelope] = field(default_factory=list)
-    outbox_ids: list[str] = field(default_factory=list)
-    """Outbox documents this unit wrote: after commit, this replica's relay publishes them."""
+    outbox: list[Document] = field(default_factory=list)
+    """Outbox documents this unit wrote: after commit, this replica's relay publishes them
+    (from memory: they are not read back)."""
     scheduled: dict[str, datetime] = field(default_factory=dict)
     """Timers this unit scheduled (id → due): after commit, this replica's wheel fires them."""
     reads: int = 0
@@ -334,7 +335,7 @@ class UnitOfWork:
         entries, self._outbox = self._outbox, []
         outbox = outbox_document(entries, self.instance or None) if entries else None
         if outbox is not None:
-            self.outbox_ids.append(outbox["_id"])
+            self.outbox.append(outbox)
         pending = sum(r.pending for r in self._repos.values()) + len(self._timers)
         if pending + (outbox is not None) > self.write_together_max:
             for repo in self._repos.values():
@@ -416,4 +417,4 @@ class UnitOfWork:
         self._repos.clear()
         self._indexes.clear()
         self.scheduled.clear()
-        self.outbox_ids.clear()
+        self.outbox.clear()

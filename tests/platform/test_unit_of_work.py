@@ -316,3 +316,44 @@ async def test_a_refused_lease_is_not_asked_for_again_at_once(
         other._ask_after = datetime.now(UTC) - timedelta(seconds=1)  # 10 s later
         assert await other.acquire()
         assert not await holder.acquire()
+
+
+async def test_the_relay_publishes_its_own_commits_from_memory_and_sweeps_the_rest(
+    settings_for: Callable[..., Any],
+) -> None:
+    """What this replica committed leaves without being read back (no ``find`` per commit);
+    the sweep (lease holder, at the poll) still takes an unsent document it never held."""
+    from prometheus_client import CollectorRegistry
+
+    from shared.envelope import Envelope
+    from shared.mongo import CommandCounter
+    from shared.outbox import OUTBOX, OutboxRelay, outbox_document, outbox_entry
+
+    svc = Service(settings_for(UowSettings))
+    counter = CommandCounter(CollectorRegistry())
+    client = make_client(svc.settings.mongo_uri, "relay-check", [counter])
+    published: list[list[str]] = []
+
+    async def publish(entries: list[Any]) -> None:
+        published.append([e["id"] for e in entries])
+
+    def doc_of(name: str) -> Any:
+        event = Envelope(type="test.thing.made", source="/t", district="310101", partitionkey=name)
+        return outbox_document([outbox_entry(event, "t.events")], by="me")
+
+    try:
+        db = client[svc.settings.database]
+        relay = OutboxRelay(db, publish, owner="me", lease_s=60, poll_s=3600, batch=500)
+        assert await relay.drain_once() == 0  # the first pass sweeps (nothing yet)
+        mine, lost = doc_of("mine"), doc_of("lost")  # "lost": written, never handed over
+        await db[OUTBOX].insert_many([mine, lost])
+        relay.wake([mine])
+        finds = counter.totals()["commands"].get("find", 0)
+        assert await relay.drain_once() == 1
+        assert published == [[mine["events"][0]["id"]]]
+        assert counter.totals()["commands"].get("find", 0) == finds
+        assert await relay.drain_once() == 1  # nothing of its own left: the sweep
+        assert published[-1] == [lost["events"][0]["id"]]
+        assert await db[OUTBOX].count_documents({"sent_at": None}) == 0
+    finally:
+        await client.close()
