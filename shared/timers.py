@@ -170,6 +170,9 @@ class TimerWheel(Generic[U]):
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._sleeping_until: datetime | None = None
+        self._quiet_until: datetime | None = None
+        """The sweeping wheel's knowledge: no timer is due before this but ones scheduled
+        since, which their replicas fire (None: look again)."""
         self.fired = 0
 
     def register(
@@ -209,8 +212,10 @@ class TimerWheel(Generic[U]):
         when due even when another replica's wheel holds the sweep."""
         if not timers:
             return
-        if len(self._own) < OWN_TIMERS_KEPT:  # beyond that, the sweeping wheel has them
+        if len(self._own) < OWN_TIMERS_KEPT:
             self._own.update(timers)
+        else:  # beyond that, the sweeping wheel has them: it must look again
+            self._quiet_until = None
         self.wake(min(timers.values()))
 
     async def tick(self) -> int:
@@ -224,7 +229,9 @@ class TimerWheel(Generic[U]):
         for start in range(0, len(own), self._batch):
             fired += await self._fire_due(own[start : start + self._batch])
         self._holding = await self._lease.acquire()
-        while self._holding:
+        quiet = self._quiet_until is not None and now < self._quiet_until
+        while self._holding and not quiet:
+            self._quiet_until = None  # the next sleep looks for the nearest timer again
             ids, full = await self._due_ids()
             if ids:
                 fired += await self._fire_due(ids)
@@ -322,6 +329,7 @@ class TimerWheel(Generic[U]):
         """Try it again ``retry_after`` later, until it has failed too often."""
         log.error("timer failed", timer=timer_id, error=repr(exc))
         retry_at = self._clock.now() + self._retry_after
+        self._quiet_until = None  # it is due again at ``retry_at``: the sweep must see it
 
         async def work(uow: U) -> None:
             timers = await uow.collection(TIMERS)
@@ -348,19 +356,26 @@ class TimerWheel(Generic[U]):
     async def _sleep_s(self) -> float:
         """Seconds until the nearest timer this wheel would fire, capped; remembers it.
 
-        The sweeping wheel looks at every pending timer; another replica's wheel only at
-        its own, and asks for the sweep again before the holder's lease could run out.
+        The sweeping wheel looks at every pending timer, once after each sweep (until the
+        nearest is due, or the cap, it fires only its own: the pass a commit of its own wakes
+        reads nothing else); another replica's wheel only at its own, and asks for the sweep
+        again before the holder's lease could run out.
         """
         now = self._clock.now()
         cap = self._max_sleep_s if self._holding else min(self._max_sleep_s, self._lease_s / 3)
         candidates = list(self._own.values())
-        if self._holding:
+        if not self._holding:
+            self._quiet_until = None
+        elif self._quiet_until is None:
+            quiet = now + timedelta(seconds=cap)
             nearest = await self._db[TIMERS].find_one(
                 {"status": "pending"}, {"next_at": 1}, sort=[("next_at", ASCENDING)]
             )
             if nearest is not None and nearest.get("next_at") is not None:
-                at: datetime = nearest["next_at"]
-                candidates.append(utc(at))
+                quiet = min(quiet, utc(nearest["next_at"]))
+            self._quiet_until = quiet
+        if self._quiet_until is not None:
+            candidates.append(self._quiet_until)
         target = min([now + timedelta(seconds=cap), *candidates])
         self._sleeping_until = target
         return max(0.0, (target - now).total_seconds())

@@ -152,9 +152,38 @@ async def test_the_sweep_leaves_a_timer_to_the_replica_that_just_scheduled_it(
     a = build_alarm(settings_for(AlarmSettings, instance_id="a", timer_sweep_grace_s=600), clock)
     b = build_alarm(settings_for(AlarmSettings, instance_id="b", timer_sweep_grace_s=600), clock)
     async with a.running(), b.running():
+        assert a.timers is not None and b.timers is not None
         assert await b.timers.tick() == 0  # b now holds the sweep
         await _schedule(a, "from-a", T0)
         assert await b.timers.tick() == 0, "scheduled by a a moment ago: left to a"
         assert await a.timers.tick() == 1
         rings = await a.db["rings"].find().to_list()
     assert [r["timer"] for r in rings] == ["from-a"]
+
+
+async def test_between_sweeps_a_wheel_woken_by_its_own_commits_fires_only_its_own(
+    settings_for: Callable[..., AlarmSettings],
+) -> None:
+    """After a sweep the holder knows when the nearest timer is due; until then (or its
+    longest sleep) a pass that a commit of its own woke reads no other timer. One another
+    replica scheduled meanwhile (and did not fire) is swept once that time has come."""
+    clock = ManualClock(T0)
+    quick = {"timer_max_sleep_s": 60, "timer_sweep_grace_s": 0}
+    a = build_alarm(settings_for(AlarmSettings, instance_id="a", **quick), clock)
+    b = build_alarm(settings_for(AlarmSettings, instance_id="b"), clock)
+    async with a.running(), b.running():
+        assert a.timers is not None and b.timers is not None
+        await a.timers.tick()  # a holds the sweep ...
+        await a.timers._sleep_s()  # ... and knows nothing is due for the next 60 s
+        await _schedule(b, "from-b", T0)  # b is gone before it fires it
+        b.timers._own.clear()
+        clock.advance(timedelta(seconds=30))
+        await _schedule(a, "from-a", clock.now())
+        assert await a.timers.tick() == 1, "its own timer, not the sweep"
+        clock.advance(timedelta(seconds=31))
+        assert await a.timers.tick() == 1, "past the quiet time: the sweep takes b's"
+        rings = await a.db["rings"].find().sort("timer").to_list()
+    assert [(r["timer"], r["by"]) for r in rings] == [
+        ("from-a", a.instance),
+        ("from-b", a.instance),
+    ]
