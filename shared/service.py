@@ -129,7 +129,7 @@ class Service:
         self.timers: TimerWheel[UnitOfWork] | None = None
         self.started = False
         self.mongo_commands = CommandCounter(self.registry)
-        self._gauges = RuntimeGauges(self.registry)
+        self._gauges = RuntimeGauges(self.registry, self.settings.metrics_refresh_timeout_s)
         self.subscriptions = Subscriptions(self.broker, settings, self.instance, self.registry)
 
     # -- registration (before start) -------------------------------------------------

@@ -170,6 +170,12 @@ class ServiceSettings(PlatformSettings, IdentitySettings):
         " and is woken by commits that schedule an earlier one; this bounds how late a timer"
         " scheduled by another replica is seen).",
     )
+    metrics_refresh_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="How long /metrics waits for MongoDB to refresh the outbox and due-timer"
+        " gauges before it answers with their last values.",
+    )
     timer_batch: int = Field(default=100, ge=1, description="Timers fired in one transaction.")
     timer_sweep_grace_s: float = Field(
         default=2.0,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 from fastapi import APIRouter
 from pydantic import BaseModel
@@ -68,3 +70,36 @@ async def test_times_out_of_range_are_422_in_bodies_and_queries() -> None:
         assert (await client.get("/things", params={"since": far})).status_code == 422
         ok = await client.get("/things", params={"since": "2025-03-03T09:00:00+08:00"})
         assert ok.status_code == 200 and ok.json()["since"].startswith("2025-03-03T09:00")
+
+
+async def test_a_scrape_answers_with_the_last_gauges_when_the_refresh_is_slow(
+    settings_for: Any,
+) -> None:
+    """``/metrics`` must answer while MongoDB is busy: a refresh that takes longer than
+    ``metrics_refresh_timeout_s`` is given up and the gauges keep their last values."""
+    import asyncio
+
+    from prometheus_client import CollectorRegistry
+
+    from shared.http import RuntimeGauges
+    from shared.mongo import make_client
+
+    settings = settings_for(ServiceSettings)
+    client = make_client(settings.mongo_uri, "gauges-check")
+    gauges = RuntimeGauges(CollectorRegistry(), refresh_timeout_s=0.2)
+    never = asyncio.Event()
+
+    async def three() -> int:
+        return 3
+
+    async def stuck() -> int:
+        await never.wait()
+        return 4
+
+    try:
+        db = client[settings.database]
+        assert b"jiandu_timers_due 3.0" in await gauges.text(db, three)
+        answered = await asyncio.wait_for(gauges.text(db, stuck), timeout=10)
+    finally:
+        await client.close()
+    assert b"jiandu_timers_due 3.0" in answered
