@@ -173,6 +173,10 @@ class TimerWheel(Generic[U]):
         self._quiet_until: datetime | None = None
         """The sweeping wheel's knowledge: no timer is due before this but ones scheduled
         since, which their replicas fire (None: look again)."""
+        self._swept_at: datetime | None = None
+        self._left_for: timedelta | None = None
+        """The last sweep's time, and how long until a due timer it left to another replica
+        (within the grace) becomes the sweep's to fire."""
         self.fired = 0
 
     def register(
@@ -230,6 +234,7 @@ class TimerWheel(Generic[U]):
             fired += await self._fire_due(own[start : start + self._batch])
         self._holding = await self._lease.acquire()
         quiet = self._quiet_until is not None and now < self._quiet_until
+        self._left_for = None
         while self._holding and not quiet:
             self._quiet_until = None  # the next sleep looks for the nearest timer again
             ids, full = await self._due_ids()
@@ -248,12 +253,19 @@ class TimerWheel(Generic[U]):
         to that wheel, which fires it at once: two wheels firing the same timers conflicted,
         and each conflict ran a whole batch again.
         """
-        query = {"status": "pending", "next_at": {"$lte": self._clock.now()}}
+        self._swept_at = self._clock.now()
+        query = {"status": "pending", "next_at": {"$lte": self._swept_at}}
         fields = {"_id": 1, "scheduled_by": 1, "scheduled_at": 1}
         cursor = self._db[TIMERS].find(query, fields).sort("next_at", ASCENDING).limit(self._batch)
         found = await cursor.to_list()
-        recent = datetime.now(UTC) - self._sweep_grace
-        ids = [doc["_id"] for doc in found if not self._left_to_another(doc, recent)]
+        wall = datetime.now(UTC)
+        ids = []
+        for doc in found:
+            if self._left_to_another(doc, wall - self._sweep_grace):
+                left_for = utc(doc["scheduled_at"]) + self._sweep_grace - wall
+                self._left_for = min(self._left_for or left_for, left_for)
+            else:
+                ids.append(doc["_id"])
         return ids, len(found) >= self._batch
 
     def _left_to_another(self, timer: Document, recent: datetime) -> bool:
@@ -368,8 +380,14 @@ class TimerWheel(Generic[U]):
             self._quiet_until = None
         elif self._quiet_until is None:
             quiet = now + timedelta(seconds=cap)
+            if self._left_for is not None:  # not before: its replica fires it meanwhile
+                quiet = min(quiet, now + self._left_for)
+            # what the last sweep saw due was fired or left: the nearest timer after it
+            pending: dict[str, Any] = {"status": "pending"}
+            if self._swept_at is not None:
+                pending["next_at"] = {"$gt": self._swept_at}
             nearest = await self._db[TIMERS].find_one(
-                {"status": "pending"}, {"next_at": 1}, sort=[("next_at", ASCENDING)]
+                pending, {"next_at": 1}, sort=[("next_at", ASCENDING)]
             )
             if nearest is not None and nearest.get("next_at") is not None:
                 quiet = min(quiet, utc(nearest["next_at"]))

@@ -187,3 +187,26 @@ async def test_between_sweeps_a_wheel_woken_by_its_own_commits_fires_only_its_ow
         ("from-a", a.instance),
         ("from-b", a.instance),
     ]
+
+
+async def test_the_sweeping_wheel_sleeps_while_a_due_timer_is_left_to_its_replica(
+    settings_for: Callable[..., AlarmSettings],
+) -> None:
+    """A due timer another replica has just scheduled is left to it for the grace: the
+    sweeping wheel does not wake again at once to look at it (it did, every pass, for the
+    whole grace), but at the end of the grace or at its nearest other timer."""
+    clock = ManualClock(T0)
+    quick = {"timer_max_sleep_s": 60, "timer_sweep_grace_s": 30}
+    a = build_alarm(settings_for(AlarmSettings, instance_id="a", **quick), clock)
+    b = build_alarm(settings_for(AlarmSettings, instance_id="b", **quick), clock)
+    async with a.running(), b.running():
+        assert a.timers is not None and b.timers is not None
+        await a.timers.tick()  # a holds the sweep
+        await _schedule(b, "from-b", T0)
+        await _schedule(b, "later", T0 + timedelta(seconds=45))
+        assert await a.timers.tick() == 0, "left to b"
+        assert 25 < await a.timers._sleep_s() <= 30, "until the grace ends, not at once"
+        assert await b.timers.tick() == 1
+        clock.advance(timedelta(seconds=31))
+        await a.timers.tick()  # past the quiet time: sweeps, finds nothing due
+        assert 13 < await a.timers._sleep_s() <= 14, "until b's next timer"
