@@ -182,14 +182,19 @@ class OutboxRelay:
 
     def _take_own(self) -> list[Document]:
         """This replica's documents in commit order, about ``batch`` events."""
+        taken = self._whole_batch(self._own)
+        self._own = self._own[len(taken) :]
+        return taken
+
+    def _whole_batch(self, docs: Iterable[Document]) -> list[Document]:
+        """The first documents, whole, with about ``batch`` events (at least one document)."""
         taken: list[Document] = []
         events = 0
-        for doc in self._own:
+        for doc in docs:
             if taken and events + int(doc.get("count", 1)) > self._batch:
                 break
             taken.append(doc)
             events += int(doc.get("count", 1))
-        self._own = self._own[len(taken) :]
         return taken
 
     async def _sweep(self) -> list[Document]:
@@ -197,17 +202,14 @@ class OutboxRelay:
         replica wrote within the grace (it publishes them itself)."""
         cutoff = datetime.now(UTC) - self._grace
         cursor = self._db[OUTBOX].find({"sent_at": None}).sort("seq", ASCENDING).limit(self._batch)
-        docs: list[Document] = []
-        events = 0
-        async for doc in cursor:
-            by, created = doc.get("by"), doc.get("created_at")
-            if by not in (None, self._lease.owner) and created and utc(created) > cutoff:
-                continue
-            if docs and events + int(doc.get("count", 1)) > self._batch:
-                break
-            docs.append(doc)
-            events += int(doc.get("count", 1))
-        return docs
+        unsent = await cursor.to_list()
+        return self._whole_batch(
+            doc
+            for doc in unsent
+            if doc.get("by") in (None, self._lease.owner)
+            or not doc.get("created_at")
+            or utc(doc["created_at"]) <= cutoff
+        )
 
     async def run(self) -> None:
         while True:
