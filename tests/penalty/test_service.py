@@ -274,6 +274,8 @@ async def test_fine_anomaly_detected_incrementally_with_one_lead_per_unit_month(
                 await client.get("/v1/penalty/anomalies", params={"unit": unit, "month": "2025-03"})
             ).json()
             flagged = (await client.get("/v1/penalty/anomalies", params={"anomalous": True})).json()
+    # published is not yet read: the tap may still be fetching the lead
+    await leads.wait_for_events(lambda _: bool(leads_of(leads, LeadKind.FINE_ANOMALY)))
 
     anomaly_leads = leads_of(leads, LeadKind.FINE_ANOMALY)
     assert len(anomaly_leads) == 1
