@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -38,16 +37,19 @@ class Lease:
             return True
         if self._ask_after is not None and now < self._ask_after:
             return False
-        try:
-            doc = await self._coll.find_one_and_update(
-                {"_id": self.name, "$or": [{"until": {"$lte": now}}, {"owner": self.owner}]},
-                {"$set": {"owner": self.owner, "until": now + timedelta(seconds=self.seconds)}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-        except DuplicateKeyError:
-            doc = None
-        held = doc is not None and doc.get("owner") == self.owner
+        take = {"$set": {"owner": self.owner, "until": now + timedelta(seconds=self.seconds)}}
+        # Renew (ours) or take over (ran out, or none yet): ``update_one`` by ``_id``, not a
+        # ``findAndModify`` with an ``$or``: SecantusDB reads the whole collection for either.
+        renewed = await self._coll.update_one({"_id": self.name, "owner": self.owner}, take)
+        held = renewed.matched_count == 1
+        if not held:
+            try:
+                taken = await self._coll.update_one(
+                    {"_id": self.name, "until": {"$lte": now}}, take, upsert=True
+                )
+                held = taken.matched_count == 1 or taken.upserted_id is not None
+            except DuplicateKeyError:  # held by a live owner (or taken meanwhile)
+                held = False
         self._renew_after = now + timedelta(seconds=self.seconds / 2) if held else None
         self._ask_after = None if held else now + timedelta(seconds=self.seconds / 8)
         return held

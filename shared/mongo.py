@@ -35,6 +35,32 @@ def make_client(
     )
 
 
+async def update_by_id(
+    coll: Any,
+    query: Document,
+    update: Document,
+    *,
+    upsert: bool = False,
+    projection: Mapping[str, Any] | None = None,
+    session: AsyncClientSession | None = None,
+) -> Document | None:
+    """``find_one_and_update(..., return_document=AFTER)`` for a ``query`` on ``_id``, as an
+    ``update_one`` then a read by ``_id``: the document after the update, or None when
+    nothing matched. SecantusDB answers ``findAndModify`` by reading the whole collection
+    (measured: 150 ms with 20,000 documents, the same with ``_id`` alone), ``update_one`` and
+    ``find_one`` by ``_id`` in about a millisecond. Not one atomic step: the read may see a
+    later write too, which none of the callers minds (they read what they just wrote)."""
+    result = await coll.update_one(query, update, upsert=upsert, session=session)
+    if result.matched_count == 0 and result.upserted_id is None:
+        return None
+    found: Document | None = await coll.find_one(
+        {"_id": query["_id"] if result.upserted_id is None else result.upserted_id},
+        projection,
+        session=session,
+    )
+    return found
+
+
 class CommandCounter(monitoring.CommandListener):
     """Counts the MongoDB commands a service sends, and the documents they write, by name.
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -27,7 +27,7 @@ from services.gateway.domain.projections import (
 )
 from shared.consumer import QUARANTINE
 from shared.identity import in_scope
-from shared.mongo import Document, list_indexes
+from shared.mongo import Document, list_indexes, update_by_id
 from shared.retrying import Retry, transient_transaction
 from shared.unit_of_work import Lookup, UnitOfWork
 
@@ -200,11 +200,11 @@ async def list_api_keys(db: Db, *, include_revoked: bool = False) -> list[Docume
 
 async def revoke_api_key(db: Db, key_id: str, at: datetime) -> Document | None:
     """Mark a key revoked (kept for the record); None when there is no such active key."""
-    return await db[API_KEYS].find_one_and_update(
+    return await update_by_id(
+        db[API_KEYS],
         {"_id": key_id, "revoked": {"$ne": True}},
         {"$set": {"revoked": True, "revoked_at": at}},
         projection={"hash": 0},
-        return_document=ReturnDocument.AFTER,
     )
 
 
@@ -214,7 +214,8 @@ async def revoke_api_key(db: Db, key_id: str, at: datetime) -> Document | None:
 async def count_refusal(db: Db, code: str, remote: str | None, at: datetime) -> int:
     """Count one unauthenticated refusal in its hour; returns the count so far that hour."""
     hour = at.replace(minute=0, second=0, microsecond=0)
-    doc = await db[REFUSAL_COUNTS].find_one_and_update(
+    doc = await update_by_id(
+        db[REFUSAL_COUNTS],
         {"_id": f"{hour:%Y-%m-%dT%H}:{code}"},
         {
             "$inc": {"count": 1},
@@ -222,7 +223,6 @@ async def count_refusal(db: Db, code: str, remote: str | None, at: datetime) -> 
             "$setOnInsert": {"hour": hour, "code": code},
         },
         upsert=True,
-        return_document=ReturnDocument.AFTER,
     )
     return int(doc["count"]) if doc else 1
 
@@ -286,7 +286,8 @@ class AuditLog:
         insert however long the chain is."""
 
     async def _read_head(self) -> Document | None:
-        return await self.db[AUDIT].find_one(sort=[("_id", DESCENDING)])
+        head = await self.db[COUNTERS].find_one({"_id": AUDIT_HEAD})
+        return head["record"] if head is not None else await last_audit_record(self.db[AUDIT])
 
     async def append(self, *, at: datetime, **fields: Any) -> Document:
         async with self._lock:
@@ -298,6 +299,9 @@ class AuditLog:
                 async def insert(session: AsyncClientSession, record: Document = record) -> None:
                     await self.db[AUDIT].insert_one(
                         {"_id": record["seq"], **record}, session=session
+                    )
+                    await self.db[COUNTERS].replace_one(
+                        {"_id": AUDIT_HEAD}, audit_head(record), upsert=True, session=session
                     )
 
                 try:
@@ -322,11 +326,32 @@ async def append_audit_in(uow: UnitOfWork, *, at: datetime, **fields: Any) -> Do
     """Append inside the unit of work (an audit event from another service: the inbox and
     the record commit together, so a redelivered event is chained once). A concurrent append
     makes the transaction fail and the consumer runs it again."""
-    audit = await uow.collection(AUDIT)
-    prev = await audit.find_one(sort=[("_id", DESCENDING)], session=uow.session)
+    audit, counters = await uow.collection(AUDIT), uow.documents(COUNTERS)
+    head = await counters.get(AUDIT_HEAD)
+    prev = head["record"] if head is not None else await last_audit_record(audit, uow.session)
     record = audit_chain.chain(prev, at=at, **fields)
     await audit.insert_one({"_id": record["seq"], **record}, session=uow.session)
+    counters.put(audit_head(record))
     return record
+
+
+AUDIT_HEAD = "audit"
+"""The ``counters`` document that holds the chain's last record, written with each append:
+finding the head is one ``_id`` read. The largest ``_id`` would be a sort of the whole chain
+on SecantusDB (0.4 s at 20,000 records, measured), on every audited ingest."""
+
+
+def audit_head(record: Document) -> Document:
+    return {"_id": AUDIT_HEAD, "record": record}
+
+
+async def last_audit_record(
+    audit: Any, session: AsyncClientSession | None = None
+) -> Document | None:
+    """The head of a chain written before :data:`AUDIT_HEAD` existed (read once: the next
+    append writes the head document)."""
+    doc: Document | None = await audit.find_one(sort=[("_id", DESCENDING)], session=session)
+    return doc
 
 
 # ------------------------------------------------------------------ leads and dead letters
@@ -344,9 +369,9 @@ def save_lead(uow: UnitOfWork, lead: Document) -> None:
 
 async def mark_replayed(db: Db, letter_id: str, by: str, at: datetime) -> Document | None:
     """Count one replay of a dead letter (written by no transaction: a plain update)."""
-    return await db[DEAD_LETTERS].find_one_and_update(
+    return await update_by_id(
+        db[DEAD_LETTERS],
         {"_id": letter_id},
         {"$inc": {"replays": 1}, "$set": {"replayed_at": at, "replayed_by": by}},
         projection={"headers_b64": 0, "value_b64": 0},
-        return_document=ReturnDocument.AFTER,
     )

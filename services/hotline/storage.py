@@ -23,7 +23,7 @@ from services.hotline.domain.duplicates import StreetCandidates
 from services.hotline.domain.leads import PlaceActivity
 from services.hotline.domain.lifecycle import Complaint
 from services.hotline.domain.routing import RoutingEntry
-from shared.mongo import Document, get_document, list_indexes
+from shared.mongo import Document, get_document, list_indexes, update_by_id
 from shared.mongo import page as shared_page
 from shared.unit_of_work import AggregateRepository, Lookup, UnitOfWork
 
@@ -166,14 +166,14 @@ async def list_entries(
 async def put_entry(uow: UnitOfWork, entry: RoutingEntry, *, by: str, at: dt.datetime) -> Document:
     """Replace one entry, bumping its version and keeping who changed it."""
     coll = await uow.collection(ROUTING)
-    doc = await coll.find_one_and_update(
+    doc = await update_by_id(
+        coll,
         {"_id": entry.key},
         {
             "$set": {**entry.model_dump(), "updated_by": by, "updated_at": at, "source": "api"},
             "$inc": {"version": 1},
         },
         upsert=True,
-        return_document=True,
         session=uow.session,
     )
     assert doc is not None
@@ -196,12 +196,17 @@ async def case_times_for(
     uow: UnitOfWork, *, order_id: str, keys: Sequence[str]
 ) -> list[dt.datetime]:
     """When each case about this complaint's order or target was opened (or reached us)."""
-    ors: list[dict[str, Any]] = [{"source_order_id": order_id}]
+    queries: list[dict[str, Any]] = [{"source_order_id": order_id}]
     if keys:
-        ors.append({"target_keys": {"$in": list(keys)}})
+        queries.append({"target_keys": {"$in": list(keys)}})
     coll = await uow.collection(CASES)
-    cursor = coll.find({"$or": ors}, {"opened_at": 1}, session=uow.session)
-    return [d["opened_at"] for d in await cursor.to_list()]
+    # One index read each, not one ``$or``: SecantusDB scans the whole collection for an
+    # ``$or`` whatever indexes its branches have.
+    found: dict[Any, dt.datetime] = {}
+    for query in queries:
+        async for doc in coll.find(query, {"opened_at": 1}, session=uow.session):
+            found[doc["_id"]] = doc["opened_at"]
+    return list(found.values())
 
 
 def place_activity(uow: UnitOfWork) -> AggregateRepository[PlaceActivity]:

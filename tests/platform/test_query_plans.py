@@ -56,9 +56,10 @@ class CommandLog(monitoring.CommandListener):
 
     recording: bool = False
     commands: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    names: set[str] = field(default_factory=lambda: set(QUERY_COMMANDS))
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if self.recording and event.command_name in QUERY_COMMANDS:
+        if self.recording and event.command_name in self.names:
             self.commands.append((event.database_name, copy.deepcopy(dict(event.command))))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
@@ -320,3 +321,82 @@ async def test_the_runtime_reads_index_ranges_that_stay_flat_as_collections_grow
     assert stats["due"]["totalKeysExamined"] == 0, stats["due"]
     assert stats["inbox"]["totalKeysExamined"] <= 3, stats["inbox"]
     assert all(s["totalDocsExamined"] <= 7 for s in stats.values()), stats
+
+
+def recorded_filters(commands: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The filter of every recorded query or write (``findAndModify``'s ``query``, an
+    update's ``q``) — what the server has to find the documents with."""
+    filters: list[dict[str, Any]] = []
+    for _, command in commands:
+        for key in ("filter", "query"):
+            if isinstance(command.get(key), dict):
+                filters.append(command[key])
+        for op in command.get("updates", []):
+            filters.append(op["q"])
+    return filters
+
+
+def has_or(node: Any) -> bool:
+    if isinstance(node, dict):
+        return "$or" in node or any(has_or(v) for v in node.values())
+    if isinstance(node, list):
+        return any(has_or(v) for v in node)
+    return False
+
+
+async def test_the_background_loops_do_not_read_what_grows(
+    settings_for: Callable[..., Any],
+) -> None:
+    """Issue #18, the bench with 100,000 documents in every collection: the timer wheel's look
+    up of its nearest timer sorted every pending timer (0.5 s with 10,000 future deadlines on
+    SecantusDB, which sorts a whole range in memory), and the lease, notify's due deliveries
+    and hotline's earlier cases asked with an ``$or``, which SecantusDB answers by scanning
+    the whole collection (0.1–0.3 s at 10,000), as it answers any ``findAndModify``. Now the
+    nearest timer is looked for only before the wheel's cap (an index range with nothing in it
+    here), and nothing asks an ``$or`` or sends a ``findAndModify``."""
+    from services.hotline import storage as hotline_storage
+    from services.notify import storage as notify_storage
+    from shared.leases import LEASES, Lease
+    from shared.timers import TIMERS
+
+    svc = build_hotline(settings_for(HotlineSettings))
+    async with svc.running():
+        assert svc.timers is not None
+        db, now, n = svc.db, datetime.now(UTC), 5_000
+        far = datetime(2199, 1, 1, tzinfo=UTC)
+        await db[TIMERS].insert_many(
+            [{"_id": f"t-{i}", "status": "pending", "due": far, "next_at": far} for i in range(n)]
+        )
+        await db[LEASES].insert_many([{"_id": f"other-{i}", "until": far} for i in range(n)])
+        LOG.commands.clear()
+        LOG.recording, LOG.names = True, set(QUERY_COMMANDS) | {"findAndModify", "update"}
+        try:
+            await svc.timers.tick()
+            await svc.timers._sleep_s()  # the nearest-timer look-up after a sweep
+            lease = Lease(db, "test-lease", owner="a", seconds=30)
+            assert await lease.acquire()  # taken (none yet)
+            lease._renew_after = None
+            assert await lease.acquire()  # renewed
+            assert not await Lease(db, "test-lease", owner="b", seconds=30).acquire()
+            await svc.run_in_uow(
+                lambda uow: hotline_storage.case_times_for(uow, order_id="O-1", keys=["k1"])
+            )
+        finally:
+            LOG.recording, LOG.names = False, set(QUERY_COMMANDS)
+        commands = list(LOG.commands)
+        LOG.commands.clear()
+        timer_reads = [c for _, c in commands if c.get("find") == TIMERS]
+        examined = []
+        for command in timer_reads:
+            query = {k: v for k, v in command.items() if k not in SESSION_KEYS}
+            query = {k: v for k, v in query.items() if not k.startswith("$")}
+            plan = await db.command({"explain": query, "verbosity": "executionStats"})
+            examined.append(plan["executionStats"]["totalKeysExamined"])
+    assert any("sort" in c for c in timer_reads), "the nearest-timer look-up was recorded"
+    assert examined and max(examined) == 0, examined  # none of the 5,000 future timers
+    filters = recorded_filters(commands)
+    assert any(f.get("_id") == "test-lease" for f in filters), "the lease's writes were recorded"
+    assert any("source_order_id" in f for f in filters), "the case look-up was recorded"
+    assert not [f for f in filters if has_or(f)]
+    assert not [c for _, c in commands if "findAndModify" in c]  # SecantusDB: a full read
+    assert not has_or(notify_storage.claimable(now))
