@@ -425,3 +425,31 @@ async def test_csv_export_in_scope_and_anonymous_open_data(
     assert by_key[(JINGAN, "2025-03")]["bounced_complaints"] == 1
     assert by_key[(HUANGPU, "2025-03")]["complaints"] == 1
     assert "WO-A" not in opened.text
+
+
+async def test_the_audit_chain_continues_from_its_head_document_and_from_an_older_chain(
+    settings_for: Callable[..., GatewaySettings],
+) -> None:
+    """The chain's head is one ``_id`` read (``storage.AUDIT_HEAD``), written with every
+    append by the HTTP path and the consumer path alike; a chain written before the head
+    document existed continues from its last record."""
+    from services.gateway.main import build as build_gateway
+
+    svc = build_gateway(settings_for(GatewaySettings))
+    async with svc.running():
+        db, at = svc.db, T0
+        record = {"actor": "a", "role": "operator", "resource": "r"}
+        for action in ("one", "two"):
+            await storage.AuditLog(db).append(at=at, action=action, **record)
+        await db[storage.COUNTERS].delete_one({"_id": storage.AUDIT_HEAD})  # an older chain
+        third = await storage.AuditLog(db).append(at=at, action="three", **record)
+        fourth = await svc.run_in_uow(
+            lambda uow: storage.append_audit_in(uow, at=at, action="four", **record)
+        )
+        fifth = await storage.AuditLog(db).append(at=at, action="five", **record)
+        head = await db[storage.COUNTERS].find_one({"_id": storage.AUDIT_HEAD})
+        report = await storage.AuditLog(db).verify()
+    assert [third["seq"], fourth["seq"], fifth["seq"]] == [3, 4, 5]
+    assert fourth["prev_hash"] == third["hash"] and fifth["prev_hash"] == fourth["hash"]
+    assert head is not None and head["record"]["hash"] == fifth["hash"]
+    assert report.ok and report.checked == 5
