@@ -21,16 +21,29 @@ Document = dict[str, Any]
 IndexPlan = Mapping[str, Sequence[IndexModel]]
 DUPLICATE_KEY = 11000
 
+MAX_IDLE_MS = 120_000
+"""A pooled connection idle longer than this is closed and a new one opened instead of being
+used. The server, or a load balancer on the way, may drop an idle connection without the async
+driver noticing (it does not read from an idle connection, so it sees no EOF): the next write on
+it fails with ``AutoReconnect`` after the request went out. SecantusDB drops connections idle
+for 300 s; cloud load balancers after 240–350 s."""
+
 
 def make_client(
-    uri: str, app_name: str, listeners: Sequence[monitoring._EventListener] = ()
+    uri: str,
+    app_name: str,
+    listeners: Sequence[monitoring._EventListener] = (),
+    *,
+    max_idle_ms: int = MAX_IDLE_MS,
 ) -> AsyncMongoClient[Document]:
-    """A client with UTC-aware datetimes; call from the event loop that will use it."""
+    """A client with UTC-aware datetimes that never reuses a connection idle longer than
+    ``max_idle_ms`` (see :data:`MAX_IDLE_MS`); call from the event loop that will use it."""
     return AsyncMongoClient(
         uri,
         tz_aware=True,
         appname=app_name,
         serverSelectionTimeoutMS=10000,
+        maxIdleTimeMS=max_idle_ms,
         event_listeners=list(listeners),
     )
 

@@ -376,7 +376,12 @@ class Service:
         s = self.settings
         if s.kafka_fetch_wait_ms:
             emulate_fetch_wait(s.kafka_fetch_wait_ms, s.kafka_fetch_wait_min_ms)
-        self._client = make_client(s.mongo_uri, f"jiandu-{self.name}", [self.mongo_commands])
+        self._client = make_client(
+            s.mongo_uri,
+            f"jiandu-{self.name}",
+            [self.mongo_commands],
+            max_idle_ms=s.mongo_max_idle_ms,
+        )
         await ensure_indexes(self.db, self._indexes, self._retired)
         self._producer = AIOKafkaProducer(
             bootstrap_servers=s.kafka_bootstrap,

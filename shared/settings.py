@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.identity import LOOPBACK, IdentitySettings
+from shared.mongo import MAX_IDLE_MS
 
 
 class PlatformSettings(BaseSettings):
@@ -37,6 +38,12 @@ class PlatformSettings(BaseSettings):
     kafka_username: str = Field(default="", description="SCRAM user (one per service)")
     kafka_password_file: str | None = Field(default=None, description="file with its password")
     mongo_uri: str = "mongodb://127.0.0.1:27017/?retryWrites=false"
+    mongo_max_idle_ms: int = Field(
+        default=MAX_IDLE_MS,
+        gt=0,
+        description="a pooled MongoDB connection idle longer than this is replaced, not used"
+        " (servers and load balancers drop idle connections unnoticed: SecantusDB after 300 s)",
+    )
     topic_prefix: str = Field(
         default="", description="Namespace for every topic name (isolates test runs)."
     )
