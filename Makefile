@@ -44,7 +44,7 @@ browser:
 bench: $(STAMP)
 	$(BIN)/jiandu bench --out bench/report.json --replicas 1,2
 
-## bench-full: the same with 100,000 documents in every collection first (about 70 minutes here)
+## bench-full: the same with 100,000 documents in every collection first (about 30 minutes here)
 bench-full: $(STAMP)
 	$(BIN)/jiandu bench --out bench/report-full.json --replicas 1 --prefill 100000
 
