@@ -15,12 +15,11 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from pymongo.errors import AutoReconnect
 
-from devtools.embedded import EmbeddedServers
+from devtools.embedded import EmbeddedServers, mongo_uri_of
 from shared.mongo import make_client
 
 
@@ -80,11 +79,16 @@ class IdleDroppingProxy:
             asyncio.create_task(pipe(up_reader, writer, False)),
         ]
         try:
-            while not any(p.done() for p in pipes):
-                await asyncio.sleep(0.05)  # the proxy's own idle clock, not a test's wait
-                if wrote and time.monotonic() - last > self.idle_s:
+            while True:  # until a side closes, or the connection carried a write and went idle
+                idle_for = time.monotonic() - last
+                if wrote and idle_for >= self.idle_s:
                     self.dropped += 1
                     self._dropped_one.set()
+                    break
+                closed, _ = await asyncio.wait(
+                    pipes, timeout=self.idle_s - idle_for, return_when=asyncio.FIRST_COMPLETED
+                )
+                if closed:
                     break
         finally:
             for p in pipes:
@@ -96,19 +100,12 @@ class IdleDroppingProxy:
             self._tasks.discard(task)
 
 
-@contextlib.asynccontextmanager
-async def proxy_to(servers: EmbeddedServers, idle_s: float) -> AsyncIterator[IdleDroppingProxy]:
-    host, _, port = servers.mongo_uri.split("//", 1)[1].split("/", 1)[0].rpartition(":")
-    async with IdleDroppingProxy((host, int(port)), idle_s) as proxy:
-        yield proxy
-
-
 async def test_a_connection_the_server_dropped_while_idle_is_replaced_not_written_on(
     servers: EmbeddedServers,
 ) -> None:
     db_name = f"idle_{uuid.uuid4().hex[:8]}"
-    async with proxy_to(servers, idle_s=0.5) as proxy:
-        uri = f"mongodb://127.0.0.1:{proxy.port}/?retryWrites=false&directConnection=true"
+    async with IdleDroppingProxy(("127.0.0.1", servers.mongo_port), idle_s=0.5) as proxy:
+        uri = mongo_uri_of(proxy.port)
         # Without a max idle time shorter than the server's cut (the hazard itself):
         stale = make_client(uri, "idle-stale", max_idle_ms=3_600_000)
         # As every service's client is made (JIANDU_MONGO_MAX_IDLE_MS below the cut):
