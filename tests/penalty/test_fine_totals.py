@@ -264,6 +264,9 @@ async def test_an_older_database_gets_its_fine_totals_built_once_at_start(
         await events.wait_for_events(has(events, "A-MAR-3", "decided"))
         await eventually(lambda: outbox_empty(svc))
         march_judged = await judged(svc, UNIT, "2025-03")
+    # published is not yet read: the taps may still be fetching the anomaly and its lead
+    await events.wait_for_events(lambda es: any(e.type.endswith("anomaly_detected") for e in es))
+    await leads.wait_for_events(lambda _: bool(leads_of(leads, LeadKind.FINE_ANOMALY)))
 
     assert built == before and len(built) == 3  # environment: January, February, March
     assert again == 0, "built once: totals present are left alone"
