@@ -31,6 +31,16 @@ class StorageUnavailable(Exception):
     the items back (Kafka: seek back and deliver them again) instead of dead-lettering."""
 
 
+class ClaimHeld(StorageUnavailable):
+    """Another transaction (a replica's batch) has written the document this unit claims
+    (``shared.unit_of_work.UnitOfWork.claim``) and not committed yet: wait for it, then run
+    the work again.
+
+    Not the work's fault and not a reason to split a batch: every transaction of its kind
+    writes that document, so halves would lose the same way.
+    """
+
+
 def is_storage_unavailable(exc: BaseException) -> bool:
     """The database is away, or still in conflict after the unit of work's own retries.
 

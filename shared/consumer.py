@@ -6,7 +6,9 @@ For each batch Kafka hands over (up to ``JIANDU_BATCH_MAX_RECORDS``):
    attributes, a type the ingest topic does not carry) is *quarantined*: kept in the
    service's ``quarantine`` collection and announced on ``ingest.quarantine`` with the
    reason. A known type another service handles is skipped.
-2. In ONE MongoDB transaction for the whole batch: look up the batch's event ids in the
+2. In ONE MongoDB transaction for the whole batch: write the documents the consumers claim
+   (a counter every batch takes; a replica's batch holding it makes this one wait and run
+   again whole, ``UnitOfWork.claim``), look up the batch's event ids in the
    ``inbox`` (one ``$in`` query on its indexed ``ids`` arrays) and skip those already applied,
    prefetch the aggregates the handlers will ask for (one ``$in`` per collection), run each
    handler in Kafka order, then write the changed aggregates, ONE inbox document holding the
@@ -41,7 +43,7 @@ from pymongo.errors import PyMongoError
 
 from shared.batching import is_storage_unavailable, isolate_failures, keys_of
 from shared.envelope import Envelope, EventRejected
-from shared.retrying import Retry, transient_transaction
+from shared.retrying import CLAIM_WAITS, Retry, transient_transaction
 from shared.settings import ServiceSettings
 from shared.topics import INGEST_QUARANTINE
 from shared.unit_of_work import Lookup, UnitOfWork
@@ -150,6 +152,7 @@ class EventConsumer:
         known_types: frozenset[str] | None = None,
         prefetch: Mapping[str | Lookup, KeyOf] | None = None,
         tracer: Tracer | None = None,
+        claims: Iterable[tuple[str, str]] = (),
     ) -> None:
         self.service = service
         self.name = name
@@ -158,6 +161,9 @@ class EventConsumer:
         self.known_types = known_types
         """Every type the topic's contract allows (ingest topics); ``None``: any type."""
         self.prefetch = dict(prefetch or {})
+        self.claims = tuple(claims)
+        """``(collection, id)`` of documents every batch of this consumer writes (a counter):
+        claimed first (:meth:`UnitOfWork.claim`), so replicas' batches take turns."""
         self.tracer = tracer
         self.batches = 0
         self.largest_batch = 0
@@ -243,9 +249,7 @@ class EventConsumer:
             try:
                 if tries == 1:
                     raise first
-                outcome = await self.service.run_in_uow(
-                    lambda uow: _apply([item], uow), serial=True
-                )
+                outcome = await run_batch(self.service, [item])
                 return outcome[item.index]
             except Exception as exc:
                 if handler_failed(exc):
@@ -368,15 +372,11 @@ async def apply_batch(service: ConsumerHost, items: list[Item]) -> list[RecordOu
 
     async def apply(chunk: list[Item]) -> None:
         if len(chunk) == 1:
-            outcomes.update(await service.run_in_uow(lambda uow: _apply(chunk, uow), serial=True))
+            outcomes.update(await run_batch(service, chunk))
             return
         try:
             outcomes.update(
-                await service.run_in_uow(
-                    lambda uow: _apply(chunk, uow),
-                    serial=True,
-                    attempts=service.settings.batch_conflict_attempts,
-                )
+                await run_batch(service, chunk, service.settings.batch_conflict_attempts)
             )
         except PyMongoError as exc:
             if not transient_transaction(exc):
@@ -397,11 +397,26 @@ async def apply_batch(service: ConsumerHost, items: list[Item]) -> list[RecordOu
     return [outcomes[i.index] for i in items]
 
 
+async def run_batch(
+    service: ConsumerHost, chunk: list[Item], attempts: int | None = None
+) -> dict[int, RecordOutcome]:
+    """``chunk`` in one transaction (``attempts``: tries after write conflicts, see
+    ``run_in_uow``), run again whole, after a wait, while its claim is held elsewhere."""
+    waits = CLAIM_WAITS.times(service.settings.batch_claim_attempts)
+    return await waits(
+        service.run_in_uow, lambda uow: _apply(chunk, uow), serial=True, attempts=attempts
+    )
+
+
 async def _apply(chunk: list[Item], uow: UnitOfWork) -> dict[int, RecordOutcome]:
-    """The batch transaction: inbox and prefetch reads, handlers in order, writes at commit."""
+    """The batch transaction: claims, inbox and prefetch reads, handlers in order, writes at
+    commit."""
     outcomes: dict[int, RecordOutcome] = {}
-    for consumer in _consumers_of(chunk):
+    consumers = _consumers_of(chunk)
+    for consumer in consumers:
         consumer.transactions += 1
+    for claimed, doc_id in dict.fromkeys(c for consumer in consumers for c in consumer.claims):
+        await uow.claim(claimed, doc_id)  # first: a replica holding it makes this wait
     events = [i for i in chunk if i.refusal is None and i.event is not None]
     refused = [i for i in chunk if i.refusal is not None]
     seen = await applied_before(uow, [i.consumer.inbox_id(i.event) for i in events if i.event])

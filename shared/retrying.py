@@ -26,6 +26,8 @@ import structlog
 from pymongo.errors import DuplicateKeyError, PyMongoError
 from stamina.instrumentation import RetryDetails, set_on_retry_hooks
 
+from shared.batching import ClaimHeld
+
 T = TypeVar("T")
 P = ParamSpec("P")
 RetryOn = type[Exception] | tuple[type[Exception], ...] | Callable[[Exception], bool]
@@ -90,6 +92,11 @@ TRANSACTION_CONFLICTS = Retry(
 )
 """A unit of work whose transaction lost a write conflict (``Service.run_in_uow``; its
 attempts come from ``JIANDU_TRANSACTION_ATTEMPTS``)."""
+
+CLAIM_WAITS = Retry(ClaimHeld, attempts=60, wait_initial=0.01, wait_max=0.25, wait_jitter=0.05)
+"""A batch whose claimed document another replica's batch holds (:class:`ClaimHeld`): wait
+for that commit, about a batch's time, then run again; the whole batch, not halves (its
+attempts come from ``JIANDU_BATCH_CLAIM_ATTEMPTS``)."""
 
 DUPLICATE_KEYS = Retry(DuplicateKeyError, attempts=5, wait_initial=0.02, wait_max=0.1)
 """An API command that lost an insert race to a concurrent request (``shared.api``): run

@@ -200,6 +200,13 @@ class ServiceSettings(PlatformSettings, IdentitySettings):
         description="Tries of a batch transaction that hit write conflicts before the batch is"
         " applied in halves (a record alone gets JIANDU_TRANSACTION_ATTEMPTS).",
     )
+    batch_claim_attempts: int = Field(
+        default=60,
+        ge=1,
+        description="Tries of a batch whose claimed document (the gateway's feed counter)"
+        " another replica's batch holds: waits of 10 ms doubling up to 250 ms, about 15 s in"
+        " all, before the batch is given back to Kafka.",
+    )
     transaction_attempts: int = Field(
         default=10, ge=1, description="Tries of one transaction that hit a write conflict."
     )

@@ -30,7 +30,9 @@ from pymongo import InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
+from shared.batching import ClaimHeld
 from shared.clock import Clock
 from shared.contracts import NotificationRequest, SupervisionLead
 from shared.envelope import Envelope
@@ -286,6 +288,33 @@ class UnitOfWork:
         return self.clock.now()
 
     # -- state ----------------------------------------------------------------------------
+
+    async def claim(self, name: str, doc_id: str) -> None:
+        """Write the document ``doc_id`` of ``name`` now, before any other work of the unit.
+
+        For a document that every transaction of a kind writes, such as the gateway's feed
+        counter: written at commit, as the identity map writes, two replicas' batches both did
+        all their work and one of them lost it at commit (a write conflict), batch after
+        batch. Written first, the server refuses the second writer at once (its write meets
+        the first one's uncommitted write, or a newer commit than its snapshot): it raises
+        :class:`ClaimHeld` having done nothing, and runs again once the first has committed.
+        The claim counts itself in the document (``claims``) and names its replica
+        (``claimed_by``); read the document afterwards through :meth:`documents` as usual.
+        """
+        try:
+            await self._db[name].update_one(
+                {"_id": doc_id},
+                # ``$inc``: a write that always changes the document (a ``$set`` of the same
+                # values would change nothing, and an unchanged document takes no lock)
+                {"$inc": {"claims": 1}, "$set": {"claimed_by": self.instance}},
+                upsert=True,
+                session=self.session,
+            )
+        except PyMongoError as exc:
+            if exc.has_error_label("TransientTransactionError"):
+                raise ClaimHeld(f"{name}/{doc_id} is written by another transaction") from exc
+            raise
+        self.writes += 1
 
     def lookup(self, lookup: Lookup, projection: Mapping[str, Any] | None = None) -> FieldIndex:
         """Documents by a field (see :class:`FieldIndex`), one per unit and lookup."""

@@ -230,6 +230,9 @@ def register(service: Service) -> None:
         storage.ACCEPTED_BY_SUBJECT: data_key("subject_id"),
     }
     prefetch[INGEST_QUARANTINE] = {storage.QUARANTINE: lambda e: e.subject or e.partitionkey}
+    # what writes the feed takes the feed counter first: two replicas' batches take turns
+    # instead of both doing their work and one losing it at commit (see UnitOfWork.claim)
+    feed_writers = {*kinds_of, SUPERVISION_LEADS}
     consumers: dict[str, EventConsumer] = {}
     for topic, handlers in plan.items():
         name = f"{service.name}.{topic.name}"
@@ -240,6 +243,7 @@ def register(service: Service) -> None:
             handlers,
             prefetch=prefetch.get(topic),
             tracer=service.tracer_provider.get_tracer("jiandu.consumer"),
+            claims=[(storage.COUNTERS, storage.FEED_COUNTER)] if topic in feed_writers else [],
         )
         service.consumers[name] = consumer
         consumers[consumer.topic] = consumer

@@ -128,11 +128,13 @@ async def next_seq(uow: UnitOfWork) -> int:
     read it meanwhile conflicts on that write and runs again, so numbers become visible in
     commit order and a reader that has seen ``seq = n`` has seen every committed entry below
     ``n``. The feed's ``seq > last`` cursor therefore never skips an entry, whatever the
-    replicas' clocks say.
+    replicas' clocks say. The projection consumers claim the counter first thing in their
+    batch (``EventConsumer.claims``), so replicas wait for each other's commit instead of
+    losing a whole batch's work to that conflict.
     """
     counters = uow.documents(COUNTERS)
-    doc = await counters.get(FEED_COUNTER) or {"_id": FEED_COUNTER, "seq": 0}
-    doc["seq"] = int(doc["seq"]) + 1
+    doc = await counters.get(FEED_COUNTER) or {"_id": FEED_COUNTER}
+    doc["seq"] = int(doc.get("seq", 0)) + 1
     counters.put(doc)
     return int(doc["seq"])
 

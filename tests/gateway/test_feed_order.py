@@ -77,3 +77,21 @@ async def test_feed_streams_an_event_whose_transaction_committed_late(
     streamed = [json.loads(x[6:]) for x in response.text.splitlines() if x.startswith("data: ")]
     assert after_seq == late_seq + 1
     assert [x["id"] for x in streamed] == ["late", "after"]
+
+
+def test_every_consumer_that_numbers_the_feed_claims_its_counter_first() -> None:
+    """Two replicas' projection batches take turns on the counter instead of one of them
+    losing its whole batch at commit (``tests/platform/test_batch_claims.py``)."""
+    from services.gateway.main import build
+    from shared.topics import AUDIT_EVENTS, INGEST_QUARANTINE
+
+    svc = build(GatewaySettings())
+    claim = (storage.COUNTERS, storage.FEED_COUNTER)
+    numbering = {
+        n: c
+        for n, c in svc.consumers.items()
+        if not n.endswith((AUDIT_EVENTS.name, INGEST_QUARANTINE.name))
+    }
+    assert numbering and all(c.claims == (claim,) for c in numbering.values())
+    others = [c for n, c in svc.consumers.items() if n not in numbering]
+    assert len(others) == 2 and all(c.claims == () for c in others)
