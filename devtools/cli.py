@@ -70,6 +70,11 @@ def bench(
         min=0,
         help="Documents per collection for a last burst (0: off; 100000: long form).",
     ),
+    bursts: int | None = typer.Option(
+        None,
+        min=1,
+        help="Bursts per run; the sustained rate is their median (default 3, --quick 1).",
+    ),
     work_dir: Path | None = typer.Option(None, help="Data folder (default: a temporary one)."),
 ) -> None:
     """Run the whole platform on fresh embedded servers and measure it (``make bench``)."""
@@ -80,7 +85,7 @@ def bench(
     from devtools.benchmark import BenchPlan, run_bench, summary
 
     counts = [int(r) for r in replicas.split(",") if r.strip()]
-    plan = BenchPlan.of(counts, quick, events, backlog, prefill)
+    plan = BenchPlan.of(counts, quick, events, backlog, prefill, bursts)
     with tempfile.TemporaryDirectory(prefix="jiandu-bench-") as tmp:
         report = run_bench(plan, out, work_dir or Path(tmp))
     Console().print(summary(report))

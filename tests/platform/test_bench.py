@@ -38,9 +38,15 @@ def test_events_option_sets_the_phase_size() -> None:
     assert len(BenchPlan.of([1], quick=True).demo_events(1, start)) > 40
 
 
+def test_a_run_takes_the_median_of_three_bursts_unless_told() -> None:
+    assert BenchPlan.of([1], quick=False).bursts == 3
+    assert BenchPlan.of([1], quick=True).bursts == 1
+    assert BenchPlan.of([1], quick=True, bursts=2).bursts == 2
+
+
 def test_quick_bench_reports_rates_latencies_and_processes(tmp_path: Path) -> None:
     out = tmp_path / "bench" / "report.json"
-    args = ["bench", "--quick", "--replicas", "1", "--out", str(out)]
+    args = ["bench", "--quick", "--bursts", "3", "--replicas", "1", "--out", str(out)]
     result = CliRunner().invoke(app, [*args, "--work-dir", str(tmp_path / "data")])
     assert result.exit_code == 0, result.output
     assert "Jiandu bench" in result.output  # the summary table
@@ -50,6 +56,8 @@ def test_quick_bench_reports_rates_latencies_and_processes(tmp_path: Path) -> No
     assert all(rate > 0 for rate in raw.values())
     run, full = report["end_to_end"]
     assert run["replicas"] == 1 and run["events"] > 0 and run["sustained_events_per_s"] > 0
+    assert len(run["bursts"]) == 3 and run["sustained_events_per_s"] == sorted(run["bursts"])[1]
+    assert "median of" in result.output
     for each in (run, full):  # the ratio is the rate over the same run's insert_one rate
         expected = each["sustained_events_per_s"] / raw["mongo_insert_one"]
         assert each["ratio_to_mongo_insert_one"] == pytest.approx(expected, abs=0.001)
