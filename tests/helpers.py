@@ -142,6 +142,24 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
+def thing_records(n: int, topic: str = "t") -> list[ConsumerRecord[bytes, bytes]]:
+    """``n`` Kafka records of a minimal CloudEvent (type ``test.thing``, ids ``e-0``…), one
+    key, in offset order: a batch for the consumer runtime without a broker."""
+    headers = [
+        ("ce_type", b"test.thing"),
+        ("ce_source", b"/t"),
+        ("ce_specversion", b"1.0"),
+        ("ce_district", b"310101"),
+        ("ce_partitionkey", b"k"),
+    ]
+    return [
+        ConsumerRecord(
+            topic, 0, i, 0, 0, b"k", b"{}", None, 1, 2, [("ce_id", f"e-{i}".encode()), *headers]
+        )
+        for i in range(n)
+    ]
+
+
 def key_on_same_partition(key: str, partitions: int, stem: str = "marker") -> str:
     """A different key that Kafka's default partitioner puts on ``key``'s partition.
 

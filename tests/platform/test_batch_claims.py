@@ -15,15 +15,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aiokafka.structs import ConsumerRecord
 
 from shared.batching import ClaimHeld
-from shared.consumer import INBOX, EventConsumer, apply_batch
+from shared.consumer import INBOX, EventConsumer, EventHandler, apply_batch
 from shared.envelope import Envelope
 from shared.service import Service
 from shared.settings import ServiceSettings
 from shared.unit_of_work import UnitOfWork
-from tests.helpers import eventually
+from tests.helpers import eventually, thing_records
 
 pytestmark = pytest.mark.integration
 
@@ -35,20 +34,11 @@ class ClaimSettings(ServiceSettings):
     service_name: str = "claims"
 
 
-def records(n: int) -> list[ConsumerRecord[bytes, bytes]]:
-    headers = [
-        ("ce_type", b"test.thing"),
-        ("ce_source", b"/t"),
-        ("ce_specversion", b"1.0"),
-        ("ce_district", b"310101"),
-        ("ce_partitionkey", b"k"),
-    ]
-    return [
-        ConsumerRecord(
-            "t", 0, i, 0, 0, b"k", b"{}", None, 1, 2, [("ce_id", f"e-{i}".encode()), *headers]
-        )
-        for i in range(n)
-    ]
+def counter_consumer(svc: Service, handler: EventHandler) -> EventConsumer:
+    """A consumer whose every batch claims the counter first."""
+    return EventConsumer(
+        svc, "claims.t", "t", {"test.thing": handler}, claims=[(COUNTERS, COUNTER)]
+    )
 
 
 async def test_a_batch_waits_for_a_held_claim_and_then_runs_whole_once(
@@ -65,11 +55,9 @@ async def test_a_batch_waits_for_a_held_claim_and_then_runs_whole_once(
         doc["seq"] = int(doc.get("seq", 0)) + 1
         counters.put(doc)
 
-    consumer = EventConsumer(
-        svc, "claims.t", "t", {"test.thing": handler}, claims=[(COUNTERS, COUNTER)]
-    )
+    consumer = counter_consumer(svc, handler)
     async with svc.running():
-        items = [consumer.decode(i, r) for i, r in enumerate(records(6))]
+        items = [consumer.decode(i, r) for i, r in enumerate(thing_records(6))]
         async with svc.client.start_session() as holder:
             await holder.start_transaction()
             held = UnitOfWork(svc.db, holder, svc.clock, svc.source, instance="other-replica")
@@ -117,11 +105,9 @@ async def test_a_claim_held_past_its_waits_gives_the_batch_back(
     async def handler(event: Envelope, uow: UnitOfWork) -> None:
         ran.append(event.id)
 
-    consumer = EventConsumer(
-        svc, "claims.t", "t", {"test.thing": handler}, claims=[(COUNTERS, COUNTER)]
-    )
+    consumer = counter_consumer(svc, handler)
     async with svc.running():
-        items = [consumer.decode(i, r) for i, r in enumerate(records(3))]
+        items = [consumer.decode(i, r) for i, r in enumerate(thing_records(3))]
         async with svc.client.start_session() as holder:
             await holder.start_transaction()
             await UnitOfWork(svc.db, holder, svc.clock, svc.source).claim(COUNTERS, COUNTER)

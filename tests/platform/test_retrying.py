@@ -18,6 +18,7 @@ from shared.consumer import EventConsumer, Item, RecordOutcome
 from shared.envelope import EventRejected
 from shared.retrying import Retry, raced_insert, transient_transaction
 from shared.settings import ServiceSettings
+from tests.helpers import thing_records
 
 
 def conflict() -> OperationFailure:
@@ -250,19 +251,7 @@ async def test_a_batch_that_keeps_losing_conflicts_commits_in_halves_in_kafka_or
     async def handler(event: Any, uow: Any) -> None: ...
 
     consumer = EventConsumer(host, "contended.t", "t", {"test.thing": handler})  # type: ignore[arg-type]
-    headers = [
-        ("ce_type", b"test.thing"),
-        ("ce_source", b"/t"),
-        ("ce_specversion", b"1.0"),
-        ("ce_district", b"310101"),
-        ("ce_partitionkey", b"k"),
-    ]
-    records = [
-        ConsumerRecord(
-            "t", 0, n, 0, 0, b"k", b"{}", None, 1, 2, [("ce_id", f"e-{n}".encode()), *headers]
-        )
-        for n in range(7)
-    ]
+    records = thing_records(7)
     items = [consumer.decode(i, r) for i, r in enumerate(records)]
     assert all(i.refusal is None for i in items), [i.refusal for i in items]
     outcomes = await shared.consumer.apply_batch(host, items)  # type: ignore[arg-type]
