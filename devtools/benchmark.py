@@ -726,16 +726,14 @@ class BenchPlan:
         sizes = {
             "backlog": backlog if backlog is not None else (300 if quick else 10_000),
             "prefill": prefill if prefill is not None else (2_000 if quick else 0),
+            "bursts": bursts if bursts is not None else (1 if quick else 3),
         }
-        bursts = bursts if bursts is not None else (1 if quick else 3)
         if events is not None:
             groups = math.ceil(events / EVENTS_PER_GROUP) + 1
-            return cls(
-                replicas, 3 * groups, groups, raw_n=raw_n, events=events, bursts=bursts, **sizes
-            )
+            return cls(replicas, 3 * groups, groups, raw_n=raw_n, events=events, **sizes)
         if quick:
-            return cls(replicas, n_orders=15, n_cases=5, raw_n=raw_n, bursts=bursts, **sizes)
-        return cls(replicas, n_orders=150, n_cases=50, raw_n=raw_n, bursts=bursts, **sizes)
+            return cls(replicas, n_orders=15, n_cases=5, raw_n=raw_n, **sizes)
+        return cls(replicas, n_orders=150, n_cases=50, raw_n=raw_n, **sizes)
 
     def demo_events(self, seed: int, start: datetime) -> list[Envelope]:
         """One phase's events in time order (cut to ``events`` when that is set)."""

@@ -38,6 +38,7 @@ from shared.contracts import NotificationRequest, SupervisionLead
 from shared.envelope import Envelope
 from shared.mongo import Document, write_together
 from shared.outbox import OUTBOX, outbox_document, outbox_entry
+from shared.retrying import transient_transaction
 from shared.timers import TIMERS, cancel_timer_op, schedule_timer_op
 from shared.topics import NOTIFY_REQUESTS, SUPERVISION_LEADS, Topic
 
@@ -311,7 +312,7 @@ class UnitOfWork:
                 session=self.session,
             )
         except PyMongoError as exc:
-            if exc.has_error_label("TransientTransactionError"):
+            if transient_transaction(exc):
                 raise ClaimHeld(f"{name}/{doc_id} is written by another transaction") from exc
             raise
         self.writes += 1
