@@ -516,6 +516,41 @@ async def one_burst(
     return Burst(len(events), len(events) / (done - t0), processes, watch.machine_pct, costs)
 
 
+async def one_paced_run(
+    platform: Platform,
+    mongo: Clients,
+    pids: dict[str, int],
+    events: list[Envelope],
+    rate: float,
+    progress: Progress,
+    label: str,
+) -> dict[str, Any]:
+    """Events published at ``rate``: their latencies, and what the platform did meanwhile.
+
+    The costs and CPU say why a latency is what it is: at a share of the burst's rate the
+    consumers find a few records per poll, so each batch's fixed round trips weigh on every
+    record (a burst's batches hold a hundred), and the same events can take more of the CPU
+    than the share suggests.
+    """
+    bootstrap = platform.servers.kafka_bootstrap
+    counters = await command_counters(platform)
+    watch = ProcessWatch(pids)
+    watch.start()
+    sent = Sent()
+    await publish_events(bootstrap, events, rate, progress, label, sent)
+    await drained(bootstrap, mongo, timeout=1800)
+    processes = await watch.stop()
+    costs = cost_per_event(counters, await command_counters(platform), len(events))
+    await settle(bootstrap, mongo)
+    return {
+        "rate": round(rate, 1),
+        **await latencies(mongo, sent),
+        "costs": costs,
+        "cpu_pct_of_one_core": round(sum(p["cpu_pct_of_one_core"] for p in processes.values()), 1),
+        "machine_cpu_pct_of_one_core": watch.machine_pct,
+    }
+
+
 async def end_to_end(
     platform: Platform,
     replicas: int,
@@ -557,13 +592,10 @@ async def end_to_end(
         paced: list[dict[str, Any]] = []
         for paced_seed, share in ((seed + 1, 0.5), (seed + 2, 1.0)) if paced_runs else ():
             events = plan.demo_events(seed=paced_seed, start=start)
-            sent = Sent()
             rate = sustained * share
             label = f"{replicas}× paced {share:.0%}"
-            await publish_events(bootstrap, events, rate, progress, label, sent)
-            await drained(bootstrap, mongo, timeout=1800)
-            await settle(bootstrap, mongo)
-            paced.append({"share": share, "rate": round(rate, 1), **await latencies(mongo, sent)})
+            run = await one_paced_run(platform, mongo, pids, events, rate, progress, label)
+            paced.append({"share": share, **run})
         cpus = os.cpu_count() or 1
         return EndToEnd(
             replicas,
@@ -911,12 +943,28 @@ def summary(report: BenchReport) -> Table:
                         f"{r} @{paced['share']:.0%} {metric}",
                         " / ".join(f"{p} {stats[p]:.0f}" for p in ("p50", "p95", "p99")) + " ms",
                     )
+            if paced.get("costs"):
+                table.add_row(f"{r} @{paced['share']:.0%} work", paced_work(paced))
         ours = sum(p["cpu_pct_of_one_core"] for p in run["processes"].values())
         machine = run.get("machine_cpu_pct_of_one_core")
         whole = f" of the machine's {machine:.0f}%" if machine is not None else ""
         table.add_row(f"{r} burst CPU", f"{ours:.0f}% of one core{whole}")
         table.add_row(f"{r} limit", run["limit"])
     return table
+
+
+def paced_work(paced: dict[str, Any]) -> str:
+    """What a paced run cost: CPU, commands per event, and each consumer's batches."""
+    costs = paced["costs"]
+    batches = ", ".join(
+        f"{name} {row['records_per_batch']:.0f} in {row['ms_per_batch']:.0f} ms"
+        for name, row in costs["services"].items()
+        if row.get("batches")
+    )
+    return (
+        f"{paced['rate']:.0f} events/s took {paced['cpu_pct_of_one_core']:.0f}% of one core,"
+        f" {costs['commands_per_event']:.2f} commands per event; records per batch: {batches}"
+    )
 
 
 def _top(by_name: dict[str, float], n: int = 3) -> str:

@@ -79,6 +79,13 @@ def test_quick_bench_reports_rates_latencies_and_processes(tmp_path: Path) -> No
         assert routed["n"] > 0 and 0 < routed["p50"] <= routed["p95"] <= routed["p99"]
         notice = paced["ingest_to_notice"]
         assert not notice or notice["p50"] <= notice["p95"] <= notice["p99"]
+        # what the paced run cost: the same accounting as a burst's, and the CPU it took
+        work = paced["costs"]
+        assert work["events"] > 0 and set(work["services"]) == set(SERVICES)
+        assert work["commands_per_event"] > 0 and paced["cpu_pct_of_one_core"] > 0
+        hotline = work["services"]["hotline"]
+        assert hotline["batches"] > 0 and hotline["records_per_batch"] > 0
+    assert "@50% work" in result.output and "records per batch" in result.output
     assert any(p["ingest_to_notice"].get("n") for p in run["paced"]), "notices followed"
     # the bench runs the platform as ``jiandu run`` does: a SecantusDB process per service
     mongos = {f"mongodb-{name}" for name in SERVICES}
