@@ -548,6 +548,7 @@ async def one_paced_run(
         "costs": costs,
         "cpu_pct_of_one_core": round(sum(p["cpu_pct_of_one_core"] for p in processes.values()), 1),
         "machine_cpu_pct_of_one_core": watch.machine_pct,
+        "processes": processes,
     }
 
 
