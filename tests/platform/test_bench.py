@@ -85,6 +85,7 @@ def test_quick_bench_reports_rates_latencies_and_processes(tmp_path: Path) -> No
         assert work["commands_per_event"] > 0 and paced["cpu_pct_of_one_core"] > 0
         hotline = work["services"]["hotline"]
         assert hotline["batches"] > 0 and hotline["records_per_batch"] > 0
+        assert {f"{name}-0" for name in SERVICES} <= set(paced["processes"])
     assert "@50% work" in result.output and "records per batch" in result.output
     assert any(p["ingest_to_notice"].get("n") for p in run["paced"]), "notices followed"
     # the bench runs the platform as ``jiandu run`` does: a SecantusDB process per service
