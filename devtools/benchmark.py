@@ -486,34 +486,43 @@ BURST_SEED_STEP = 20
 
 
 @dataclass
-class Burst:
-    """One burst: demo events published as fast as Kafka takes them, until all are applied."""
+class Phase:
+    """Events published (as fast as Kafka takes them, or at a rate) until every one was
+    applied, and what the platform did meanwhile."""
 
     events: int
-    events_per_s: float
+    seconds: float
     processes: dict[str, dict[str, float]]
     machine_pct: float | None
     costs: dict[str, Any]
+    sent: Sent
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds
 
 
-async def one_burst(
+async def run_phase(
     platform: Platform,
     mongo: Clients,
     pids: dict[str, int],
     events: list[Envelope],
+    rate: float | None,
     progress: Progress,
     label: str,
-) -> Burst:
+) -> Phase:
+    """Publish ``events`` (``rate`` None: a burst) and wait until the platform drained them."""
     bootstrap = platform.servers.kafka_bootstrap
     counters = await command_counters(platform)
     watch = ProcessWatch(pids)
     watch.start()
+    sent = Sent()
     t0 = time.perf_counter()
-    await publish_events(bootstrap, events, None, progress, label, Sent())
+    await publish_events(bootstrap, events, rate, progress, label, sent)
     done = await drained(bootstrap, mongo, timeout=1800)
     processes = await watch.stop()
     costs = cost_per_event(counters, await command_counters(platform), len(events))
-    return Burst(len(events), len(events) / (done - t0), processes, watch.machine_pct, costs)
+    return Phase(len(events), done - t0, processes, watch.machine_pct, costs, sent)
 
 
 async def one_paced_run(
@@ -532,23 +541,17 @@ async def one_paced_run(
     record (a burst's batches hold a hundred), and the same events can take more of the CPU
     than the share suggests.
     """
-    bootstrap = platform.servers.kafka_bootstrap
-    counters = await command_counters(platform)
-    watch = ProcessWatch(pids)
-    watch.start()
-    sent = Sent()
-    await publish_events(bootstrap, events, rate, progress, label, sent)
-    await drained(bootstrap, mongo, timeout=1800)
-    processes = await watch.stop()
-    costs = cost_per_event(counters, await command_counters(platform), len(events))
-    await settle(bootstrap, mongo)
+    phase = await run_phase(platform, mongo, pids, events, rate, progress, label)
+    await settle(platform.servers.kafka_bootstrap, mongo)
     return {
         "rate": round(rate, 1),
-        **await latencies(mongo, sent),
-        "costs": costs,
-        "cpu_pct_of_one_core": round(sum(p["cpu_pct_of_one_core"] for p in processes.values()), 1),
-        "machine_cpu_pct_of_one_core": watch.machine_pct,
-        "processes": processes,
+        **await latencies(mongo, phase.sent),
+        "costs": phase.costs,
+        "cpu_pct_of_one_core": round(
+            sum(p["cpu_pct_of_one_core"] for p in phase.processes.values()), 1
+        ),
+        "machine_cpu_pct_of_one_core": phase.machine_pct,
+        "processes": phase.processes,
     }
 
 
@@ -580,12 +583,12 @@ async def end_to_end(
     pids["bench-driver"] = os.getpid()  # it shares the machine: publishing, polling lag
     try:
         await wait_groups_stable(bootstrap, list(SERVICES), replicas)
-        bursts: list[Burst] = []
+        bursts: list[Phase] = []
         for n in range(plan.bursts):
             label = f"{replicas}× burst" + (f" {n + 1}/{plan.bursts}" if plan.bursts > 1 else "")
             label += f" ({prefilled:,} docs in every collection)" if prefilled else ""
             events = plan.demo_events(seed=seed + BURST_SEED_STEP * n, start=start)
-            bursts.append(await one_burst(platform, mongo, pids, events, progress, label))
+            bursts.append(await run_phase(platform, mongo, pids, events, None, progress, label))
             # the burst's timers must not spill into the next burst or the paced runs
             await settle(bootstrap, mongo)
         middle = sorted(bursts, key=lambda b: b.events_per_s)[len(bursts) // 2]
