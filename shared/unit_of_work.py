@@ -108,6 +108,11 @@ class DocumentRepository:
         self.changed.add(doc["_id"])
         self._new[doc["_id"]] = stored
 
+    def added(self) -> list[Document]:
+        """The documents added in this unit and not written yet, as kept, not copies: a
+        document the unit keeps filling until commit (a feed page)."""
+        return list(self._new.values())
+
     def forget(self) -> None:
         """Drop what memory holds (after a raw write the database is the truth)."""
         self._known = {}

@@ -3,7 +3,8 @@
 //     --file deploy/mongo/shard-city.js
 // Shards the large, district-scoped collections by district first (see deploy/README.md,
 // "MongoDB shard keys"). Idempotent: collections already sharded are left alone. Small or
-// globally ordered collections (outbox, timers, leases, quarantine, catalogues, audit chain)
+// globally ordered collections (outbox, timers, leases, quarantine, catalogues, audit chain,
+// the gateway's feed pages)
 // stay unsharded on their database's primary shard.
 const PLAN = [
   // [database, collection, shard key]
@@ -18,7 +19,6 @@ const PLAN = [
   ["jiandu_notify", "inbox", { _id: "hashed" }],
   ["jiandu_inspection", "inspections", { district: 1, _id: "hashed" }],
   ["jiandu_inspection", "inbox", { _id: "hashed" }],
-  ["jiandu_gateway", "events", { district: 1, time: 1 }],
   ["jiandu_gateway", "inbox", { _id: "hashed" }],
 ];
 

@@ -1,8 +1,9 @@
 """Event handlers: the gateway's own projections of the other services' events.
 
-Each entity event updates the entity's latest snapshot and appends to its timeline with the
-trace id of the record (the consumer span is a child of the producer's trace, so the current
-span's trace id is the trace the event belongs to). Leads, quarantine announcements and raw
+Each entity event updates the entity's latest snapshot and appends to the feed (the page of
+the batch's transaction; the entity's timeline reads it too) with the trace id of the record
+(the consumer span is a child of the producer's trace, so the current span's trace id is the
+trace the event belongs to). Leads, quarantine announcements and raw
 dead letters get their own collections.
 """
 
@@ -90,7 +91,7 @@ def entity_handler(kind: EntityKind) -> Handler:
             doc["key_ids"] = sorted({s["key_id"] for s in sources if s.get("key_id")})
         entities.put(doc)
         # once per event: the consumer's inbox already refused a redelivery
-        uow.documents(storage.TIMELINE).add(timeline_entry(ev, await storage.next_seq(uow)))
+        await storage.append_to_feed(uow, timeline_entry(ev))
 
     on_entity_event.__name__ = f"on_{kind.name}_event"
     return on_entity_event
@@ -110,7 +111,8 @@ async def on_lead(event: Envelope, uow: UnitOfWork) -> None:
         doc["event_ids"] = [s["_id"] for s in sources]
         doc["key_ids"] = sorted({s["key_id"] for s in sources if s.get("key_id")})
         leads.add({"_id": lead.lead_id, **doc, "status": "open", "trace_id": current_trace_id()})
-    uow.documents(storage.TIMELINE).add(  # once per event: the inbox refused a redelivery
+    await storage.append_to_feed(  # once per event: the inbox refused a redelivery
+        uow,
         {
             "_id": event.id,
             "entity": "lead",
@@ -123,8 +125,7 @@ async def on_lead(event: Envelope, uow: UnitOfWork) -> None:
             "status": "open",
             "change": {"kind": lead.kind.value, "summary": lead.summary},
             "trace_id": current_trace_id(),
-            "seq": await storage.next_seq(uow),
-        }
+        },
     )
 
 

@@ -46,6 +46,13 @@ async def bootstrap_users(service: Service) -> None:
             log.warning("bootstrap user ignored", user=name, error=str(exc))
 
 
+async def start_feed(service: Service) -> None:
+    """Fold an earlier version's per-event timeline into feed pages, then number on from the
+    highest entry."""
+    await storage.fold_legacy_timeline(service.db)
+    await storage.init_seq(service.db)
+
+
 def build(settings: GatewaySettings | None = None, clock: Clock | None = None) -> GatewayService:
     settings = settings or GatewaySettings()
     service = GatewayService(settings, clock=clock)
@@ -55,6 +62,6 @@ def build(settings: GatewaySettings | None = None, clock: Clock | None = None) -
         *set(EXTERNAL_TYPE_TOPICS.values()), INGEST_QUARANTINE, SUPERVISION_LEADS, NOTIFY_REQUESTS
     )
     service.on_start(bootstrap_users)
-    service.on_start(lambda svc: storage.init_seq(svc.db))
+    service.on_start(start_feed)
     service.routes(lambda _: router)
     return service

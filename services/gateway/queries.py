@@ -19,11 +19,14 @@ from services.gateway.domain.projections import (
     BOUNCE_LEAD_KINDS,
     ENTITIES,
     disposal_rate,
+    feed_key,
+    page_entries,
     share,
 )
 from services.gateway.storage import (
     DEAD_LETTERS,
     ENTITY_ORDER,
+    FEED,
     INSPECTION_RATES,
     INSPECTIONS,
     LEADS,
@@ -31,12 +34,11 @@ from services.gateway.storage import (
     OFFICERS,
     RECENT_FIRST,
     REVIEWS,
-    TIMELINE,
     Db,
 )
 from shared.city import load_city
 from shared.consumer import QUARANTINE
-from shared.identity import within
+from shared.identity import in_scope, rename_scope, within
 from shared.mongo import Document, page
 
 Page = tuple[int, list[Document]]
@@ -89,13 +91,12 @@ async def entity(db: Db, collection: str, scope: dict[str, Any], item_id: str) -
 
 
 async def timeline_of(db: Db, entity: str, entity_id: str) -> list[Document]:
-    """Every event of one entity, in the order it happened."""
-    return (
-        await db[TIMELINE]
-        .find({"entity": entity, "entity_id": entity_id})
-        .sort([("time", 1), ("seq", 1)])
-        .to_list()
-    )
+    """Every event of one entity, in the order it happened (from the feed pages that hold
+    any: the ``keys`` index)."""
+    pages = await db[FEED].find({"keys": feed_key(entity, entity_id)}).to_list()
+    wanted = (entity, entity_id)
+    mine = page_entries(pages, lambda e: (e.get("entity"), e.get("entity_id")) == wanted)
+    return sorted(mine, key=lambda e: (e.get("time") is not None, e.get("time") or 0, e["seq"]))
 
 
 async def dead_letter(db: Db, scope: dict[str, Any], letter_id: str) -> Document | None:
@@ -106,17 +107,32 @@ async def dead_letter(db: Db, scope: dict[str, Any], letter_id: str) -> Document
 # ------------------------------------------------------------------ live feed
 
 
+PAGE_SCOPE = {"district": "districts", "unit": "units"}
+"""The scope's fields as a feed page lists them (a page holds entries of several units)."""
+
+
 async def feed_backlog(db: Db, scope: dict[str, Any], size: int) -> list[Document]:
-    """The last ``size`` timeline entries in ``scope``, oldest first (``size`` 0 is MongoDB's
-    "no limit": every entry, as the feed has always sent it)."""
-    latest = await db[TIMELINE].find(scope).sort("seq", DESCENDING).limit(size).to_list()
-    return list(reversed(latest))
+    """The last ``size`` feed entries in ``scope``, oldest first (``size`` 0: every entry, as
+    the feed has always sent it)."""
+    latest: list[Document] = []
+    pages = db[FEED].find(rename_scope(scope, PAGE_SCOPE)).sort("last", DESCENDING)
+    async for feed_page in pages:  # newest pages first, until enough entries in scope
+        latest.extend(reversed(page_entries([feed_page], lambda e: in_scope(scope, e))))
+        if size and len(latest) >= size:
+            break
+    return list(reversed(latest[:size] if size else latest))
 
 
 async def feed_after(db: Db, scope: dict[str, Any], last: int, size: int = 200) -> list[Document]:
-    """Timeline entries in ``scope`` after ``seq = last``, in feed order."""
-    query = within(scope, {"seq": {"$gt": last}})
-    return await db[TIMELINE].find(query).sort("seq", ASCENDING).limit(size).to_list()
+    """Feed entries in ``scope`` after ``seq = last``, in feed order (at most ``size``)."""
+    query = within(rename_scope(scope, PAGE_SCOPE), {"last": {"$gt": last}})
+    pages = await db[FEED].find(query).sort("last", ASCENDING).limit(size).to_list()
+    return page_entries(pages, lambda e: int(e["seq"]) > last and in_scope(scope, e))[:size]
+
+
+async def feed_size(db: Db) -> int:
+    """How many entries the feed holds (every page counts its own)."""
+    return sum([int(p.get("count", 0)) async for p in db[FEED].find({}, {"count": 1})])
 
 
 # ------------------------------------------------------------------ overview

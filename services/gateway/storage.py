@@ -3,7 +3,8 @@
 Read models: ``complaints``, ``cases``, ``filings``, ``notices``, and from the inspection
 service ``inspections``, ``inspection_plans``, ``officers``, ``reviews``, ``inspection_rates``
 (latest snapshot per entity),
-``timeline`` (every entity event with its trace id), ``leads`` (监督线索 with disposal),
+``feed`` (every entity event with its trace id, a page per projection transaction: the
+live feed and each entity's timeline), ``leads`` (监督线索 with disposal),
 ``dead_letters`` (raw DLT records), ``quarantine`` (shared with the runtime: refused input).
 Access: ``users``, ``api_keys``, ``accepted`` (ingest idempotency), ``audit`` (hash chain),
 ``refusal_counts`` (unauthenticated ingest refusals counted per hour and code).
@@ -12,19 +13,19 @@ Access: ``users``, ``api_keys``, ``accepted`` (ingest idempotency), ``audit`` (h
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import structlog
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.gateway.domain import audit as audit_chain
-from services.gateway.domain.projections import (
-    ENTITIES,
-)
+from services.gateway.domain.projections import ENTITIES, add_to_page, new_feed_page
 from shared.consumer import QUARANTINE
 from shared.identity import in_scope
 from shared.mongo import Document, list_indexes, update_by_id
@@ -35,12 +36,15 @@ USERS = "users"
 API_KEYS = "api_keys"
 ACCEPTED = "accepted"
 AUDIT = "audit"
-TIMELINE = "timeline"
+FEED = "feed"
+LEGACY_TIMELINE = "timeline"
+"""One document per event, as versions before the feed pages kept it (folded at start)."""
 LEADS = "leads"
 DEAD_LETTERS = "dead_letters"
 REFUSAL_COUNTS = "refusal_counts"
 
 Db = AsyncDatabase[Document]
+log = structlog.get_logger(__name__)
 
 
 # The order of each paged list; ``list_indexes`` builds the indexes that serve it.
@@ -89,11 +93,11 @@ def _inspection_indexes() -> list[IndexModel]:
 INDEXES: dict[str, list[IndexModel]] = {
     **{kind.collection: _entity_indexes(kind.collection) for kind in ENTITIES},
     INSPECTIONS: [*_entity_indexes(INSPECTIONS), *_inspection_indexes()],
-    TIMELINE: [
-        IndexModel([("entity", ASCENDING), ("entity_id", ASCENDING), ("time", ASCENDING)]),
-        IndexModel([("seq", DESCENDING)], name="feed"),
-        IndexModel([("district", ASCENDING), ("seq", DESCENDING)], name="feed_district"),
-        IndexModel([("unit", ASCENDING), ("seq", DESCENDING)], name="feed_unit"),
+    FEED: [
+        IndexModel([("keys", ASCENDING)], name="by_entity"),
+        IndexModel([("last", DESCENDING)], name="feed"),
+        IndexModel([("districts", ASCENDING), ("last", DESCENDING)], name="feed_district"),
+        IndexModel([("units", ASCENDING), ("last", DESCENDING)], name="feed_unit"),
     ],
     LEADS: [
         *list_indexes(LEADS_ORDER, ["kind", "status", "event_ids", "key_ids", "subject_id"]),
@@ -121,6 +125,21 @@ COUNTERS = "counters"
 FEED_COUNTER = "timeline"
 
 
+async def append_to_feed(uow: UnitOfWork, entry: Document) -> int:
+    """Number ``entry`` (:func:`next_seq`) and add it to this unit's feed page (one page per
+    transaction, written at commit); returns its number."""
+    seq = await next_seq(uow)
+    feed = uow.documents(FEED)
+    pages = feed.added()
+    if pages:
+        page = pages[-1]
+    else:
+        page = new_feed_page(uuid.uuid4().hex)
+        feed.add(page, fresh=True)  # kept as it is: later entries of the unit fill it
+    add_to_page(page, {**entry, "seq": seq})
+    return seq
+
+
 async def next_seq(uow: UnitOfWork) -> int:
     """Feed order (``timeline.seq``): a counter taken inside the projection's transaction.
 
@@ -142,8 +161,8 @@ async def next_seq(uow: UnitOfWork) -> int:
 async def init_seq(db: Db) -> None:
     """Start the counter above any ``seq`` already stored (data written before the counter
     existed used nanosecond clock readings). In a transaction: see ``in_transaction``."""
-    top = await db[TIMELINE].find_one({}, {"seq": 1}, sort=[("seq", DESCENDING)])
-    highest = int(top["seq"]) if top and isinstance(top.get("seq"), int) else 0
+    top = await db[FEED].find_one({}, {"last": 1}, sort=[("last", DESCENDING)])
+    highest = int(top["last"]) if top and isinstance(top.get("last"), int) else 0
 
     async def raise_counter(session: AsyncClientSession) -> None:
         await db[COUNTERS].update_one(
@@ -151,6 +170,37 @@ async def init_seq(db: Db) -> None:
         )
 
     await in_transaction(db, raise_counter)
+
+
+async def fold_legacy_timeline(db: Db, chunk: int = 500) -> int:
+    """Move the entries of the one-document-per-event ``timeline`` of earlier versions onto
+    feed pages, in feed order, then drop it; returns how many moved.
+
+    A chunk per transaction (its page inserted and its documents deleted together), so a
+    stop half-way loses nothing and the next start goes on; a replica folding at the same
+    time conflicts on the deletes and finds the chunk gone when it runs again.
+    """
+    if LEGACY_TIMELINE not in await db.list_collection_names():
+        return 0
+
+    async def fold(session: AsyncClientSession) -> int:
+        legacy = db[LEGACY_TIMELINE]
+        docs = await legacy.find({}, session=session).sort("seq", ASCENDING).limit(chunk).to_list()
+        if not docs:
+            return 0
+        page = new_feed_page(uuid.uuid4().hex)
+        for doc in docs:
+            add_to_page(page, doc)
+        await db[FEED].insert_one(page, session=session)
+        await legacy.delete_many({"_id": {"$in": [d["_id"] for d in docs]}}, session=session)
+        return len(docs)
+
+    moved = 0
+    while folded := await in_transaction(db, fold):
+        moved += folded
+    await db.drop_collection(LEGACY_TIMELINE)
+    log.info("legacy timeline folded into feed pages", entries=moved)
+    return moved
 
 
 CONFLICTS = Retry(transient_transaction, attempts=20, wait_initial=0.02, wait_max=1.0)

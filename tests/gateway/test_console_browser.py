@@ -13,6 +13,7 @@ import pytest
 import uvicorn
 
 from devtools.embedded import free_port
+from services.gateway import queries
 from services.gateway.domain.access import Role
 from services.gateway.main import build
 from services.gateway.settings import GatewaySettings
@@ -77,7 +78,7 @@ async def test_console_login_overview_charts_and_complaint_timeline(
             await publisher.event(svc.topic(HOTLINE_EVENTS), event)
 
         async def seeded() -> bool:
-            return await svc.db["timeline"].count_documents({}) == len(steps)
+            return await queries.feed_size(svc.db) == len(steps)
 
         await eventually(seeded)
         ARTIFACTS.mkdir(exist_ok=True)

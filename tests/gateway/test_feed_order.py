@@ -1,6 +1,6 @@
 """The live feed's cursor cannot skip an entry whose transaction committed late.
 
-``timeline.seq`` is a counter taken inside the projection's transaction: while one
+The feed's ``seq`` is a counter taken inside the projection's transaction: while one
 transaction holds the next number, another cannot take one (write conflict), so numbers become
 visible in commit order. The old cursor (a per-process ``time_ns``) let a transaction that
 started first and committed last land below a cursor the feed had already moved past.
@@ -26,7 +26,7 @@ from tests.gateway.test_ingest_api import gateway
 pytestmark = pytest.mark.integration
 
 
-def entry(event_id: str, seq: int) -> dict[str, Any]:
+def entry(event_id: str) -> dict[str, Any]:
     return {
         "_id": event_id,
         "entity": "complaint",
@@ -37,7 +37,6 @@ def entry(event_id: str, seq: int) -> dict[str, Any]:
         "district": "310106",
         "unit": "310106-cgzf",
         "status": "received",
-        "seq": seq,
     }
 
 
@@ -51,8 +50,7 @@ async def test_feed_streams_an_event_whose_transaction_committed_late(
         async with svc.client.start_session() as late_session:
             await late_session.start_transaction()
             late = UnitOfWork(svc.db, late_session, svc.clock, svc.source)
-            late_seq = await storage.next_seq(late)
-            late.documents(storage.TIMELINE).add(entry("late", late_seq))
+            late_seq = await storage.append_to_feed(late, entry("late"))
             await late.flush()  # the counter is written: this transaction holds it
 
             # Another projection cannot take a number while the late one holds the counter:
@@ -68,9 +66,7 @@ async def test_feed_streams_an_event_whose_transaction_committed_late(
             await late_session.commit_transaction()
 
         async def after(uow: UnitOfWork) -> int:
-            seq = await storage.next_seq(uow)
-            uow.documents(storage.TIMELINE).add(entry("after", seq))
-            return seq
+            return await storage.append_to_feed(uow, entry("after"))
 
         after_seq = await svc.run_in_uow(after)
         response = await asyncio.wait_for(feed, 30)

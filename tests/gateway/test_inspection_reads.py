@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from services.gateway import queries
 from services.gateway.domain.access import Role
 from services.gateway.settings import GatewaySettings
 from shared.envelope import Envelope
@@ -130,7 +131,7 @@ async def seed(svc: Any, publisher: Publisher) -> None:
         await publisher.event(topic, inspection_event(entity, verb, snapshot, minute))
 
     async def all_projected() -> bool:
-        return await svc.db["timeline"].count_documents({}) == len(EVENTS)
+        return await queries.feed_size(svc.db) == len(EVENTS)
 
     await eventually(all_projected)
 

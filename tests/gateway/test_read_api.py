@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from services.gateway import admin, storage
+from services.gateway import admin, queries, storage
 from services.gateway.domain.access import Role
 from services.gateway.settings import GatewaySettings
 from shared.contracts import LeadKind, SupervisionLead
@@ -57,7 +57,7 @@ async def seed_complaints(svc: Any, publisher: Publisher) -> None:
         await publish_traced(publisher, topic, event, TRACE if order == "WO-A" else "ab" * 16)
 
     async def both() -> bool:
-        return await svc.db["timeline"].count_documents({}) == len(steps)
+        return await queries.feed_size(svc.db) == len(steps)
 
     await eventually(both)
 

@@ -23,8 +23,10 @@ import pytest
 
 from services.casereview.main import build as build_casereview
 from services.casereview.settings import CasereviewSettings
+from services.gateway.domain.projections import add_to_page, new_feed_page
 from services.gateway.main import build as build_gateway
 from services.gateway.settings import GatewaySettings
+from services.gateway.storage import FEED
 from services.hotline.main import build as build_hotline
 from services.hotline.settings import HotlineSettings
 from services.notify.main import build as build_notify
@@ -500,8 +502,12 @@ async def test_gateway_lists_and_feed_never_leak_another_district(
                     )
                 ]
             )
-        await svc.db["timeline"].insert_many(
-            [
+        page = new_feed_page("page-1")
+        for i, (district, unit) in enumerate(
+            [(AWAY, AWAY_UNIT), (HOME, HOME_UNIT), (AWAY, AWAY_UNIT)], start=1
+        ):
+            add_to_page(
+                page,
                 {
                     "_id": f"t-{i}",
                     "entity": "complaint",
@@ -512,12 +518,9 @@ async def test_gateway_lists_and_feed_never_leak_another_district(
                     "time": T0,
                     "verb": "routed",
                     "type": "jiandu.hotline.complaint.routed",
-                }
-                for i, (district, unit) in enumerate(
-                    [(AWAY, AWAY_UNIT), (HOME, HOME_UNIT), (AWAY, AWAY_UNIT)], start=1
-                )
-            ]
-        )
+                },
+            )
+        await svc.db[FEED].insert_one(page)
         openapi = (await client.get("/openapi.json")).json()
         defs = openapi.get("components", {}).get("schemas", {})
 
