@@ -125,13 +125,18 @@ COUNTERS = "counters"
 FEED_COUNTER = "timeline"
 
 
-async def append_to_feed(uow: UnitOfWork, entry: Document) -> int:
+FEED_PAGE_ENTRIES = 500
+"""Entries on one page at most: a long replay batch stays far below MongoDB's 16 MB document
+limit (an entry with its change is one or two kilobytes)."""
+
+
+async def append_to_feed(uow: UnitOfWork, entry: Document, most: int = FEED_PAGE_ENTRIES) -> int:
     """Number ``entry`` (:func:`next_seq`) and add it to this unit's feed page (one page per
-    transaction, written at commit); returns its number."""
+    transaction, written at commit, another after ``most`` entries); returns its number."""
     seq = await next_seq(uow)
     feed = uow.documents(FEED)
     pages = feed.added()
-    if pages:
+    if pages and pages[-1]["count"] < most:
         page = pages[-1]
     else:
         page = new_feed_page(uuid.uuid4().hex)

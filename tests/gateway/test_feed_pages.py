@@ -78,14 +78,22 @@ async def test_one_transaction_writes_one_page_numbered_in_order(
         async def project(uow: UnitOfWork) -> list[int]:
             return [await storage.append_to_feed(uow, entry(n)) for n in range(1, 4)]
 
+        async def long_batch(uow: UnitOfWork) -> list[int]:
+            return [await storage.append_to_feed(uow, entry(n), most=2) for n in range(5, 10)]
+
         first = await svc.run_in_uow(project)
         second = await svc.run_in_uow(project)
         pages = await svc.db[storage.FEED].find().sort("last", 1).to_list()
+        third = await svc.run_in_uow(long_batch)
+        long_pages = await svc.db[storage.FEED].find({"first": {"$gte": third[0]}}).to_list()
     assert second == [first[-1] + 1, first[-1] + 2, first[-1] + 3]
     assert [(p["first"], p["last"], p["count"]) for p in pages] == [
         (first[0], first[-1], 3),
         (second[0], second[-1], 3),
     ]
+    # a page never grows past its limit: a long batch fills several, in order
+    assert sorted(p["count"] for p in long_pages) == [1, 2, 2]
+    assert sorted(e["seq"] for p in long_pages for e in p["entries"]) == third
 
 
 @pytest.mark.integration
