@@ -431,9 +431,17 @@ class TimerWheel(Generic[U]):
         await self._lease.release()  # the next replica sweeps at once
 
     async def _hand_over_own(self) -> None:
-        """The timers this wheel meant to fire itself become anyone's at once (a replica that
-        stopped cleanly does not make the sweep wait out its grace; a crashed one does)."""
-        own, self._own = list(self._own), {}
+        """The timers this wheel meant to fire itself and that fall due within the sweep's
+        grace become anyone's at once (a replica that stopped cleanly does not make the sweep
+        wait out its grace; a crashed one does).
+
+        Only those: a timer due later is past its grace when it falls due, and the sweep
+        takes it then anyway. Handing over all of them (up to ``OWN_TIMERS_KEPT``, mostly
+        SLA deadlines days ahead) held a stop for 3.8 s with a few thousand on SecantusDB.
+        """
+        horizon = self._clock.now() + self._sweep_grace
+        own = [timer_id for timer_id, due in self._own.items() if due <= horizon]
+        self._own = {}
         if not own:
             return
 

@@ -210,3 +210,26 @@ async def test_the_sweeping_wheel_sleeps_while_a_due_timer_is_left_to_its_replic
         clock.advance(timedelta(seconds=31))
         await a.timers.tick()  # past the quiet time: sweeps, finds nothing due
         assert 13 < await a.timers._sleep_s() <= 14, "until b's next timer"
+
+
+async def test_a_stopping_wheel_hands_over_only_the_timers_due_within_the_grace(
+    settings_for: Callable[..., AlarmSettings],
+) -> None:
+    """A clean stop makes its soon-due timers anyone's at once (the sweep need not wait out
+    the grace for them); a timer due after the grace stays as it is: the grace has passed
+    when it falls due, and the stop does not rewrite thousands of far SLA deadlines."""
+    clock = ManualClock(T0)
+    grace = {"timer_sweep_grace_s": 600}
+    a = build_alarm(settings_for(AlarmSettings, instance_id="a", **grace), clock)
+    b = build_alarm(settings_for(AlarmSettings, instance_id="b", **grace), clock)
+    async with b.running():
+        assert b.timers is not None
+        async with a.running():
+            await _schedule(a, "soon", T0 + timedelta(minutes=5))
+            await _schedule(a, "later", T0 + timedelta(days=1))
+        timers = {t["_id"]: t async for t in b.db["timers"].find()}
+        clock.advance(timedelta(minutes=5))
+        fired_soon = await b.timers.tick()
+    assert timers["soon"]["scheduled_by"] is None
+    assert timers["later"]["scheduled_by"] == a.instance
+    assert fired_soon == 1, "handed over: swept at once, not after the 600 s grace"
