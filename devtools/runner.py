@@ -87,6 +87,18 @@ def stop_leftovers(data_dir: Path, timeout: float = 15.0) -> list[str]:
     return stopped
 
 
+def log_tail(path: Path, lines: int = 8) -> str:
+    """The last ``lines`` lines of a replica's log (what it said before it exited)."""
+    try:
+        with path.open("rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - 16_384))
+            tail = log.read().decode("utf-8", "replace").splitlines()[-lines:]
+    except OSError as exc:
+        return f"(no log: {exc})"
+    return "\n".join(f"  | {line}" for line in tail)
+
+
 def free_port_offset(replicas: int = 2) -> int:
     """An HTTP port offset whose service ports are free and below the ephemeral range.
 
@@ -266,11 +278,14 @@ class Platform:
         for sp in list(self.processes):
             if sp.proc.poll() is None:
                 continue
+            log_path = self.log_dir / f"{sp.name}-{sp.replica}.log"
             console.print(
                 f"{sp.name}-{sp.replica} exited ({sp.proc.returncode}); restarting "
-                f"(log: {self.log_dir / f'{sp.name}-{sp.replica}.log'})",
+                f"(log: {log_path})",
                 style="yellow",
             )
+            # why, here too: a bench's data folder (and its logs) is gone when it ends
+            console.print(log_tail(log_path), style="dim", markup=False, highlight=False)
             self.processes.remove(sp)
             self.evict(sp)
             restarted.append(self.start_service(sp.name, sp.replica))
