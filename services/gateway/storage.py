@@ -22,7 +22,7 @@ import structlog
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from services.gateway.domain import audit as audit_chain
 from services.gateway.domain.projections import ENTITIES, add_to_page, new_feed_page
@@ -179,30 +179,47 @@ async def init_seq(db: Db) -> None:
 
 async def fold_legacy_timeline(db: Db, chunk: int = 500) -> int:
     """Move the entries of the one-document-per-event ``timeline`` of earlier versions onto
-    feed pages, in feed order, then drop it; returns how many moved.
+    feed pages, in feed order, then drop it; returns how many this call moved.
 
-    A chunk per transaction (its page inserted and its documents deleted together), so a
-    stop half-way loses nothing and the next start goes on; a replica folding at the same
-    time conflicts on the deletes and finds the chunk gone when it runs again.
+    One read in ``seq`` order (SecantusDB sorts a sorted range in memory at each query: a
+    query per chunk would sort what is left again, every time), then a chunk per transaction:
+    its page inserted and its documents deleted together, so a stop half-way loses nothing
+    and the next start goes on. A replica folding at the same time conflicts on the deletes;
+    run again, the chunk's documents are gone and it adds no page.
     """
     if LEGACY_TIMELINE not in await db.list_collection_names():
         return 0
+    legacy = db[LEGACY_TIMELINE]
 
-    async def fold(session: AsyncClientSession) -> int:
-        legacy = db[LEGACY_TIMELINE]
-        docs = await legacy.find({}, session=session).sort("seq", ASCENDING).limit(chunk).to_list()
-        if not docs:
-            return 0
-        page = new_feed_page(uuid.uuid4().hex)
-        for doc in docs:
-            add_to_page(page, doc)
-        await db[FEED].insert_one(page, session=session)
-        await legacy.delete_many({"_id": {"$in": [d["_id"] for d in docs]}}, session=session)
-        return len(docs)
+    async def fold(docs: list[Document]) -> int:
+        async def work(session: AsyncClientSession) -> int:
+            ids = {"_id": {"$in": [d["_id"] for d in docs]}}
+            there = {d["_id"] async for d in legacy.find(ids, {"_id": 1}, session=session)}
+            kept = [d for d in docs if d["_id"] in there]
+            if not kept:
+                return 0
+            page = new_feed_page(uuid.uuid4().hex)
+            for doc in kept:
+                add_to_page(page, doc)
+            await db[FEED].insert_one(page, session=session)
+            await legacy.delete_many({"_id": {"$in": list(there)}}, session=session)
+            return len(kept)
+
+        return int(await in_transaction(db, work))
 
     moved = 0
-    while folded := await in_transaction(db, fold):
-        moved += folded
+    docs: list[Document] = []
+    try:
+        async for doc in legacy.find({}).sort("seq", ASCENDING).batch_size(chunk):
+            docs.append(doc)
+            if len(docs) >= chunk:
+                moved, docs = moved + await fold(docs), []
+    except PyMongoError:
+        if LEGACY_TIMELINE in await db.list_collection_names():
+            raise
+        return moved  # another replica folded the rest and dropped it
+    if docs:
+        moved += await fold(docs)
     await db.drop_collection(LEGACY_TIMELINE)
     log.info("legacy timeline folded into feed pages", entries=moved)
     return moved

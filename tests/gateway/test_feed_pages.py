@@ -7,6 +7,7 @@ earlier version wrote (one ``timeline`` document per event) is folded onto pages
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from datetime import timedelta
@@ -180,3 +181,27 @@ async def test_a_per_event_timeline_of_an_earlier_version_is_folded_onto_pages(
     assert next_seq == 110  # numbering goes on above the folded entries
     streamed = [json.loads(x[6:]) for x in response.text.splitlines() if x.startswith("data: ")]
     assert [x["id"] for x in streamed] == ["ev-2"]  # the district's one folded entry
+
+
+@pytest.mark.integration
+async def test_two_replicas_folding_at_once_move_every_entry_once(
+    settings_for: Callable[..., GatewaySettings],
+) -> None:
+    """Two replicas upgraded together both start the fold: each chunk lands on ONE page."""
+    settings = settings_for(GatewaySettings)
+    legacy = [{**entry(n, HOME, f"WO-{n % 7}"), "seq": n} for n in range(1, 61)]
+    first = make_client(settings.mongo_uri, "fold-a")
+    second = make_client(settings.mongo_uri, "fold-b")
+    try:
+        await first[settings.database][storage.LEGACY_TIMELINE].insert_many(legacy)
+        moved = await asyncio.gather(
+            storage.fold_legacy_timeline(first[settings.database], chunk=7),
+            storage.fold_legacy_timeline(second[settings.database], chunk=7),
+        )
+        pages = await first[settings.database][storage.FEED].find().to_list()
+    finally:
+        await first.close()
+        await second.close()
+    seqs = sorted(e["seq"] for p in pages for e in p["entries"])
+    assert sum(moved) == len(legacy)
+    assert seqs == list(range(1, 61))  # every entry once, none twice
