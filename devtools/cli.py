@@ -92,5 +92,30 @@ def bench(
     typer.echo(f"report: {out}  chart: {out.with_suffix('.png')}")
 
 
+@app.command("bench-alone")
+def bench_alone(
+    service: str = typer.Option("hotline", help="hotline or gateway."),
+    orders: int = typer.Option(1500, min=1, help="Demo work orders (and a third as many cases)."),
+    rate: float | None = typer.Option(
+        None, min=1, help="Publish at this many events/s while it runs (default: a backlog)."
+    ),
+    out: Path | None = typer.Option(None, help="Also write the report as JSON here."),
+) -> None:
+    """One service alone on its own embedded servers: CPU per event (its process, its
+    SecantusDB, noida-db), records, commands and documents per batch."""
+    import asyncio
+    import json
+    import tempfile
+
+    from devtools.bench_alone import as_dict, run_alone
+
+    with tempfile.TemporaryDirectory(prefix="jiandu-alone-") as tmp:
+        report = as_dict(asyncio.run(run_alone(service, orders, rate, Path(tmp))))
+    text = json.dumps(report, indent=2, ensure_ascii=False)
+    if out is not None:
+        out.write_text(text + "\n")
+    typer.echo(text)
+
+
 if __name__ == "__main__":
     app()

@@ -96,3 +96,28 @@ def test_quick_bench_reports_rates_latencies_and_processes(tmp_path: Path) -> No
     assert run["limit"] and run["machine_cpu_pct_of_one_core"] > 0
     png = out.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_alone_measures_the_gateway_on_what_hotline_emitted(tmp_path: Path) -> None:
+    """``jiandu bench-alone --service gateway``: hotline's output for the demo is recorded in
+    a first stage, then the gateway alone drains it; the report counts every record and
+    what it cost (its process, its SecantusDB, noida-db; commands and documents)."""
+    out = tmp_path / "alone.json"
+    result = CliRunner().invoke(
+        app, ["bench-alone", "--service", "gateway", "--orders", "12", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["service"] == "gateway" and report["rate"] is None
+    assert report["events"] > 12  # each order emits several complaint events
+    assert report["batches"] >= 1 and report["records_per_batch"] > 0
+    assert set(report["cpu_ms_per_event"]) == {"service", "mongodb", "kafka"}
+    assert all(ms > 0 for ms in report["cpu_ms_per_event"].values())
+    assert report["commands_per_batch"]["commitTransaction"] > 0
+    assert 0 < report["documents_per_event"] < 8
+
+
+def test_bench_alone_refuses_a_service_it_cannot_feed() -> None:
+    result = CliRunner().invoke(app, ["bench-alone", "--service", "notify", "--orders", "1"])
+    assert result.exit_code != 0
+    assert "hotline, gateway" in str(result.exception)

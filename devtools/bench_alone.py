@@ -1,0 +1,274 @@
+"""One service alone on embedded servers (``jiandu bench-alone``): what its events cost it.
+
+``make bench`` runs fourteen processes on the machine's cores, and two runs of the same code
+differ by a fifth: too coarse to show a change to one service. Here one service takes its
+real input (hotline: the demo's 12345 work orders and case files; the gateway: what hotline
+emitted for them, recorded in a first, unmeasured stage), either as a backlog published
+before it starts or paced at ``--rate`` events/s, in the measuring process and on a
+SecantusDB of its own. Reported per event: CPU of the service's process (with ``--rate``, the
+paced publisher's too: it runs in that process), of its SecantusDB and of noida-db; per batch:
+records, MongoDB commands by name and written documents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
+from prometheus_client import CollectorRegistry
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from devtools.benchmark import ProcessWatch, find_pid
+from devtools.demo.generator import DemoGenerator
+from devtools.embedded import EmbeddedServers, free_port
+from devtools.runner import EMBEDDED_FETCH_WAIT_MS
+from shared.kafka_admin import create_topics
+from shared.mongo import Document
+from shared.outbox import OUTBOX
+from shared.registry import SERVICES
+from shared.service import Service
+from shared.settings import ServiceSettings
+from shared.timers import TIMERS
+from shared.topics import CONSUMES, EXTERNAL_TYPE_TOPICS
+
+MEASURED = ("hotline", "gateway")
+"""The services whose input this bench can make (the gateway's comes from hotline)."""
+
+Record = tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]
+"""An input record: unprefixed topic, key, value, headers."""
+
+
+@dataclass
+class AloneReport:
+    service: str
+    events: int
+    rate: float | None
+    """Paced input (events/s); ``None``: a backlog published before the service started."""
+    seconds: float
+    events_per_s: float
+    cpu_ms_per_event: dict[str, float]
+    """``service`` (the measuring process), ``mongodb`` (its SecantusDB), ``kafka`` (noida-db)."""
+    batches: int
+    records_per_batch: float
+    commands_per_batch: dict[str, float]
+    documents_per_event: float
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+def settings_of(name: str, servers: EmbeddedServers, prefix: str) -> ServiceSettings:
+    module, cls = SERVICES[name].settings.split(":")
+    settings_cls: type[ServiceSettings] = getattr(importlib.import_module(module), cls)
+    return settings_cls(
+        kafka_bootstrap=servers.kafka_bootstrap,
+        mongo_uri=servers.mongo_uri_for(name),
+        topic_prefix=prefix,
+        log_json=False,
+        log_level="WARNING",
+        kafka_fetch_wait_ms=EMBEDDED_FETCH_WAIT_MS,
+    )
+
+
+def build(name: str, settings: ServiceSettings) -> Service:
+    main = importlib.import_module(SERVICES[name].main)
+    service: Service = main.build(settings)
+    return service
+
+
+def demo_input(orders: int, seed: int = 7) -> list[Record]:
+    """The demo's events for hotline's ingest topics, in time order."""
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    consumed = {t.name for t in CONSUMES["hotline"]}
+    records: list[Record] = []
+    for _, event in DemoGenerator(seed=seed, start=start).events(orders, max(1, orders // 3)):
+        topic = EXTERNAL_TYPE_TOPICS.get(event.type)
+        if topic is not None and topic.name in consumed:
+            key, value, headers = event.to_kafka()
+            records.append((topic.name, key, value, [(k, v.encode()) for k, v in headers.items()]))
+    return records
+
+
+async def publish(bootstrap: str, prefix: str, records: list[Record], rate: float | None) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2)
+    await producer.start()
+    try:
+        t0 = time.perf_counter()
+        for i, (topic, key, value, headers) in enumerate(records):
+            if rate:
+                delay = t0 + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            await producer.send(prefix + topic, value, key=key, headers=headers)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def lag(bootstrap: str, group: str, topics: list[str]) -> int:
+    """Records on ``topics`` that ``group`` has not committed past."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        partitions = [
+            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
+        ]
+        ends = await consumer.end_offsets(partitions) if partitions else {}
+        return sum(
+            end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items()
+        )
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def busy(service: Service, db: AsyncDatabase[Document], topics: list[str]) -> bool:
+    """Records not committed past, outbox entries unsent or timers due and not fired (read
+    with the bench's own client: the service's command counters stay its own)."""
+    s = service.settings
+    due = {"status": "pending", "next_at": {"$lte": service.clock.now()}}
+    return bool(
+        await lag(s.kafka_bootstrap, s.group_id, topics)
+        or await db[OUTBOX].count_documents({"sent_at": None})
+        or await db[TIMERS].count_documents(due)
+    )
+
+
+async def drain(service: Service, topics: list[str], timeout: float = 900) -> None:
+    """Until the service is idle twice in a row (a fired timer feeds the outbox)."""
+    deadline = time.monotonic() + timeout
+    client: AsyncMongoClient[Document] = AsyncMongoClient(service.settings.mongo_uri)
+    try:
+        db = client[service.settings.database]
+        quiet = 0
+        while quiet < 2:
+            quiet = 0 if await busy(service, db, topics) else quiet + 1
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{service.name} not drained after {timeout:.0f}s")
+            await asyncio.sleep(0.2)
+    finally:
+        await client.close()
+
+
+async def recorded(bootstrap: str, prefix: str, topics: list[str]) -> list[Record]:
+    """Every record now on ``topics`` (prefixed), by topic then partition order."""
+    consumer = AIOKafkaConsumer(
+        *(prefix + t for t in topics), bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(prefix + t, p)
+            for t in topics
+            for p in consumer.partitions_for_topic(prefix + t) or ()
+        ]
+        ends = await consumer.end_offsets(partitions)
+        wanted = sum(ends.values())
+        out: list[Record] = []
+        while len(out) < wanted:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for tp, msgs in batch.items():
+                out += [
+                    (tp.topic.removeprefix(prefix), m.key, m.value or b"", list(m.headers))
+                    for m in msgs
+                ]
+        return out
+    finally:
+        await consumer.stop()
+
+
+def counters(registry: CollectorRegistry) -> dict[str, dict[str, float]]:
+    """The service's own metrics: batches, records, MongoDB commands and documents."""
+    out: dict[str, dict[str, float]] = {"batches": {}, "commands": {}, "documents": {}}
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name == "jiandu_batch_records_count":
+                out["batches"]["batches"] = out["batches"].get("batches", 0) + sample.value
+            elif sample.name == "jiandu_batch_records_sum":
+                out["batches"]["records"] = out["batches"].get("records", 0) + sample.value
+            elif sample.name == "jiandu_mongo_commands_total":
+                name = sample.labels["command"]
+                out["commands"][name] = out["commands"].get(name, 0) + sample.value
+            elif sample.name == "jiandu_mongo_documents_written_total":
+                out["documents"]["all"] = out["documents"].get("all", 0) + sample.value
+    return out
+
+
+def delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {k: v - before.get(k, 0.0) for k, v in after.items() if v - before.get(k, 0.0)}
+
+
+async def run_alone(name: str, orders: int, rate: float | None, work_dir: Path) -> AloneReport:
+    if name not in MEASURED:
+        raise ValueError(f"bench-alone measures {', '.join(MEASURED)}, not {name}")
+    servers = EmbeddedServers(
+        work_dir, kafka_port=free_port(), mongo_port=free_port(), databases=["hotline", "gateway"]
+    )
+    servers.start()
+    try:
+        records = demo_input(orders)
+        if name == "gateway":  # its input: what hotline emits for the demo (not measured)
+            await create_topics(servers.kafka_bootstrap, "stage.")
+            hotline = build("hotline", settings_of("hotline", servers, "stage."))
+            await publish(servers.kafka_bootstrap, "stage.", records, None)
+            async with hotline.running():
+                await drain(hotline, ["stage." + t.name for t in CONSUMES["hotline"]])
+            records = await recorded(
+                servers.kafka_bootstrap, "stage.", [t.name for t in CONSUMES["gateway"]]
+            )
+        prefix = "alone."
+        await create_topics(servers.kafka_bootstrap, prefix)
+        service = build(name, settings_of(name, servers, prefix))
+        topics = [prefix + t.name for t in CONSUMES[name]]
+        if not rate:
+            await publish(servers.kafka_bootstrap, prefix, records, None)
+        pids = {"service": os.getpid(), "mongodb": servers.mongo_pids[name]}
+        kafka = find_pid(str(servers.data_dir / "kafka"))
+        if kafka:
+            pids["kafka"] = kafka
+        watch = ProcessWatch(pids)
+        async with service.running():
+            before = counters(service.registry)  # after the start's own commands
+            watch.start()
+            t0 = time.perf_counter()
+            if rate:
+                await publish(servers.kafka_bootstrap, prefix, records, rate)
+            await drain(service, topics)
+            seconds = time.perf_counter() - t0
+            processes = await watch.stop()
+            after = counters(service.registry)
+    finally:
+        servers.stop()
+    events = len(records)
+    batches = after["batches"].get("batches", 0) - before["batches"].get("batches", 0)
+    records_in = after["batches"].get("records", 0) - before["batches"].get("records", 0)
+    commands = delta(after["commands"], before["commands"])
+    documents = after["documents"].get("all", 0) - before["documents"].get("all", 0)
+    per_batch = max(batches, 1)
+    return AloneReport(
+        service=name,
+        events=events,
+        rate=rate,
+        seconds=round(seconds, 2),
+        events_per_s=round(events / seconds, 1),
+        cpu_ms_per_event={k: round(1000 * v["cpu_s"] / events, 3) for k, v in processes.items()},
+        batches=int(batches),
+        records_per_batch=round(records_in / per_batch, 1),
+        commands_per_batch={k: round(v / per_batch, 2) for k, v in sorted(commands.items())},
+        documents_per_event=round(documents / max(events, 1), 2),
+    )
+
+
+def as_dict(report: AloneReport) -> dict[str, Any]:
+    return asdict(report)
