@@ -37,6 +37,7 @@ the work that armed it (for a complaint, the trace of its work order, MISSION ro
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
@@ -132,6 +133,21 @@ def cancel_timer_op(timer_id: str, namespace: str | None = None) -> UpdateOne:
     )
 
 
+Scheduled = deque[tuple[datetime, list[str]]]
+"""(wall time of the commit, timer ids it scheduled), oldest first."""
+
+
+def forget_before(recent: Scheduled, cutoff: datetime) -> None:
+    """Drop what was scheduled at or before ``cutoff``."""
+    while recent and recent[0][0] <= cutoff:
+        recent.popleft()
+
+
+def recently_scheduled(recent: Scheduled, cutoff: datetime) -> list[str]:
+    """The timer ids scheduled after ``cutoff``, each once."""
+    return list(dict.fromkeys(i for at, ids in recent if at > cutoff for i in ids))
+
+
 class TimerWheel(Generic[U]):
     """Claims due timers in batches and fires them through registered handlers."""
 
@@ -158,6 +174,8 @@ class TimerWheel(Generic[U]):
         self._lease_s = lease_s
         self._holding = False
         self._own: dict[str, datetime] = {}
+        self._recent: deque[tuple[datetime, list[str]]] = deque()
+        """When this replica's commits scheduled which timers, for the sweep's grace."""
         self._retry_after = timedelta(seconds=lease_s)
         self._sweep_grace = timedelta(seconds=sweep_grace_s)
         self._max_sleep_s = max_sleep_s
@@ -216,6 +234,9 @@ class TimerWheel(Generic[U]):
         when due even when another replica's wheel holds the sweep."""
         if not timers:
             return
+        wall = datetime.now(UTC)  # the sweep's grace runs on the wall clock
+        self._recent.append((wall, list(timers)))
+        forget_before(self._recent, wall - self._sweep_grace)
         if len(self._own) < OWN_TIMERS_KEPT:
             self._own.update(timers)
         else:  # beyond that, the sweeping wheel has them: it must look again
@@ -431,17 +452,17 @@ class TimerWheel(Generic[U]):
         await self._lease.release()  # the next replica sweeps at once
 
     async def _hand_over_own(self) -> None:
-        """The timers this wheel meant to fire itself and that fall due within the sweep's
-        grace become anyone's at once (a replica that stopped cleanly does not make the sweep
-        wait out its grace; a crashed one does).
+        """The timers this wheel scheduled within the sweep's grace become anyone's at once
+        (a replica that stopped cleanly does not make the sweep wait out its grace; a crashed
+        one does).
 
-        Only those: a timer due later is past its grace when it falls due, and the sweep
-        takes it then anyway. Handing over all of them (up to ``OWN_TIMERS_KEPT``, mostly
-        SLA deadlines days ahead) held a stop for 3.8 s with a few thousand on SecantusDB.
+        Only those: the sweep leaves a timer to its replica only while it was scheduled less
+        than the grace ago (wall clock), so an older one needs no hand-over. Handing over all
+        the wheel remembered (up to ``OWN_TIMERS_KEPT``, mostly SLA deadlines days ahead) held
+        a stop for 3.8 s with a few thousand on SecantusDB.
         """
-        horizon = self._clock.now() + self._sweep_grace
-        own = [timer_id for timer_id, due in self._own.items() if due <= horizon]
-        self._own = {}
+        own = recently_scheduled(self._recent, datetime.now(UTC) - self._sweep_grace)
+        self._own, self._recent = {}, deque()
         if not own:
             return
 

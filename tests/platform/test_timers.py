@@ -212,12 +212,11 @@ async def test_the_sweeping_wheel_sleeps_while_a_due_timer_is_left_to_its_replic
         assert 13 < await a.timers._sleep_s() <= 14, "until b's next timer"
 
 
-async def test_a_stopping_wheel_hands_over_only_the_timers_due_within_the_grace(
+async def test_a_stopping_wheel_hands_over_what_it_scheduled_within_the_grace(
     settings_for: Callable[..., AlarmSettings],
 ) -> None:
-    """A clean stop makes its soon-due timers anyone's at once (the sweep need not wait out
-    the grace for them); a timer due after the grace stays as it is: the grace has passed
-    when it falls due, and the stop does not rewrite thousands of far SLA deadlines."""
+    """A clean stop makes the timers its replica scheduled a moment ago anyone's at once:
+    the sweep need not wait out the grace for them."""
     clock = ManualClock(T0)
     grace = {"timer_sweep_grace_s": 600}
     a = build_alarm(settings_for(AlarmSettings, instance_id="a", **grace), clock)
@@ -227,9 +226,26 @@ async def test_a_stopping_wheel_hands_over_only_the_timers_due_within_the_grace(
         async with a.running():
             await _schedule(a, "soon", T0 + timedelta(minutes=5))
             await _schedule(a, "later", T0 + timedelta(days=1))
-        timers = {t["_id"]: t async for t in b.db["timers"].find()}
+            before = {t["_id"]: t["scheduled_by"] async for t in a.db["timers"].find()}
+        after = {t["_id"]: t["scheduled_by"] async for t in b.db["timers"].find()}
         clock.advance(timedelta(minutes=5))
         fired_soon = await b.timers.tick()
-    assert timers["soon"]["scheduled_by"] is None
-    assert timers["later"]["scheduled_by"] == a.instance
+    assert before == {"soon": a.instance, "later": a.instance}
+    assert after == {"soon": None, "later": None}
     assert fired_soon == 1, "handed over: swept at once, not after the 600 s grace"
+
+
+def test_only_timers_scheduled_within_the_grace_need_handing_over() -> None:
+    """The sweep leaves a timer to its replica only while it was scheduled less than the
+    grace ago (wall clock); older ones are anyone's already, however far their due time."""
+    from collections import deque
+
+    from shared.timers import forget_before, recently_scheduled
+
+    at = datetime(2026, 12, 3, 15, 0, tzinfo=UTC)
+    second = timedelta(seconds=1)
+    recent = deque([(at, ["t1", "t2"]), (at + second, ["t3"]), (at + 3 * second, ["t2"])])
+    assert recently_scheduled(recent, at + second / 2) == ["t3", "t2"]
+    forget_before(recent, at + second)
+    assert [ids for _, ids in recent] == [["t2"]]
+    assert recently_scheduled(recent, at + 3 * second) == []
