@@ -123,6 +123,8 @@ RETIRED_INDEXES = {kind.collection: ["recent"] for kind in ENTITIES}
 
 COUNTERS = "counters"
 FEED_COUNTER = "timeline"
+"""The feed counter's id (named when the feed was one ``timeline`` document per event; kept,
+so an upgraded database numbers on)."""
 
 
 FEED_PAGE_ENTRIES = 500
@@ -146,7 +148,7 @@ async def append_to_feed(uow: UnitOfWork, entry: Document, most: int = FEED_PAGE
 
 
 async def next_seq(uow: UnitOfWork) -> int:
-    """Feed order (``timeline.seq``): a counter taken inside the projection's transaction.
+    """Feed order (each entry's ``seq``): a counter taken inside the projection's transaction.
 
     It is read once per transaction and written back at commit; a second transaction that
     read it meanwhile conflicts on that write and runs again, so numbers become visible in
