@@ -174,7 +174,7 @@ class TimerWheel(Generic[U]):
         self._lease_s = lease_s
         self._holding = False
         self._own: dict[str, datetime] = {}
-        self._recent: deque[tuple[datetime, list[str]]] = deque()
+        self._recent: Scheduled = deque()
         """When this replica's commits scheduled which timers, for the sweep's grace."""
         self._retry_after = timedelta(seconds=lease_s)
         self._sweep_grace = timedelta(seconds=sweep_grace_s)
