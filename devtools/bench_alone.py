@@ -2,10 +2,12 @@
 
 ``make bench`` runs fourteen processes on the machine's cores, and two runs of the same code
 differ by a fifth: too coarse to show a change to one service. Here one service takes its
-real input (hotline: the demo's 12345 work orders and case files; the gateway: what hotline
-emitted for them, recorded in a first, unmeasured stage), either as a backlog published
-before it starts or paced at ``--rate`` events/s, in the measuring process and on a
-SecantusDB of its own. Reported per event: CPU of the service's process (with ``--rate``, the
+real input, either as a backlog published before it starts or paced at ``--rate`` events/s,
+in the measuring process and on a SecantusDB of its own. The input is what it consumes of a
+demo run: the demo's events on its ingest topics, and what the services producing its other
+topics emitted for the demo (recorded in a first, unmeasured stage: for the gateway, every
+other service; for notify, those that request notices; hotline, penalty and inspection
+consume ingest topics only). Reported per event: CPU of the service's process (with ``--rate``, the
 paced publisher's too: it runs in that process), of its SecantusDB and of noida-db; per batch:
 records, MongoDB commands by name and written documents.
 """
@@ -13,6 +15,7 @@ records, MongoDB commands by name and written documents.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import os
 import time
@@ -39,10 +42,10 @@ from shared.registry import SERVICES
 from shared.service import Service
 from shared.settings import ServiceSettings
 from shared.timers import TIMERS
-from shared.topics import CONSUMES, EXTERNAL_TYPE_TOPICS
+from shared.topics import CONSUMES, EXTERNAL_TYPE_TOPICS, PRODUCES
 
-MEASURED = ("hotline", "gateway")
-"""The services whose input this bench can make (the gateway's comes from hotline)."""
+STAGE = "stage."
+"""Topic prefix of the first stage (the producers of the measured service's input)."""
 
 Record = tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]
 """An input record: unprefixed topic, key, value, headers."""
@@ -85,16 +88,23 @@ def build(name: str, settings: ServiceSettings) -> Service:
 
 
 def demo_input(orders: int, seed: int = 7) -> list[Record]:
-    """The demo's events for hotline's ingest topics, in time order."""
+    """The demo's events on the ingest topics, in time order (a third as many case files as
+    work orders, and by default half as many inspections as case files)."""
     start = datetime(2026, 3, 2, tzinfo=UTC)
-    consumed = {t.name for t in CONSUMES["hotline"]}
     records: list[Record] = []
     for _, event in DemoGenerator(seed=seed, start=start).events(orders, max(1, orders // 3)):
         topic = EXTERNAL_TYPE_TOPICS.get(event.type)
-        if topic is not None and topic.name in consumed:
+        if topic is not None:
             key, value, headers = event.to_kafka()
             records.append((topic.name, key, value, [(k, v.encode()) for k, v in headers.items()]))
     return records
+
+
+def producers_for(name: str) -> list[str]:
+    """The services whose events ``name`` consumes (not the gateway: the demo stands in for
+    what it ingests)."""
+    wanted = set(CONSUMES[name])
+    return [s for s in SERVICES if s not in (name, "gateway") and wanted & set(PRODUCES[s])]
 
 
 async def publish(bootstrap: str, prefix: str, records: list[Record], rate: float | None) -> None:
@@ -145,24 +155,33 @@ async def busy(service: Service, db: AsyncDatabase[Document], topics: list[str])
     )
 
 
-async def drain(service: Service, topics: list[str], timeout: float = 900) -> None:
-    """Until the service is idle twice in a row (a fired timer feeds the outbox)."""
+async def drain(*services: Service, timeout: float = 900) -> None:
+    """Until every service is idle twice in a row (a fired timer feeds the outbox, a relay
+    feeds the next service)."""
     deadline = time.monotonic() + timeout
-    client: AsyncMongoClient[Document] = AsyncMongoClient(service.settings.mongo_uri)
+    clients: list[AsyncMongoClient[Document]] = [
+        AsyncMongoClient(svc.settings.mongo_uri) for svc in services
+    ]
     try:
-        db = client[service.settings.database]
         quiet = 0
         while quiet < 2:
-            quiet = 0 if await busy(service, db, topics) else quiet + 1
+            idle = True
+            for svc, client in zip(services, clients, strict=True):
+                topics = [svc.settings.topic_prefix + t.name for t in CONSUMES[svc.name]]
+                if await busy(svc, client[svc.settings.database], topics):
+                    idle = False
+                    break
+            quiet = quiet + 1 if idle else 0
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{service.name} not drained after {timeout:.0f}s")
+                raise TimeoutError(f"not drained after {timeout:.0f}s")
             await asyncio.sleep(0.2)
     finally:
-        await client.close()
+        for client in clients:
+            await client.close()
 
 
 async def recorded(bootstrap: str, prefix: str, topics: list[str]) -> list[Record]:
-    """Every record now on ``topics`` (prefixed), by topic then partition order."""
+    """Every record now on ``topics`` (prefixed), in the order they were produced."""
     consumer = AIOKafkaConsumer(
         *(prefix + t for t in topics), bootstrap_servers=bootstrap, auto_offset_reset="earliest"
     )
@@ -175,15 +194,16 @@ async def recorded(bootstrap: str, prefix: str, topics: list[str]) -> list[Recor
         ]
         ends = await consumer.end_offsets(partitions)
         wanted = sum(ends.values())
-        out: list[Record] = []
-        while len(out) < wanted:
+        stamped: list[tuple[int, Record]] = []
+        while len(stamped) < wanted:
             batch = await consumer.getmany(timeout_ms=1000)
             for tp, msgs in batch.items():
-                out += [
-                    (tp.topic.removeprefix(prefix), m.key, m.value or b"", list(m.headers))
-                    for m in msgs
+                topic = tp.topic.removeprefix(prefix)
+                stamped += [
+                    (m.timestamp, (topic, m.key, m.value or b"", list(m.headers))) for m in msgs
                 ]
-        return out
+        # in the order they were produced, across topics (a paced run replays that order)
+        return [record for _, record in sorted(stamped, key=lambda s: s[0])]
     finally:
         await consumer.stop()
 
@@ -210,27 +230,28 @@ def delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]
 
 
 async def run_alone(name: str, orders: int, rate: float | None, work_dir: Path) -> AloneReport:
-    if name not in MEASURED:
-        raise ValueError(f"bench-alone measures {', '.join(MEASURED)}, not {name}")
+    if name not in SERVICES:
+        raise ValueError(f"bench-alone measures one of {', '.join(SERVICES)}, not {name}")
+    # the stage's services share the first server; the measured one has its own
     servers = EmbeddedServers(
-        work_dir, kafka_port=free_port(), mongo_port=free_port(), databases=["hotline", "gateway"]
+        work_dir, kafka_port=free_port(), mongo_port=free_port(), databases=["stage", name]
     )
     servers.start()
     try:
-        records = demo_input(orders)
-        if name == "gateway":  # its input: what hotline emits for the demo (not measured)
-            await create_topics(servers.kafka_bootstrap, "stage.")
-            hotline = build("hotline", settings_of("hotline", servers, "stage."))
-            await publish(servers.kafka_bootstrap, "stage.", records, None)
-            async with hotline.running():
-                await drain(hotline, ["stage." + t.name for t in CONSUMES["hotline"]])
-            records = await recorded(
-                servers.kafka_bootstrap, "stage.", [t.name for t in CONSUMES["gateway"]]
-            )
+        consumed = [t.name for t in CONSUMES[name]]
+        records = [r for r in demo_input(orders) if r[0] in consumed]
+        if producers := producers_for(name):  # its input: what they emit for the demo
+            await create_topics(servers.kafka_bootstrap, STAGE)
+            await publish(servers.kafka_bootstrap, STAGE, demo_input(orders), None)
+            stage = [build(p, settings_of(p, servers, STAGE)) for p in producers]
+            async with contextlib.AsyncExitStack() as running:
+                for svc in stage:
+                    await running.enter_async_context(svc.running())
+                await drain(*stage)
+            records = await recorded(servers.kafka_bootstrap, STAGE, consumed)
         prefix = "alone."
         await create_topics(servers.kafka_bootstrap, prefix)
         service = build(name, settings_of(name, servers, prefix))
-        topics = [prefix + t.name for t in CONSUMES[name]]
         if not rate:
             await publish(servers.kafka_bootstrap, prefix, records, None)
         pids = {"service": os.getpid(), "mongodb": servers.mongo_pids[name]}
@@ -244,7 +265,7 @@ async def run_alone(name: str, orders: int, rate: float | None, work_dir: Path) 
             t0 = time.perf_counter()
             if rate:
                 await publish(servers.kafka_bootstrap, prefix, records, rate)
-            await drain(service, topics)
+            await drain(service)
             seconds = time.perf_counter() - t0
             processes = await watch.stop()
             after = counters(service.registry)

@@ -9,6 +9,7 @@ import typer
 
 from devtools.demo.cli import app as demo_app
 from shared import cli as ops
+from shared.registry import SERVICE_NAMES
 
 app = typer.Typer(help="Jiandu (监督): supervision of administrative law enforcement.")
 app.registered_commands.extend(ops.app.registered_commands)
@@ -94,15 +95,15 @@ def bench(
 
 @app.command("bench-alone")
 def bench_alone(
-    service: str = typer.Option("hotline", help="hotline or gateway."),
+    service: str = typer.Option("hotline", help="Any service: " + ", ".join(SERVICE_NAMES) + "."),
     orders: int = typer.Option(1500, min=1, help="Demo work orders (and a third as many cases)."),
     rate: float | None = typer.Option(
         None, min=1, help="Publish at this many events/s while it runs (default: a backlog)."
     ),
     out: Path | None = typer.Option(None, help="Also write the report as JSON here."),
 ) -> None:
-    """One service alone on its own embedded servers: CPU per event (its process, its
-    SecantusDB, noida-db), records, commands and documents per batch."""
+    """One service alone on its own SecantusDB, on what it consumes of a demo run: CPU per
+    event (its process, its SecantusDB, noida-db), records, commands and documents per batch."""
     import asyncio
     import json
     import tempfile

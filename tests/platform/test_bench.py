@@ -98,10 +98,10 @@ def test_quick_bench_reports_rates_latencies_and_processes(tmp_path: Path) -> No
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_bench_alone_measures_the_gateway_on_what_hotline_emitted(tmp_path: Path) -> None:
-    """``jiandu bench-alone --service gateway``: hotline's output for the demo is recorded in
-    a first stage, then the gateway alone drains it; the report counts every record and
-    what it cost (its process, its SecantusDB, noida-db; commands and documents)."""
+def test_bench_alone_measures_the_gateway_on_what_the_others_emitted(tmp_path: Path) -> None:
+    """``jiandu bench-alone --service gateway``: the other services' output for the demo is
+    recorded in a first stage, then the gateway alone drains it; the report counts every
+    record and what it cost (its process, its SecantusDB, noida-db; commands, documents)."""
     out = tmp_path / "alone.json"
     result = CliRunner().invoke(
         app, ["bench-alone", "--service", "gateway", "--orders", "12", "--out", str(out)]
@@ -109,7 +109,7 @@ def test_bench_alone_measures_the_gateway_on_what_hotline_emitted(tmp_path: Path
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert report["service"] == "gateway" and report["rate"] is None
-    assert report["events"] > 12  # each order emits several complaint events
+    assert report["events"] > 12  # each order emits several complaint events, cases more
     assert report["batches"] >= 1 and report["records_per_batch"] > 0
     assert set(report["cpu_ms_per_event"]) == {"service", "mongodb", "kafka"}
     assert all(ms > 0 for ms in report["cpu_ms_per_event"].values())
@@ -117,7 +117,19 @@ def test_bench_alone_measures_the_gateway_on_what_hotline_emitted(tmp_path: Path
     assert 0 < report["documents_per_event"] < 8
 
 
-def test_bench_alone_refuses_a_service_it_cannot_feed() -> None:
-    result = CliRunner().invoke(app, ["bench-alone", "--service", "notify", "--orders", "1"])
+def test_bench_alone_feeds_each_service_what_it_consumes() -> None:
+    """Notify's requests come from the services that ask for notices; the gateway's from every
+    other service; hotline, penalty and inspection read only what the demo ingests."""
+    from devtools.bench_alone import producers_for
+
+    assert producers_for("hotline") == producers_for("penalty") == []
+    assert producers_for("inspection") == []
+    assert set(producers_for("notify")) == {"hotline", "casereview", "penalty", "inspection"}
+    assert producers_for("casereview") == ["inspection"]
+    assert set(producers_for("gateway")) == set(SERVICES) - {"gateway"}
+
+
+def test_bench_alone_refuses_a_service_it_does_not_know() -> None:
+    result = CliRunner().invoke(app, ["bench-alone", "--service", "nosuch", "--orders", "1"])
     assert result.exit_code != 0
-    assert "hotline, gateway" in str(result.exception)
+    assert "hotline" in str(result.exception) and "nosuch" in str(result.exception)
