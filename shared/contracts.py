@@ -24,20 +24,26 @@ C = TypeVar("C", bound="Contract")
 class Contract(BaseModel):
     """Event data: unknown fields are kept (producers evolve), types are strict enough.
 
-    Kept fields are stored as they come, so their names must be storable: not starting
-    with ``$``, without ``.`` or NUL (MongoDB field names), at most 100 characters.
+    Kept fields are stored as they come, so they must be storable: names not starting with
+    ``$``, without ``.`` or NUL (MongoDB field names), at most 100 characters; whole numbers
+    within BSON's 64-bit integers (a bigger one failed the write: a 500 the fuzzer found).
     """
 
     model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
 
     @model_validator(mode="after")
-    def _storable_extra_names(self) -> Self:
-        for name in _unstorable_names(self.model_extra or {}):
-            raise ValueError(f"field name {name!r} cannot be stored")
+    def _storable_extra(self) -> Self:
+        for reason in _unstorable(self.model_extra or {}):
+            raise ValueError(reason)
         return self
 
 
-def _unstorable_names(value: Any) -> Iterator[str]:
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+"""The whole numbers BSON stores."""
+
+
+def _unstorable(value: Any) -> Iterator[str]:
+    """Why ``value`` (kept as it came) cannot be stored, if it cannot."""
     if isinstance(value, dict):
         for key, inner in value.items():
             if (
@@ -48,11 +54,14 @@ def _unstorable_names(value: Any) -> Iterator[str]:
                 or "\x00" in key
                 or len(key) > 100
             ):
-                yield str(key)
-            yield from _unstorable_names(inner)
+                yield f"field name {key!r} cannot be stored"
+            yield from _unstorable(inner)
     elif isinstance(value, list):
         for inner in value:
-            yield from _unstorable_names(inner)
+            yield from _unstorable(inner)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not INT64_MIN <= value <= INT64_MAX:
+            yield f"number {value} cannot be stored (beyond 64-bit integers)"
 
 
 # ---------------------------------------------------------------- 12345 hotline

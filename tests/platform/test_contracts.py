@@ -51,3 +51,24 @@ def test_times_outside_what_can_be_stored_are_refused(when: str) -> None:
 def test_an_ordinary_time_with_an_offset_is_kept() -> None:
     decided = PenaltyDecided.model_validate({**DECIDED, "decided_at": "2025-03-03T09:00:00+08:00"})
     assert decided.decided_at == dt.datetime(2025, 3, 3, 1, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"count": 2**63},
+        {"nested": {"n": -(2**63) - 1}},
+        {"listed": [[1, -460337278443289854345216]]},
+    ],
+    ids=["top", "nested", "in-list"],
+)
+def test_whole_numbers_beyond_64_bits_are_refused(extra: dict[str, object]) -> None:
+    """BSON stores 64-bit integers: a bigger kept number failed the write with a 500 (the
+    fuzzer's ``POST /v1/penalty/filings`` with -460337278443289854345216 in a document)."""
+    with pytest.raises(ValidationError, match="beyond 64-bit"):
+        CaseDocument(kind="x", **extra)  # type: ignore[arg-type]
+
+
+def test_the_largest_storable_numbers_and_booleans_are_kept() -> None:
+    doc = CaseDocument(kind="x", top=2**63 - 1, bottom=-(2**63), flag=True)  # type: ignore[call-arg]
+    assert doc.model_extra == {"top": 2**63 - 1, "bottom": -(2**63), "flag": True}
