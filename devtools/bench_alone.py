@@ -25,23 +25,18 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
-from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
-from pymongo.asynchronous.database import AsyncDatabase
 
-from devtools.benchmark import ProcessWatch, find_pid
+from devtools.benchmark import ProcessWatch, find_pid, tally
 from devtools.demo.generator import DemoGenerator
-from devtools.embedded import EmbeddedServers, free_port
+from devtools.embedded import EmbeddedServers, free_port, wait_drained
 from devtools.runner import EMBEDDED_FETCH_WAIT_MS
 from shared.kafka_admin import create_topics
 from shared.mongo import Document
-from shared.outbox import OUTBOX
 from shared.registry import SERVICES
 from shared.service import Service
 from shared.settings import ServiceSettings
-from shared.timers import TIMERS
 from shared.topics import CONSUMES, EXTERNAL_TYPE_TOPICS, PRODUCES
 
 STAGE = "stage."
@@ -123,60 +118,24 @@ async def publish(bootstrap: str, prefix: str, records: list[Record], rate: floa
         await producer.stop()
 
 
-async def lag(bootstrap: str, group: str, topics: list[str]) -> int:
-    """Records on ``topics`` that ``group`` has not committed past."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await admin.start()
-    await consumer.start()
+async def drain(*services: Service, timeout: float = 900) -> float:
+    """Until every service is idle twice in a row (``wait_drained``, read with the bench's
+    own clients: the services' command counters stay their own); when the quiet began."""
+    s = services[0].settings
+    clients: dict[str, AsyncMongoClient[Document]] = {
+        svc.settings.database: AsyncMongoClient(svc.settings.mongo_uri) for svc in services
+    }
     try:
-        committed = await admin.list_consumer_group_offsets(group)
-        partitions = [
-            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
-        ]
-        ends = await consumer.end_offsets(partitions) if partitions else {}
-        return sum(
-            end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items()
+        return await wait_drained(
+            s.kafka_bootstrap,
+            clients,
+            [svc.name for svc in services],
+            list(clients),
+            timeout=timeout,
+            prefix=s.topic_prefix,
         )
     finally:
-        await consumer.stop()
-        await admin.close()
-
-
-async def busy(service: Service, db: AsyncDatabase[Document], topics: list[str]) -> bool:
-    """Records not committed past, outbox entries unsent or timers due and not fired (read
-    with the bench's own client: the service's command counters stay its own)."""
-    s = service.settings
-    due = {"status": "pending", "next_at": {"$lte": service.clock.now()}}
-    return bool(
-        await lag(s.kafka_bootstrap, s.group_id, topics)
-        or await db[OUTBOX].count_documents({"sent_at": None})
-        or await db[TIMERS].count_documents(due)
-    )
-
-
-async def drain(*services: Service, timeout: float = 900) -> None:
-    """Until every service is idle twice in a row (a fired timer feeds the outbox, a relay
-    feeds the next service)."""
-    deadline = time.monotonic() + timeout
-    clients: list[AsyncMongoClient[Document]] = [
-        AsyncMongoClient(svc.settings.mongo_uri) for svc in services
-    ]
-    try:
-        quiet = 0
-        while quiet < 2:
-            idle = True
-            for svc, client in zip(services, clients, strict=True):
-                topics = [svc.settings.topic_prefix + t.name for t in CONSUMES[svc.name]]
-                if await busy(svc, client[svc.settings.database], topics):
-                    idle = False
-                    break
-            quiet = quiet + 1 if idle else 0
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"not drained after {timeout:.0f}s")
-            await asyncio.sleep(0.2)
-    finally:
-        for client in clients:
+        for client in clients.values():
             await client.close()
 
 
@@ -206,23 +165,6 @@ async def recorded(bootstrap: str, prefix: str, topics: list[str]) -> list[Recor
         return [record for _, record in sorted(stamped, key=lambda s: s[0])]
     finally:
         await consumer.stop()
-
-
-def counters(registry: CollectorRegistry) -> dict[str, dict[str, float]]:
-    """The service's own metrics: batches, records, MongoDB commands and documents."""
-    out: dict[str, dict[str, float]] = {"batches": {}, "commands": {}, "documents": {}}
-    for family in registry.collect():
-        for sample in family.samples:
-            if sample.name == "jiandu_batch_records_count":
-                out["batches"]["batches"] = out["batches"].get("batches", 0) + sample.value
-            elif sample.name == "jiandu_batch_records_sum":
-                out["batches"]["records"] = out["batches"].get("records", 0) + sample.value
-            elif sample.name == "jiandu_mongo_commands_total":
-                name = sample.labels["command"]
-                out["commands"][name] = out["commands"].get(name, 0) + sample.value
-            elif sample.name == "jiandu_mongo_documents_written_total":
-                out["documents"]["all"] = out["documents"].get("all", 0) + sample.value
-    return out
 
 
 def delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
@@ -260,22 +202,21 @@ async def run_alone(name: str, orders: int, rate: float | None, work_dir: Path) 
             pids["kafka"] = kafka
         watch = ProcessWatch(pids)
         async with service.running():
-            before = counters(service.registry)  # after the start's own commands
+            before = tally(service.registry.collect())  # after the start's own commands
             watch.start()
             t0 = time.perf_counter()
             if rate:
                 await publish(servers.kafka_bootstrap, prefix, records, rate)
-            await drain(service)
-            seconds = time.perf_counter() - t0
+            seconds = await drain(service) - t0
             processes = await watch.stop()
-            after = counters(service.registry)
+            after = tally(service.registry.collect())
     finally:
         servers.stop()
     events = len(records)
     batches = after["batches"].get("batches", 0) - before["batches"].get("batches", 0)
     records_in = after["batches"].get("records", 0) - before["batches"].get("records", 0)
     commands = delta(after["commands"], before["commands"])
-    documents = after["documents"].get("all", 0) - before["documents"].get("all", 0)
+    documents = sum(after["documents"].values()) - sum(before["documents"].values())
     per_batch = max(batches, 1)
     return AloneReport(
         service=name,

@@ -22,7 +22,7 @@ import os
 import platform as platform_module
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +32,7 @@ import httpx
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from prometheus_client import Metric
 from pymongo import AsyncMongoClient
 from rich.progress import Progress
 from rich.table import Table
@@ -294,45 +295,54 @@ async def latencies(mongo: Clients, sent: Sent) -> dict[str, dict[str, float]]:
     return {"ingest_to_routed": percentiles(routed), "ingest_to_notice": percentiles(notice)}
 
 
-async def command_counters(platform: Platform) -> dict[str, dict[str, dict[str, float]]]:
+Tally = dict[str, dict[str, float]]
+"""``commands`` and ``documents`` by MongoDB command name; ``batches``: batches, records,
+seconds spent applying them."""
+
+BATCH_STATS = {
+    "jiandu_batch_records_count": "batches",
+    "jiandu_batch_records_sum": "records",
+    "jiandu_batch_seconds_sum": "seconds",
+}
+COUNTED = {"jiandu_mongo_commands": "commands", "jiandu_mongo_documents_written": "documents"}
+
+
+def tally(families: Iterable[Metric], into: Tally | None = None) -> Tally:
+    """A service's MongoDB command and written-document counters and its consumers' batches,
+    from its metric families (scraped from ``/metrics`` or read from its registry), added to
+    ``into`` (replicas summed)."""
+    out = into if into is not None else {"commands": {}, "documents": {}, "batches": {}}
+    for family in families:
+        if family.name in ("jiandu_batch_records", "jiandu_batch_seconds"):
+            for sample in family.samples:
+                if stat := BATCH_STATS.get(sample.name):
+                    out["batches"][stat] = out["batches"].get(stat, 0.0) + sample.value
+        elif kind := COUNTED.get(family.name):
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    name = sample.labels["command"]
+                    out[kind][name] = out[kind].get(name, 0.0) + sample.value
+    return out
+
+
+async def command_counters(platform: Platform) -> dict[str, Tally]:
     """Each service's MongoDB command and written-document counters, and its consumer's
     batches (count, records, seconds spent applying), replicas summed."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    out: dict[str, dict[str, dict[str, float]]] = {}
+    out: dict[str, Tally] = {}
     async with httpx.AsyncClient(timeout=10) as client:
         for sp in platform.processes:
             if sp.proc.poll() is not None:
                 continue
             text = (await client.get(f"{sp.url}/metrics")).text
-            mine = out.setdefault(sp.name, {"commands": {}, "documents": {}, "batches": {}})
-            for family in text_string_to_metric_families(text):
-                if family.name in ("jiandu_batch_records", "jiandu_batch_seconds"):
-                    for sample in family.samples:
-                        stat = {
-                            "jiandu_batch_records_count": "batches",
-                            "jiandu_batch_records_sum": "records",
-                            "jiandu_batch_seconds_sum": "seconds",
-                        }.get(sample.name)
-                        if stat:
-                            mine["batches"][stat] = mine["batches"].get(stat, 0.0) + sample.value
-                    continue
-                kind = {
-                    "jiandu_mongo_commands": "commands",
-                    "jiandu_mongo_documents_written": "documents",
-                }.get(family.name)
-                if kind is None:
-                    continue
-                for sample in family.samples:
-                    if sample.name.endswith("_total"):
-                        name = sample.labels["command"]
-                        mine[kind][name] = mine[kind].get(name, 0.0) + sample.value
+            out[sp.name] = tally(text_string_to_metric_families(text), out.get(sp.name))
     return out
 
 
 def cost_per_event(
-    before: dict[str, dict[str, dict[str, float]]],
-    after: dict[str, dict[str, dict[str, float]]],
+    before: dict[str, Tally],
+    after: dict[str, Tally],
     events: int,
 ) -> dict[str, Any]:
     """Commands and written documents per ingest event: per service, by command, and in all."""

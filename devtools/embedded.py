@@ -258,9 +258,10 @@ async def wait_groups_stable(
 
 
 async def _lags(
-    admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, groups: list[str]
+    admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, groups: list[str], prefix: str = ""
 ) -> dict[str, int]:
-    """Per group: records on its topics it has not committed past.
+    """Per group (a service's name; its group and topics carry ``prefix``): records on its
+    topics it has not committed past.
 
     Every partition of the topics a service consumes counts, committed or not: a group that
     has not committed on a partition yet (batches commit once, when they are done) lags by
@@ -270,13 +271,12 @@ async def _lags(
 
     lags: dict[str, int] = {}
     for group in groups:
-        committed = await admin.list_consumer_group_offsets(group)
+        committed = await admin.list_consumer_group_offsets(prefix + group)
         partitions = set(committed)
         for topic in CONSUMES.get(group, ()):
-            for p in consumer.partitions_for_topic(topic.name) or await _partitions(
-                consumer, topic.name
-            ):
-                partitions.add(TopicPartition(topic.name, p))
+            name = prefix + topic.name
+            for p in consumer.partitions_for_topic(name) or await _partitions(consumer, name):
+                partitions.add(TopicPartition(name, p))
         if not partitions:
             lags[group] = 0
             continue
@@ -332,18 +332,20 @@ async def wait_drained(
     *,
     timeout: float,
     interval: float = 0.25,
+    prefix: str = "",
 ) -> float:
     """Until no group lags, no outbox entry waits and no due timer is left to fire, twice in a
-    row (a relay feeds consumers; a timer's handler feeds the outbox).
+    row (a relay feeds consumers; a timer's handler feeds the outbox). ``groups``: service
+    names, their groups and topics under ``prefix``.
 
     Returns when the quiet began (``time.perf_counter``). Used by the system tests and the
-    bench; the Kafka clients stay open across the polls.
+    benches; the Kafka clients stay open across the polls.
     """
     deadline = time.perf_counter() + timeout
     quiet_since: float | None = None
     async with _lag_clients(bootstrap) as (admin, consumer):
         while True:
-            lags = await _lags(admin, consumer, groups)
+            lags = await _lags(admin, consumer, groups, prefix)
             pending = {
                 d: await client_of(mongo, d)[d][OUTBOX].count_documents({"sent_at": None})
                 for d in dbs

@@ -104,7 +104,7 @@ def test_bench_alone_measures_the_gateway_on_what_the_others_emitted(tmp_path: P
     record and what it cost (its process, its SecantusDB, noida-db; commands, documents)."""
     out = tmp_path / "alone.json"
     result = CliRunner().invoke(
-        app, ["bench-alone", "--service", "gateway", "--orders", "12", "--out", str(out)]
+        app, ["bench-alone", "--service", "gateway", "--orders", "200", "--out", str(out)]
     )
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
