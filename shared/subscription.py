@@ -11,12 +11,14 @@ import asyncio
 import dataclasses
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from itertools import chain
+from typing import Any, ClassVar, Protocol
 
 import structlog
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 from faststream.message import StreamMessage
 from prometheus_client import CollectorRegistry, Histogram
 
@@ -60,6 +62,86 @@ async def raw_body(msg: StreamMessage[Any]) -> Any:
     runs; a body that is not JSON would then fail on every redelivery and hold the partition.
     """
     return msg.body
+
+
+class Fetches(Protocol):
+    """What :func:`gather_batch` needs of a Kafka consumer (aiokafka's ``getmany``)."""
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]: ...
+
+
+async def gather_batch(
+    consumer: Fetches, *, wait_ms: int, linger_ms: int, max_records: int
+) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+    """What Kafka has ready (waiting up to ``wait_ms`` for a first record), then whatever
+    else comes within ``linger_ms`` of it, up to ``max_records``; each partition's records
+    in their order.
+
+    A batch costs about the same few commands and milliseconds of CPU whether it holds one
+    record or fifty. At a moderate rate a consumer that takes what is there sees one or two
+    records a batch and pays that cost for each, so the services saturate their CPU at a
+    fraction of what they do with a backlog, and every record then waits in queues. A
+    short linger (Kafka producers' ``linger.ms``, taken on the consumer side, where a
+    broker's ``fetch.min.bytes`` would do it) turns those into fewer, larger batches.
+    """
+    loop = asyncio.get_running_loop()
+    got = await consumer.getmany(timeout_ms=wait_ms, max_records=max_records)
+    batch = {tp: list(records) for tp, records in got.items()}
+    count = sum(len(records) for records in batch.values())
+    if not count or linger_ms <= 0:
+        return batch
+    deadline = loop.time() + linger_ms / 1000
+    while count < max_records:
+        remaining_ms = int((deadline - loop.time()) * 1000)
+        if remaining_ms <= 0:
+            break
+        more = await consumer.getmany(timeout_ms=remaining_ms, max_records=max_records - count)
+        for tp, records in more.items():
+            batch.setdefault(tp, []).extend(records)
+            count += len(records)
+    return batch
+
+
+class LingeringBatchSubscriber(BatchSubscriber):
+    """FastStream's batch subscriber polling through :func:`gather_batch`.
+
+    A subscriber becomes one by :func:`linger` (FastStream builds its subscribers itself
+    and offers no hook for how they poll); a subclass per linger, since the slots of
+    FastStream's class leave no room for another attribute.
+    """
+
+    __slots__ = ()
+    linger_ms: ClassVar[int] = 0
+
+    async def get_msg(self, consumer: Any) -> tuple[ConsumerRecord[bytes, bytes], ...]:
+        batch = await gather_batch(
+            consumer,
+            wait_ms=self.batch_timeout_ms,
+            linger_ms=self.linger_ms,
+            max_records=self.max_records or 500,
+        )
+        if not batch:
+            return ()
+        return tuple(chain(*batch.values()))
+
+
+_lingering: dict[int, type[LingeringBatchSubscriber]] = {}
+
+
+def linger(subscriber: Any, linger_ms: int) -> None:
+    """Make FastStream's batch ``subscriber`` linger ``linger_ms`` for more records."""
+    if linger_ms <= 0 or not isinstance(subscriber, BatchSubscriber):
+        return
+    cls = _lingering.get(linger_ms)
+    if cls is None:
+        cls = _lingering[linger_ms] = type(
+            f"LingeringBatchSubscriber{linger_ms}ms",
+            (LingeringBatchSubscriber,),
+            {"__slots__": (), "linger_ms": linger_ms},
+        )
+    subscriber.__class__ = cls
 
 
 class Subscriptions:
@@ -119,9 +201,11 @@ class Subscriptions:
                 raise
 
         on_batch.__name__ = "on_" + re.sub(r"\W", "_", consumer_name)
-        self.broker.subscriber(
+        subscriber = self.broker.subscriber(
             *topics, **self.options(consumer_name), title=title, description=description
-        )(on_batch)
+        )
+        subscriber(on_batch)
+        linger(subscriber, self.settings.batch_linger_ms)
 
     def options(self, consumer_name: str) -> dict[str, Any]:
         """Keyword arguments every Kafka subscriber of this service takes.
