@@ -398,6 +398,7 @@ class Service:
             poll_s=s.outbox_poll_s,
             batch=s.outbox_batch,
             sweep_grace_s=s.outbox_sweep_grace_s,
+            mark_every_s=s.outbox_mark_every_s,
         )
         self.timers = TimerWheel[UnitOfWork](
             self.db,

@@ -172,6 +172,14 @@ class ServiceSettings(PlatformSettings, IdentitySettings):
         description="Safety pass of the outbox relay; a commit wakes it at once.",
     )
     outbox_batch: int = Field(default=500, ge=1)
+    outbox_mark_every_s: float = Field(
+        default=0.2,
+        ge=0,
+        le=5,
+        description="How long published outbox documents may wait to be marked sent, together"
+        " with those published after them (one command for several commits' events; a crash"
+        " in that window republishes them, which the consumers' inboxes absorb). 0: at once.",
+    )
     outbox_sweep_grace_s: float = Field(
         default=2.0,
         ge=0,

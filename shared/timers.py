@@ -12,8 +12,9 @@ Firing: every wheel fires at once the timers its own replica's commits scheduled
 work hands their ids over); one wheel at a time (a lease, like the outbox relay's) also sweeps
 every other due timer, leaving one another live replica has just scheduled to that replica
 for ``sweep_grace_s``. A batch of timers fires in ONE transaction that flips those still
-``pending`` and due to ``fired`` and runs their handlers, whose writes commit with the flip:
-that flip, not the lease, makes firing exactly-once (a second wheel flipping the same timer
+``pending`` and due to ``fired`` and runs their handlers, whose writes commit with the flip
+(written at commit with them: one command fewer per batch): that flip, not the lease, makes
+firing exactly-once (a second wheel flipping the same timer after this one's snapshot
 conflicts and, retried, finds it fired). No claim is written first. A crash before commit
 leaves the timers pending for the next pass, and a restart loses nothing because the timer is
 data, not a task in memory. A batch whose handlers fail is split until the failing timer is
@@ -45,7 +46,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 from opentelemetry import propagate, trace
-from pymongo import ASCENDING, IndexModel, UpdateOne
+from pymongo import ASCENDING, IndexModel, UpdateMany, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -78,6 +79,8 @@ class TimerUnit(Protocol):
     async def collection(self, name: str) -> AsyncCollection[Document]: ...
 
     def documents(self, name: str) -> Prefetch: ...
+
+    def fire_timers(self, flip: UpdateMany) -> None: ...
 
 
 U = TypeVar("U", bound=TimerUnit)
@@ -124,10 +127,16 @@ def schedule_timer_op(
     )
 
 
-def cancel_timer_op(timer_id: str, namespace: str | None = None) -> UpdateOne:
-    """``namespace`` (``"<db>.timers"``): for a client-level bulk write across collections."""
-    return UpdateOne(
-        {"_id": timer_id, "status": "pending"},
+def cancel_timers_op(timer_ids: Iterable[str], namespace: str | None = None) -> UpdateMany:
+    """Cancel the pending timers among ``timer_ids`` in ONE statement (``namespace``,
+    ``"<db>.timers"``: for a client-level bulk write across collections).
+
+    One statement, not one per timer: a step that moves a deadline cancels two timers, of
+    which one often never existed, and SecantusDB pays each update statement's overhead
+    (its indexes' options, candidates) even when it matches nothing.
+    """
+    return UpdateMany(
+        {"_id": {"$in": list(timer_ids)}, "status": "pending"},
         {"$set": {"status": "cancelled"}},
         namespace=namespace,
     )
@@ -324,13 +333,15 @@ class TimerWheel(Generic[U]):
                         continue
             for collection, keys in wanted.items():
                 await uow.documents(collection).load(keys)
-            await timers.update_many(
-                {**still_due, "_id": {"$in": [t["_id"] for t in mine]}},
-                {
-                    "$set": {"status": "fired", "fired_at": now, "fired_by": self._owner},
-                    "$inc": {"fired_count": 1},
-                },
-                session=uow.session,
+            uow.fire_timers(
+                UpdateMany(
+                    {**still_due, "_id": {"$in": [t["_id"] for t in mine]}},
+                    {
+                        "$set": {"status": "fired", "fired_at": now, "fired_by": self._owner},
+                        "$inc": {"fired_count": 1},
+                    },
+                    namespace=f"{self._db.name}.{TIMERS}",
+                )
             )
             for timer in mine:
                 handler = self._handlers.get(timer["kind"])

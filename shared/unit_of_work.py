@@ -26,7 +26,7 @@ from typing import Any, Generic, TypeVar
 
 from bson import ObjectId
 from pydantic_core import to_jsonable_python
-from pymongo import InsertOne, ReplaceOne, UpdateOne
+from pymongo import InsertOne, ReplaceOne, UpdateMany, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -39,7 +39,7 @@ from shared.envelope import Envelope
 from shared.mongo import Document, write_together
 from shared.outbox import OUTBOX, outbox_document, outbox_entry
 from shared.retrying import transient_transaction
-from shared.timers import TIMERS, cancel_timer_op, schedule_timer_op
+from shared.timers import TIMERS, cancel_timers_op, schedule_timer_op
 from shared.topics import NOTIFY_REQUESTS, SUPERVISION_LEADS, Topic
 
 A = TypeVar("A")
@@ -286,7 +286,10 @@ class UnitOfWork:
     reads: int = 0
     writes: int = 0
     _outbox: list[Document] = field(default_factory=list)
-    _timers: dict[str, UpdateOne] = field(default_factory=dict)
+    _timers: dict[str, UpdateOne | None] = field(default_factory=dict)
+    """Timer id → its schedule, or ``None``: cancel it (the last word on an id wins)."""
+    _fired: list[UpdateMany] = field(default_factory=list)
+    """The timer wheel's flips of the timers this unit fires (:meth:`fire_timers`)."""
     _repos: dict[str, DocumentRepository] = field(default_factory=dict)
     _indexes: dict[Lookup, FieldIndex] = field(default_factory=dict)
 
@@ -351,9 +354,21 @@ class UnitOfWork:
             await self._flush_timers()
         return self._db[name]
 
+    def _timer_models(self) -> list[UpdateOne | UpdateMany]:
+        """The pending timer writes (then none are): the wheel's flips, each schedule, and the
+        cancels as one statement."""
+        timers, self._timers = self._timers, {}
+        fired, self._fired = self._fired, []
+        models: list[UpdateOne | UpdateMany] = [*fired]
+        models += [op for op in timers.values() if op is not None]
+        cancelled = [timer_id for timer_id, op in timers.items() if op is None]
+        if cancelled:
+            models.append(cancel_timers_op(cancelled, f"{self._db.name}.{TIMERS}"))
+        return models
+
     async def _flush_timers(self) -> None:
-        if self._timers:
-            ops, self._timers = list(self._timers.values()), {}
+        if self._timers or self._fired:
+            ops = self._timer_models()
             await self._db[TIMERS].bulk_write(ops, ordered=True, session=self.session)
             self.writes += 1
 
@@ -372,6 +387,7 @@ class UnitOfWork:
         if outbox is not None:
             self.outbox.append(outbox)
         pending = sum(r.pending for r in self._repos.values()) + len(self._timers)
+        pending += len(self._fired)
         if pending + (outbox is not None) > self.write_together_max:
             for repo in self._repos.values():
                 await repo.flush()
@@ -381,8 +397,7 @@ class UnitOfWork:
                 self.writes += 1
             return
         models: list[Any] = [m for repo in self._repos.values() for m in repo.write_models()]
-        models += self._timers.values()
-        self._timers = {}
+        models += self._timer_models()
         if outbox is not None:
             models.append(InsertOne(outbox, namespace=f"{self._db.name}.{OUTBOX}"))
         if models:
@@ -441,14 +456,23 @@ class UnitOfWork:
         self.scheduled[timer_id] = due
 
     async def cancel(self, timer_id: str) -> None:
-        self._timers[timer_id] = cancel_timer_op(timer_id, f"{self._db.name}.{TIMERS}")
+        self._timers[timer_id] = None
         self.scheduled.pop(timer_id, None)
+
+    def fire_timers(self, flip: UpdateMany) -> None:
+        """The timer wheel's flip of the timers it fires in this unit to ``fired``: written
+        at commit with the rest, before the handlers' own timer writes (one re-arming the
+        timer it runs in must win). Exactly once still: another wheel that fired them after
+        this unit's snapshot makes the flip a write conflict, and the rerun finds them fired.
+        """
+        self._fired.append(flip)
 
     def discard_pending(self) -> None:
         """Forget what this unit would write (its transaction was aborted)."""
         self._outbox.clear()
         self.emitted.clear()
         self._timers.clear()
+        self._fired.clear()
         self._repos.clear()
         self._indexes.clear()
         self.scheduled.clear()

@@ -249,3 +249,57 @@ def test_only_timers_scheduled_within_the_grace_need_handing_over() -> None:
     forget_before(recent, at + second)
     assert [ids for _, ids in recent] == [["t2"]]
     assert recently_scheduled(recent, at + 3 * second) == []
+
+
+async def test_cancels_of_a_unit_go_as_one_statement_and_create_nothing(
+    settings_for: Callable[..., AlarmSettings],
+) -> None:
+    """A step that moves a deadline cancels two timers, one of which often never existed:
+    one statement for all of a unit's cancels, which creates no timer."""
+    from shared.timers import TIMERS
+
+    clock = ManualClock(T0)
+    async with build_alarm(settings_for(AlarmSettings), clock).running() as svc:
+        for name in ("a", "b", "keep"):
+            await _schedule(svc, name, T0 + timedelta(days=1))
+        statements: list[int] = []
+
+        async def cancel(uow: UnitOfWork) -> None:
+            for name in ("a", "b", "never"):
+                await uow.cancel(name)
+            statements.append(len(uow._timer_models()))
+            for name in ("a", "b", "never"):  # the models were taken: say it again
+                await uow.cancel(name)
+
+        await svc.run_in_uow(cancel)
+        timers = {t["_id"]: t["status"] for t in await svc.db[TIMERS].find().to_list()}
+    assert statements == [1]
+    assert timers == {"a": "cancelled", "b": "cancelled", "keep": "pending"}
+
+
+async def test_a_timer_its_handler_arms_again_stays_armed_and_counts_the_firing(
+    settings_for: Callable[..., AlarmSettings],
+) -> None:
+    """The wheel's flip to ``fired`` is written at commit, before the handler's own timer
+    writes: a handler that schedules its timer again (a reminder that repeats) leaves it
+    pending, and the firing is counted."""
+    from shared.timers import TIMERS
+
+    clock = ManualClock(T0)
+    svc = Service(settings_for(AlarmSettings), clock=clock)
+
+    async def again(timer: Document, uow: UnitOfWork) -> None:
+        await uow.schedule(timer["_id"], "again", clock.now() + timedelta(hours=1))
+
+    svc.on_timer("again", again)
+
+    async def arm(uow: UnitOfWork) -> None:
+        await uow.schedule("reminder", "again", T0)
+
+    async with svc.running():
+        await svc.run_in_uow(arm)
+        assert await svc.timers.tick() == 1  # type: ignore[union-attr]
+        timer = await svc.db[TIMERS].find_one({"_id": "reminder"})
+    assert timer is not None and timer["fired_count"] == 1
+    assert timer["status"] == "pending"
+    assert timer["next_at"].replace(tzinfo=UTC) == T0 + timedelta(hours=1)

@@ -357,3 +357,68 @@ async def test_the_relay_publishes_its_own_commits_from_memory_and_sweeps_the_re
         assert await db[OUTBOX].count_documents({"sent_at": None}) == 0
     finally:
         await client.close()
+
+
+async def test_the_relay_marks_what_it_sent_together_and_before_it_sweeps(
+    settings_for: Callable[..., Any],
+) -> None:
+    """Published documents are marked sent together, at most ``mark_every_s`` later: one
+    ``update`` for several commits. The sweep marks them first, so it never sends them again,
+    and so does a stop."""
+    from pymongo import monitoring
+
+    from shared.envelope import Envelope
+    from shared.outbox import OUTBOX, OutboxRelay, outbox_document, outbox_entry
+
+    class OutboxUpdates(monitoring.CommandListener):
+        def __init__(self) -> None:
+            self.marks: list[int] = []
+
+        def started(self, event: monitoring.CommandStartedEvent) -> None:
+            if event.command_name == "update" and event.command["update"] == OUTBOX:
+                self.marks.append(len(event.command["updates"][0]["q"]["_id"]["$in"]))
+
+        def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+            pass
+
+        def failed(self, event: monitoring.CommandFailedEvent) -> None:
+            pass
+
+    svc = Service(settings_for(UowSettings))
+    listener = OutboxUpdates()
+    client = make_client(svc.settings.mongo_uri, "relay-marks", [listener])
+    published: list[str] = []
+
+    async def publish(entries: list[Any]) -> None:
+        published.extend(e["id"] for e in entries)
+
+    def doc_of(name: str) -> Any:
+        event = Envelope(type="test.thing.made", source="/t", district="310101", partitionkey=name)
+        return outbox_document([outbox_entry(event, "t.events")], by="me")
+
+    try:
+        db = client[svc.settings.database]
+        relay = OutboxRelay(
+            db, publish, owner="me", lease_s=60, poll_s=3600, batch=500, mark_every_s=3600
+        )
+        assert await relay.drain_once() == 0  # the first pass sweeps (nothing yet)
+        docs = [doc_of(name) for name in ("a", "b", "c")]
+        await db[OUTBOX].insert_many(docs)
+        for doc in docs[:2]:
+            relay.wake([doc])
+            assert await relay.drain_once() == 1
+        assert await db[OUTBOX].count_documents({"sent_at": None}) == 3
+        assert listener.marks == []  # published, not marked yet
+
+        relay.wake([docs[2]])
+        relay._sweep_after = 0.0  # the sweep is due: it marks a and b first, then takes c
+        assert await relay.drain_once() == 1
+        assert published == [d["events"][0]["id"] for d in docs]  # each once
+        assert listener.marks == [2]
+        assert await db[OUTBOX].count_documents({"sent_at": None}) == 1  # c: sent, unmarked
+
+        await relay.stop()
+        assert listener.marks == [2, 1]
+        assert await db[OUTBOX].count_documents({"sent_at": None}) == 0
+    finally:
+        await client.close()
