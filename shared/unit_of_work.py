@@ -26,7 +26,7 @@ from typing import Any, Generic, TypeVar
 
 from bson import ObjectId
 from pydantic_core import to_jsonable_python
-from pymongo import InsertOne, ReplaceOne, ReturnDocument, UpdateMany, UpdateOne
+from pymongo import InsertOne, ReplaceOne, UpdateMany, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -112,11 +112,6 @@ class DocumentRepository:
         """The documents added in this unit and not written yet, as kept, not copies: a
         document the unit keeps filling until commit (a feed page)."""
         return list(self._new.values())
-
-    def remember(self, doc: Document) -> None:
-        """``doc`` as just read from the database (served from memory from now on)."""
-        if doc["_id"] not in self.changed:
-            self._known[doc["_id"]] = doc
 
     def forget(self) -> None:
         """Drop what memory holds (after a raw write the database is the truth)."""
@@ -313,17 +308,15 @@ class UnitOfWork:
         the first one's uncommitted write, or a newer commit than its snapshot): it raises
         :class:`ClaimHeld` having done nothing, and runs again once the first has committed.
         The claim counts itself in the document (``claims``) and names its replica
-        (``claimed_by``); read the document afterwards through :meth:`documents` as usual: the
-        claim's answer is the document as claimed, so that read costs no query.
+        (``claimed_by``); read the document afterwards through :meth:`documents` as usual.
         """
         try:
-            claimed = await self._db[name].find_one_and_update(
+            await self._db[name].update_one(
                 {"_id": doc_id},
                 # ``$inc``: a write that always changes the document (a ``$set`` of the same
                 # values would change nothing, and an unchanged document takes no lock)
                 {"$inc": {"claims": 1}, "$set": {"claimed_by": self.instance}},
                 upsert=True,
-                return_document=ReturnDocument.AFTER,
                 session=self.session,
             )
         except PyMongoError as exc:
@@ -331,8 +324,6 @@ class UnitOfWork:
                 raise ClaimHeld(f"{name}/{doc_id} is written by another transaction") from exc
             raise
         self.writes += 1
-        if claimed is not None:
-            self.documents(name).remember(claimed)
 
     def lookup(self, lookup: Lookup, projection: Mapping[str, Any] | None = None) -> FieldIndex:
         """Documents by a field (see :class:`FieldIndex`), one per unit and lookup."""

@@ -117,25 +117,3 @@ async def test_a_claim_held_past_its_waits_gives_the_batch_back(
         dead = await svc.db["quarantine"].count_documents({})
     assert ran == []
     assert dead == 0
-
-
-async def test_the_claim_answers_the_claimed_document_so_reading_it_costs_no_query(
-    settings_for: Callable[..., Any],
-) -> None:
-    """The feed counter is claimed, then read and written by every projection batch: the
-    claim's own answer (``findAndModify``) serves the read."""
-    svc = Service(settings_for(ClaimSettings))
-    seen: list[Any] = []
-
-    async def work(uow: UnitOfWork) -> None:
-        await uow.claim(COUNTERS, COUNTER)
-        finds = svc.mongo_commands.totals()["commands"].get("find", 0)
-        doc = await uow.documents(COUNTERS).get(COUNTER)
-        seen.append((doc, svc.mongo_commands.totals()["commands"].get("find", 0) - finds))
-
-    async with svc.running():
-        await svc.db[COUNTERS].insert_one({"_id": COUNTER, "seq": 41})
-        await svc.run_in_uow(work)
-    [(doc, finds)] = seen
-    assert finds == 0
-    assert doc is not None and doc["seq"] == 41 and doc["claims"] == 1
