@@ -255,15 +255,16 @@ class OutboxRelay:
                 sent = 0
             if sent >= self._batch or self._own:
                 continue  # a full batch, or own documents waiting: there may be more
-            await wait_for_wake(self._wake, self._until_mark())
-            if not self._wake.is_set():
+            while True:  # until a commit wakes it or the poll is due, marking when due
+                await wait_for_wake(self._wake, self._until_mark())
+                if self._wake.is_set() or self._mark_at is None:
+                    break
                 try:
                     await self.mark_sent()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # MongoDB away: they stay unmarked, marked later
                     log.warning("outbox relay mark failed", error=repr(exc))
-                continue
             # Commits come in bursts (every consumer batch wakes the relay): a short linger
             # lets them gather, so one find and one update_many carry many entries.
             await asyncio.sleep(self._linger_s)
