@@ -151,12 +151,19 @@ class ServiceSettings(PlatformSettings, IdentitySettings):
         description="How long a poll waits for records before applying what it has.",
     )
     batch_linger_ms: int = Field(
-        default=20,
+        default=50,
         ge=0,
         le=1000,
-        description="Once a poll brought records, how long it waits for more before applying"
-        " them (up to JIANDU_BATCH_MAX_RECORDS): fewer, larger batches at moderate rates,"
-        " where a batch of one or two records costs nearly what one of fifty does. 0: none.",
+        description="Once a poll brought fewer than JIANDU_BATCH_LINGER_RECORDS, how long it"
+        " waits for more before applying them: fewer, larger batches at moderate rates, where"
+        " a batch of one or two records costs nearly what one of fifty does. 0: none.",
+    )
+    batch_linger_records: int = Field(
+        default=10,
+        ge=1,
+        le=10000,
+        description="A poll that has this many records goes at once, without lingering"
+        " (a busy consumer does not wait; 1: never linger).",
     )
     write_together_max: int = Field(
         default=64,

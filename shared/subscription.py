@@ -73,18 +73,19 @@ class Fetches(Protocol):
 
 
 async def gather_batch(
-    consumer: Fetches, *, wait_ms: int, linger_ms: int, max_records: int
+    consumer: Fetches, *, wait_ms: int, linger_ms: int, enough: int, max_records: int
 ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
-    """What Kafka has ready (waiting up to ``wait_ms`` for a first record), then whatever
-    else comes within ``linger_ms`` of it, up to ``max_records``; each partition's records
-    in their order.
+    """What Kafka has ready (waiting up to ``wait_ms`` for a first record); if that is fewer
+    than ``enough`` records, whatever else comes within ``linger_ms`` of it, until there are
+    ``enough``; never more than ``max_records``; each partition's records in their order.
 
     A batch costs about the same few commands and milliseconds of CPU whether it holds one
     record or fifty. At a moderate rate a consumer that takes what is there sees one or two
     records a batch and pays that cost for each, so the services saturate their CPU at a
     fraction of what they do with a backlog, and every record then waits in queues. A
-    short linger (Kafka producers' ``linger.ms``, taken on the consumer side, where a
-    broker's ``fetch.min.bytes`` would do it) turns those into fewer, larger batches.
+    short linger turns those into fewer, larger batches; a consumer that already finds
+    ``enough`` waiting goes at once (a broker's ``fetch.min.bytes`` and
+    ``fetch.max.wait.ms``, taken on the consumer side).
     """
     loop = asyncio.get_running_loop()
     got = await consumer.getmany(timeout_ms=wait_ms, max_records=max_records)
@@ -93,7 +94,7 @@ async def gather_batch(
     if not count or linger_ms <= 0:
         return batch
     deadline = loop.time() + linger_ms / 1000
-    while count < max_records:
+    while count < min(enough, max_records):
         remaining_ms = int((deadline - loop.time()) * 1000)
         if remaining_ms <= 0:
             break
@@ -114,12 +115,14 @@ class LingeringBatchSubscriber(BatchSubscriber):
 
     __slots__ = ()
     linger_ms: ClassVar[int] = 0
+    enough: ClassVar[int] = 1
 
     async def get_msg(self, consumer: Any) -> tuple[ConsumerRecord[bytes, bytes], ...]:
         batch = await gather_batch(
             consumer,
             wait_ms=self.batch_timeout_ms,
             linger_ms=self.linger_ms,
+            enough=self.enough,
             max_records=self.max_records or 500,
         )
         if not batch:
@@ -127,19 +130,20 @@ class LingeringBatchSubscriber(BatchSubscriber):
         return tuple(chain(*batch.values()))
 
 
-_lingering: dict[int, type[LingeringBatchSubscriber]] = {}
+_lingering: dict[tuple[int, int], type[LingeringBatchSubscriber]] = {}
 
 
-def linger(subscriber: Any, linger_ms: int) -> None:
-    """Make FastStream's batch ``subscriber`` linger ``linger_ms`` for more records."""
-    if linger_ms <= 0 or not isinstance(subscriber, BatchSubscriber):
+def linger(subscriber: Any, linger_ms: int, enough: int) -> None:
+    """Make FastStream's batch ``subscriber`` linger up to ``linger_ms`` for more records
+    while it has fewer than ``enough``."""
+    if linger_ms <= 0 or enough <= 1 or not isinstance(subscriber, BatchSubscriber):
         return
-    cls = _lingering.get(linger_ms)
+    cls = _lingering.get((linger_ms, enough))
     if cls is None:
-        cls = _lingering[linger_ms] = type(
-            f"LingeringBatchSubscriber{linger_ms}ms",
+        cls = _lingering[linger_ms, enough] = type(
+            f"LingeringBatchSubscriber{linger_ms}ms{enough}",
             (LingeringBatchSubscriber,),
-            {"__slots__": (), "linger_ms": linger_ms},
+            {"__slots__": (), "linger_ms": linger_ms, "enough": enough},
         )
     subscriber.__class__ = cls
 
@@ -205,7 +209,7 @@ class Subscriptions:
             *topics, **self.options(consumer_name), title=title, description=description
         )
         subscriber(on_batch)
-        linger(subscriber, self.settings.batch_linger_ms)
+        linger(subscriber, self.settings.batch_linger_ms, self.settings.batch_linger_records)
 
     def options(self, consumer_name: str) -> dict[str, Any]:
         """Keyword arguments every Kafka subscriber of this service takes.

@@ -47,7 +47,7 @@ async def test_records_that_follow_within_the_linger_join_the_batch_in_partition
     b = [record(P1, 0)]
     consumer = ScriptedConsumer({P0: a[:1]}, {P1: b, P0: a[1:2]}, {P0: a[2:]})
 
-    batch = await gather_batch(consumer, wait_ms=20, linger_ms=30, max_records=10)
+    batch = await gather_batch(consumer, wait_ms=20, linger_ms=30, enough=10, max_records=10)
 
     assert batch == {P0: a, P1: b}
     # each later poll asks only for what still fits the batch
@@ -60,16 +60,27 @@ async def test_a_full_batch_goes_without_lingering() -> None:
     records = [record(P0, i) for i in range(5)]
     consumer = ScriptedConsumer({P0: records}, {P0: [record(P0, 5)]})
 
-    batch = await gather_batch(consumer, wait_ms=20, linger_ms=10_000, max_records=5)
+    batch = await gather_batch(consumer, wait_ms=20, linger_ms=10_000, enough=50, max_records=5)
 
     assert batch == {P0: records}
+    assert len(consumer.calls) == 1
+
+
+async def test_a_consumer_that_finds_enough_waiting_does_not_linger() -> None:
+    """A busy consumer's batch goes at once: lingering would only add to its latency."""
+    ready = [record(P0, i) for i in range(3)]
+    consumer = ScriptedConsumer({P0: ready}, {P0: [record(P0, 3)]})
+
+    batch = await gather_batch(consumer, wait_ms=20, linger_ms=10_000, enough=3, max_records=10)
+
+    assert batch == {P0: ready}
     assert len(consumer.calls) == 1
 
 
 async def test_a_poll_that_brought_nothing_does_not_linger() -> None:
     consumer = ScriptedConsumer({}, {P0: [record(P0, 0)]})
 
-    assert await gather_batch(consumer, wait_ms=5, linger_ms=10_000, max_records=5) == {}
+    assert await gather_batch(consumer, wait_ms=5, linger_ms=10_000, enough=5, max_records=5) == {}
     assert len(consumer.calls) == 1
 
 
@@ -77,22 +88,25 @@ async def test_no_linger_takes_only_what_was_ready() -> None:
     first = [record(P0, 0)]
     consumer = ScriptedConsumer({P0: first}, {P0: [record(P0, 1)]})
 
-    assert await gather_batch(consumer, wait_ms=5, linger_ms=0, max_records=5) == {P0: first}
+    assert await gather_batch(consumer, wait_ms=5, linger_ms=0, enough=5, max_records=5) == {
+        P0: first
+    }
     assert len(consumer.calls) == 1
 
 
 def test_a_service_batch_subscriber_lingers_as_its_settings_say() -> None:
-    settings = ServiceSettings(batch_linger_ms=7)
+    settings = ServiceSettings(batch_linger_ms=7, batch_linger_records=4)
     broker = KafkaBroker()
     subscriber: Any = broker.subscriber(
         "t", batch=True, group_id="g", ack_policy=AckPolicy.NACK_ON_ERROR
     )
 
-    linger(subscriber, settings.batch_linger_ms)
+    linger(subscriber, settings.batch_linger_ms, settings.batch_linger_records)
 
     assert isinstance(subscriber, LingeringBatchSubscriber)
-    assert subscriber.linger_ms == 7
-    # a linger of 0 leaves FastStream's subscriber as it is
-    other: Any = broker.subscriber("u", batch=True, group_id="g")
-    linger(other, 0)
-    assert not isinstance(other, LingeringBatchSubscriber)
+    assert (subscriber.linger_ms, subscriber.enough) == (7, 4)
+    # no linger, or enough with one record: FastStream's subscriber as it is
+    for linger_ms, enough in ((0, 4), (7, 1)):
+        other: Any = broker.subscriber("u", batch=True, group_id="g")
+        linger(other, linger_ms, enough)
+        assert not isinstance(other, LingeringBatchSubscriber)
