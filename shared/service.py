@@ -96,6 +96,7 @@ class Service:
             settings.kafka_bootstrap,
             client_id=kafka_client_id(self.instance),
             security=settings.kafka_security(),  # SASL/SCRAM as the service's own user
+            compression_type=settings.kafka_compression_type(),
             middlewares=(
                 KafkaTelemetryMiddleware(tracer_provider=self.tracer_provider),
                 KafkaPrometheusMiddleware(registry=self.registry, app_name=self.name),
@@ -387,6 +388,7 @@ class Service:
             bootstrap_servers=s.kafka_bootstrap,
             client_id=f"{kafka_client_id(self.instance)}-outbox",
             acks="all",  # marked sent only once every in-sync replica has them
+            compression_type=s.kafka_compression_type(),
             **s.kafka_client_options(),
         )
         await self._producer.start()

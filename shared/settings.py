@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from faststream.security import BaseSecurity, SASLScram512
@@ -138,6 +138,19 @@ class ServiceSettings(PlatformSettings, IdentitySettings):
             "stable JIANDU_INSTANCE_ID (StatefulSet pod name, or the runner's name-replica)."
         ),
     )
+    kafka_compression: Literal["none", "gzip", "lz4", "zstd", "snappy"] = Field(
+        default="none",
+        description="Compression of the record batches the services publish (gzip needs no"
+        " extra package; lz4, zstd and snappy need theirs): less disk and network on Apache"
+        " Kafka. On the embedded noida-db gzip halves what it stores and a third of its CPU,"
+        " but aiokafka's gzip (level 9, ~0.1 ms a batch) and the consumers' decompression"
+        " cost the services as much (measured), so the default stays none.",
+    )
+
+    def kafka_compression_type(self) -> Literal["gzip", "lz4", "zstd", "snappy"] | None:
+        """``JIANDU_KAFKA_COMPRESSION`` as aiokafka and FastStream take it."""
+        return None if self.kafka_compression == "none" else self.kafka_compression
+
     batch_max_records: int = Field(
         default=200,
         ge=1,
