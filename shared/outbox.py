@@ -206,6 +206,14 @@ class OutboxRelay:
             self._mark_at = asyncio.get_running_loop().time() + self._mark_every_s
             raise
 
+    async def _mark_or_warn(self) -> None:
+        """:meth:`mark_sent`, a failure only logged (MongoDB away): what stays unmarked is
+        marked at the next try, or, after a stop, published again by the sweep."""
+        try:
+            await self.mark_sent()
+        except Exception as exc:
+            log.warning("outbox relay mark failed", error=repr(exc))
+
     def _until_mark(self) -> float:
         """Seconds until the published documents are due to be marked (the poll if none)."""
         if self._mark_at is None:
@@ -259,12 +267,7 @@ class OutboxRelay:
                 await wait_for_wake(self._wake, self._until_mark())
                 if self._wake.is_set() or self._mark_at is None:
                     break
-                try:
-                    await self.mark_sent()
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # MongoDB away: they stay unmarked, marked later
-                    log.warning("outbox relay mark failed", error=repr(exc))
+                await self._mark_or_warn()
             # Commits come in bursts (every consumer batch wakes the relay): a short linger
             # lets them gather, so one find and one update_many carry many entries.
             await asyncio.sleep(self._linger_s)
@@ -275,10 +278,7 @@ class OutboxRelay:
     async def stop(self) -> None:
         await stop_task(self._task)
         self._task = None
-        try:
-            await self.mark_sent()
-        except Exception as exc:  # left unmarked: the next sweep publishes them again
-            log.warning("outbox relay mark failed at stop", error=repr(exc))
+        await self._mark_or_warn()
         await self.release()
 
     async def release(self) -> None:

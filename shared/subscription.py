@@ -73,11 +73,12 @@ class Fetches(Protocol):
 
 
 async def gather_batch(
-    consumer: Fetches, *, wait_ms: int, linger_ms: int, enough: int, max_records: int
+    consumer: Fetches, *, wait_ms: int, linger_ms: int, enough: int, max_records: int | None
 ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
     """What Kafka has ready (waiting up to ``wait_ms`` for a first record); if that is fewer
     than ``enough`` records, whatever else comes within ``linger_ms`` of it, until there are
-    ``enough``; never more than ``max_records``; each partition's records in their order.
+    ``enough``; never more than ``max_records`` (None: no bound); each partition's records in
+    their order.
 
     A batch costs about the same few commands and milliseconds of CPU whether it holds one
     record or fifty. At a moderate rate a consumer that takes what is there sees one or two
@@ -94,11 +95,12 @@ async def gather_batch(
     if not count or linger_ms <= 0:
         return batch
     deadline = loop.time() + linger_ms / 1000
-    while count < min(enough, max_records):
+    while count < (enough if max_records is None else min(enough, max_records)):
         remaining_ms = int((deadline - loop.time()) * 1000)
         if remaining_ms <= 0:
             break
-        more = await consumer.getmany(timeout_ms=remaining_ms, max_records=max_records - count)
+        room = None if max_records is None else max_records - count
+        more = await consumer.getmany(timeout_ms=remaining_ms, max_records=room)
         for tp, records in more.items():
             batch.setdefault(tp, []).extend(records)
             count += len(records)
@@ -123,7 +125,7 @@ class LingeringBatchSubscriber(BatchSubscriber):
             wait_ms=self.batch_timeout_ms,
             linger_ms=self.linger_ms,
             enough=self.enough,
-            max_records=self.max_records or 500,
+            max_records=self.max_records,
         )
         if not batch:
             return ()
