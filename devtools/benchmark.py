@@ -31,14 +31,21 @@ from typing import Any
 import httpx
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from prometheus_client import Metric
 from pymongo import AsyncMongoClient
 from rich.progress import Progress
 from rich.table import Table
 
 from devtools.demo.generator import DemoGenerator
-from devtools.embedded import Clients, client_of, free_port, wait_drained, wait_groups_stable
+from devtools.embedded import (
+    Clients,
+    client_of,
+    free_port,
+    trim_consumed,
+    wait_drained,
+    wait_groups_stable,
+)
 from devtools.runner import Platform, free_port_offset
 from shared.envelope import Envelope
 from shared.mongo import Document, make_client
@@ -489,6 +496,9 @@ class EndToEnd:
     """Documents already in every collection of every service when the burst ran."""
     bursts: list[float] = field(default_factory=list)
     """Every burst's events/s; ``sustained_events_per_s`` is their median."""
+    kafka_records_trimmed: int = 0
+    """Records every consumer had committed, deleted before the run's phases (``--keep-records``:
+    none), so that noida-db does not carry the earlier phases' records into the next."""
 
 
 BURST_SEED_STEP = 20
@@ -591,6 +601,13 @@ async def end_to_end(
     if kafka_pid:
         pids["kafka"] = kafka_pid
     pids["bench-driver"] = os.getpid()  # it shares the machine: publishing, polling lag
+    trimmed = 0
+
+    async def trim() -> None:
+        nonlocal trimmed
+        if not plan.keep_records:
+            trimmed += await trim_consumed(bootstrap, list(SERVICES))
+
     try:
         await wait_groups_stable(bootstrap, list(SERVICES), replicas)
         bursts: list[Phase] = []
@@ -598,6 +615,7 @@ async def end_to_end(
             label = f"{replicas}× burst" + (f" {n + 1}/{plan.bursts}" if plan.bursts > 1 else "")
             label += f" ({prefilled:,} docs in every collection)" if prefilled else ""
             events = plan.demo_events(seed=seed + BURST_SEED_STEP * n, start=start)
+            await trim()
             bursts.append(await run_phase(platform, mongo, pids, events, None, progress, label))
             # the burst's timers must not spill into the next burst or the paced runs
             await settle(bootstrap, mongo)
@@ -608,6 +626,7 @@ async def end_to_end(
             events = plan.demo_events(seed=paced_seed, start=start)
             rate = sustained * share
             label = f"{replicas}× paced {share:.0%}"
+            await trim()
             run = await one_paced_run(platform, mongo, pids, events, rate, progress, label)
             paced.append({"share": share, **run})
         cpus = os.cpu_count() or 1
@@ -622,6 +641,7 @@ async def end_to_end(
             middle.costs,
             prefilled,
             [round(b.events_per_s, 1) for b in bursts],
+            trimmed,
         )
     finally:
         await mongo.close()
@@ -752,6 +772,9 @@ class BenchPlan:
     """Events published before the services start (the catch-up figure)."""
     bursts: int = 3
     """Bursts per end-to-end run; the sustained rate is their median (``--quick``: 1)."""
+    keep_records: bool = False
+    """Keep what every consumer committed on noida-db between phases (see ``trim_consumed``);
+    by default it goes, and the raw baseline's topic with it."""
     prefill: int = 0
     """Documents in every collection for a last burst (flat query plans); 0: no such run.
     ``--prefill 100000`` writes 7.1 million documents into the platform's ~70 indexed
@@ -767,9 +790,11 @@ class BenchPlan:
         backlog: int | None = None,
         prefill: int | None = None,
         bursts: int | None = None,
+        keep_records: bool = False,
     ) -> BenchPlan:
         raw_n = 500 if quick else 5000
-        sizes = {
+        sizes: dict[str, Any] = {
+            "keep_records": keep_records,
             "backlog": backlog if backlog is not None else (300 if quick else 10_000),
             "prefill": prefill if prefill is not None else (2_000 if quick else 0),
             "bursts": bursts if bursts is not None else (1 if quick else 3),
@@ -789,7 +814,24 @@ class BenchPlan:
         return events if self.events is None else events[: self.events]
 
 
-async def raw_baselines(platform: Platform, n: int, progress: Progress) -> list[Rate]:
+async def empty_topic(bootstrap: str, topic: str) -> None:
+    """Delete every record of ``topic`` (its offsets stay: the next record takes the next one)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = await consumer.end_offsets(partitions)
+        await admin.delete_records({tp: RecordsToDelete(o) for tp, o in ends.items()}, 30_000)
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def raw_baselines(
+    platform: Platform, n: int, progress: Progress, *, keep_records: bool = False
+) -> list[Rate]:
     bootstrap = platform.servers.kafka_bootstrap
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -799,6 +841,8 @@ async def raw_baselines(platform: Platform, n: int, progress: Progress) -> list[
         await admin.close()
     produced = await kafka_produce_rate(bootstrap, "bench.raw", n, progress)
     consumed = await kafka_consume_rate(bootstrap, "bench.raw", n, progress)
+    if not keep_records:  # the raw topic's records would weigh on noida-db in every phase
+        await empty_topic(bootstrap, "bench.raw")
     one, many = await mongo_rates(platform.servers.mongo_uri, n, progress)
     return [produced, consumed, one, many]
 
@@ -827,7 +871,11 @@ def run_bench(plan: BenchPlan, out: Path, work_dir: Path) -> BenchReport:
             platform.start_servers()
             try:
                 if i == 0:
-                    raw = asyncio.run(raw_baselines(platform, plan.raw_n, progress))
+                    raw = asyncio.run(
+                        raw_baselines(
+                            platform, plan.raw_n, progress, keep_records=plan.keep_records
+                        )
+                    )
                     report.raw = [r.as_dict() for r in raw]
                     if plan.backlog:
                         report.catch_up = catch_up(platform, plan, progress).as_dict()

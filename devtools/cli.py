@@ -76,6 +76,11 @@ def bench(
         min=1,
         help="Bursts per run; the sustained rate is their median (default 3, --quick 1).",
     ),
+    keep_records: bool = typer.Option(
+        False,
+        help="Keep consumed records on noida-db between phases (by default they are deleted:"
+        " its CPU grows with what it stores).",
+    ),
     work_dir: Path | None = typer.Option(None, help="Data folder (default: a temporary one)."),
 ) -> None:
     """Run the whole platform on fresh embedded servers and measure it (``make bench``)."""
@@ -86,7 +91,7 @@ def bench(
     from devtools.benchmark import BenchPlan, run_bench, summary
 
     counts = [int(r) for r in replicas.split(",") if r.strip()]
-    plan = BenchPlan.of(counts, quick, events, backlog, prefill, bursts)
+    plan = BenchPlan.of(counts, quick, events, backlog, prefill, bursts, keep_records)
     with tempfile.TemporaryDirectory(prefix="jiandu-bench-") as tmp:
         report = run_bench(plan, out, work_dir or Path(tmp))
     Console().print(summary(report))
