@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.casereview import api, storage
 from services.casereview.handlers.campaigns import Campaigns
-from services.casereview.handlers.intake import CASE_CLOSED, Intake
+from services.casereview.handlers.intake import CASE_CLOSED, Intake, officer_ids
 from services.casereview.handlers.rectification import RECTIFICATION_DUE, Rectifications
 from services.casereview.handlers.scoring import Scoring
 from services.casereview.reference import ReferenceData
@@ -36,7 +36,7 @@ def build(settings: CasereviewSettings | None = None, clock: Clock | None = None
     service.consume(
         INGEST_ENFORCEMENT,
         {CASE_CLOSED: intake.on_case_closed},
-        prefetch={storage.CASES: data_key("case_id")},
+        prefetch={storage.CASES: data_key("case_id"), storage.OFFICERS: officer_ids},
     )
     # The officer registry is the inspection service's: casereview keeps a copy (持证 pre-check).
     service.consume(INSPECTION_EVENTS, {OFFICER_CHANGED_TYPE: intake.on_officer_changed})

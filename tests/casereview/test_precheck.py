@@ -380,3 +380,18 @@ def test_every_time_limit_of_the_precheck_names_its_calendar_and_article() -> No
     assert "第八十五条" in TIME_LIMITS["service_time_limit"].source
     assert TIME_LIMITS["decision_time_limit"].calendar == "calendar"
     assert "第六十条" in TIME_LIMITS["decision_time_limit"].source
+
+
+def test_a_batch_prefetches_the_officers_its_case_files_name() -> None:
+    """One registry query per batch, not per file: the prefetch key lists the file's officers,
+    and bad data (it runs before validation) gives none instead of raising."""
+    from services.casereview.handlers.intake import officer_ids
+    from shared.envelope import Envelope
+
+    def closed(data: object) -> Envelope:
+        return Envelope(type="t", source="/t", district="310101", partitionkey="k", data=data)
+
+    good = closed({"officers": [{"id": "ZF-001"}, {"id": "ZF-002", "cert_no": "x"}]})
+    assert officer_ids(good) == ["ZF-001", "ZF-002"]
+    for bad in ({}, {"officers": "ZF-001"}, {"officers": [None, {"id": 7}, "x"]}):
+        assert officer_ids(closed(bad)) == []

@@ -32,6 +32,15 @@ def file_hash(case: CaseClosed) -> str:
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
+def officer_ids(event: Envelope) -> list[str]:
+    """Prefetch key: the officers a closed case file names (their registry entries are read
+    with the batch's one query, not one query per file). Any input: bad data gives none."""
+    officers = event.data.get("officers") if isinstance(event.data, dict) else None
+    if not isinstance(officers, list):
+        return []
+    return [o["id"] for o in officers if isinstance(o, dict) and isinstance(o.get("id"), str)]
+
+
 class Intake:
     """收案: the handlers of what comes in; the pre-check thresholds come from the settings."""
 
