@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, Counter
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from shared.clock import Clock, SystemClock
 from shared.consumer import INBOX, QUARANTINE, EventConsumer, EventHandler, KeyOf, apply_batch
@@ -44,11 +45,18 @@ from shared.kafka_fetch_wait import emulate_fetch_wait
 from shared.leases import LEASES
 from shared.mongo import CommandCounter, Document, ensure_indexes, make_client
 from shared.outbox import OUTBOX, OUTBOX_INDEXES, OutboxRelay
-from shared.retrying import TRANSACTION_CONFLICTS
+from shared.retrying import TRANSACTION_CONFLICTS, transient_transaction
 from shared.settings import ServiceSettings, kafka_client_id
 from shared.subscription import BatchApply, Records, Subscriptions
 from shared.telemetry import configure_logging, setup_telemetry
-from shared.timers import TIMER_INDEXES, TIMERS, TimerHandler, TimerKeyOf, TimerWheel
+from shared.timers import (
+    TIMER_INDEXES,
+    TIMERS,
+    DueTimerFailed,
+    TimerHandler,
+    TimerKeyOf,
+    TimerWheel,
+)
 from shared.topics import EXTERNAL_TYPE_TOPICS, Topic
 from shared.unit_of_work import Lookup, UnitOfWork
 
@@ -321,6 +329,19 @@ class Service:
             return await self._run_once_in_uow(work)
 
     async def _run_once_in_uow(self, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        """One transaction; the timers it schedules already due fire in it
+        (``JIANDU_TIMERS_FIRE_AT_COMMIT``), unless one of them fails: then it runs again
+        without, and the wheel fires them."""
+        s = self.settings
+        if self.timers is None or not (s.timers_run and s.timers_fire_at_commit):
+            return await self._transaction(work, fire_due=False)
+        try:
+            return await self._transaction(work, fire_due=True)
+        except DueTimerFailed as exc:
+            log.warning("due timer left to the wheel", error=repr(exc.__cause__))
+            return await self._transaction(work, fire_due=False)
+
+    async def _transaction(self, work: Callable[[UnitOfWork], Awaitable[T]], fire_due: bool) -> T:
         uow: UnitOfWork
         async with self.client.start_session() as session:
             async with await session.start_transaction():
@@ -334,7 +355,13 @@ class Service:
                     instance=self.instance,
                 )
                 result = await work(uow)
-                await uow.flush()
+                fired = await self.timers.fire_due_now(uow) if fire_due and self.timers else 0
+                try:
+                    await uow.flush()
+                except PyMongoError as exc:
+                    if fired and not transient_transaction(exc):  # maybe the timers' writes
+                        raise DueTimerFailed(f"writing due timers' work: {exc!r}") from exc
+                    raise
         if uow.emitted and self.relay is not None:
             self.relay.wake(uow.outbox)
         if uow.scheduled and self.timers is not None:

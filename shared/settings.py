@@ -229,6 +229,12 @@ class ServiceSettings(PlatformSettings, IdentitySettings):
     timers_run: bool = Field(
         default=True, description="Fire due timers in the background (tests call tick())."
     )
+    timers_fire_at_commit: bool = Field(
+        default=True,
+        description="A timer a transaction schedules already due (a backlog, a replay, a late"
+        " event) fires in that transaction instead of in a second one after it (only while"
+        " timers_run; a failing one is left to the wheel).",
+    )
     lease_s: float = Field(default=15.0, gt=0, description="Timer and relay lease length.")
     batch_conflict_attempts: int = Field(
         default=2,

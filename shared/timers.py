@@ -29,6 +29,12 @@ stalls); a transaction's write fails at once instead.
 The wheel sleeps until the nearest timer it would fire (capped), and is woken when a commit of
 this replica schedules an earlier one: no fixed poll tick between a deadline and its firing.
 
+A timer a unit schedules already due (a backlog after an outage, a replay of history, a late
+event) fires in that unit itself (:meth:`TimerWheel.fire_due_now`,
+``JIANDU_TIMERS_FIRE_AT_COMMIT``): written as ``fired`` with its handler's writes, it is never
+pending in any committed state, so no wheel can fire it again; if its handler fails, the unit
+runs again without it and the wheel fires it with its bounded retries.
+
 Tracing: a timer keeps the trace context it was scheduled in (W3C ``traceparent``, as the
 outbox keeps it per entry), and its handler runs in a span that continues that trace and links
 to the wheel's own span, if any: a reminder or escalation a timer emits belongs to the trace of
@@ -50,6 +56,7 @@ from pymongo import ASCENDING, IndexModel, UpdateMany, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from shared.background import stop_task, wait_for_wake
 from shared.batching import isolate_failures, keys_of
@@ -58,11 +65,18 @@ from shared.leases import Lease
 from shared.mongo import Document
 
 TIMERS = "timers"
+FIRE_NOW_ROUNDS = 8
+"""Rounds of :meth:`TimerWheel.fire_due_now` per unit (a due timer's handler may schedule
+another due one: 办结超期 then 超期通报); what a last round schedules is the wheel's."""
 OWN_TIMERS_KEPT = 10_000
 """Timers a wheel remembers having scheduled itself (to fire them without the sweep)."""
 TIMER_INDEXES = [
     IndexModel([("status", ASCENDING), ("next_at", ASCENDING)], name="claimable"),
 ]
+
+
+class DueTimerFailed(Exception):
+    """A timer fired in the unit that scheduled it failed; the unit runs again without."""
 
 
 class Prefetch(Protocol):
@@ -82,6 +96,10 @@ class TimerUnit(Protocol):
 
     def fire_timers(self, flip: UpdateMany) -> None: ...
 
+    def due_now(self, kinds: Iterable[str]) -> list[Document]: ...
+
+    def fire_now(self, timer: Document) -> None: ...
+
 
 U = TypeVar("U", bound=TimerUnit)
 TimerHandler = Callable[[Document, U], Awaitable[None]]
@@ -92,39 +110,39 @@ RunInUow = Callable[[Callable[[U], Awaitable[Any]]], Awaitable[Any]]
 log = structlog.get_logger(__name__)
 
 
-def schedule_timer_op(
-    timer_id: str,
+def timer_fields(
     kind: str,
     due: datetime,
     payload: dict[str, Any] | None = None,
     subject: str | None = None,
     scheduled_by: str | None = None,
-    namespace: str | None = None,
-) -> UpdateOne:
-    """Create or move a pending timer (re-scheduling a fired one re-arms it); it keeps the
-    current trace context, which its handler's span continues when it fires."""
+) -> Document:
+    """A pending timer's fields; it keeps the current trace context, which its handler's span
+    continues when it fires."""
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
-    return UpdateOne(
-        {"_id": timer_id},
-        {
-            "$set": {
-                "kind": kind,
-                "due": due,
-                "next_at": due,
-                "payload": payload or {},
-                "subject": subject,
-                "trace": carrier,
-                "status": "pending",
-                "failures": 0,
-                "scheduled_by": scheduled_by,
-                "scheduled_at": datetime.now(UTC),  # wall clock, like the sweep's grace
-            },
-            "$setOnInsert": {"fired_count": 0},
-        },
-        upsert=True,
-        namespace=namespace,
-    )
+    return {
+        "kind": kind,
+        "due": due,
+        "next_at": due,
+        "payload": payload or {},
+        "subject": subject,
+        "trace": carrier,
+        "status": "pending",
+        "failures": 0,
+        "scheduled_by": scheduled_by,
+        "scheduled_at": datetime.now(UTC),  # wall clock, like the sweep's grace
+    }
+
+
+def timer_write_op(
+    timer_id: str, fields: Document, *, fired: bool = False, namespace: str | None = None
+) -> UpdateOne:
+    """Create or move a timer to ``fields`` (re-scheduling a fired one re-arms it); ``fired``:
+    it fired in the writing unit (:meth:`shared.unit_of_work.UnitOfWork.fire_now`), which
+    counts the firing."""
+    count = {"$inc": {"fired_count": 1}} if fired else {"$setOnInsert": {"fired_count": 0}}
+    return UpdateOne({"_id": timer_id}, {"$set": fields, **count}, upsert=True, namespace=namespace)
 
 
 def cancel_timers_op(timer_ids: Iterable[str], namespace: str | None = None) -> UpdateMany:
@@ -324,15 +342,6 @@ class TimerWheel(Generic[U]):
             if not mine:
                 return 0
             mine.sort(key=lambda t: (t["due"], t["_id"]))
-            wanted: dict[str, list[Any]] = {}
-            for timer in mine:
-                for collection, key_of in self._prefetch.get(timer["kind"], {}).items():
-                    try:
-                        wanted.setdefault(collection, []).extend(keys_of(key_of(timer)))
-                    except Exception:  # a malformed payload: its handler says so
-                        continue
-            for collection, keys in wanted.items():
-                await uow.documents(collection).load(keys)
             uow.fire_timers(
                 UpdateMany(
                     {**still_due, "_id": {"$in": [t["_id"] for t in mine]}},
@@ -343,15 +352,56 @@ class TimerWheel(Generic[U]):
                     namespace=f"{self._db.name}.{TIMERS}",
                 )
             )
-            for timer in mine:
-                handler = self._handlers.get(timer["kind"])
-                if handler is None:
-                    raise LookupError(f"no handler for timer kind {timer['kind']!r}")
-                with self._span(timer):
-                    await handler(timer, uow)
+            await self._run_handlers(uow, mine)
             return len(mine)
 
         fired: int = await self._run_in_uow(work)
+        return fired
+
+    async def _run_handlers(self, uow: U, timers: list[Document]) -> None:
+        """Prefetch what the timers' handlers read (one ``$in`` per collection), run them."""
+        wanted: dict[str, list[Any]] = {}
+        for timer in timers:
+            for collection, key_of in self._prefetch.get(timer["kind"], {}).items():
+                try:
+                    wanted.setdefault(collection, []).extend(keys_of(key_of(timer)))
+                except Exception:  # a malformed payload: its handler says so
+                    continue
+        for collection, keys in wanted.items():
+            await uow.documents(collection).load(keys)
+        for timer in timers:
+            handler = self._handlers.get(timer["kind"])
+            if handler is None:
+                raise LookupError(f"no handler for timer kind {timer['kind']!r}")
+            with self._span(timer):
+                await handler(timer, uow)
+
+    async def fire_due_now(self, uow: U) -> int:
+        """Fire, in ``uow`` itself, the timers it scheduled that are due already (a backlog
+        after an outage, a replay of history, a late event), then those their handlers
+        schedule due; returns how many fired.
+
+        Handed to the wheel, each such timer cost a second transaction after the commit
+        that re-read and re-wrote what the first had just written (measured in the bench,
+        where the demo's deadlines are days past: nearly one timer batch per consumer batch),
+        and its effects (a reminder, an escalation) waited for it. A handler's failure
+        raises :class:`DueTimerFailed`: the caller runs the unit again without this, and the
+        wheel fires the timer with its bounded retries.
+        """
+        fired = 0
+        for _ in range(FIRE_NOW_ROUNDS):
+            due = uow.due_now(self._handlers)
+            if not due:
+                break
+            for timer in due:
+                uow.fire_now(timer)
+            try:
+                await self._run_handlers(uow, due)
+            except PyMongoError:
+                raise  # the database's, not the timer's: the unit runs again as it is
+            except Exception as exc:
+                raise DueTimerFailed(f"a due timer failed: {exc!r}") from exc
+            fired += len(due)
         return fired
 
     def _span(self, timer: Document) -> AbstractContextManager[trace.Span]:

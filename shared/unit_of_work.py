@@ -33,13 +33,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from shared.batching import ClaimHeld
-from shared.clock import Clock
+from shared.clock import Clock, utc
 from shared.contracts import NotificationRequest, SupervisionLead
 from shared.envelope import Envelope
 from shared.mongo import Document, write_together
 from shared.outbox import OUTBOX, outbox_document, outbox_entry
 from shared.retrying import transient_transaction
-from shared.timers import TIMERS, cancel_timers_op, schedule_timer_op
+from shared.timers import TIMERS, cancel_timers_op, timer_fields, timer_write_op
 from shared.topics import NOTIFY_REQUESTS, SUPERVISION_LEADS, Topic
 
 A = TypeVar("A")
@@ -286,8 +286,11 @@ class UnitOfWork:
     reads: int = 0
     writes: int = 0
     _outbox: list[Document] = field(default_factory=list)
-    _timers: dict[str, UpdateOne | None] = field(default_factory=dict)
-    """Timer id → its schedule, or ``None``: cancel it (the last word on an id wins)."""
+    _timers: dict[str, Document | None] = field(default_factory=dict)
+    """Timer id → the fields to write, or ``None``: cancel it (the last word on an id wins)."""
+    _fired_now: dict[str, Document] = field(default_factory=dict)
+    """Timers this unit fired itself (:meth:`fire_now`) → their fields as fired."""
+    _firings_counted: set[str] = field(default_factory=set)
     _fired: list[UpdateMany] = field(default_factory=list)
     """The timer wheel's flips of the timers this unit fires (:meth:`fire_timers`)."""
     _repos: dict[str, DocumentRepository] = field(default_factory=dict)
@@ -359,12 +362,24 @@ class UnitOfWork:
         cancels as one statement."""
         timers, self._timers = self._timers, {}
         fired, self._fired = self._fired, []
+        ns = f"{self._db.name}.{TIMERS}"
         models: list[UpdateOne | UpdateMany] = [*fired]
-        models += [op for op in timers.values() if op is not None]
-        cancelled = [timer_id for timer_id, op in timers.items() if op is None]
+        models += [
+            timer_write_op(timer_id, fields, fired=self._count_firing(timer_id), namespace=ns)
+            for timer_id, fields in timers.items()
+            if fields is not None
+        ]
+        cancelled = [timer_id for timer_id, fields in timers.items() if fields is None]
         if cancelled:
-            models.append(cancel_timers_op(cancelled, f"{self._db.name}.{TIMERS}"))
+            models.append(cancel_timers_op(cancelled, ns))
         return models
+
+    def _count_firing(self, timer_id: str) -> bool:
+        """Whether this write of ``timer_id`` counts its firing by this unit (once)."""
+        if timer_id not in self._fired_now or timer_id in self._firings_counted:
+            return False
+        self._firings_counted.add(timer_id)
+        return True
 
     async def _flush_timers(self) -> None:
         if self._timers or self._fired:
@@ -450,14 +465,43 @@ class UnitOfWork:
         subject: str | None = None,
     ) -> None:
         """Create or move a pending timer (the last word on one id in this unit wins)."""
-        self._timers[timer_id] = schedule_timer_op(
-            timer_id, kind, due, payload, subject, self.instance, f"{self._db.name}.{TIMERS}"
-        )
+        self._timers[timer_id] = timer_fields(kind, due, payload, subject, self.instance)
         self.scheduled[timer_id] = due
 
     async def cancel(self, timer_id: str) -> None:
-        self._timers[timer_id] = None
+        """Cancel the timer if it is pending; one this unit fired stays fired."""
+        fired = self._fired_now.get(timer_id)
+        self._timers[timer_id] = dict(fired) if fired is not None else None
         self.scheduled.pop(timer_id, None)
+
+    def due_now(self, kinds: Iterable[str]) -> list[Document]:
+        """The timers of ``kinds`` this unit scheduled that are due already and that it has
+        not fired itself, as the wheel would read them, earliest first."""
+        now, wanted = self.now(), set(kinds)
+        due = [
+            {"_id": timer_id, **fields}
+            for timer_id, fields in self._timers.items()
+            if fields is not None
+            and fields["status"] == "pending"
+            and fields["kind"] in wanted
+            and utc(fields["due"]) <= now
+            and timer_id not in self._fired_now
+        ]
+        return sorted(due, key=lambda t: (t["due"], t["_id"]))
+
+    def fire_now(self, timer: Document) -> None:
+        """This unit fires ``timer`` (one of :meth:`due_now`) itself: written as fired at
+        commit, with the handler's writes, and not handed to the wheel.
+
+        Exactly once as with the wheel: the timer was pending in no committed state, or, if it
+        was, a wheel firing it meanwhile makes this unit's write a conflict, and the rerun
+        sees it fired. Called before its handler runs, so that a handler re-arming it wins.
+        """
+        fields = {key: value for key, value in timer.items() if key != "_id"}
+        fired = {**fields, "status": "fired", "fired_at": self.now(), "fired_by": self.instance}
+        self._fired_now[timer["_id"]] = fired
+        self._timers[timer["_id"]] = dict(fired)
+        self.scheduled.pop(timer["_id"], None)
 
     def fire_timers(self, flip: UpdateMany) -> None:
         """The timer wheel's flip of the timers it fires in this unit to ``fired``: written
@@ -472,6 +516,8 @@ class UnitOfWork:
         self._outbox.clear()
         self.emitted.clear()
         self._timers.clear()
+        self._fired_now.clear()
+        self._firings_counted.clear()
         self._fired.clear()
         self._repos.clear()
         self._indexes.clear()

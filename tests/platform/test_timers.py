@@ -303,3 +303,155 @@ async def test_a_timer_its_handler_arms_again_stays_armed_and_counts_the_firing(
     assert timer is not None and timer["fired_count"] == 1
     assert timer["status"] == "pending"
     assert timer["next_at"].replace(tzinfo=UTC) == T0 + timedelta(hours=1)
+
+
+# -- timers a unit schedules already due fire in that unit (JIANDU_TIMERS_FIRE_AT_COMMIT) -----
+
+
+async def test_a_timer_scheduled_already_due_fires_in_the_unit_that_scheduled_it(
+    settings_for: Callable[..., AlarmSettings],
+) -> None:
+    """A backlog or a replay schedules deadlines already past: the unit fires them itself,
+    committed with its own writes, instead of a second transaction after the commit."""
+    from shared.outbox import outbox_events
+    from shared.timers import TIMERS
+
+    clock = ManualClock(T0)
+    async with build_alarm(settings_for(AlarmSettings, timers_run=True), clock).running() as svc:
+
+        async def late_work(uow: UnitOfWork) -> None:
+            await uow.schedule("late", "ring", T0 - timedelta(hours=1))
+            await uow.schedule("later", "ring", T0 + timedelta(days=1))
+            await uow.schedule("cancelled", "ring", T0 - timedelta(hours=2))
+            await uow.cancel("cancelled")
+
+        await svc.run_in_uow(late_work)
+        # nothing awaited: what the unit committed is there when it returns
+        rings = [r["timer"] for r in await svc.db["rings"].find().to_list()]
+        timers = {t["_id"]: t for t in await svc.db[TIMERS].find().to_list()}
+        rang = await outbox_events(svc.db, type="test.alarm.rang")
+        assert svc.timers is not None and svc.timers.fired == 0  # the wheel fired nothing
+    assert rings == ["late"]
+    assert [e["id"] for e in rang] and len(rang) == 1
+    assert timers["late"]["status"] == "fired" and timers["late"]["fired_count"] == 1
+    assert timers["late"]["fired_by"] == svc.instance
+    assert timers["later"]["status"] == "pending" and timers["later"]["fired_count"] == 0
+    assert "cancelled" not in timers
+
+
+async def test_due_timers_a_fired_timer_schedules_fire_too_and_one_it_re_arms_stays_armed(
+    settings_for: Callable[..., AlarmSettings],
+) -> None:
+    """办结超期 arms 超期通报, both past in a replay: one unit fires the chain; a handler that
+    arms its own timer again leaves it pending with the firing counted (and not fired twice)."""
+    from shared.timers import TIMERS
+
+    clock = ManualClock(T0)
+    svc = Service(settings_for(AlarmSettings, timers_run=True), clock=clock)
+    order: list[str] = []
+
+    async def overdue(timer: Document, uow: UnitOfWork) -> None:
+        order.append(timer["_id"])
+        await uow.schedule("escalate", "escalate", T0 - timedelta(minutes=1))
+
+    async def escalate(timer: Document, uow: UnitOfWork) -> None:
+        order.append(timer["_id"])
+        await uow.schedule("escalate", "escalate", T0 - timedelta(minutes=1))  # due, re-armed
+        await uow.schedule("repeat", "escalate", T0 + timedelta(hours=1))
+
+    svc.on_timer("overdue", overdue)
+    svc.on_timer("escalate", escalate)
+
+    async def arm(uow: UnitOfWork) -> None:
+        await uow.schedule("due", "overdue", T0 - timedelta(days=1))
+
+    async with svc.running():
+        await svc.run_in_uow(arm)
+        timers = {t["_id"]: t for t in await svc.db[TIMERS].find().to_list()}
+    assert order == ["due", "escalate"]  # each once, in the one unit
+    assert timers["due"]["status"] == "fired" and timers["due"]["fired_count"] == 1
+    assert timers["escalate"]["status"] == "pending"  # armed again by its own handler
+    assert timers["escalate"]["fired_count"] == 1
+    assert timers["repeat"]["status"] == "pending"
+
+
+async def test_a_due_timer_that_fails_in_its_unit_is_left_to_the_wheel(
+    settings_for: Callable[..., AlarmSettings],
+) -> None:
+    """Its failure is the timer's, not the work's: the unit commits again without firing it
+    (its own writes once), and the wheel fires it with its bounded retries."""
+    from shared.timers import TIMERS
+
+    clock = ManualClock(T0)
+    svc = Service(settings_for(AlarmSettings, timers_run=True), clock=clock)
+    calls: list[str] = []
+
+    async def flaky(timer: Document, uow: UnitOfWork) -> None:
+        calls.append(timer["_id"])
+        if len(calls) == 1:
+            raise ValueError("first try fails")
+        uow.documents("rings").put({"_id": timer["_id"], "rang": True})
+
+    svc.on_timer("flaky", flaky)
+
+    async def work(uow: UnitOfWork) -> None:
+        uow.documents("things").put({"_id": "thing", "n": 1})
+        await uow.schedule("flaky-1", "flaky", T0 - timedelta(hours=1))
+
+    async with svc.running():
+        await svc.run_in_uow(work)
+        assert await svc.db["things"].count_documents({}) == 1
+        fired = await eventually(lambda: svc.db[TIMERS].find_one({"status": "fired"}))
+        rang = await svc.db["rings"].find().to_list()
+        assert svc.timers is not None and svc.timers.fired == 1  # the wheel's
+    assert fired["_id"] == "flaky-1" and fired["fired_count"] == 1
+    assert calls == ["flaky-1", "flaky-1"]
+    assert rang == [{"_id": "flaky-1", "rang": True}]
+
+
+async def test_without_fire_at_commit_the_wheel_fires_a_due_timer(
+    settings_for: Callable[..., AlarmSettings],
+) -> None:
+    from shared.timers import TIMERS
+
+    clock = ManualClock(T0)
+    settings = settings_for(AlarmSettings, timers_run=True, timers_fire_at_commit=False)
+    async with build_alarm(settings, clock).running() as svc:
+        await _schedule(svc, "late", T0 - timedelta(hours=1))
+        fired = await eventually(lambda: svc.db[TIMERS].find_one({"status": "fired"}))
+        assert svc.timers is not None and svc.timers.fired == 1
+    assert fired["_id"] == "late"
+
+
+async def test_a_due_timer_whose_writes_fail_at_commit_is_left_to_the_wheel(
+    settings_for: Callable[..., AlarmSettings],
+) -> None:
+    """The timer's writes go with the unit's at commit: a write only the timer's handler made
+    (a duplicate insert here) fails the unit, which then commits again without the timer."""
+    from shared.timers import TIMERS
+
+    clock = ManualClock(T0)
+    svc = Service(settings_for(AlarmSettings, timers_run=True), clock=clock)
+    calls: list[str] = []
+
+    async def inserts(timer: Document, uow: UnitOfWork) -> None:
+        calls.append(timer["_id"])
+        if len(calls) == 1:  # a document that exists: the insert fails at commit
+            uow.documents("rings").add({"_id": "taken"})
+        else:
+            uow.documents("rings").put({"_id": timer["_id"]})
+
+    svc.on_timer("inserts", inserts)
+
+    async def work(uow: UnitOfWork) -> None:
+        uow.documents("things").put({"_id": "thing"})
+        await uow.schedule("ins-1", "inserts", T0 - timedelta(hours=1))
+
+    async with svc.running():
+        await svc.db["rings"].insert_one({"_id": "taken"})
+        await svc.run_in_uow(work)
+        assert await svc.db["things"].count_documents({}) == 1
+        fired = await eventually(lambda: svc.db[TIMERS].find_one({"status": "fired"}))
+        rings = sorted(r["_id"] for r in await svc.db["rings"].find().to_list())
+    assert fired["_id"] == "ins-1" and calls == ["ins-1", "ins-1"]
+    assert rings == ["ins-1", "taken"]
