@@ -32,6 +32,7 @@ from devtools.benchmark import ProcessWatch, find_pid, tally
 from devtools.demo.generator import DemoGenerator
 from devtools.embedded import EmbeddedServers, free_port, wait_drained
 from devtools.runner import EMBEDDED_FETCH_WAIT_MS
+from shared.entrypoint import tune_gc
 from shared.kafka_admin import create_topics
 from shared.mongo import Document
 from shared.registry import SERVICES
@@ -194,6 +195,7 @@ async def run_alone(name: str, orders: int, rate: float | None, work_dir: Path) 
         prefix = "alone."
         await create_topics(servers.kafka_bootstrap, prefix)
         service = build(name, settings_of(name, servers, prefix))
+        tune_gc(service.settings)  # as the service's own process does (shared.entrypoint)
         if not rate:
             await publish(servers.kafka_bootstrap, prefix, records, None)
         pids = {"service": os.getpid(), "mongodb": servers.mongo_pids[name]}

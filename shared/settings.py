@@ -178,6 +178,14 @@ class ServiceSettings(PlatformSettings, IdentitySettings):
         description="A poll that has this many records goes at once, without lingering"
         " (a busy consumer does not wait; 1: never linger).",
     )
+    gc_young_threshold: int = Field(
+        default=10_000,
+        ge=0,
+        description="Allocations between the garbage collector's young-generation passes"
+        " (CPython's default is 700; a batch allocates hundreds of thousands of short-lived"
+        " objects). The objects that exist once the service is built are frozen out of every"
+        " pass: a full pass over them held a service for 180-190 ms. 0: CPython's defaults.",
+    )
     write_together_max: int = Field(
         default=64,
         ge=0,
