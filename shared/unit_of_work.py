@@ -487,7 +487,7 @@ class UnitOfWork:
             and utc(fields["due"]) <= now
             and timer_id not in self._fired_now
         ]
-        return sorted(due, key=lambda t: (t["due"], t["_id"]))
+        return sorted(due, key=lambda t: (utc(t["due"]), t["_id"]))
 
     def fire_now(self, timer: Document) -> None:
         """This unit fires ``timer`` (one of :meth:`due_now`) itself: written as fired at
