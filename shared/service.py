@@ -128,7 +128,9 @@ class Service:
         self._by_topic: dict[str, EventConsumer] = {}
         self._descriptions: list[str] = []
         self._subscribed = False
-        self._timer_handlers: dict[str, tuple[TimerHandler[UnitOfWork], dict[str, TimerKeyOf]]] = {}
+        self._timer_handlers: dict[
+            str, tuple[TimerHandler[UnitOfWork], dict[str | Lookup, TimerKeyOf]]
+        ] = {}
         self._client: AsyncMongoClient[Document] | None = None
         self.relay: OutboxRelay | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -244,7 +246,7 @@ class Service:
         kind: str,
         handler: TimerHandler[UnitOfWork],
         *,
-        prefetch: Mapping[str, TimerKeyOf] | None = None,
+        prefetch: Mapping[str | Lookup, TimerKeyOf] | None = None,
     ) -> None:
         """Fire ``handler`` for due timers of ``kind``; ``prefetch`` as for :meth:`consume`."""
         self._timer_handlers[kind] = (handler, dict(prefetch or {}))

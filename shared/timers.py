@@ -94,6 +94,8 @@ class TimerUnit(Protocol):
 
     def documents(self, name: str) -> Prefetch: ...
 
+    def lookup(self, lookup: Any) -> Prefetch: ...
+
     def fire_timers(self, flip: UpdateMany) -> None: ...
 
     def due_now(self, kinds: Iterable[str]) -> list[Document]: ...
@@ -211,7 +213,7 @@ class TimerWheel(Generic[U]):
         self._coalesce_s = coalesce_s
         self._tracer = tracer or trace.get_tracer("jiandu.timers")
         self._handlers: dict[str, TimerHandler[U]] = {}
-        self._prefetch: dict[str, dict[str, TimerKeyOf]] = {}
+        self._prefetch: dict[str, dict[Any, TimerKeyOf]] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._sleeping_until: datetime | None = None
@@ -225,10 +227,14 @@ class TimerWheel(Generic[U]):
         self.fired = 0
 
     def register(
-        self, kind: str, handler: TimerHandler[U], prefetch: Mapping[str, TimerKeyOf] | None = None
+        self,
+        kind: str,
+        handler: TimerHandler[U],
+        prefetch: Mapping[Any, TimerKeyOf] | None = None,
     ) -> None:
-        """``prefetch``: per collection, the id(s) a timer's handler will read (one ``$in``
-        per collection for the whole batch of timers fired together)."""
+        """``prefetch``: per collection, the id(s) a timer's handler will read, or per
+        look-up by another field (a :class:`shared.unit_of_work.Lookup`), the values; one
+        ``$in`` each for the whole batch of timers fired together."""
         self._handlers[kind] = handler
         self._prefetch[kind] = dict(prefetch or {})
 
@@ -359,16 +365,18 @@ class TimerWheel(Generic[U]):
         return fired
 
     async def _run_handlers(self, uow: U, timers: list[Document]) -> None:
-        """Prefetch what the timers' handlers read (one ``$in`` per collection), run them."""
-        wanted: dict[str, list[Any]] = {}
+        """Prefetch what the timers' handlers read (one ``$in`` per collection or look-up by
+        another field), run them."""
+        wanted: dict[Any, list[Any]] = {}
         for timer in timers:
             for collection, key_of in self._prefetch.get(timer["kind"], {}).items():
                 try:
                     wanted.setdefault(collection, []).extend(keys_of(key_of(timer)))
                 except Exception:  # a malformed payload: its handler says so
                     continue
-        for collection, keys in wanted.items():
-            await uow.documents(collection).load(keys)
+        for target, keys in wanted.items():
+            found = uow.documents(target) if isinstance(target, str) else uow.lookup(target)
+            await found.load(keys)
         for timer in timers:
             handler = self._handlers.get(timer["kind"])
             if handler is None:

@@ -8,6 +8,7 @@ from services.hotline.settings import HotlineSettings
 from shared.clock import Clock
 from shared.consumer import data_key
 from shared.service import Service
+from shared.timers import TimerKeyOf
 from shared.topics import (
     AUDIT_EVENTS,
     HOTLINE_EVENTS,
@@ -16,6 +17,7 @@ from shared.topics import (
     NOTIFY_REQUESTS,
     SUPERVISION_LEADS,
 )
+from shared.unit_of_work import Lookup
 
 
 def build(settings: HotlineSettings | None = None, clock: Clock | None = None) -> Service:
@@ -46,14 +48,24 @@ def build(settings: HotlineSettings | None = None, clock: Clock | None = None) -
         },
     )
     # every hotline timer names its complaint: a batch of timers loads them with one query
-    complaint_of = {storage.COMPLAINTS: lambda timer: timer["payload"]["order_id"]}
+    complaint_of: dict[str | Lookup, TimerKeyOf] = {
+        storage.COMPLAINTS: lambda timer: timer["payload"]["order_id"]
+    }
     for kind, handler in (
         (ACK_DUE, workflow.on_ack_due),
         (RESOLVE_DUE, workflow.on_resolve_due),
         (ESCALATE, workflow.on_escalate),
-        (CASE_CHECK, workflow.on_case_check),
     ):
         service.on_timer(kind, handler, prefetch=complaint_of)
+    service.on_timer(
+        CASE_CHECK,
+        workflow.on_case_check,
+        prefetch={
+            **complaint_of,
+            storage.CASES_BY_ORDER: lambda timer: timer["payload"]["order_id"],
+            storage.CASES_BY_TARGET: lambda timer: timer["payload"].get("target_keys"),
+        },
+    )
     service.publishes(HOTLINE_EVENTS, SUPERVISION_LEADS, NOTIFY_REQUESTS, AUDIT_EVENTS)
     service.provide(workflow)
     service.routes(api.router)

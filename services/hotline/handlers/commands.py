@@ -151,7 +151,14 @@ class UnitCommands(LeadDetectors):
         if confirmed:
             check_at = case_check_due(acting["at"], self.settings.case_deadline_days)
             case_check = timer_id("case-check", complaint.id)
-            await self._schedule(uow, complaint, case_check, CASE_CHECK, check_at)
+            await self._schedule(
+                uow,
+                complaint,
+                case_check,
+                CASE_CHECK,
+                check_at,
+                target_keys=list(complaint.target_keys),  # what its check looks cases up by
+            )
 
     async def reclassify(
         self, uow: UnitOfWork, complaint: Complaint, category: str, by: str, at: dt.datetime
