@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import Metric
 from pymongo import AsyncMongoClient
 from rich.progress import Progress
@@ -41,6 +41,7 @@ from devtools.demo.generator import DemoGenerator
 from devtools.embedded import (
     Clients,
     client_of,
+    empty_topic,
     free_port,
     trim_consumed,
     wait_drained,
@@ -812,21 +813,6 @@ class BenchPlan:
             e for _, e in DemoGenerator(seed=seed, start=start).events(self.n_orders, self.n_cases)
         ]
         return events if self.events is None else events[: self.events]
-
-
-async def empty_topic(bootstrap: str, topic: str) -> None:
-    """Delete every record of ``topic`` (its offsets stay: the next record takes the next one)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await admin.start()
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        ends = await consumer.end_offsets(partitions)
-        await admin.delete_records({tp: RecordsToDelete(o) for tp, o in ends.items()}, 30_000)
-    finally:
-        await consumer.stop()
-        await admin.close()
 
 
 async def raw_baselines(

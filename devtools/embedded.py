@@ -329,6 +329,15 @@ async def trim_consumed(bootstrap: str, groups: list[str], prefix: str = "") -> 
         return sum(o - starts[tp] for tp, o in upto.items())
 
 
+async def empty_topic(bootstrap: str, topic: str) -> None:
+    """Delete every record of ``topic`` (its offsets stay: the next record takes the next one);
+    the benchmark's raw topic once measured (see :func:`trim_consumed` for why)."""
+    async with _lag_clients(bootstrap) as (admin, consumer):
+        partitions = [TopicPartition(topic, p) for p in await _partitions(consumer, topic)]
+        ends = await consumer.end_offsets(partitions)
+        await admin.delete_records({tp: RecordsToDelete(o) for tp, o in ends.items()}, 30_000)
+
+
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     """The topic's partitions, asking the broker when the client's metadata lacks them."""
     await consumer._client.force_metadata_update()

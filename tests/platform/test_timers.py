@@ -11,8 +11,10 @@ import pytest
 
 from shared.clock import ManualClock
 from shared.mongo import Document
+from shared.outbox import outbox_events
 from shared.service import Service
 from shared.settings import ServiceSettings
+from shared.timers import TIMERS
 from shared.topics import CASEREVIEW_EVENTS
 from shared.unit_of_work import UnitOfWork
 from tests.helpers import KafkaTap, eventually
@@ -256,8 +258,6 @@ async def test_cancels_of_a_unit_go_as_one_statement_and_create_nothing(
 ) -> None:
     """A step that moves a deadline cancels two timers, one of which often never existed:
     one statement for all of a unit's cancels, which creates no timer."""
-    from shared.timers import TIMERS
-
     clock = ManualClock(T0)
     async with build_alarm(settings_for(AlarmSettings), clock).running() as svc:
         for name in ("a", "b", "keep"):
@@ -283,8 +283,6 @@ async def test_a_timer_its_handler_arms_again_stays_armed_and_counts_the_firing(
     """The wheel's flip to ``fired`` is written at commit, before the handler's own timer
     writes: a handler that schedules its timer again (a reminder that repeats) leaves it
     pending, and the firing is counted."""
-    from shared.timers import TIMERS
-
     clock = ManualClock(T0)
     svc = Service(settings_for(AlarmSettings), clock=clock)
 
@@ -318,9 +316,6 @@ async def test_a_timer_scheduled_already_due_fires_in_the_unit_that_scheduled_it
 ) -> None:
     """A backlog or a replay schedules deadlines already past: the unit fires them itself,
     committed with its own writes, instead of a second transaction after the commit."""
-    from shared.outbox import outbox_events
-    from shared.timers import TIMERS
-
     clock = ManualClock(T0)
     async with build_alarm(settings_for(AlarmSettings, timers_run=True), clock).running() as svc:
 
@@ -349,8 +344,6 @@ async def test_due_timers_a_fired_timer_schedules_fire_too_and_one_it_re_arms_st
 ) -> None:
     """办结超期 arms 超期通报, both past in a replay: one unit fires the chain; a handler that
     arms its own timer again leaves it pending with the firing counted (and not fired twice)."""
-    from shared.timers import TIMERS
-
     clock = ManualClock(T0)
     svc = Service(settings_for(AlarmSettings, timers_run=True), clock=clock)
     order: list[str] = []
@@ -385,8 +378,6 @@ async def test_a_due_timer_that_fails_in_its_unit_is_left_to_the_wheel(
 ) -> None:
     """Its failure is the timer's, not the work's: the unit commits again without firing it
     (its own writes once), and the wheel fires it with its bounded retries."""
-    from shared.timers import TIMERS
-
     clock = ManualClock(T0)
     svc = Service(settings_for(AlarmSettings, timers_run=True), clock=clock)
     calls: list[str] = []
@@ -417,8 +408,6 @@ async def test_a_due_timer_that_fails_in_its_unit_is_left_to_the_wheel(
 async def test_without_fire_at_commit_the_wheel_fires_a_due_timer(
     settings_for: Callable[..., AlarmSettings],
 ) -> None:
-    from shared.timers import TIMERS
-
     clock = ManualClock(T0)
     settings = settings_for(AlarmSettings, timers_run=True, timers_fire_at_commit=False)
     async with build_alarm(settings, clock).running() as svc:
@@ -433,8 +422,6 @@ async def test_a_due_timer_whose_writes_fail_at_commit_is_left_to_the_wheel(
 ) -> None:
     """The timer's writes go with the unit's at commit: a write only the timer's handler made
     (a duplicate insert here) fails the unit, which then commits again without the timer."""
-    from shared.timers import TIMERS
-
     clock = ManualClock(T0)
     svc = Service(settings_for(AlarmSettings, timers_run=True), clock=clock)
     calls: list[str] = []
